@@ -1,0 +1,26 @@
+//! Nexus storage: blob identities (chunked SHA-256 Merkle roots), the chain of signed
+//! blocks that registers blobs, BLS proposer keys, and the fjall store that keeps both.
+//!
+//! Everything read from disk or received from a peer is checked against its BlobId or its
+//! proposer's signature before it is used; the store accepts only [`VerifiedBlock`]s and
+//! chunks whose Merkle proofs hold.
+
+pub mod blob;
+pub mod block;
+mod bytes;
+pub mod keys;
+pub mod merkle;
+pub mod store;
+
+pub use blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex, CHUNK_SIZE};
+pub use block::{
+    BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError,
+    InclusionProof, StoragePolicy, VerifiedBlock, MAX_REGISTRATIONS_PER_BLOCK,
+};
+pub use bytes::ParseBytesError;
+pub use keys::{KeyError, PublicKey, Signature, SigningKey};
+pub use merkle::{Digest, MerkleProof, MerkleTree};
+pub use store::{
+    AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, Store,
+    StoreError, StoreStats, StoredChunk,
+};

@@ -1,0 +1,284 @@
+//! The node's durable state in one fjall database: blobs (chunks and their Merkle proofs),
+//! and the chain of blocks that registers them.
+//!
+//! Keyspaces: `blobs` (BlobId → record), `chunks` (seq‖index → bytes, key-value separated),
+//! `proofs` (seq‖index → Merkle path), `uploads` (seq of uploads in progress), `blocks`
+//! (height → block), `registered` (BlobId → height‖index), `meta` (counters). Every write
+//! that is acknowledged to a caller is persisted with `PersistMode::SyncData` first.
+
+mod blobs;
+mod chain;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
+use serde::{Deserialize, Serialize};
+
+pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk};
+pub use chain::AppendError;
+
+use crate::blob::{BlobId, ChunkError, ChunkIndex};
+use crate::block::Header;
+
+/// A failure of the store itself (as opposed to bad input from a caller or a peer).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage engine failed (I/O error, poisoned journal...).
+    #[error("storage engine failure: {0}")]
+    Engine(#[from] fjall::Error),
+    /// Writing would exceed the node's configured capacity.
+    #[error("disk quota exceeded: {needed} more bytes needed but only {available} of the {capacity}-byte capacity are free")]
+    QuotaExceeded {
+        /// Configured capacity in bytes.
+        capacity: u64,
+        /// Free bytes before the write.
+        available: u64,
+        /// Bytes the write needs.
+        needed: u64,
+    },
+    /// A stored record could not be decoded.
+    #[error("corrupt record in keyspace {keyspace}: {reason}")]
+    CorruptRecord {
+        /// Where.
+        keyspace: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// A blob too large to index (more than `u32::MAX` chunks).
+    #[error(transparent)]
+    Layout(#[from] ChunkError),
+}
+
+/// What the store knows about one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// Local key prefix of the blob's chunks.
+    seq: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// True once every chunk and proof is stored and persisted.
+    pub complete: bool,
+}
+
+/// Counts and sizes for status reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Blobs held whole.
+    pub blobs_complete: u64,
+    /// Blobs still being replicated or repaired.
+    pub blobs_partial: u64,
+    /// Bytes of blob content reserved against the capacity.
+    pub used_bytes: u64,
+    /// The configured capacity, if any.
+    pub capacity: Option<u64>,
+    /// Bytes the database occupies on disk.
+    pub disk_bytes: u64,
+}
+
+#[derive(Clone)]
+struct Keyspaces {
+    blobs: Keyspace,
+    chunks: Keyspace,
+    proofs: Keyspace,
+    uploads: Keyspace,
+    blocks: Keyspace,
+    registered: Keyspace,
+    meta: Keyspace,
+}
+
+struct Shared {
+    capacity: Option<u64>,
+    used: AtomicU64,
+    next_seq: Mutex<u64>,
+    tip: RwLock<Option<Header>>,
+    /// Serialises block appends so the tip check and the write are atomic.
+    append: Mutex<()>,
+}
+
+/// Handle to the store; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+    ks: Keyspaces,
+    shared: Arc<Shared>,
+}
+
+const NEXT_SEQ_KEY: &[u8] = b"next_seq";
+
+fn chunk_key(seq: u64, index: ChunkIndex) -> [u8; 12] {
+    let mut k = [0; 12];
+    k[..8].copy_from_slice(&seq.to_be_bytes());
+    k[8..].copy_from_slice(&index.0.to_be_bytes());
+    k
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(keyspace: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::CorruptRecord {
+        keyspace,
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding our own plain structs into a Vec cannot fail.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. `capacity` caps the bytes of blob content
+    /// kept. Uploads interrupted by a crash are discarded here.
+    pub fn open(dir: &Path, capacity: Option<u64>) -> Result<Store, StoreError> {
+        let db = Database::builder(dir).open()?;
+        let plain = KeyspaceCreateOptions::default;
+        let ks = Keyspaces {
+            blobs: db.keyspace("blobs", plain)?,
+            chunks: db.keyspace("chunks", || {
+                KeyspaceCreateOptions::default()
+                    .with_kv_separation(Some(KvSeparationOptions::default()))
+            })?,
+            proofs: db.keyspace("proofs", plain)?,
+            uploads: db.keyspace("uploads", plain)?,
+            blocks: db.keyspace("blocks", plain)?,
+            registered: db.keyspace("registered", plain)?,
+            meta: db.keyspace("meta", plain)?,
+        };
+        let next_seq = match ks.meta.get(NEXT_SEQ_KEY)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                StoreError::CorruptRecord {
+                    keyspace: "meta",
+                    reason: "next_seq is not 8 bytes".into(),
+                }
+            })?),
+            None => 0,
+        };
+        let store = Store {
+            db,
+            ks,
+            shared: Arc::new(Shared {
+                capacity,
+                used: AtomicU64::new(0),
+                next_seq: Mutex::new(next_seq),
+                tip: RwLock::new(None),
+                append: Mutex::new(()),
+            }),
+        };
+        store.discard_interrupted_uploads()?;
+        let mut used = 0u64;
+        for item in store.ks.blobs.iter() {
+            let (_, v) = item.into_inner()?;
+            used = used.saturating_add(decode::<BlobRecord>("blobs", &v)?.size);
+        }
+        store.shared.used.store(used, Ordering::SeqCst);
+        store.load_tip()?;
+        Ok(store)
+    }
+
+    /// Forces everything written so far to disk.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        Ok(self.db.persist(PersistMode::SyncData)?)
+    }
+
+    /// Counts and sizes for status reports.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let (mut complete, mut partial) = (0, 0);
+        for item in self.ks.blobs.iter() {
+            let (_, v) = item.into_inner()?;
+            if decode::<BlobRecord>("blobs", &v)?.complete {
+                complete += 1;
+            } else {
+                partial += 1;
+            }
+        }
+        Ok(StoreStats {
+            blobs_complete: complete,
+            blobs_partial: partial,
+            used_bytes: self.shared.used.load(Ordering::SeqCst),
+            capacity: self.shared.capacity,
+            disk_bytes: self.db.disk_space()?,
+        })
+    }
+
+    /// Reserves `bytes` against the capacity, or fails with `QuotaExceeded`.
+    fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
+        let used = &self.shared.used;
+        let Some(capacity) = self.shared.capacity else {
+            used.fetch_add(bytes, Ordering::SeqCst);
+            return Ok(());
+        };
+        used.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+            u.checked_add(bytes).filter(|total| *total <= capacity)
+        })
+        .map(|_| ())
+        .map_err(|u| StoreError::QuotaExceeded {
+            capacity,
+            available: capacity.saturating_sub(u),
+            needed: bytes,
+        })
+    }
+
+    fn release(&self, bytes: u64) {
+        let _ = self
+            .shared
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+
+    /// Allocates a fresh local key prefix, persisting the counter in `batch`.
+    fn allocate_seq(&self, batch: &mut fjall::OwnedWriteBatch) -> u64 {
+        let mut next = self.shared.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = *next;
+        *next += 1;
+        batch.insert(&self.ks.meta, NEXT_SEQ_KEY, next.to_be_bytes().to_vec());
+        seq
+    }
+
+    /// Removes every chunk and proof stored under `seq`.
+    fn delete_seq(&self, seq: u64) -> Result<(), StoreError> {
+        let prefix = seq.to_be_bytes();
+        let mut batch = self.db.batch();
+        for item in self.ks.proofs.prefix(prefix) {
+            batch.remove(&self.ks.proofs, item.key()?);
+        }
+        for item in self.ks.chunks.prefix(prefix) {
+            batch.remove(&self.ks.chunks, item.key()?);
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn discard_interrupted_uploads(&self) -> Result<(), StoreError> {
+        let seqs: Vec<_> = self
+            .ks
+            .uploads
+            .iter()
+            .map(|item| item.key())
+            .collect::<Result<_, _>>()?;
+        for key in seqs {
+            let seq = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| {
+                StoreError::CorruptRecord {
+                    keyspace: "uploads",
+                    reason: "key is not 8 bytes".into(),
+                }
+            })?);
+            self.delete_seq(seq)?;
+            self.ks.uploads.remove(key)?;
+        }
+        self.persist()
+    }
+
+    /// The record of `id`, if the store has (part of) it.
+    pub fn blob(&self, id: &BlobId) -> Result<Option<BlobRecord>, StoreError> {
+        self.ks
+            .blobs
+            .get(id.0)?
+            .map(|v| decode("blobs", &v))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests;

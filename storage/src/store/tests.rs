@@ -1,0 +1,173 @@
+//! Store tests on a real fjall database in a temporary directory.
+
+use super::*;
+use crate::blob::CHUNK_SIZE;
+use crate::block::{BlobRegistration, Block, Height, StoragePolicy};
+use crate::keys::SigningKey;
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect()
+}
+
+fn ingest(store: &Store, bytes: &[u8]) -> crate::store::Ingested {
+    let mut w = store.ingest().expect("ingest");
+    for piece in bytes.chunks(100_000) {
+        w.write(piece).expect("write");
+    }
+    w.finish().expect("finish")
+}
+
+fn read_all(store: &Store, id: &BlobId) -> Vec<u8> {
+    let record = store.blob(id).expect("read").expect("known");
+    let layout = crate::blob::BlobLayout::new(record.size).expect("layout");
+    layout
+        .indices()
+        .flat_map(|i| store.read_chunk(id, i).expect("chunk").data)
+        .collect()
+}
+
+#[test]
+fn ingest_read_back_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = data(3 * CHUNK_SIZE + 17, 1);
+    let id = {
+        let store = Store::open(dir.path(), None).expect("open");
+        let out = ingest(&store, &bytes);
+        assert_eq!(out.blob_id, BlobId::of(&bytes));
+        assert!(out.newly_stored);
+        assert_eq!(read_all(&store, &out.blob_id), bytes);
+        assert!(!ingest(&store, &bytes).newly_stored, "second copy is deduplicated");
+        out.blob_id
+    };
+    let store = Store::open(dir.path(), None).expect("reopen");
+    assert_eq!(read_all(&store, &id), bytes);
+    assert_eq!(store.stats().expect("stats").blobs_complete, 1);
+    assert_eq!(store.stats().expect("stats").used_bytes, bytes.len() as u64);
+}
+
+#[test]
+fn empty_blob_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let out = ingest(&store, &[]);
+    assert_eq!(out.blob_id, BlobId::of(&[]));
+    assert_eq!(read_all(&store, &out.blob_id), Vec::<u8>::new());
+}
+
+#[test]
+fn unfinished_upload_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), None).expect("open");
+        let mut w = store.ingest().expect("ingest");
+        w.write(&data(2 * CHUNK_SIZE, 2)).expect("write");
+        // Simulate a crash: the writer neither finishes nor cleans up.
+        w.abandon_for_test();
+        store.persist().expect("persist");
+    }
+    let store = Store::open(dir.path(), None).expect("reopen");
+    let stats = store.stats().expect("stats");
+    assert_eq!((stats.blobs_complete, stats.blobs_partial, stats.used_bytes), (0, 0, 0));
+    assert_eq!(store.ks.chunks.iter().count(), 0, "orphan chunks were discarded");
+}
+
+#[test]
+fn quota_is_enforced_and_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), Some(CHUNK_SIZE as u64)).expect("open");
+    let mut w = store.ingest().expect("ingest");
+    let err = w.write(&data(CHUNK_SIZE + 1, 3)).expect_err("over quota");
+    assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");
+    drop(w);
+    assert_eq!(store.stats().expect("stats").used_bytes, 0);
+    ingest(&store, &data(CHUNK_SIZE, 3));
+}
+
+#[test]
+fn corrupt_chunk_is_detected_and_can_be_repaired_from_a_replica() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let bytes = data(2 * CHUNK_SIZE, 4);
+    let id = ingest(&store, &bytes).blob_id;
+    let good = store.read_chunk(&id, ChunkIndex(1)).expect("good");
+    let mut bad = good.data.clone();
+    bad[5] ^= 1;
+    store.corrupt_chunk_for_test(&id, ChunkIndex(1), &bad);
+    assert!(matches!(
+        store.read_chunk(&id, ChunkIndex(1)),
+        Err(ReadChunkError::Corrupt(_))
+    ));
+    store.discard_chunk(&id, ChunkIndex(1)).expect("discard");
+    assert_eq!(store.missing_chunks(&id).expect("missing"), vec![ChunkIndex(1)]);
+    assert!(!store.blob(&id).expect("blob").expect("known").complete);
+    // A wrong chunk from a peer is refused; the right one repairs the blob.
+    assert!(matches!(
+        store.put_chunk(&id, ChunkIndex(1), &bad, &good.proof),
+        Err(PutChunkError::Invalid(_))
+    ));
+    store
+        .put_chunk(&id, ChunkIndex(1), &good.data, &good.proof)
+        .expect("repair");
+    assert!(store.complete_replica(&id).expect("complete"));
+    assert_eq!(read_all(&store, &id), bytes);
+}
+
+#[test]
+fn replica_fills_chunk_by_chunk_and_survives_reopen() {
+    let (src_dir, dst_dir) = (tempfile::tempdir().expect("t"), tempfile::tempdir().expect("t"));
+    let src = Store::open(src_dir.path(), None).expect("open");
+    let bytes = data(4 * CHUNK_SIZE + 3, 5);
+    let id = ingest(&src, &bytes).blob_id;
+    let reg = BlobRegistration {
+        blob_id: id,
+        size: bytes.len() as u64,
+        policy: StoragePolicy::Replicated,
+    };
+    {
+        let dst = Store::open(dst_dir.path(), None).expect("open");
+        dst.begin_replica(&reg).expect("begin");
+        for i in [0, 2] {
+            let c = src.read_chunk(&id, ChunkIndex(i)).expect("chunk");
+            dst.put_chunk(&id, ChunkIndex(i), &c.data, &c.proof).expect("put");
+        }
+        assert!(!dst.complete_replica(&id).expect("incomplete"));
+        dst.persist().expect("persist");
+    }
+    let dst = Store::open(dst_dir.path(), None).expect("reopen");
+    let missing = dst.missing_chunks(&id).expect("missing");
+    assert_eq!(missing, vec![ChunkIndex(1), ChunkIndex(3), ChunkIndex(4)]);
+    for i in missing {
+        let c = src.read_chunk(&id, i).expect("chunk");
+        dst.put_chunk(&id, i, &c.data, &c.proof).expect("put");
+    }
+    assert!(dst.complete_replica(&id).expect("complete"));
+    assert_eq!(read_all(&dst, &id), bytes);
+}
+
+#[test]
+fn chain_appends_only_children_and_indexes_registrations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = SigningKey::from_seed(&[9; 32]);
+    let reg = |i: u8| BlobRegistration {
+        blob_id: BlobId::of(&[i]),
+        size: 1,
+        policy: StoragePolicy::Replicated,
+    };
+    {
+        let store = Store::open(dir.path(), None).expect("open");
+        let genesis = Block::propose(&key, None, 1, vec![]).expect("genesis");
+        let b1 = Block::propose(&key, Some(&genesis.header), 2, vec![reg(1), reg(2)]).expect("b1");
+        assert!(matches!(store.append_block(&b1), Err(AppendError::NotNext { .. })));
+        store.append_block(&genesis).expect("genesis");
+        store.append_block(&b1).expect("b1");
+        assert!(store.append_block(&b1).is_err(), "same block twice");
+        assert_eq!(store.unreplicated().expect("list").len(), 2);
+    }
+    let store = Store::open(dir.path(), None).expect("reopen");
+    assert_eq!(store.tip().map(|t| t.height), Some(Height(1)));
+    let proof = store.inclusion_proof(&reg(2).blob_id).expect("read").expect("registered");
+    assert_eq!(proof.verify(&reg(2).blob_id, &key.public()), Ok(()));
+    assert_eq!(store.blocks_from(Height(0), 10).expect("range").len(), 2);
+    assert_eq!(store.blocks_from(Height(1), 10).expect("range").len(), 1);
+    assert!(store.inclusion_proof(&reg(3).blob_id).expect("read").is_none());
+}
