@@ -1,0 +1,89 @@
+//! The composed libp2p behaviour. Field order is deliberate: the block list and connection
+//! limits come first because they can deny a connection before anything else sees it.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    allow_block_list, connection_limits, gossipsub, identify, kad, ping, request_response,
+    StreamProtocol,
+};
+use nexus_storage::Digest;
+
+use crate::codec::CappedCodec;
+use crate::protocol::blocks::{self, BlockRequest, BlockResponse};
+use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
+use crate::protocol::gossip::MAX_GOSSIP_SIZE;
+
+/// Kademlia protocol name private to Nexus networks.
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/nexus/kad/1.0.0");
+/// Identify protocol version string.
+const IDENTIFY_VERSION: &str = "/nexus/id/1.0.0";
+/// Most connections in total, and per peer.
+const MAX_CONNECTIONS: u32 = 256;
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) chunks: request_response::Behaviour<CappedCodec<ChunkRequest, ChunkResponse>>,
+    pub(crate) blocks: request_response::Behaviour<CappedCodec<BlockRequest, BlockResponse>>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, request_timeout: Duration) -> Result<Self, BoxError> {
+        let peer_id = key.public().to_peer_id();
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_GOSSIP_SIZE)
+            .heartbeat_interval(Duration::from_millis(700))
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(Digest::of(&[m.topic.as_str().as_bytes(), &m.data]).0.to_vec())
+            })
+            .build()?;
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
+                .map_err(BoxError::from)?;
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(KAD_PROTOCOL),
+        );
+        kad.set_mode(Some(kad::Mode::Server));
+        let rr_config = request_response::Config::default().with_request_timeout(request_timeout);
+        Ok(Behaviour {
+            blocked: Default::default(),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+            ),
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_VERSION.to_string(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+            kad,
+            gossipsub,
+            chunks: request_response::Behaviour::with_codec(
+                CappedCodec::new(chunks::CAPS),
+                [(chunks::PROTOCOL, request_response::ProtocolSupport::Full)],
+                rr_config.clone(),
+            ),
+            blocks: request_response::Behaviour::with_codec(
+                CappedCodec::new(blocks::CAPS),
+                [(blocks::PROTOCOL, request_response::ProtocolSupport::Full)],
+                rr_config,
+            ),
+        })
+    }
+}

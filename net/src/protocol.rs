@@ -1,0 +1,8 @@
+//! The wire protocols: message types, protocol ids and size caps, one module each.
+
+pub mod blocks;
+pub mod chunks;
+pub mod gossip;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! Every wire decoder: round trips, and malformed input yields an error, never a panic.
+
+use nexus_storage::{
+    BlobId, BlobRegistration, Block, ChunkIndex, Height, MerkleProof, SigningKey, StoragePolicy,
+};
+use proptest::prelude::*;
+
+use super::blocks::{self, BlockRequest, BlockResponse};
+use super::chunks::{self, ChunkRequest, ChunkResponse};
+use super::gossip::{GossipMessage, RegistrationSubmission, MAX_GOSSIP_SIZE};
+use crate::codec::{decode, encode};
+
+fn sample_block() -> Block {
+    let key = SigningKey::from_seed(&[1; 32]);
+    let g = Block::propose(&key, None, 5, vec![]).expect("genesis");
+    let reg = BlobRegistration {
+        blob_id: BlobId::of(b"x"),
+        size: 1,
+        policy: StoragePolicy::Replicated,
+    };
+    Block::propose(&key, Some(&g.header), 6, vec![reg])
+        .expect("block")
+        .into_inner()
+}
+
+fn samples() -> Vec<(Vec<u8>, &'static str)> {
+    let block = sample_block();
+    vec![
+        (
+            encode(&ChunkRequest {
+                blob_id: BlobId::of(b"a"),
+                index: ChunkIndex(3),
+            }),
+            "chunk request",
+        ),
+        (
+            encode(&ChunkResponse::Chunk {
+                data: vec![1, 2, 3],
+                proof: MerkleProof {
+                    siblings: vec![nexus_storage::Digest::ZERO],
+                },
+            }),
+            "chunk response",
+        ),
+        (
+            encode(&BlockRequest {
+                from: Height(2),
+                max: 4,
+            }),
+            "block request",
+        ),
+        (
+            encode(&BlockResponse {
+                blocks: vec![block.clone()],
+            }),
+            "block response",
+        ),
+        (encode(&GossipMessage::Block(block.clone())), "gossip block"),
+        (
+            encode(&GossipMessage::Registration(RegistrationSubmission {
+                registration: block.registrations[0],
+                nonce: 9,
+            })),
+            "gossip registration",
+        ),
+    ]
+}
+
+/// Decodes `bytes` with every decoder, discarding results: must never panic.
+fn decode_everything(bytes: &[u8]) {
+    let _ = decode::<ChunkRequest>(bytes, chunks::CAPS.request);
+    let _ = decode::<ChunkResponse>(bytes, chunks::CAPS.response);
+    let _ = decode::<BlockRequest>(bytes, blocks::CAPS.request);
+    let _ = decode::<BlockResponse>(bytes, blocks::CAPS.response);
+    let _ = decode::<GossipMessage>(bytes, MAX_GOSSIP_SIZE);
+}
+
+#[test]
+fn valid_messages_round_trip() {
+    let block = sample_block();
+    let bytes = encode(&BlockResponse {
+        blocks: vec![block.clone()],
+    });
+    let back: BlockResponse = decode(&bytes, blocks::CAPS.response).expect("decode");
+    assert_eq!(back.blocks, vec![block]);
+    for (bytes, what) in samples() {
+        decode_everything(&bytes);
+        for cut in 0..bytes.len() {
+            decode_everything(&bytes[..cut]);
+        }
+        assert!(!bytes.is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn truncated_chunk_response_is_an_error() {
+    let bytes = encode(&ChunkResponse::Chunk {
+        data: vec![7; 100],
+        proof: MerkleProof { siblings: vec![] },
+    });
+    for cut in 0..bytes.len() {
+        assert!(decode::<ChunkResponse>(&bytes[..cut], chunks::CAPS.response).is_err());
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        decode_everything(&bytes);
+    }
+
+    #[test]
+    fn mutated_messages_never_panic(which in 0usize..6, pos in any::<usize>(), byte in any::<u8>()) {
+        let (mut bytes, _) = samples().swap_remove(which);
+        let at = pos % bytes.len();
+        bytes[at] = byte;
+        decode_everything(&bytes);
+    }
+}

@@ -1,0 +1,500 @@
+//! The network service: a cloneable [`Network`] handle that sends commands, and an event
+//! loop task that owns the swarm and reports what peers ask and announce as
+//! [`NetworkEvent`]s. Business decisions (what to serve, what a block means) stay with the
+//! receiver of the events.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::codec::{decode, encode};
+use crate::protocol::blocks::{BlockRequest, BlockResponse};
+use crate::protocol::chunks::{ChunkRequest, ChunkResponse};
+use crate::protocol::gossip::{GossipMessage, BLOCKS_TOPIC, MAX_GOSSIP_SIZE, REGISTRATIONS_TOPIC};
+
+/// How a node joins the network.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The node's identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (and again whenever the node has no peers), including
+    /// `/dns4/`, `/dns6/` and `/dnsaddr/` addresses.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Deadline of one request-response exchange.
+    pub request_timeout: Duration,
+}
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The transport could not be built.
+    #[error("cannot build the libp2p transport: {0}")]
+    Transport(String),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a request to a peer produced no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The network service has stopped.
+    #[error("the network service has stopped")]
+    Stopped,
+    /// The exchange failed (timeout, connection lost, malformed response...).
+    #[error("request to {peer} failed: {reason}")]
+    Failed {
+        /// The peer.
+        peer: PeerId,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Why a gossip message was not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The network service has stopped.
+    #[error("the network service has stopped")]
+    Stopped,
+    /// No peer subscribes to the topic yet.
+    #[error("no peer to publish to")]
+    NoPeers,
+    /// Gossipsub refused the message.
+    #[error("publish failed: {0}")]
+    Failed(String),
+}
+
+/// The answer slot of an inbound request; dropping it sends nothing (the peer times out).
+#[derive(Debug)]
+pub struct Reply<T>(oneshot::Sender<T>);
+
+impl<T> Reply<T> {
+    /// Sends the response to the peer.
+    pub fn send(self, response: T) {
+        let _ = self.0.send(response);
+    }
+}
+
+/// Identifies a received gossip message for [`Network::report`].
+#[derive(Debug, Clone)]
+pub struct GossipId {
+    message_id: MessageId,
+    source: PeerId,
+}
+
+impl GossipId {
+    /// The peer that forwarded the message.
+    pub fn source(&self) -> PeerId {
+        self.source
+    }
+}
+
+/// Verdict on a gossip message: only accepted messages are forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// Valid: forward it.
+    Accept,
+    /// Not useful (duplicate, stale): drop without penalty.
+    Ignore,
+    /// Invalid: drop and penalise the sender in gossipsub's scoring.
+    Reject,
+}
+
+/// What the network reports to the node.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A peer asks for a chunk.
+    ChunkRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: ChunkRequest,
+        /// Where to answer.
+        reply: Reply<ChunkResponse>,
+    },
+    /// A peer asks for blocks.
+    BlockRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: BlockRequest,
+        /// Where to answer.
+        reply: Reply<BlockResponse>,
+    },
+    /// A decoded gossip message waiting for a [`Validation`] via [`Network::report`].
+    Gossip {
+        /// Handle for reporting.
+        id: GossipId,
+        /// The message.
+        message: GossipMessage,
+    },
+    /// A connection to a new peer was established.
+    PeerConnected(PeerId),
+}
+
+/// A snapshot of the node's network state.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    /// This node's peer id.
+    pub peer_id: PeerId,
+    /// Addresses it listens on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Connected peers.
+    pub connected: Vec<PeerId>,
+    /// Peers dropped for sending invalid data.
+    pub banned: Vec<PeerId>,
+}
+
+enum Command {
+    RequestChunk(PeerId, ChunkRequest, oneshot::Sender<Result<ChunkResponse, RequestError>>),
+    RequestBlocks(PeerId, BlockRequest, oneshot::Sender<Result<BlockResponse, RequestError>>),
+    Publish(GossipMessage, oneshot::Sender<Result<(), PublishError>>),
+    Report(GossipId, Validation),
+    Penalise(PeerId),
+    Info(oneshot::Sender<NetworkInfo>),
+}
+
+/// Handle to the running network service; clone it freely. The service stops when every
+/// handle is dropped.
+#[derive(Clone)]
+pub struct Network {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl Network {
+    /// Builds the swarm, binds the listen addresses, dials the bootstrap peers and spawns
+    /// the event loop on the current tokio runtime.
+    pub fn start(config: NetworkConfig) -> Result<(Network, mpsc::Receiver<NetworkEvent>), StartError> {
+        let transport_err = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string());
+        let timeout = config.request_timeout;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| transport_err(&e))?
+            .with_dns()
+            .map_err(|e| transport_err(&e))?
+            .with_behaviour(|key| Behaviour::new(key, timeout))
+            .map_err(|e| transport_err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .build();
+        for topic in [BLOCKS_TOPIC, REGISTRATIONS_TOPIC] {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&IdentTopic::new(topic))
+                .map_err(|e| transport_err(&e))?;
+        }
+        for addr in &config.listen {
+            swarm.listen_on(addr.clone()).map_err(|e| StartError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let (commands, command_rx) = mpsc::channel(1024);
+        let (event_tx, events) = mpsc::channel(1024);
+        let peer_id = *swarm.local_peer_id();
+        let mut event_loop = EventLoop {
+            swarm,
+            commands: command_rx,
+            events: event_tx,
+            bootstrap: config.bootstrap,
+            pending_chunks: HashMap::new(),
+            pending_blocks: HashMap::new(),
+            replies: FuturesUnordered::new(),
+            banned: HashSet::new(),
+            listen_addrs: Vec::new(),
+        };
+        event_loop.dial_bootstrap();
+        tokio::spawn(event_loop.run());
+        Ok((Network { commands, peer_id }, events))
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Asks `peer` for a chunk. The response is unverified.
+    pub async fn request_chunk(&self, peer: PeerId, request: ChunkRequest) -> Result<ChunkResponse, RequestError> {
+        self.call(|tx| Command::RequestChunk(peer, request, tx))
+            .await
+            .unwrap_or(Err(RequestError::Stopped))
+    }
+
+    /// Asks `peer` for blocks. The response is unverified.
+    pub async fn request_blocks(&self, peer: PeerId, request: BlockRequest) -> Result<BlockResponse, RequestError> {
+        self.call(|tx| Command::RequestBlocks(peer, request, tx))
+            .await
+            .unwrap_or(Err(RequestError::Stopped))
+    }
+
+    /// Publishes a message on its gossip topic.
+    pub async fn publish(&self, message: GossipMessage) -> Result<(), PublishError> {
+        self.call(|tx| Command::Publish(message, tx))
+            .await
+            .unwrap_or(Err(PublishError::Stopped))
+    }
+
+    /// Reports the validation result of a received gossip message.
+    pub async fn report(&self, id: GossipId, validation: Validation) {
+        let _ = self.commands.send(Command::Report(id, validation)).await;
+    }
+
+    /// Drops `peer` for sending invalid data: closes its connections and refuses new ones.
+    pub async fn penalise(&self, peer: PeerId) {
+        let _ = self.commands.send(Command::Penalise(peer)).await;
+    }
+
+    /// Current peers and addresses, or `None` if the service stopped.
+    pub async fn info(&self) -> Option<NetworkInfo> {
+        self.call(Command::Info).await
+    }
+}
+
+enum PendingReply {
+    Chunk(ResponseChannel<ChunkResponse>, Option<ChunkResponse>),
+    Blocks(ResponseChannel<BlockResponse>, Option<BlockResponse>),
+}
+
+/// Connections beyond which discovered peers are no longer dialled.
+const TARGET_PEERS: usize = 32;
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    bootstrap: Vec<Multiaddr>,
+    pending_chunks: HashMap<OutboundRequestId, oneshot::Sender<Result<ChunkResponse, RequestError>>>,
+    pending_blocks: HashMap<OutboundRequestId, oneshot::Sender<Result<BlockResponse, RequestError>>>,
+    replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
+    banned: HashSet<PeerId>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        let mut maintenance = tokio::time::interval(Duration::from_secs(3));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                Some(reply) = self.replies.next(), if !self.replies.is_empty() => self.send_reply(reply),
+                _ = maintenance.tick() => self.maintain(),
+            }
+        }
+    }
+
+    fn dial_bootstrap(&mut self) {
+        for addr in self.bootstrap.clone() {
+            if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                if self.banned.contains(&peer) {
+                    continue;
+                }
+                let mut base = addr.clone();
+                base.pop();
+                self.swarm.behaviour_mut().kad.add_address(&peer, base);
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, "bootstrap dial failed: {e}");
+            }
+        }
+    }
+
+    fn maintain(&mut self) {
+        let connected = self.swarm.connected_peers().count();
+        if connected == 0 {
+            self.dial_bootstrap();
+        } else if connected < TARGET_PEERS {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    fn send_reply(&mut self, reply: PendingReply) {
+        let b = self.swarm.behaviour_mut();
+        let _ = match reply {
+            PendingReply::Chunk(ch, Some(r)) => b.chunks.send_response(ch, r).is_ok(),
+            PendingReply::Blocks(ch, Some(r)) => b.blocks.send_response(ch, r).is_ok(),
+            _ => false,
+        };
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let b = self.swarm.behaviour_mut();
+        match command {
+            Command::RequestChunk(peer, req, tx) => {
+                let id = b.chunks.send_request(&peer, req);
+                self.pending_chunks.insert(id, tx);
+            }
+            Command::RequestBlocks(peer, req, tx) => {
+                let id = b.blocks.send_request(&peer, req);
+                self.pending_blocks.insert(id, tx);
+            }
+            Command::Publish(message, tx) => {
+                let topic = IdentTopic::new(message.topic());
+                let result = match b.gossipsub.publish(topic, encode(&message)) {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(PublishError::NoPeers),
+                    Err(e) => Err(PublishError::Failed(e.to_string())),
+                };
+                let _ = tx.send(result);
+            }
+            Command::Report(id, validation) => {
+                let acceptance = match validation {
+                    Validation::Accept => MessageAcceptance::Accept,
+                    Validation::Ignore => MessageAcceptance::Ignore,
+                    Validation::Reject => MessageAcceptance::Reject,
+                };
+                b.gossipsub
+                    .report_message_validation_result(&id.message_id, &id.source, acceptance);
+            }
+            Command::Penalise(peer) => {
+                tracing::warn!(%peer, "dropping peer that sent invalid data");
+                self.banned.insert(peer);
+                b.blocked.block_peer(peer);
+                b.gossipsub.blacklist_peer(&peer);
+                b.kad.remove_peer(&peer);
+            }
+            Command::Info(tx) => {
+                let _ = tx.send(NetworkInfo {
+                    peer_id: *self.swarm.local_peer_id(),
+                    listen_addrs: self.listen_addrs.clone(),
+                    connected: self.swarm.connected_peers().copied().collect(),
+                    banned: self.banned.iter().copied().collect(),
+                });
+            }
+        }
+    }
+
+    async fn emit(&mut self, event: NetworkEvent) {
+        // The receiver only goes away at shutdown; then there is nobody left to tell.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                if num_established.get() == 1 {
+                    self.emit(NetworkEvent::PeerConnected(peer_id)).await;
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,
+            _ => {}
+        }
+    }
+
+    async fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        use request_response::{Event as Rr, Message};
+        match event {
+            BehaviourEvent::Chunks(Rr::Message { peer, message, .. }) => match message {
+                Message::Request { request, channel, .. } => {
+                    let (tx, rx) = oneshot::channel();
+                    self.replies
+                        .push(rx.map(|r| PendingReply::Chunk(channel, r.ok())).boxed());
+                    self.emit(NetworkEvent::ChunkRequest { peer, request, reply: Reply(tx) })
+                        .await;
+                }
+                Message::Response { request_id, response } => {
+                    if let Some(tx) = self.pending_chunks.remove(&request_id) {
+                        let _ = tx.send(Ok(response));
+                    }
+                }
+            },
+            BehaviourEvent::Chunks(Rr::OutboundFailure { peer, request_id, error, .. }) => {
+                if let Some(tx) = self.pending_chunks.remove(&request_id) {
+                    let _ = tx.send(Err(RequestError::Failed { peer, reason: error.to_string() }));
+                }
+            }
+            BehaviourEvent::Blocks(Rr::Message { peer, message, .. }) => match message {
+                Message::Request { request, channel, .. } => {
+                    let (tx, rx) = oneshot::channel();
+                    self.replies
+                        .push(rx.map(|r| PendingReply::Blocks(channel, r.ok())).boxed());
+                    self.emit(NetworkEvent::BlockRequest { peer, request, reply: Reply(tx) })
+                        .await;
+                }
+                Message::Response { request_id, response } => {
+                    if let Some(tx) = self.pending_blocks.remove(&request_id) {
+                        let _ = tx.send(Ok(response));
+                    }
+                }
+            },
+            BehaviourEvent::Blocks(Rr::OutboundFailure { peer, request_id, error, .. }) => {
+                if let Some(tx) = self.pending_blocks.remove(&request_id) {
+                    let _ = tx.send(Err(RequestError::Failed { peer, reason: error.to_string() }));
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let id = GossipId { message_id, source: propagation_source };
+                match decode::<GossipMessage>(&message.data, MAX_GOSSIP_SIZE) {
+                    Ok(decoded) if decoded.topic() == message.topic.as_str() => {
+                        self.emit(NetworkEvent::Gossip { id, message: decoded }).await;
+                    }
+                    _ => {
+                        tracing::debug!(peer = %propagation_source, "malformed gossip rejected");
+                        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                            &id.message_id,
+                            &id.source,
+                            MessageAcceptance::Reject,
+                        );
+                    }
+                }
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                let connected = self.swarm.connected_peers().count();
+                if connected < TARGET_PEERS
+                    && !self.swarm.is_connected(&peer)
+                    && !self.banned.contains(&peer)
+                {
+                    let _ = self.swarm.dial(peer);
+                }
+            }
+            _ => {}
+        }
+    }
+}
