@@ -1,1 +1,90 @@
-fn main() {}
+//! `nexus`: the Nexus storage daemon, its command-line client and a local devnet.
+
+mod api;
+mod bench;
+mod cli;
+mod client;
+mod daemon;
+mod devnet;
+mod units;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Nexus: a storage-centric data-availability network.
+#[derive(Debug, Parser)]
+#[command(name = "nexus", version, about)]
+struct Cli {
+    /// HTTP API of the node to talk to.
+    #[arg(long, global = true, env = "NEXUS_NODE", default_value = "http://127.0.0.1:7100")]
+    node: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a storage node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Store a file; prints its blob id, block height and a receipt.
+    Put(cli::PutArgs),
+    /// Fetch a blob into a file, verified against its id.
+    Get(cli::GetArgs),
+    /// Show a node's peers, height, blobs and disk use.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a blob's inclusion proof against the chain's proposer.
+    Verify(cli::VerifyArgs),
+    /// Run a local network of storage nodes on loopback until Ctrl-C.
+    Devnet(devnet::DevnetArgs),
+    /// Measure throughput, catch-up time and memory on a local devnet.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Start the daemon.
+    Start(daemon::StartArgs),
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let client = || client::NodeClient::new(&cli.node);
+    match cli.command {
+        Command::Node { command: NodeCommand::Start(args) } => daemon::run(args).await,
+        Command::Put(args) => cli::put(&client()?, args).await,
+        Command::Get(args) => cli::get(&client()?, args).await,
+        Command::Status { json } => cli::status(&client()?, json).await,
+        Command::Verify(args) => cli::verify(&client()?, args).await,
+        Command::Devnet(args) => devnet::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let verbose = matches!(cli.command, Command::Node { .. });
+    init_logging(if verbose { "info,libp2p_gossipsub=warn" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

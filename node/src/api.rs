@@ -1,0 +1,57 @@
+//! JSON bodies of the HTTP API, shared by the daemon and the CLI client.
+
+use nexus_storage::{BlobId, BlockHash, Height, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// Returned by `PUT /v1/blobs` once the blob is stored, persisted and anchored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Receipt {
+    /// The blob's identity.
+    pub(crate) blob_id: BlobId,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// The block that registers it.
+    pub(crate) height: Height,
+    /// That block's header hash.
+    pub(crate) block_hash: BlockHash,
+    /// Position of the registration in the block.
+    pub(crate) index: u32,
+    /// The proposer that signed the block.
+    pub(crate) proposer: PublicKey,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Status {
+    pub(crate) peer_id: String,
+    pub(crate) listen_addrs: Vec<String>,
+    pub(crate) peers: Vec<String>,
+    pub(crate) banned_peers: Vec<String>,
+    pub(crate) is_proposer: bool,
+    pub(crate) proposer: Option<PublicKey>,
+    pub(crate) genesis: Option<BlockHash>,
+    pub(crate) height: Option<Height>,
+    pub(crate) tip_hash: Option<BlockHash>,
+    pub(crate) blobs_complete: u64,
+    pub(crate) blobs_partial: u64,
+    pub(crate) used_bytes: u64,
+    pub(crate) capacity: Option<u64>,
+    pub(crate) disk_bytes: u64,
+}
+
+/// `GET /v1/blobs/{id}/info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BlobInfo {
+    pub(crate) blob_id: BlobId,
+    pub(crate) size: u64,
+    pub(crate) complete: bool,
+    pub(crate) missing_chunks: u64,
+    pub(crate) registered_at: Option<Height>,
+}
+
+/// Every error response: a machine-readable kind and a sentence for people.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ErrorBody {
+    pub(crate) kind: String,
+    pub(crate) error: String,
+}

@@ -1,0 +1,68 @@
+//! `nexus get BLOBID -o FILE`: streams a blob to a file and checks it against its id.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use nexus_storage::{BlobId, BlobIdBuilder};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::NodeClient;
+use crate::units::ByteSize;
+
+/// Options of `nexus get`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GetArgs {
+    /// The blob's id.
+    pub(crate) blob_id: BlobId,
+    /// Where to write the blob.
+    #[arg(short, long)]
+    pub(crate) output: PathBuf,
+}
+
+/// Downloads `id` into `output` (via `output.partial`, renamed only once the content's
+/// BlobId matches). Returns the size.
+pub(crate) async fn download(client: &NodeClient, id: &BlobId, output: &Path) -> Result<u64> {
+    let url = client.url(&format!("/v1/blobs/{id}"))?;
+    let response = client.send(|http| http.get(url)).await?;
+    let partial = output.with_extension("partial");
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    let mut hasher = BlobIdBuilder::new();
+    let mut stream = response.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                bail!("download of {id} interrupted: {e}");
+            }
+        };
+        hasher.update(&piece);
+        file.write_all(&piece).await?;
+    }
+    file.sync_all().await?;
+    let size = hasher.size();
+    let (got, _, _) = hasher.finish();
+    if got != *id {
+        let _ = tokio::fs::remove_file(&partial).await;
+        bail!("corrupted data: the bytes received hash to {got}, not {id}; nothing was written");
+    }
+    tokio::fs::rename(&partial, output)
+        .await
+        .with_context(|| format!("cannot move the blob to {}", output.display()))?;
+    Ok(size)
+}
+
+/// Runs `nexus get`.
+pub(crate) async fn get(client: &NodeClient, args: GetArgs) -> Result<()> {
+    let size = download(client, &args.blob_id, &args.output).await?;
+    println!(
+        "wrote {} ({}) to {}; content verified against its blob id",
+        args.blob_id,
+        ByteSize(size),
+        args.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `nexus put FILE`: streams a file to a node, which stores it and anchors it in a block.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::io::ReaderStream;
+
+use crate::api::Receipt;
+use crate::client::NodeClient;
+use crate::units::ByteSize;
+
+/// Options of `nexus put`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PutArgs {
+    /// The file to store.
+    pub(crate) file: PathBuf,
+    /// Print the receipt as JSON only.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Uploads `file`; the node answers once the blob is persisted and registered in a block.
+pub(crate) async fn upload(client: &NodeClient, file: &std::path::Path, progress: bool) -> Result<Receipt> {
+    let f = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("file not readable: {}", file.display()))?;
+    let size = f
+        .metadata()
+        .await
+        .with_context(|| format!("file not readable: {}", file.display()))?
+        .len();
+    let bar = if progress && size >= 8 << 20 {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let counted = bar.clone();
+    let stream = ReaderStream::with_capacity(f, 256 * 1024).map(move |piece| {
+        if let Ok(bytes) = &piece {
+            counted.inc(bytes.len() as u64);
+        }
+        piece
+    });
+    let url = client.url("/v1/blobs")?;
+    let response = client
+        .send(|http| {
+            http.put(url)
+                .header(reqwest::header::CONTENT_LENGTH, size)
+                .body(reqwest::Body::wrap_stream(stream))
+        })
+        .await;
+    bar.finish_and_clear();
+    response?
+        .json()
+        .await
+        .map_err(|e| anyhow!("malformed receipt from the node: {e}"))
+}
+
+/// Runs `nexus put`.
+pub(crate) async fn put(client: &NodeClient, args: PutArgs) -> Result<()> {
+    let receipt = upload(client, &args.file, !args.json).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&receipt)?);
+        return Ok(());
+    }
+    println!("blob id:    {}", receipt.blob_id);
+    println!("size:       {} ({} bytes)", ByteSize(receipt.size), receipt.size);
+    println!("block:      {} (hash {})", receipt.height, receipt.block_hash);
+    println!(
+        "receipt:    registration #{} of block {}, signed by proposer {}",
+        receipt.index, receipt.height, receipt.proposer
+    );
+    println!("check it:   nexus verify {}", receipt.blob_id);
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! `nexus status`: what a node holds and whom it talks to.
+
+use anyhow::Result;
+
+use crate::api::Status;
+use crate::client::NodeClient;
+use crate::units::ByteSize;
+
+/// Prints the node's status.
+pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
+    let s: Status = client.get_json("/v1/status").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!("peer id:    {}", s.peer_id);
+    println!("listening:  {}", s.listen_addrs.join(", "));
+    println!("role:       {}", if s.is_proposer { "proposer + storage" } else { "storage" });
+    println!("peers:      {}", s.peers.len());
+    for p in &s.peers {
+        println!("            {p}");
+    }
+    if !s.banned_peers.is_empty() {
+        println!("dropped:    {} (sent invalid data)", s.banned_peers.join(", "));
+    }
+    println!("height:     {} (tip {})", opt(s.height.map(|h| h.to_string())), opt(s.tip_hash.map(|h| h.to_string())));
+    println!("genesis:    {}", opt(s.genesis.map(|h| h.to_string())));
+    println!("blobs:      {} complete, {} replicating", s.blobs_complete, s.blobs_partial);
+    let capacity = s.capacity.map_or("unlimited".into(), |c| ByteSize(c).to_string());
+    println!("stored:     {} of {capacity}", ByteSize(s.used_bytes));
+    println!("disk used:  {}", ByteSize(s.disk_bytes));
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The CLI's HTTP client for a node's API, turning failures into sentences a user can act on.
+
+use anyhow::{anyhow, Result};
+use reqwest::{Response, Url};
+use serde::de::DeserializeOwned;
+
+use crate::api::ErrorBody;
+
+/// A node's API at `base`.
+#[derive(Clone)]
+pub(crate) struct NodeClient {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl NodeClient {
+    /// A client for the node at `base` (e.g. `http://127.0.0.1:7100`).
+    pub(crate) fn new(base: &str) -> Result<NodeClient> {
+        let base = Url::parse(base).map_err(|e| anyhow!("{base:?} is not a node URL: {e}"))?;
+        Ok(NodeClient { base, http: reqwest::Client::new() })
+    }
+
+    pub(crate) fn url(&self, path: &str) -> Result<Url> {
+        self.base.join(path).map_err(|e| anyhow!("bad API path {path}: {e}"))
+    }
+
+    /// Sends a request built by `build`, mapping transport and API errors.
+    pub(crate) async fn send(&self, build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Response> {
+        let response = build(&self.http).send().await.map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => anyhow!("{}", body.error),
+            Err(_) => anyhow!("the node answered {status}: {text}"),
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow!(
+                "node not reachable at {}: is it running? Start a local network with `nexus devnet`, or point --node / NEXUS_NODE at a running node",
+                self.base
+            )
+        } else {
+            anyhow!("request to {} failed: {e}", self.base)
+        }
+    }
+
+    /// GETs `path` and decodes the JSON answer.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path)?;
+        let response = self.send(|http| http.get(url)).await?;
+        response.json().await.map_err(|e| anyhow!("malformed answer from the node: {e}"))
+    }
+}

@@ -1,0 +1,192 @@
+//! The storage daemon (`nexus node start`): wires the store, the network, chain following,
+//! replication, the proposer (if configured) and the HTTP API, and stops them cleanly.
+
+mod chain;
+mod fetch;
+mod http;
+mod keys;
+mod rate;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nexus_net::{Multiaddr, Network, NetworkConfig, NetworkEvent};
+use nexus_storage::{BlobRegistration, BlockHash, Height, SigningKey, Store};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::units::ByteSize;
+pub(crate) use keys::load_or_create_identity;
+
+/// Deliberate misbehaviour, for tests of how honest nodes cope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Fault {
+    /// Serve every chunk with one byte flipped.
+    CorruptChunks,
+}
+
+/// Options of `nexus node start`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StartArgs {
+    /// Directory for the store and the key files (created if missing).
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// libp2p listen address.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/7000")]
+    pub(crate) listen: Multiaddr,
+    /// HTTP API address (keep it on localhost).
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    pub(crate) api: SocketAddr,
+    /// Peers to join through, as multiaddrs (`/ip4/…/tcp/…/p2p/…`, `/dns4/…`, `/dnsaddr/…`).
+    #[arg(long, num_args = 1..)]
+    pub(crate) bootstrap: Vec<Multiaddr>,
+    /// Make this node the network's block proposer (creates the genesis on first start).
+    #[arg(long)]
+    pub(crate) proposer: bool,
+    /// Most bytes of blob content this node keeps, e.g. `500GiB`.
+    #[arg(long)]
+    pub(crate) capacity: Option<ByteSize>,
+    /// Accept only the genesis block with this hash (otherwise the first one seen is trusted).
+    #[arg(long)]
+    pub(crate) genesis_hash: Option<BlockHash>,
+    /// How often the proposer cuts a block when registrations are pending, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) block_interval_ms: u64,
+    /// Cap on the bandwidth used to replicate blobs from peers, e.g. `50MiB` (per second).
+    #[arg(long)]
+    pub(crate) replication_bandwidth: Option<ByteSize>,
+    /// Misbehave on purpose (tests only).
+    #[arg(long, hide = true)]
+    pub(crate) fault: Option<Fault>,
+}
+
+/// Everything the daemon's tasks share.
+pub(crate) struct Node {
+    pub(crate) store: Store,
+    pub(crate) net: Network,
+    pub(crate) proposer_key: Option<SigningKey>,
+    pub(crate) genesis_pin: Option<BlockHash>,
+    pub(crate) fault: Option<Fault>,
+    /// Registrations waiting for the next block (proposer only).
+    pub(crate) mempool: Mutex<Vec<BlobRegistration>>,
+    /// The latest appended height; watched by uploads waiting to be anchored.
+    pub(crate) new_block: watch::Sender<Option<Height>>,
+    /// Wakes chain sync early.
+    pub(crate) sync_now: Notify,
+    /// Wakes replication early.
+    pub(crate) replicate_now: Notify,
+    pub(crate) bandwidth: Option<rate::RateLimit>,
+}
+
+impl Node {
+    /// Records that the chain grew and wakes whoever waits for it.
+    pub(crate) fn chain_advanced(&self) {
+        let tip = self.store.tip().map(|h| h.height);
+        self.new_block.send_replace(tip);
+        self.replicate_now.notify_one();
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub(crate) async fn run(args: StartArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let identity = load_or_create_identity(&args.data_dir)?;
+    let proposer_key = args
+        .proposer
+        .then(|| keys::load_or_create_proposer_key(&args.data_dir))
+        .transpose()?;
+    let store_dir = args.data_dir.join("store");
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
+        .await?
+        .context("cannot open the store (is another node using this data dir?)")?;
+    if let Some(key) = &proposer_key {
+        chain::ensure_genesis(&store, key)?;
+    }
+    if let (Some(pin), Some(genesis)) = (args.genesis_hash, store.block(Height(0))?) {
+        if genesis.header.hash() != pin {
+            bail!(
+                "the data dir holds genesis {} but --genesis-hash is {pin}",
+                genesis.header.hash()
+            );
+        }
+    }
+    let (net, events) = Network::start(NetworkConfig {
+        keypair: identity,
+        listen: vec![args.listen.clone()],
+        bootstrap: args.bootstrap.clone(),
+        request_timeout: Duration::from_secs(30),
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.api)
+        .await
+        .with_context(|| format!("cannot bind the HTTP API on {}", args.api))?;
+    let node = Arc::new(Node {
+        new_block: watch::Sender::new(store.tip().map(|h| h.height)),
+        store,
+        net,
+        proposer_key,
+        genesis_pin: args.genesis_hash,
+        fault: args.fault,
+        mempool: Mutex::new(Vec::new()),
+        sync_now: Notify::new(),
+        replicate_now: Notify::new(),
+        bandwidth: args.replication_bandwidth.map(|b| rate::RateLimit::new(b.0)),
+    });
+    tracing::info!(
+        peer_id = %node.net.peer_id(),
+        api = %args.api,
+        proposer = node.proposer_key.is_some(),
+        "nexus node started"
+    );
+    let tasks = [
+        tokio::spawn(dispatch(node.clone(), events)),
+        tokio::spawn(chain::sync_loop(node.clone())),
+        tokio::spawn(fetch::replication_loop(node.clone())),
+        tokio::spawn(chain::propose_loop(node.clone(), Duration::from_millis(args.block_interval_ms.max(10)))),
+    ];
+    let server = axum::serve(listener, http::router(node.clone())).with_graceful_shutdown(shutdown_signal());
+    let result = server.await.context("HTTP server failed");
+    tracing::info!("shutting down");
+    for t in tasks {
+        t.abort();
+    }
+    node.store.persist()?;
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Routes network events to their handlers, each in its own task so the network never waits.
+async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
+    while let Some(event) = events.recv().await {
+        let node = node.clone();
+        match event {
+            NetworkEvent::ChunkRequest { request, reply, .. } => {
+                tokio::spawn(async move { reply.send(serve::chunk(&node, request).await) });
+            }
+            NetworkEvent::BlockRequest { request, reply, .. } => {
+                tokio::spawn(async move { reply.send(serve::blocks(&node, request).await) });
+            }
+            NetworkEvent::Gossip { id, message } => {
+                tokio::spawn(async move { chain::on_gossip(&node, id, message).await });
+            }
+            NetworkEvent::PeerConnected(_) => {
+                node.sync_now.notify_one();
+                node.replicate_now.notify_one();
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Getting chunks from peers: each is verified against its BlobId before it is stored; a
+//! peer that serves a bad chunk is dropped and the chunk is asked of the next peer. The
+//! replication loop uses this to make every node hold every registered blob.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use nexus_net::protocol::chunks::{ChunkRequest, ChunkResponse};
+use nexus_storage::{BlobId, BlobRegistration, ChunkIndex, PutChunkError, CHUNK_SIZE};
+
+use super::Node;
+
+/// Chunk fetches in flight per blob.
+const PARALLEL_FETCHES: usize = 8;
+/// Deadline of one chunk request.
+const CHUNK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a chunk could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("no connected peer could provide chunk {index} of blob {blob_id}")]
+    Unavailable { blob_id: BlobId, index: ChunkIndex },
+    #[error("cannot store chunk: {0}")]
+    Store(String),
+}
+
+/// Fetches chunk `index` of `blob_id` from some peer, verifies and stores it. The blob
+/// must already have a record in the store (see `Store::begin_replica`).
+pub(crate) async fn fetch_chunk(node: &Node, blob_id: BlobId, index: ChunkIndex) -> Result<(), FetchError> {
+    let mut peers = node.net.info().await.map(|i| i.connected).unwrap_or_default();
+    // Spread the chunks of one blob over all peers.
+    if !peers.is_empty() {
+        let shift = index.0 as usize % peers.len();
+        peers.rotate_left(shift);
+    }
+    for peer in peers {
+        if let Some(limit) = &node.bandwidth {
+            limit.acquire(CHUNK_SIZE as u64).await;
+        }
+        let request = ChunkRequest { blob_id, index };
+        let response = tokio::time::timeout(CHUNK_TIMEOUT, node.net.request_chunk(peer, request)).await;
+        let (data, proof) = match response {
+            Ok(Ok(ChunkResponse::Chunk { data, proof })) => (data, proof),
+            Ok(Ok(ChunkResponse::NotFound)) => continue,
+            Ok(Err(e)) => {
+                tracing::debug!("chunk request failed: {e}");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "chunk request timed out");
+                continue;
+            }
+        };
+        let store = node.store.clone();
+        let put = tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
+            .await
+            .map_err(|e| FetchError::Store(e.to_string()))?;
+        match put {
+            Ok(()) => return Ok(()),
+            Err(PutChunkError::Invalid(e)) => {
+                tracing::warn!(%peer, "peer served a corrupt chunk ({e}); dropping it");
+                node.net.penalise(peer).await;
+            }
+            Err(e) => return Err(FetchError::Store(e.to_string())),
+        }
+    }
+    Err(FetchError::Unavailable { blob_id, index })
+}
+
+/// Fetches every missing chunk of a registered blob and marks it complete. Returns whether
+/// the blob is now whole.
+pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool, String> {
+    let store = node.store.clone();
+    let missing = tokio::task::spawn_blocking(move || {
+        store.begin_replica(&reg).map_err(|e| e.to_string())?;
+        store.missing_chunks(&reg.blob_id).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let failures = stream::iter(missing)
+        .map(|index| fetch_chunk(node, reg.blob_id, index))
+        .buffer_unordered(PARALLEL_FETCHES)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
+        .await;
+    if failures > 0 {
+        return Ok(false);
+    }
+    let store = node.store.clone();
+    tokio::task::spawn_blocking(move || store.complete_replica(&reg.blob_id))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Keeps every registered blob whole: after each new block, on each new peer, and every
+/// few seconds (which also resumes work interrupted by a crash).
+pub(crate) async fn replication_loop(node: Arc<Node>) {
+    loop {
+        tokio::select! {
+            _ = node.replicate_now.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+        }
+        let store = node.store.clone();
+        let pending = match tokio::task::spawn_blocking(move || store.unreplicated()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::error!("cannot list blobs to replicate: {e}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for reg in pending {
+            match replicate(&node, reg).await {
+                Ok(true) => tracing::info!(blob = %reg.blob_id, size = reg.size, "blob replicated"),
+                Ok(false) => tracing::debug!(blob = %reg.blob_id, "blob partly replicated; will retry"),
+                Err(e) => tracing::warn!(blob = %reg.blob_id, "cannot replicate: {e}"),
+            }
+        }
+    }
+}
