@@ -47,12 +47,18 @@ impl Behaviour {
             .max_transmit_size(MAX_GOSSIP_SIZE)
             .heartbeat_interval(Duration::from_millis(700))
             .message_id_fn(|m: &gossipsub::Message| {
-                gossipsub::MessageId::from(Digest::of(&[m.topic.as_str().as_bytes(), &m.data]).0.to_vec())
+                gossipsub::MessageId::from(
+                    Digest::of(&[m.topic.as_str().as_bytes(), &m.data])
+                        .0
+                        .to_vec(),
+                )
             })
             .build()?;
-        let gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
-                .map_err(BoxError::from)?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .map_err(BoxError::from)?;
         let mut kad = kad::Behaviour::with_config(
             peer_id,
             kad::store::MemoryStore::new(peer_id),

@@ -50,7 +50,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], cap: usize) -> Result<T, Decode
     let (msg, rest) =
         postcard::take_from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(DecodeError::Malformed(format!("{} trailing bytes", rest.len())));
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(msg)
 }
@@ -84,7 +87,8 @@ where
             },
         ));
     }
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        u32::try_from(body.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     io.write_all(&len.to_be_bytes()).await?;
     io.write_all(&body).await?;
     io.close().await
@@ -202,6 +206,9 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut bytes = encode(&7u32);
         bytes.push(0);
-        assert!(matches!(decode::<u32>(&bytes, 16), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<u32>(&bytes, 16),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

@@ -12,6 +12,6 @@ mod service;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use service::{
-    GossipId, Network, NetworkConfig, NetworkEvent, NetworkInfo, PublishError, Reply,
-    RequestError, StartError, Validation,
+    GossipId, Network, NetworkConfig, NetworkEvent, NetworkInfo, PublishError, Reply, RequestError,
+    StartError, Validation,
 };

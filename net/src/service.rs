@@ -165,8 +165,16 @@ pub struct NetworkInfo {
 }
 
 enum Command {
-    RequestChunk(PeerId, ChunkRequest, oneshot::Sender<Result<ChunkResponse, RequestError>>),
-    RequestBlocks(PeerId, BlockRequest, oneshot::Sender<Result<BlockResponse, RequestError>>),
+    RequestChunk(
+        PeerId,
+        ChunkRequest,
+        oneshot::Sender<Result<ChunkResponse, RequestError>>,
+    ),
+    RequestBlocks(
+        PeerId,
+        BlockRequest,
+        oneshot::Sender<Result<BlockResponse, RequestError>>,
+    ),
     Publish(GossipMessage, oneshot::Sender<Result<(), PublishError>>),
     Report(GossipId, Validation),
     Penalise(PeerId),
@@ -184,7 +192,9 @@ pub struct Network {
 impl Network {
     /// Builds the swarm, binds the listen addresses, dials the bootstrap peers and spawns
     /// the event loop on the current tokio runtime.
-    pub fn start(config: NetworkConfig) -> Result<(Network, mpsc::Receiver<NetworkEvent>), StartError> {
+    pub fn start(
+        config: NetworkConfig,
+    ) -> Result<(Network, mpsc::Receiver<NetworkEvent>), StartError> {
         let transport_err = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string());
         let timeout = config.request_timeout;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -209,10 +219,12 @@ impl Network {
                 .map_err(|e| transport_err(&e))?;
         }
         for addr in &config.listen {
-            swarm.listen_on(addr.clone()).map_err(|e| StartError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| StartError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         let (commands, command_rx) = mpsc::channel(1024);
         let (event_tx, events) = mpsc::channel(1024);
@@ -245,14 +257,22 @@ impl Network {
     }
 
     /// Asks `peer` for a chunk. The response is unverified.
-    pub async fn request_chunk(&self, peer: PeerId, request: ChunkRequest) -> Result<ChunkResponse, RequestError> {
+    pub async fn request_chunk(
+        &self,
+        peer: PeerId,
+        request: ChunkRequest,
+    ) -> Result<ChunkResponse, RequestError> {
         self.call(|tx| Command::RequestChunk(peer, request, tx))
             .await
             .unwrap_or(Err(RequestError::Stopped))
     }
 
     /// Asks `peer` for blocks. The response is unverified.
-    pub async fn request_blocks(&self, peer: PeerId, request: BlockRequest) -> Result<BlockResponse, RequestError> {
+    pub async fn request_blocks(
+        &self,
+        peer: PeerId,
+        request: BlockRequest,
+    ) -> Result<BlockResponse, RequestError> {
         self.call(|tx| Command::RequestBlocks(peer, request, tx))
             .await
             .unwrap_or(Err(RequestError::Stopped))
@@ -294,8 +314,10 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     bootstrap: Vec<Multiaddr>,
-    pending_chunks: HashMap<OutboundRequestId, oneshot::Sender<Result<ChunkResponse, RequestError>>>,
-    pending_blocks: HashMap<OutboundRequestId, oneshot::Sender<Result<BlockResponse, RequestError>>>,
+    pending_chunks:
+        HashMap<OutboundRequestId, oneshot::Sender<Result<ChunkResponse, RequestError>>>,
+    pending_blocks:
+        HashMap<OutboundRequestId, oneshot::Sender<Result<BlockResponse, RequestError>>>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
     banned: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
@@ -366,7 +388,9 @@ impl EventLoop {
                 let topic = IdentTopic::new(message.topic());
                 let result = match b.gossipsub.publish(topic, encode(&message)) {
                     Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(PublishError::NoPeers),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        Err(PublishError::NoPeers)
+                    }
                     Err(e) => Err(PublishError::Failed(e.to_string())),
                 };
                 let _ = tx.send(result);
@@ -377,8 +401,11 @@ impl EventLoop {
                     Validation::Ignore => MessageAcceptance::Ignore,
                     Validation::Reject => MessageAcceptance::Reject,
                 };
-                b.gossipsub
-                    .report_message_validation_result(&id.message_id, &id.source, acceptance);
+                b.gossipsub.report_message_validation_result(
+                    &id.message_id,
+                    &id.source,
+                    acceptance,
+                );
             }
             Command::Penalise(peer) => {
                 tracing::warn!(%peer, "dropping peer that sent invalid data");
@@ -409,10 +436,12 @@ impl EventLoop {
                 tracing::info!(%address, "listening");
                 self.listen_addrs.push(address);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
-                if num_established.get() == 1 {
-                    self.emit(NetworkEvent::PeerConnected(peer_id)).await;
-                }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                self.emit(NetworkEvent::PeerConnected(peer_id)).await;
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,
             _ => {}
@@ -423,41 +452,75 @@ impl EventLoop {
         use request_response::{Event as Rr, Message};
         match event {
             BehaviourEvent::Chunks(Rr::Message { peer, message, .. }) => match message {
-                Message::Request { request, channel, .. } => {
+                Message::Request {
+                    request, channel, ..
+                } => {
                     let (tx, rx) = oneshot::channel();
                     self.replies
                         .push(rx.map(|r| PendingReply::Chunk(channel, r.ok())).boxed());
-                    self.emit(NetworkEvent::ChunkRequest { peer, request, reply: Reply(tx) })
-                        .await;
+                    self.emit(NetworkEvent::ChunkRequest {
+                        peer,
+                        request,
+                        reply: Reply(tx),
+                    })
+                    .await;
                 }
-                Message::Response { request_id, response } => {
+                Message::Response {
+                    request_id,
+                    response,
+                } => {
                     if let Some(tx) = self.pending_chunks.remove(&request_id) {
                         let _ = tx.send(Ok(response));
                     }
                 }
             },
-            BehaviourEvent::Chunks(Rr::OutboundFailure { peer, request_id, error, .. }) => {
+            BehaviourEvent::Chunks(Rr::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
                 if let Some(tx) = self.pending_chunks.remove(&request_id) {
-                    let _ = tx.send(Err(RequestError::Failed { peer, reason: error.to_string() }));
+                    let _ = tx.send(Err(RequestError::Failed {
+                        peer,
+                        reason: error.to_string(),
+                    }));
                 }
             }
             BehaviourEvent::Blocks(Rr::Message { peer, message, .. }) => match message {
-                Message::Request { request, channel, .. } => {
+                Message::Request {
+                    request, channel, ..
+                } => {
                     let (tx, rx) = oneshot::channel();
                     self.replies
                         .push(rx.map(|r| PendingReply::Blocks(channel, r.ok())).boxed());
-                    self.emit(NetworkEvent::BlockRequest { peer, request, reply: Reply(tx) })
-                        .await;
+                    self.emit(NetworkEvent::BlockRequest {
+                        peer,
+                        request,
+                        reply: Reply(tx),
+                    })
+                    .await;
                 }
-                Message::Response { request_id, response } => {
+                Message::Response {
+                    request_id,
+                    response,
+                } => {
                     if let Some(tx) = self.pending_blocks.remove(&request_id) {
                         let _ = tx.send(Ok(response));
                     }
                 }
             },
-            BehaviourEvent::Blocks(Rr::OutboundFailure { peer, request_id, error, .. }) => {
+            BehaviourEvent::Blocks(Rr::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
                 if let Some(tx) = self.pending_blocks.remove(&request_id) {
-                    let _ = tx.send(Err(RequestError::Failed { peer, reason: error.to_string() }));
+                    let _ = tx.send(Err(RequestError::Failed {
+                        peer,
+                        reason: error.to_string(),
+                    }));
                 }
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
@@ -465,18 +528,28 @@ impl EventLoop {
                 message_id,
                 message,
             }) => {
-                let id = GossipId { message_id, source: propagation_source };
+                let id = GossipId {
+                    message_id,
+                    source: propagation_source,
+                };
                 match decode::<GossipMessage>(&message.data, MAX_GOSSIP_SIZE) {
                     Ok(decoded) if decoded.topic() == message.topic.as_str() => {
-                        self.emit(NetworkEvent::Gossip { id, message: decoded }).await;
+                        self.emit(NetworkEvent::Gossip {
+                            id,
+                            message: decoded,
+                        })
+                        .await;
                     }
                     _ => {
                         tracing::debug!(peer = %propagation_source, "malformed gossip rejected");
-                        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                            &id.message_id,
-                            &id.source,
-                            MessageAcceptance::Reject,
-                        );
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &id.message_id,
+                                &id.source,
+                                MessageAcceptance::Reject,
+                            );
                     }
                 }
             }

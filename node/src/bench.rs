@@ -62,8 +62,15 @@ fn peak_rss(pid: u32) -> Result<u64> {
 /// Times `cp src dst` followed by `sync dst`, so both sides end with data on disk.
 fn time_cp(src: &Path, dst: &Path) -> Result<Duration> {
     let start = Instant::now();
-    let ok = std::process::Command::new("cp").arg(src).arg(dst).status()?.success()
-        && std::process::Command::new("sync").arg(dst).status()?.success();
+    let ok = std::process::Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()?
+        .success()
+        && std::process::Command::new("sync")
+            .arg(dst)
+            .status()?
+            .success();
     if !ok {
         bail!("cp failed");
     }
@@ -83,7 +90,10 @@ async fn wait_complete(api: &str, ids: &[BlobId], limit: Duration) -> Result<Dur
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
-            bail!("{api} did not replicate {} blobs within {limit:?}", ids.len());
+            bail!(
+                "{api} did not replicate {} blobs within {limit:?}",
+                ids.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -99,11 +109,20 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("nexus-bench-").tempdir()?),
     };
-    let dir = args.dir.clone().unwrap_or_else(|| tmp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        tmp.as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default()
+    });
     std::fs::create_dir_all(&dir)?;
     let size = args.size.0;
     let small = (size / 4).max(1);
-    eprintln!("writing {} and {} of random data in {}", ByteSize(size), ByteSize(small), dir.display());
+    eprintln!(
+        "writing {} and {} of random data in {}",
+        ByteSize(size),
+        ByteSize(small),
+        dir.display()
+    );
     let (big_file, small_file) = (dir.join("input.bin"), dir.join("input-small.bin"));
     write_random_file(&big_file, size, 1)?;
     write_random_file(&small_file, small, 2)?;
@@ -137,7 +156,10 @@ async fn measure(
     dir: &Path,
 ) -> Result<String> {
     let node0 = NodeClient::new(&devnet.nodes[0].api)?;
-    let pid0 = devnet.nodes[0].child.id().context("node 0 is not running")?;
+    let pid0 = devnet.nodes[0]
+        .child
+        .id()
+        .context("node 0 is not running")?;
 
     eprintln!("put {} (warm-up, for the RSS comparison)", ByteSize(small));
     let small_receipt = upload(&node0, small_file, false).await?;

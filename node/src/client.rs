@@ -17,16 +17,27 @@ impl NodeClient {
     /// A client for the node at `base` (e.g. `http://127.0.0.1:7100`).
     pub(crate) fn new(base: &str) -> Result<NodeClient> {
         let base = Url::parse(base).map_err(|e| anyhow!("{base:?} is not a node URL: {e}"))?;
-        Ok(NodeClient { base, http: reqwest::Client::new() })
+        Ok(NodeClient {
+            base,
+            http: reqwest::Client::new(),
+        })
     }
 
     pub(crate) fn url(&self, path: &str) -> Result<Url> {
-        self.base.join(path).map_err(|e| anyhow!("bad API path {path}: {e}"))
+        self.base
+            .join(path)
+            .map_err(|e| anyhow!("bad API path {path}: {e}"))
     }
 
     /// Sends a request built by `build`, mapping transport and API errors.
-    pub(crate) async fn send(&self, build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Response> {
-        let response = build(&self.http).send().await.map_err(|e| self.unreachable(e))?;
+    pub(crate) async fn send(
+        &self,
+        build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response> {
+        let response = build(&self.http)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -53,6 +64,9 @@ impl NodeClient {
     pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path)?;
         let response = self.send(|http| http.get(url)).await?;
-        response.json().await.map_err(|e| anyhow!("malformed answer from the node: {e}"))
+        response
+            .json()
+            .await
+            .map_err(|e| anyhow!("malformed answer from the node: {e}"))
     }
 }

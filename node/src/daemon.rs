@@ -100,9 +100,10 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         .then(|| keys::load_or_create_proposer_key(&args.data_dir))
         .transpose()?;
     let store_dir = args.data_dir.join("store");
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
-        .await?
-        .context("cannot open the store (is another node using this data dir?)")?;
+    let store =
+        tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
+            .await?
+            .context("cannot open the store (is another node using this data dir?)")?;
     if let Some(key) = &proposer_key {
         chain::ensure_genesis(&store, key)?;
     }
@@ -133,7 +134,9 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         mempool: Mutex::new(Vec::new()),
         sync_now: Notify::new(),
         replicate_now: Notify::new(),
-        bandwidth: args.replication_bandwidth.map(|b| rate::RateLimit::new(b.0)),
+        bandwidth: args
+            .replication_bandwidth
+            .map(|b| rate::RateLimit::new(b.0)),
     });
     tracing::info!(
         peer_id = %node.net.peer_id(),
@@ -145,9 +148,13 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(dispatch(node.clone(), events)),
         tokio::spawn(chain::sync_loop(node.clone())),
         tokio::spawn(fetch::replication_loop(node.clone())),
-        tokio::spawn(chain::propose_loop(node.clone(), Duration::from_millis(args.block_interval_ms.max(10)))),
+        tokio::spawn(chain::propose_loop(
+            node.clone(),
+            Duration::from_millis(args.block_interval_ms.max(10)),
+        )),
     ];
-    let server = axum::serve(listener, http::router(node.clone())).with_graceful_shutdown(shutdown_signal());
+    let server =
+        axum::serve(listener, http::router(node.clone())).with_graceful_shutdown(shutdown_signal());
     let result = server.await.context("HTTP server failed");
     tracing::info!("shutting down");
     for t in tasks {

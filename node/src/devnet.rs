@@ -57,11 +57,20 @@ impl Devnet {
                 .context("cannot create a temporary directory")?
                 .keep(),
         };
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         if args.base_port.checked_add(100 + args.nodes).is_none() {
-            bail!("--base-port {} leaves no room for {} nodes", args.base_port, args.nodes);
+            bail!(
+                "--base-port {} leaves no room for {} nodes",
+                args.base_port,
+                args.nodes
+            );
         }
-        let mut devnet = Devnet { dir, nodes: Vec::new(), args };
+        let mut devnet = Devnet {
+            dir,
+            nodes: Vec::new(),
+            args,
+        };
         for i in 0..devnet.args.nodes {
             let node = devnet.spawn(i).await?;
             devnet.nodes.push(node);
@@ -69,7 +78,12 @@ impl Devnet {
         for (i, node) in devnet.nodes.iter().enumerate() {
             wait_ready(&node.api, Duration::from_secs(60))
                 .await
-                .with_context(|| format!("node {i} did not come up; see {}", node.dir.join("node.log").display()))?;
+                .with_context(|| {
+                    format!(
+                        "node {i} did not come up; see {}",
+                        node.dir.join("node.log").display()
+                    )
+                })?;
         }
         Ok(devnet)
     }
@@ -100,8 +114,11 @@ impl Devnet {
             cmd.arg("--proposer");
         } else {
             let proposer_dir = self.dir.join("node-0");
-            let proposer = load_or_create_identity(&proposer_dir)?.public().to_peer_id();
-            cmd.arg("--bootstrap").arg(format!("/ip4/127.0.0.1/tcp/{base}/p2p/{proposer}"));
+            let proposer = load_or_create_identity(&proposer_dir)?
+                .public()
+                .to_peer_id();
+            cmd.arg("--bootstrap")
+                .arg(format!("/ip4/127.0.0.1/tcp/{base}/p2p/{proposer}"));
         }
         if let Some(c) = &self.args.capacity {
             cmd.arg("--capacity").arg(c);
@@ -113,7 +130,12 @@ impl Devnet {
             .kill_on_drop(true)
             .spawn()
             .context("cannot start a node process")?;
-        Ok(DevnetNode { child, api: format!("http://{api}"), p2p, dir })
+        Ok(DevnetNode {
+            child,
+            api: format!("http://{api}"),
+            p2p,
+            dir,
+        })
     }
 
     /// Stops every node: SIGTERM, then SIGKILL after 10 s.
@@ -124,7 +146,10 @@ impl Devnet {
             }
         }
         for node in &mut self.nodes {
-            if tokio::time::timeout(Duration::from_secs(10), node.child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), node.child.wait())
+                .await
+                .is_err()
+            {
                 let _ = node.child.kill().await;
             }
         }
@@ -139,7 +164,9 @@ pub(crate) async fn wait_ready(api: &str, limit: Duration) -> Result<Status> {
     loop {
         match client.get_json::<Status>("/v1/status").await {
             Ok(s) if s.height.is_some() => return Ok(s),
-            _ if tokio::time::Instant::now() >= deadline => bail!("{api} not ready after {limit:?}"),
+            _ if tokio::time::Instant::now() >= deadline => {
+                bail!("{api} not ready after {limit:?}")
+            }
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -147,7 +174,11 @@ pub(crate) async fn wait_ready(api: &str, limit: Duration) -> Result<Status> {
 
 fn print_banner(devnet: &Devnet, exe: &Path) {
     let exe = exe.display();
-    println!("Nexus devnet: {} storage nodes on 127.0.0.1, data in {}\n", devnet.nodes.len(), devnet.dir.display());
+    println!(
+        "Nexus devnet: {} storage nodes on 127.0.0.1, data in {}\n",
+        devnet.nodes.len(),
+        devnet.dir.display()
+    );
     println!("  node  role      API                     peer address");
     for (i, n) in devnet.nodes.iter().enumerate() {
         let role = if i == 0 { "proposer" } else { "storage " };
@@ -155,11 +186,16 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
     }
     let last = devnet.nodes.last().map_or("", |n| n.api.as_str());
     println!("\nTry it from another terminal:");
-    println!("  {exe} put FILE                      # store a file (via node 0), prints its blob id");
+    println!(
+        "  {exe} put FILE                      # store a file (via node 0), prints its blob id"
+    );
     println!("  NEXUS_NODE={last} {exe} get BLOBID -o copy   # fetch it from another node");
     println!("  {exe} verify BLOBID                 # check its inclusion proof against the chain");
     println!("  {exe} status                        # peers, height, blobs, disk");
-    println!("\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.", devnet.dir.display());
+    println!(
+        "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.",
+        devnet.dir.display()
+    );
 }
 
 /// Runs `nexus devnet` until Ctrl-C (or SIGTERM), or until a node dies.

@@ -8,6 +8,8 @@ mod daemon;
 mod devnet;
 mod units;
 
+use std::io::IsTerminal;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -16,7 +18,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "nexus", version, about)]
 struct Cli {
     /// HTTP API of the node to talk to.
-    #[arg(long, global = true, env = "NEXUS_NODE", default_value = "http://127.0.0.1:7100")]
+    #[arg(
+        long,
+        global = true,
+        env = "NEXUS_NODE",
+        default_value = "http://127.0.0.1:7100"
+    )]
     node: String,
     #[command(subcommand)]
     command: Command,
@@ -56,13 +63,19 @@ enum NodeCommand {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(cli: Cli) -> Result<()> {
     let client = || client::NodeClient::new(&cli.node);
     match cli.command {
-        Command::Node { command: NodeCommand::Start(args) } => daemon::run(args).await,
+        Command::Node {
+            command: NodeCommand::Start(args),
+        } => daemon::run(args).await,
         Command::Put(args) => cli::put(&client()?, args).await,
         Command::Get(args) => cli::get(&client()?, args).await,
         Command::Status { json } => cli::status(&client()?, json).await,
@@ -75,8 +88,15 @@ async fn run(cli: Cli) -> Result<()> {
 fn main() {
     let cli = Cli::parse();
     let verbose = matches!(cli.command, Command::Node { .. });
-    init_logging(if verbose { "info,libp2p_gossipsub=warn" } else { "warn" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_logging(if verbose {
+        "info,libp2p_gossipsub=warn"
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

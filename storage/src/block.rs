@@ -241,7 +241,9 @@ impl Block {
             return Err(BlockError::BadGenesis("genesis carries registrations"));
         }
         if expected.is_some_and(|e| e != h.hash()) {
-            return Err(BlockError::BadGenesis("hash differs from the pinned genesis"));
+            return Err(BlockError::BadGenesis(
+                "hash differs from the pinned genesis",
+            ));
         }
         let proposer = h.proposer;
         self.check_contents(proposer)
@@ -414,7 +416,11 @@ mod tests {
         let (genesis, child) = chain(&key, 5);
         let pinned = Some(genesis.header.hash());
         assert!(genesis.clone().into_inner().verify_genesis(pinned).is_ok());
-        assert!(child.clone().into_inner().verify_child(&genesis.header).is_ok());
+        assert!(child
+            .clone()
+            .into_inner()
+            .verify_child(&genesis.header)
+            .is_ok());
     }
 
     #[test]
@@ -425,11 +431,17 @@ mod tests {
 
         let mut b = child.clone().into_inner();
         b.header.height = Height(5);
-        assert!(matches!(b.verify_child(g), Err(BlockError::WrongHeight { .. })));
+        assert!(matches!(
+            b.verify_child(g),
+            Err(BlockError::WrongHeight { .. })
+        ));
 
         let mut b = child.clone().into_inner();
         b.header.parent = BlockHash([9; 32]);
-        assert!(matches!(b.verify_child(g), Err(BlockError::WrongParent { .. })));
+        assert!(matches!(
+            b.verify_child(g),
+            Err(BlockError::WrongParent { .. })
+        ));
 
         let mut b = child.clone().into_inner();
         b.registrations.pop();
@@ -444,14 +456,21 @@ mod tests {
         let b = Block::propose(&other, Some(&forged.header), 2_000, vec![]).expect("forged");
         let mut b = b.into_inner();
         b.header.parent = g.hash();
-        assert!(matches!(b.verify_child(g), Err(BlockError::WrongProposer { .. })));
+        assert!(matches!(
+            b.verify_child(g),
+            Err(BlockError::WrongProposer { .. })
+        ));
 
         let dup = vec![reg(1), reg(1)];
         let b = Block::propose(&key, Some(g), 2_000, dup);
         assert!(matches!(b, Err(BlockError::DuplicateRegistration(_))));
 
         let wrong_pin = Some(BlockHash([1; 32]));
-        assert!(genesis.clone().into_inner().verify_genesis(wrong_pin).is_err());
+        assert!(genesis
+            .clone()
+            .into_inner()
+            .verify_genesis(wrong_pin)
+            .is_err());
         assert!(child.into_inner().verify_genesis(None).is_err());
     }
 

@@ -14,8 +14,8 @@ pub mod store;
 
 pub use blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex, CHUNK_SIZE};
 pub use block::{
-    BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError,
-    InclusionProof, StoragePolicy, VerifiedBlock, MAX_REGISTRATIONS_PER_BLOCK,
+    BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError, InclusionProof,
+    StoragePolicy, VerifiedBlock, MAX_REGISTRATIONS_PER_BLOCK,
 };
 pub use bytes::ParseBytesError;
 pub use keys::{KeyError, PublicKey, Signature, SigningKey};

@@ -114,7 +114,10 @@ fn chunk_key(seq: u64, index: ChunkIndex) -> [u8; 12] {
     k
 }
 
-fn decode<T: for<'a> Deserialize<'a>>(keyspace: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<T: for<'a> Deserialize<'a>>(
+    keyspace: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::CorruptRecord {
         keyspace,
         reason: e.to_string(),
@@ -229,7 +232,11 @@ impl Store {
 
     /// Allocates a fresh local key prefix, persisting the counter in `batch`.
     fn allocate_seq(&self, batch: &mut fjall::OwnedWriteBatch) -> u64 {
-        let mut next = self.shared.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self
+            .shared
+            .next_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let seq = *next;
         *next += 1;
         batch.insert(&self.ks.meta, NEXT_SEQ_KEY, next.to_be_bytes().to_vec());

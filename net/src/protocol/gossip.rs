@@ -24,7 +24,7 @@ pub struct RegistrationSubmission {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipMessage {
     /// A new block (unverified).
-    Block(Block),
+    Block(Box<Block>),
     /// A registration for the proposer.
     Registration(RegistrationSubmission),
 }

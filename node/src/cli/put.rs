@@ -22,7 +22,11 @@ pub(crate) struct PutArgs {
 }
 
 /// Uploads `file`; the node answers once the blob is persisted and registered in a block.
-pub(crate) async fn upload(client: &NodeClient, file: &std::path::Path, progress: bool) -> Result<Receipt> {
+pub(crate) async fn upload(
+    client: &NodeClient,
+    file: &std::path::Path,
+    progress: bool,
+) -> Result<Receipt> {
     let f = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("file not readable: {}", file.display()))?;
@@ -34,8 +38,10 @@ pub(crate) async fn upload(client: &NodeClient, file: &std::path::Path, progress
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -71,8 +77,15 @@ pub(crate) async fn put(client: &NodeClient, args: PutArgs) -> Result<()> {
         return Ok(());
     }
     println!("blob id:    {}", receipt.blob_id);
-    println!("size:       {} ({} bytes)", ByteSize(receipt.size), receipt.size);
-    println!("block:      {} (hash {})", receipt.height, receipt.block_hash);
+    println!(
+        "size:       {} ({} bytes)",
+        ByteSize(receipt.size),
+        receipt.size
+    );
+    println!(
+        "block:      {} (hash {})",
+        receipt.height, receipt.block_hash
+    );
     println!(
         "receipt:    registration #{} of block {}, signed by proposer {}",
         receipt.index, receipt.height, receipt.proposer

@@ -16,18 +16,37 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("peer id:    {}", s.peer_id);
     println!("listening:  {}", s.listen_addrs.join(", "));
-    println!("role:       {}", if s.is_proposer { "proposer + storage" } else { "storage" });
+    println!(
+        "role:       {}",
+        if s.is_proposer {
+            "proposer + storage"
+        } else {
+            "storage"
+        }
+    );
     println!("peers:      {}", s.peers.len());
     for p in &s.peers {
         println!("            {p}");
     }
     if !s.banned_peers.is_empty() {
-        println!("dropped:    {} (sent invalid data)", s.banned_peers.join(", "));
+        println!(
+            "dropped:    {} (sent invalid data)",
+            s.banned_peers.join(", ")
+        );
     }
-    println!("height:     {} (tip {})", opt(s.height.map(|h| h.to_string())), opt(s.tip_hash.map(|h| h.to_string())));
+    println!(
+        "height:     {} (tip {})",
+        opt(s.height.map(|h| h.to_string())),
+        opt(s.tip_hash.map(|h| h.to_string()))
+    );
     println!("genesis:    {}", opt(s.genesis.map(|h| h.to_string())));
-    println!("blobs:      {} complete, {} replicating", s.blobs_complete, s.blobs_partial);
-    let capacity = s.capacity.map_or("unlimited".into(), |c| ByteSize(c).to_string());
+    println!(
+        "blobs:      {} complete, {} replicating",
+        s.blobs_complete, s.blobs_partial
+    );
+    let capacity = s
+        .capacity
+        .map_or("unlimited".into(), |c| ByteSize(c).to_string());
     println!("stored:     {} of {capacity}", ByteSize(s.used_bytes));
     println!("disk used:  {}", ByteSize(s.disk_bytes));
     Ok(())

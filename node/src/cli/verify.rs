@@ -33,9 +33,11 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
             serde_json::from_str(&text)
                 .map_err(|e| anyhow!("{} is not an inclusion proof: {e}", path.display()))?
         }
-        None => client
-            .get_json(&format!("/v1/blobs/{}/proof", args.blob_id))
-            .await?,
+        None => {
+            client
+                .get_json(&format!("/v1/blobs/{}/proof", args.blob_id))
+                .await?
+        }
     };
     if let Some(path) = &args.save {
         std::fs::write(path, serde_json::to_string_pretty(&proof)?)

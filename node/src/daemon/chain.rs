@@ -70,7 +70,7 @@ enum AcceptError {
 /// Validates a gossiped message before it is forwarded.
 pub(crate) async fn on_gossip(node: &Node, id: GossipId, message: GossipMessage) {
     let verdict = match message {
-        GossipMessage::Block(block) => on_block(node, id.source(), block),
+        GossipMessage::Block(block) => on_block(node, id.source(), *block),
         GossipMessage::Registration(sub) => on_registration(node, sub.registration),
     };
     node.net.report(id, verdict).await;
@@ -105,7 +105,9 @@ fn on_block(node: &Node, source: PeerId, block: Block) -> Validation {
     // Ahead of us: we are missing blocks. Forward it if the proposer signed it; catch up.
     node.sync_now.notify_one();
     if block.header.proposer == tip.proposer
-        && tip.proposer.verify(&block.header.hash().0, &block.signature)
+        && tip
+            .proposer
+            .verify(&block.header.hash().0, &block.signature)
     {
         Validation::Accept
     } else {
@@ -135,7 +137,9 @@ fn enqueue(node: &Node, reg: BlobRegistration) {
 
 /// The proposer's loop: every `interval`, cut a block from pending registrations.
 pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
-    let Some(key) = &node.proposer_key else { return };
+    let Some(key) = &node.proposer_key else {
+        return;
+    };
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
@@ -151,7 +155,9 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
         if batch.is_empty() {
             continue;
         }
-        let Some(tip) = node.store.tip() else { continue };
+        let Some(tip) = node.store.tip() else {
+            continue;
+        };
         let block = match Block::propose(key, Some(&tip), now_ms(), batch) {
             Ok(b) => b,
             Err(e) => {
@@ -163,7 +169,11 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             tracing::error!("cannot append own block: {e}");
             continue;
         }
-        match node.net.publish(GossipMessage::Block(block.into_inner())).await {
+        match node
+            .net
+            .publish(GossipMessage::Block(Box::new(block.into_inner())))
+            .await
+        {
             Ok(()) | Err(PublishError::NoPeers) => {}
             Err(e) => tracing::warn!("cannot announce block: {e}"),
         }
@@ -177,7 +187,9 @@ pub(crate) async fn sync_loop(node: Arc<Node>) {
             _ = node.sync_now.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
-        let Some(info) = node.net.info().await else { return };
+        let Some(info) = node.net.info().await else {
+            return;
+        };
         for peer in info.connected {
             if sync_from(&node, peer).await {
                 break;
@@ -189,7 +201,11 @@ pub(crate) async fn sync_loop(node: Arc<Node>) {
 /// Pulls blocks from `peer` until it has no more; true if we ended level with it.
 async fn sync_from(node: &Node, peer: PeerId) -> bool {
     loop {
-        let from = node.store.tip().and_then(|t| t.height.next()).unwrap_or(Height(0));
+        let from = node
+            .store
+            .tip()
+            .and_then(|t| t.height.next())
+            .unwrap_or(Height(0));
         let request = BlockRequest {
             from,
             max: MAX_BLOCKS_PER_RESPONSE,
@@ -237,7 +253,11 @@ pub(crate) enum AnchorError {
 
 /// Submits `reg` to the proposer and waits until a block registers it; returns the
 /// inclusion location (height, index).
-pub(crate) async fn anchor(node: &Node, reg: BlobRegistration, deadline: Duration) -> Result<(Height, u32), AnchorError> {
+pub(crate) async fn anchor(
+    node: &Node,
+    reg: BlobRegistration,
+    deadline: Duration,
+) -> Result<(Height, u32), AnchorError> {
     let mut blocks = node.new_block.subscribe();
     let started = tokio::time::Instant::now();
     let mut nonce = 0u64;
@@ -253,7 +273,10 @@ pub(crate) async fn anchor(node: &Node, reg: BlobRegistration, deadline: Duratio
         if node.proposer_key.is_some() {
             enqueue(node, reg);
         } else {
-            let sub = RegistrationSubmission { registration: reg, nonce };
+            let sub = RegistrationSubmission {
+                registration: reg,
+                nonce,
+            };
             if let Err(e) = node.net.publish(GossipMessage::Registration(sub)).await {
                 tracing::debug!("registration not published yet: {e}");
             }

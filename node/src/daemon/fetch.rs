@@ -27,8 +27,17 @@ pub(crate) enum FetchError {
 
 /// Fetches chunk `index` of `blob_id` from some peer, verifies and stores it. The blob
 /// must already have a record in the store (see `Store::begin_replica`).
-pub(crate) async fn fetch_chunk(node: &Node, blob_id: BlobId, index: ChunkIndex) -> Result<(), FetchError> {
-    let mut peers = node.net.info().await.map(|i| i.connected).unwrap_or_default();
+pub(crate) async fn fetch_chunk(
+    node: &Node,
+    blob_id: BlobId,
+    index: ChunkIndex,
+) -> Result<(), FetchError> {
+    let mut peers = node
+        .net
+        .info()
+        .await
+        .map(|i| i.connected)
+        .unwrap_or_default();
     // Spread the chunks of one blob over all peers.
     if !peers.is_empty() {
         let shift = index.0 as usize % peers.len();
@@ -39,7 +48,8 @@ pub(crate) async fn fetch_chunk(node: &Node, blob_id: BlobId, index: ChunkIndex)
             limit.acquire(CHUNK_SIZE as u64).await;
         }
         let request = ChunkRequest { blob_id, index };
-        let response = tokio::time::timeout(CHUNK_TIMEOUT, node.net.request_chunk(peer, request)).await;
+        let response =
+            tokio::time::timeout(CHUNK_TIMEOUT, node.net.request_chunk(peer, request)).await;
         let (data, proof) = match response {
             Ok(Ok(ChunkResponse::Chunk { data, proof })) => (data, proof),
             Ok(Ok(ChunkResponse::NotFound)) => continue,
@@ -53,9 +63,10 @@ pub(crate) async fn fetch_chunk(node: &Node, blob_id: BlobId, index: ChunkIndex)
             }
         };
         let store = node.store.clone();
-        let put = tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
-            .await
-            .map_err(|e| FetchError::Store(e.to_string()))?;
+        let put =
+            tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
+                .await
+                .map_err(|e| FetchError::Store(e.to_string()))?;
         match put {
             Ok(()) => return Ok(()),
             Err(PutChunkError::Invalid(e)) => {
@@ -74,7 +85,9 @@ pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool
     let store = node.store.clone();
     let missing = tokio::task::spawn_blocking(move || {
         store.begin_replica(&reg).map_err(|e| e.to_string())?;
-        store.missing_chunks(&reg.blob_id).map_err(|e| e.to_string())
+        store
+            .missing_chunks(&reg.blob_id)
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -114,7 +127,9 @@ pub(crate) async fn replication_loop(node: Arc<Node>) {
         for reg in pending {
             match replicate(&node, reg).await {
                 Ok(true) => tracing::info!(blob = %reg.blob_id, size = reg.size, "blob replicated"),
-                Ok(false) => tracing::debug!(blob = %reg.blob_id, "blob partly replicated; will retry"),
+                Ok(false) => {
+                    tracing::debug!(blob = %reg.blob_id, "blob partly replicated; will retry")
+                }
                 Err(e) => tracing::warn!(blob = %reg.blob_id, "cannot replicate: {e}"),
             }
         }

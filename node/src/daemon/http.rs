@@ -53,13 +53,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, error) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            ApiError::UnknownBlob(id) => (StatusCode::NOT_FOUND, "unknown_blob", format!("unknown blob {id}: no node in this network registered it")),
+            ApiError::UnknownBlob(id) => (
+                StatusCode::NOT_FOUND,
+                "unknown_blob",
+                format!("unknown blob {id}: no node in this network registered it"),
+            ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         };
-        let body = ErrorBody { kind: kind.into(), error };
+        let body = ErrorBody {
+            kind: kind.into(),
+            error,
+        };
         (status, Json(body)).into_response()
     }
 }
@@ -108,8 +115,9 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
 }
 
 fn parse_blob_id(s: &str) -> ApiResult<BlobId> {
-    s.parse()
-        .map_err(|e| ApiError::BadRequest(format!("{s:?} is not a blob id (64 hex characters): {e}")))
+    s.parse().map_err(|e| {
+        ApiError::BadRequest(format!("{s:?} is not a blob id (64 hex characters): {e}"))
+    })
 }
 
 async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
@@ -119,9 +127,10 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         .await
         .ok_or_else(|| ApiError::Unavailable("the network service stopped".into()))?;
     let store = node.store.clone();
-    let (stats, genesis) =
-        tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.stats()?, store.block(Height(0))?)))
-            .await??;
+    let (stats, genesis) = tokio::task::spawn_blocking(move || {
+        Ok::<_, StoreError>((store.stats()?, store.block(Height(0))?))
+    })
+    .await??;
     let tip = node.store.tip();
     Ok(Json(Status {
         peer_id: info.peer_id.to_string(),
@@ -141,7 +150,10 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
     }))
 }
 
-async fn blob_info(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Json<BlobInfo>> {
+async fn blob_info(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BlobInfo>> {
     let id = parse_blob_id(&id)?;
     let store = node.store.clone();
     tokio::task::spawn_blocking(move || {
@@ -152,7 +164,9 @@ async fn blob_info(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Api
                     blob_id: id,
                     size: reg.size,
                     complete: false,
-                    missing_chunks: BlobLayout::new(reg.size).map_err(StoreError::from)?.chunk_count(),
+                    missing_chunks: BlobLayout::new(reg.size)
+                        .map_err(StoreError::from)?
+                        .chunk_count(),
                     registered_at: Some(height),
                 })),
                 None => Err(ApiError::UnknownBlob(id)),
@@ -161,7 +175,10 @@ async fn blob_info(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Api
         let missing = if record.complete {
             0
         } else {
-            store.missing_chunks(&id).map_err(|e| ApiError::Internal(e.to_string()))?.len() as u64
+            store
+                .missing_chunks(&id)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .len() as u64
         };
         Ok(Json(BlobInfo {
             blob_id: id,
@@ -215,10 +232,12 @@ async fn put_blob(State(node): State<Arc<Node>>, body: Body) -> ApiResult<Json<R
         size: ingested.size,
         policy: StoragePolicy::Replicated,
     };
-    let (height, index) = anchor(&node, reg, ANCHOR_DEADLINE).await.map_err(|e| match e {
-        AnchorError::Timeout(_) => ApiError::Unavailable(format!("blob {}: {e}", reg.blob_id)),
-        AnchorError::Store(m) => ApiError::Internal(m),
-    })?;
+    let (height, index) = anchor(&node, reg, ANCHOR_DEADLINE)
+        .await
+        .map_err(|e| match e {
+            AnchorError::Timeout(_) => ApiError::Unavailable(format!("blob {}: {e}", reg.blob_id)),
+            AnchorError::Store(m) => ApiError::Internal(m),
+        })?;
     let store = node.store.clone();
     let block = tokio::task::spawn_blocking(move || store.block(height))
         .await??
@@ -245,13 +264,19 @@ async fn read_or_fetch(node: &Node, id: BlobId, index: ChunkIndex) -> Result<Vec
             Err(ReadChunkError::Missing { .. }) => {}
             Err(ReadChunkError::Corrupt(e)) => {
                 tracing::error!("corrupted data found on disk: {e}; repairing it from a peer");
-                node.store.discard_chunk(&id, index).map_err(|e| e.to_string())?;
+                node.store
+                    .discard_chunk(&id, index)
+                    .map_err(|e| e.to_string())?;
             }
             Err(e) => return Err(e.to_string()),
         }
-        fetch_chunk(node, id, index).await.map_err(|e| e.to_string())?;
+        fetch_chunk(node, id, index)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    Err(format!("chunk {index} of blob {id} keeps failing verification"))
+    Err(format!(
+        "chunk {index} of blob {id} keeps failing verification"
+    ))
 }
 
 async fn get_blob(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -271,10 +296,13 @@ async fn get_blob(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiR
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     tokio::spawn(async move {
         for index in layout.indices() {
-            let piece = read_or_fetch(&node, id, index).await.map(Bytes::from).map_err(|e| {
-                tracing::error!("cannot serve blob {id}: {e}");
-                io::Error::other(e)
-            });
+            let piece = read_or_fetch(&node, id, index)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| {
+                    tracing::error!("cannot serve blob {id}: {e}");
+                    io::Error::other(e)
+                });
             let failed = piece.is_err();
             if tx.send(piece).await.is_err() || failed {
                 return;

@@ -32,7 +32,9 @@ pub(crate) fn load_or_create_identity(dir: &Path) -> Result<Keypair> {
             .map_err(|e| anyhow!("{} is not a valid identity key: {e}", path.display()));
     }
     let key = Keypair::generate_ed25519();
-    let bytes = key.to_protobuf_encoding().context("cannot encode identity key")?;
+    let bytes = key
+        .to_protobuf_encoding()
+        .context("cannot encode identity key")?;
     write_secret(&path, &bytes)?;
     Ok(key)
 }
@@ -45,7 +47,8 @@ pub(crate) fn load_or_create_proposer_key(dir: &Path) -> Result<SigningKey> {
         let bytes: [u8; 32] = bytes
             .try_into()
             .map_err(|_| anyhow!("{} must hold exactly 32 bytes", path.display()))?;
-        return SigningKey::from_bytes(&bytes).with_context(|| format!("{} is invalid", path.display()));
+        return SigningKey::from_bytes(&bytes)
+            .with_context(|| format!("{} is invalid", path.display()));
     }
     let seed: [u8; 32] = rand::random();
     let key = SigningKey::from_seed(&seed);

@@ -6,6 +6,9 @@ use crate::blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex};
 use crate::block::BlobRegistration;
 use crate::merkle::MerkleProof;
 
+/// Proofs written per batch when an upload completes.
+const PROOF_BATCH: usize = 1024;
+
 /// A chunk read from disk and checked against its BlobId.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredChunk {
@@ -75,7 +78,11 @@ impl Store {
     }
 
     /// Reads chunk `index` of `id` and checks it against the BlobId before returning it.
-    pub fn read_chunk(&self, id: &BlobId, index: ChunkIndex) -> Result<StoredChunk, ReadChunkError> {
+    pub fn read_chunk(
+        &self,
+        id: &BlobId,
+        index: ChunkIndex,
+    ) -> Result<StoredChunk, ReadChunkError> {
         let record = self.blob(id)?.ok_or(ReadChunkError::UnknownBlob(*id))?;
         BlobLayout::new(record.size)
             .map_err(StoreError::from)?
@@ -137,7 +144,10 @@ impl Store {
                 }
             }
         }
-        Ok(layout.indices().filter(|i| !present[i.0 as usize]).collect())
+        Ok(layout
+            .indices()
+            .filter(|i| !present[i.0 as usize])
+            .collect())
     }
 
     /// Verifies a chunk received from a peer and stores it with its proof.
@@ -249,10 +259,12 @@ impl BlobWriter {
     fn put(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
         let key = chunk_key(self.seq, ChunkIndex(self.next_index));
         self.store.ks.chunks.insert(key, chunk)?;
-        self.next_index = self
-            .next_index
-            .checked_add(1)
-            .ok_or(StoreError::Layout(ChunkError::TooLarge(self.builder.size())))?;
+        self.next_index =
+            self.next_index
+                .checked_add(1)
+                .ok_or(StoreError::Layout(ChunkError::TooLarge(
+                    self.builder.size(),
+                )))?;
         Ok(())
     }
 
@@ -278,14 +290,21 @@ impl BlobWriter {
                 newly_stored: false,
             });
         }
+        // Proofs go in bounded batches (the upload marker still hides them on a crash); the
+        // record is written last, in the final batch.
         let mut batch = store.db.batch();
         for i in 0..tree.leaf_count() {
-            let proof = tree.proof(i).unwrap_or_else(|| unreachable!("index below count"));
+            let proof = tree
+                .proof(i)
+                .unwrap_or_else(|| unreachable!("index below count"));
             batch.insert(
                 &store.ks.proofs,
                 chunk_key(self.seq, ChunkIndex(i as u32)),
                 encode(&proof),
             );
+            if batch.len() >= PROOF_BATCH {
+                std::mem::replace(&mut batch, store.db.batch()).commit()?;
+            }
         }
         let record = BlobRecord {
             seq: self.seq,

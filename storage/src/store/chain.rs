@@ -3,7 +3,9 @@
 
 use super::{decode, encode, Store, StoreError};
 use crate::blob::BlobId;
-use crate::block::{BlobRegistration, Block, BlockHash, Header, Height, InclusionProof, VerifiedBlock};
+use crate::block::{
+    BlobRegistration, Block, BlockHash, Header, Height, InclusionProof, VerifiedBlock,
+};
 
 /// Why a verified block could not be appended.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +90,18 @@ impl Store {
         let mut batch = self.db.batch();
         batch.insert(&self.ks.blocks, h.height.0.to_be_bytes(), encode(&**block));
         for (i, reg) in block.registrations.iter().enumerate() {
-            if self.ks.registered.get(reg.blob_id.0).map_err(StoreError::from)?.is_none() {
-                batch.insert(&self.ks.registered, reg.blob_id.0, location(h.height, i as u32));
+            if self
+                .ks
+                .registered
+                .get(reg.blob_id.0)
+                .map_err(StoreError::from)?
+                .is_none()
+            {
+                batch.insert(
+                    &self.ks.registered,
+                    reg.blob_id.0,
+                    location(h.height, i as u32),
+                );
             }
         }
         batch.commit().map_err(StoreError::from)?;
@@ -111,13 +123,20 @@ impl Store {
             reason: "bad location".into(),
         };
         let height = Height(u64::from_be_bytes(
-            loc.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?,
+            loc.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(corrupt)?,
         ));
         let index = u32::from_be_bytes(
-            loc.get(8..12).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?,
+            loc.get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(corrupt)?,
         );
         let block = self.block(height)?.ok_or_else(corrupt)?;
-        let reg = *block.registrations.get(index as usize).ok_or_else(corrupt)?;
+        let reg = *block
+            .registrations
+            .get(index as usize)
+            .ok_or_else(corrupt)?;
         Ok(Some((height, index, reg)))
     }
 
@@ -136,10 +155,14 @@ impl Store {
         let mut out = Vec::new();
         for item in self.ks.registered.iter() {
             let key = item.key()?;
-            let id = BlobId(key.as_ref().try_into().map_err(|_| StoreError::CorruptRecord {
-                keyspace: "registered",
-                reason: "key is not a blob id".into(),
-            })?);
+            let id = BlobId(
+                key.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::CorruptRecord {
+                        keyspace: "registered",
+                        reason: "key is not a blob id".into(),
+                    })?,
+            );
             if self.blob(&id)?.is_some_and(|r| r.complete) {
                 continue;
             }

@@ -6,7 +6,9 @@ use crate::block::{BlobRegistration, Block, Height, StoragePolicy};
 use crate::keys::SigningKey;
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13) ^ seed)
+        .collect()
 }
 
 fn ingest(store: &Store, bytes: &[u8]) -> crate::store::Ingested {
@@ -36,7 +38,10 @@ fn ingest_read_back_and_reopen() {
         assert_eq!(out.blob_id, BlobId::of(&bytes));
         assert!(out.newly_stored);
         assert_eq!(read_all(&store, &out.blob_id), bytes);
-        assert!(!ingest(&store, &bytes).newly_stored, "second copy is deduplicated");
+        assert!(
+            !ingest(&store, &bytes).newly_stored,
+            "second copy is deduplicated"
+        );
         out.blob_id
     };
     let store = Store::open(dir.path(), None).expect("reopen");
@@ -67,8 +72,15 @@ fn unfinished_upload_leaves_nothing_behind() {
     }
     let store = Store::open(dir.path(), None).expect("reopen");
     let stats = store.stats().expect("stats");
-    assert_eq!((stats.blobs_complete, stats.blobs_partial, stats.used_bytes), (0, 0, 0));
-    assert_eq!(store.ks.chunks.iter().count(), 0, "orphan chunks were discarded");
+    assert_eq!(
+        (stats.blobs_complete, stats.blobs_partial, stats.used_bytes),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        store.ks.chunks.iter().count(),
+        0,
+        "orphan chunks were discarded"
+    );
 }
 
 #[test]
@@ -98,7 +110,10 @@ fn corrupt_chunk_is_detected_and_can_be_repaired_from_a_replica() {
         Err(ReadChunkError::Corrupt(_))
     ));
     store.discard_chunk(&id, ChunkIndex(1)).expect("discard");
-    assert_eq!(store.missing_chunks(&id).expect("missing"), vec![ChunkIndex(1)]);
+    assert_eq!(
+        store.missing_chunks(&id).expect("missing"),
+        vec![ChunkIndex(1)]
+    );
     assert!(!store.blob(&id).expect("blob").expect("known").complete);
     // A wrong chunk from a peer is refused; the right one repairs the blob.
     assert!(matches!(
@@ -114,7 +129,10 @@ fn corrupt_chunk_is_detected_and_can_be_repaired_from_a_replica() {
 
 #[test]
 fn replica_fills_chunk_by_chunk_and_survives_reopen() {
-    let (src_dir, dst_dir) = (tempfile::tempdir().expect("t"), tempfile::tempdir().expect("t"));
+    let (src_dir, dst_dir) = (
+        tempfile::tempdir().expect("t"),
+        tempfile::tempdir().expect("t"),
+    );
     let src = Store::open(src_dir.path(), None).expect("open");
     let bytes = data(4 * CHUNK_SIZE + 3, 5);
     let id = ingest(&src, &bytes).blob_id;
@@ -128,7 +146,8 @@ fn replica_fills_chunk_by_chunk_and_survives_reopen() {
         dst.begin_replica(&reg).expect("begin");
         for i in [0, 2] {
             let c = src.read_chunk(&id, ChunkIndex(i)).expect("chunk");
-            dst.put_chunk(&id, ChunkIndex(i), &c.data, &c.proof).expect("put");
+            dst.put_chunk(&id, ChunkIndex(i), &c.data, &c.proof)
+                .expect("put");
         }
         assert!(!dst.complete_replica(&id).expect("incomplete"));
         dst.persist().expect("persist");
@@ -157,7 +176,10 @@ fn chain_appends_only_children_and_indexes_registrations() {
         let store = Store::open(dir.path(), None).expect("open");
         let genesis = Block::propose(&key, None, 1, vec![]).expect("genesis");
         let b1 = Block::propose(&key, Some(&genesis.header), 2, vec![reg(1), reg(2)]).expect("b1");
-        assert!(matches!(store.append_block(&b1), Err(AppendError::NotNext { .. })));
+        assert!(matches!(
+            store.append_block(&b1),
+            Err(AppendError::NotNext { .. })
+        ));
         store.append_block(&genesis).expect("genesis");
         store.append_block(&b1).expect("b1");
         assert!(store.append_block(&b1).is_err(), "same block twice");
@@ -165,9 +187,15 @@ fn chain_appends_only_children_and_indexes_registrations() {
     }
     let store = Store::open(dir.path(), None).expect("reopen");
     assert_eq!(store.tip().map(|t| t.height), Some(Height(1)));
-    let proof = store.inclusion_proof(&reg(2).blob_id).expect("read").expect("registered");
+    let proof = store
+        .inclusion_proof(&reg(2).blob_id)
+        .expect("read")
+        .expect("registered");
     assert_eq!(proof.verify(&reg(2).blob_id, &key.public()), Ok(()));
     assert_eq!(store.blocks_from(Height(0), 10).expect("range").len(), 2);
     assert_eq!(store.blocks_from(Height(1), 10).expect("range").len(), 1);
-    assert!(store.inclusion_proof(&reg(3).blob_id).expect("read").is_none());
+    assert!(store
+        .inclusion_proof(&reg(3).blob_id)
+        .expect("read")
+        .is_none());
 }

@@ -1,0 +1,158 @@
+//! The CLI's and the HTTP API's answers to bad input, missing data and full disks, on a
+//! real node process; and `nexus devnet` started and stopped as a user would.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(&tmp.path().join("n"), true, &[], &["--capacity", "1MiB"]);
+
+    // Malformed ids and heights are 400s with a JSON body; unknown ones are 404s.
+    for path in [
+        "/v1/blobs/zz/info",
+        "/v1/blobs/00/proof",
+        "/v1/blocks/-1",
+        "/v1/blocks/abc",
+    ] {
+        let (code, body) = http_get(&node.api, path).expect("answer");
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains("\"kind\":\"bad_request\""), "{path}: {body}");
+    }
+    let unknown = "00".repeat(32);
+    let (code, body) = http_get(&node.api, &format!("/v1/blobs/{unknown}")).expect("answer");
+    assert_eq!((code, body.contains("unknown blob")), (404, true), "{body}");
+    assert_eq!(http_get(&node.api, "/v1/nothing").expect("answer").0, 404);
+    assert_eq!(http_get(&node.api, "/v1/blocks/99").expect("answer").0, 404);
+    // Random path segments never take the node down.
+    for seed in 0..50u64 {
+        let junk: String = bytes(20, seed)
+            .iter()
+            .map(|b| char::from(b'a' + b % 26))
+            .collect();
+        let (code, _) = http_get(&node.api, &format!("/v1/blobs/{junk}/info")).expect("answer");
+        assert_eq!(code, 400);
+    }
+
+    // The CLI says what is wrong in words.
+    let out = cli(&node.api, &["get", &unknown, "-o", "/dev/null"]);
+    assert!(
+        stderr_of(&out).contains("unknown blob"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = cli(&node.api, &["put", "/definitely/not/here"]);
+    assert!(
+        stderr_of(&out).contains("file not readable"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = cli("http://127.0.0.1:9", &["status"]);
+    assert!(
+        stderr_of(&out).contains("node not reachable"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = cli(&node.api, &["get", "xyz", "-o", "/dev/null"]);
+    assert!(!out.status.success());
+
+    // Over the capacity: refused, nothing kept, and the next fitting put still works.
+    let big = write_file(tmp.path(), "big", &bytes(2 << 20, 1));
+    let out = cli(&node.api, &["put", &big]);
+    assert!(
+        stderr_of(&out).contains("disk quota exceeded"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(node.status()["used_bytes"], 0);
+    let small_data = bytes(1000, 2);
+    let id = put(&node.api, &write_file(tmp.path(), "small", &small_data));
+    assert_eq!(node.status()["used_bytes"], 1000);
+    assert!(node.has_complete(&id));
+}
+
+#[test]
+fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = free_port().saturating_sub(200).max(20_000);
+    let mut devnet = Command::new(NEXUS)
+        .args([
+            "devnet",
+            "--nodes",
+            "2",
+            "--base-port",
+            &base.to_string(),
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn devnet");
+    let stdout = devnet.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(banner.contains("proposer"), "{banner}");
+    let api0 = format!("http://127.0.0.1:{}", base + 100);
+    let api1 = format!("http://127.0.0.1:{}", base + 101);
+    let data = bytes(300_000, 9);
+    let id = put(&api0, &write_file(tmp.path(), "f", &data));
+    wait_until("node 1 to replicate", Duration::from_secs(60), || {
+        get_json(&api1, &format!("/v1/blobs/{id}/info")).is_some_and(|i| i["complete"] == true)
+    });
+
+    nix_interrupt(devnet.id());
+    let status = wait_exit(&mut devnet, Duration::from_secs(30));
+    assert!(status.success(), "devnet exited with {status}");
+    let rest: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert!(rest.contains("stopped 2 nodes"), "{rest}");
+    assert!(
+        http_get(&api0, "/v1/status").is_none(),
+        "node 0 still answers"
+    );
+    assert!(
+        http_get(&api1, "/v1/status").is_none(),
+        "node 1 still answers"
+    );
+}
+
+fn nix_interrupt(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,172 @@
+//! Season 1 end to end: real `nexus` node processes on loopback replicate every blob and
+//! every block, recover from crashes, and survive peers that serve corrupted chunks.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const CHUNK: usize = 256 * 1024;
+
+#[test]
+fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let n1 = TestNode::start(&tmp.path().join("n1"), true, &[], &[]);
+    let boot = vec![n1.addr()];
+    let n2 = TestNode::start(&tmp.path().join("n2"), false, &boot, &[]);
+    // Node 3 finds the network through a DNS name (resolved by libp2p's dns transport).
+    let by_name = vec![n1.addr().replace("/ip4/127.0.0.1/", "/dns4/localhost/")];
+    let n3 = TestNode::start(&tmp.path().join("n3"), false, &by_name, &[]);
+
+    // Put through a node that is not the proposer: the registration travels over gossip.
+    let data = bytes(3 * CHUNK + 12_345, 1);
+    let file = write_file(tmp.path(), "input", &data);
+    let id = put(&n2.api, &file);
+
+    wait_until(
+        "node 3 to replicate the blob",
+        Duration::from_secs(60),
+        || n3.has_complete(&id),
+    );
+    let copy = tmp.path().join("copy");
+    cli_ok(&n3.api, &["get", &id, "-o", copy.to_str().expect("utf8")]);
+    assert_eq!(std::fs::read(&copy).expect("read copy"), data);
+    assert!(n1.has_complete(&id), "the proposer keeps every blob too");
+
+    // The inclusion proof checks online, offline from a saved file, and fails when tampered.
+    let proof = tmp.path().join("proof.json");
+    let proof_path = proof.to_str().expect("utf8");
+    let out = cli_ok(&n3.api, &["verify", &id, "--save", proof_path]);
+    assert!(out.contains("verified"), "{out}");
+    let proposer = n3.status()["proposer"]
+        .as_str()
+        .expect("proposer")
+        .to_string();
+    let offline = "http://127.0.0.1:9";
+    cli_ok(
+        offline,
+        &[
+            "verify",
+            &id,
+            "--proof",
+            proof_path,
+            "--proposer",
+            &proposer,
+        ],
+    );
+
+    let mut tampered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&proof).expect("proof")).expect("json");
+    tampered["registration"]["size"] = serde_json::json!(data.len() + 1);
+    std::fs::write(&proof, tampered.to_string()).expect("write");
+    let out = cli(
+        offline,
+        &[
+            "verify",
+            &id,
+            "--proof",
+            proof_path,
+            "--proposer",
+            &proposer,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REJECTED"));
+}
+
+#[test]
+fn late_node_catches_up_and_a_node_killed_mid_replication_recovers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let n1 = TestNode::start(&tmp.path().join("n1"), true, &[], &[]);
+    let boot = vec![n1.addr()];
+    let _n2 = TestNode::start(&tmp.path().join("n2"), false, &boot, &[]);
+
+    let small = bytes(CHUNK + 1, 2);
+    let large = bytes(48 * CHUNK, 3);
+    let small_id = put(&n1.api, &write_file(tmp.path(), "small", &small));
+    let large_id = put(&n1.api, &write_file(tmp.path(), "large", &large));
+
+    // A node that joins after the puts, throttled so that replication takes seconds.
+    let mut late = TestNode::start(
+        &tmp.path().join("late"),
+        false,
+        &boot,
+        &["--replication-bandwidth", "2MiB"],
+    );
+    wait_until(
+        "the late node to be mid-way through the large blob",
+        Duration::from_secs(60),
+        || {
+            late.blob_info(&large_id).is_some_and(|i| {
+                let missing = i["missing_chunks"].as_u64().unwrap_or(0);
+                i["complete"] == false && missing > 0 && missing < 48
+            })
+        },
+    );
+    late.kill9();
+
+    late.restart_without(&["--replication-bandwidth"]);
+    wait_until(
+        "the restarted node to finish",
+        Duration::from_secs(60),
+        || late.has_complete(&small_id) && late.has_complete(&large_id),
+    );
+    assert_eq!(late.status()["height"], n1.status()["height"]);
+    for (id, data) in [(&small_id, &small), (&large_id, &large)] {
+        let copy = tmp.path().join(format!("copy-{id}"));
+        cli_ok(&late.api, &["get", id, "-o", copy.to_str().expect("utf8")]);
+        assert!(
+            std::fs::read(&copy).expect("copy") == *data,
+            "blob {id} differs"
+        );
+    }
+}
+
+#[test]
+fn a_peer_serving_corrupted_chunks_is_dropped_and_the_blob_arrives_intact() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let honest = TestNode::start(&tmp.path().join("honest"), true, &[], &[]);
+    let liar = TestNode::start(
+        &tmp.path().join("liar"),
+        false,
+        &[honest.addr()],
+        &["--fault", "corrupt-chunks"],
+    );
+    let data = bytes(32 * CHUNK, 4);
+    let id = put(&honest.api, &write_file(tmp.path(), "input", &data));
+    wait_until("the liar to hold the blob", Duration::from_secs(60), || {
+        liar.has_complete(&id)
+    });
+
+    // A new node that knows both; throttled so that it asks both peers for chunks.
+    let liar_id = liar.status()["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_string();
+    let fresh = TestNode::start(
+        &tmp.path().join("fresh"),
+        false,
+        &[liar.addr(), honest.addr()],
+        &["--replication-bandwidth", "4MiB"],
+    );
+    wait_until(
+        "the fresh node to replicate",
+        Duration::from_secs(90),
+        || fresh.has_complete(&id),
+    );
+    let banned = fresh.status()["banned_peers"].clone();
+    assert!(
+        banned
+            .as_array()
+            .is_some_and(|b| b.iter().any(|p| p == liar_id.as_str())),
+        "the corrupt peer was not dropped: {banned}\n{}",
+        fresh.log()
+    );
+    let copy = tmp.path().join("copy");
+    cli_ok(
+        &fresh.api,
+        &["get", &id, "-o", copy.to_str().expect("utf8")],
+    );
+    assert_eq!(std::fs::read(&copy).expect("copy"), data);
+}

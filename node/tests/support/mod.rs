@@ -1,0 +1,240 @@
+//! Harness for end-to-end tests: real `nexus` processes on loopback, data in temp dirs.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const NEXUS: &str = env!("CARGO_BIN_EXE_nexus");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status code, body).
+pub fn http_get(api: &str, path: &str) -> Option<(u16, String)> {
+    let addr = api.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// GET returning parsed JSON when the status is 200.
+pub fn get_json(api: &str, path: &str) -> Option<serde_json::Value> {
+    let (code, body) = http_get(api, path)?;
+    (code == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+/// Runs the `nexus` CLI against `api`.
+pub fn cli(api: &str, args: &[&str]) -> Output {
+    Command::new(NEXUS)
+        .arg("--node")
+        .arg(api)
+        .args(args)
+        .output()
+        .expect("run nexus")
+}
+
+/// Runs the CLI and returns stdout, failing the test with stderr if it fails.
+pub fn cli_ok(api: &str, args: &[&str]) -> String {
+    let out = cli(api, args);
+    assert!(
+        out.status.success(),
+        "nexus {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// One `nexus node start` process.
+pub struct TestNode {
+    pub child: Option<Child>,
+    pub api: String,
+    pub listen: String,
+    pub dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl TestNode {
+    /// Starts a node in `dir` and waits until it has a chain (a proposer has one at once;
+    /// others once they synced the genesis).
+    pub fn start(dir: &Path, proposer: bool, bootstrap: &[String], extra: &[&str]) -> TestNode {
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let api = format!("127.0.0.1:{}", free_port());
+        let mut args: Vec<String> = vec![
+            "node".into(),
+            "start".into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--listen".into(),
+            listen.clone(),
+            "--api".into(),
+            api.clone(),
+            "--block-interval-ms".into(),
+            "100".into(),
+        ];
+        if proposer {
+            args.push("--proposer".into());
+        }
+        for b in bootstrap {
+            args.push("--bootstrap".into());
+            args.push(b.clone());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut node = TestNode {
+            child: None,
+            api: format!("http://{api}"),
+            listen,
+            dir: dir.to_path_buf(),
+            args,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).expect("dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .expect("log");
+        let child = Command::new(NEXUS)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn node");
+        self.child = Some(child);
+        let api = self.api.clone();
+        wait_until(
+            &format!("node {api} ready"),
+            Duration::from_secs(60),
+            || get_json(&api, "/v1/status").is_some_and(|s| !s["height"].is_null()),
+        );
+    }
+
+    /// This node's address for others to bootstrap from.
+    pub fn addr(&self) -> String {
+        let status = get_json(&self.api, "/v1/status").expect("status");
+        format!(
+            "{}/p2p/{}",
+            self.listen,
+            status["peer_id"].as_str().expect("peer id")
+        )
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        get_json(&self.api, "/v1/status").expect("status")
+    }
+
+    pub fn blob_info(&self, id: &str) -> Option<serde_json::Value> {
+        get_json(&self.api, &format!("/v1/blobs/{id}/info"))
+    }
+
+    pub fn has_complete(&self, id: &str) -> bool {
+        self.blob_info(id).is_some_and(|i| i["complete"] == true)
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same data dir, with `extra_override` replacing the extra
+    /// arguments when given.
+    pub fn restart_without(&mut self, drop_args: &[&str]) {
+        self.kill9();
+        let mut args = Vec::new();
+        let mut skip = false;
+        for a in self.args.drain(..) {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if drop_args.contains(&a.as_str()) {
+                skip = true;
+                continue;
+            }
+            args.push(a);
+        }
+        self.args = args;
+        self.spawn();
+    }
+
+    /// The node's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Writes `data` to `dir/name` and returns the path as a string.
+pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, data).expect("write");
+    path.display().to_string()
+}
+
+/// Runs `nexus put` on `api` and returns the blob id.
+pub fn put(api: &str, file: &str) -> String {
+    let out = cli_ok(api, &["put", file, "--json"]);
+    let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt json");
+    receipt["blob_id"].as_str().expect("blob id").to_string()
+}
