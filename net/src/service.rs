@@ -314,10 +314,8 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     bootstrap: Vec<Multiaddr>,
-    pending_chunks:
-        HashMap<OutboundRequestId, oneshot::Sender<Result<ChunkResponse, RequestError>>>,
-    pending_blocks:
-        HashMap<OutboundRequestId, oneshot::Sender<Result<BlockResponse, RequestError>>>,
+    pending_chunks: Pending<ChunkResponse>,
+    pending_blocks: Pending<BlockResponse>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
     banned: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
@@ -449,78 +447,37 @@ impl EventLoop {
     }
 
     async fn on_behaviour_event(&mut self, event: BehaviourEvent) {
-        use request_response::{Event as Rr, Message};
         match event {
-            BehaviourEvent::Chunks(Rr::Message { peer, message, .. }) => match message {
-                Message::Request {
-                    request, channel, ..
-                } => {
-                    let (tx, rx) = oneshot::channel();
-                    self.replies
-                        .push(rx.map(|r| PendingReply::Chunk(channel, r.ok())).boxed());
-                    self.emit(NetworkEvent::ChunkRequest {
+            BehaviourEvent::Chunks(event) => {
+                let inbound = on_request_response(
+                    event,
+                    &mut self.pending_chunks,
+                    &self.replies,
+                    PendingReply::Chunk,
+                    |peer, request, reply| NetworkEvent::ChunkRequest {
                         peer,
                         request,
-                        reply: Reply(tx),
-                    })
-                    .await;
-                }
-                Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(tx) = self.pending_chunks.remove(&request_id) {
-                        let _ = tx.send(Ok(response));
-                    }
-                }
-            },
-            BehaviourEvent::Chunks(Rr::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            }) => {
-                if let Some(tx) = self.pending_chunks.remove(&request_id) {
-                    let _ = tx.send(Err(RequestError::Failed {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                        reply,
+                    },
+                );
+                if let Some(e) = inbound {
+                    self.emit(e).await;
                 }
             }
-            BehaviourEvent::Blocks(Rr::Message { peer, message, .. }) => match message {
-                Message::Request {
-                    request, channel, ..
-                } => {
-                    let (tx, rx) = oneshot::channel();
-                    self.replies
-                        .push(rx.map(|r| PendingReply::Blocks(channel, r.ok())).boxed());
-                    self.emit(NetworkEvent::BlockRequest {
+            BehaviourEvent::Blocks(event) => {
+                let inbound = on_request_response(
+                    event,
+                    &mut self.pending_blocks,
+                    &self.replies,
+                    PendingReply::Blocks,
+                    |peer, request, reply| NetworkEvent::BlockRequest {
                         peer,
                         request,
-                        reply: Reply(tx),
-                    })
-                    .await;
-                }
-                Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(tx) = self.pending_blocks.remove(&request_id) {
-                        let _ = tx.send(Ok(response));
-                    }
-                }
-            },
-            BehaviourEvent::Blocks(Rr::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            }) => {
-                if let Some(tx) = self.pending_blocks.remove(&request_id) {
-                    let _ = tx.send(Err(RequestError::Failed {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                        reply,
+                    },
+                );
+                if let Some(e) = inbound {
+                    self.emit(e).await;
                 }
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
@@ -569,5 +526,56 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+type Pending<Resp> = HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, RequestError>>>;
+
+/// Handles one request-response protocol's event: completes outbound requests, and turns an
+/// inbound request into the [`NetworkEvent`] built by `inbound` (its reply is sent when the
+/// node answers, through `replies`).
+fn on_request_response<Req, Resp>(
+    event: request_response::Event<Req, Resp>,
+    pending: &mut Pending<Resp>,
+    replies: &FuturesUnordered<BoxFuture<'static, PendingReply>>,
+    wrap: fn(ResponseChannel<Resp>, Option<Resp>) -> PendingReply,
+    inbound: fn(PeerId, Req, Reply<Resp>) -> NetworkEvent,
+) -> Option<NetworkEvent>
+where
+    Resp: Send + 'static,
+{
+    use request_response::{Event, Message};
+    match event {
+        Event::Message { peer, message, .. } => match message {
+            Message::Request {
+                request, channel, ..
+            } => {
+                let (tx, rx) = oneshot::channel();
+                replies.push(rx.map(move |r| wrap(channel, r.ok())).boxed());
+                Some(inbound(peer, request, Reply(tx)))
+            }
+            Message::Response {
+                request_id,
+                response,
+            } => {
+                if let Some(tx) = pending.remove(&request_id) {
+                    let _ = tx.send(Ok(response));
+                }
+                None
+            }
+        },
+        Event::OutboundFailure {
+            peer,
+            request_id,
+            error,
+            ..
+        } => {
+            if let Some(tx) = pending.remove(&request_id) {
+                let reason = error.to_string();
+                let _ = tx.send(Err(RequestError::Failed { peer, reason }));
+            }
+            None
+        }
+        _ => None,
     }
 }

@@ -43,36 +43,33 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
         .as_str()
         .expect("proposer")
         .to_string();
-    let offline = "http://127.0.0.1:9";
-    cli_ok(
-        offline,
-        &[
+    let verify_offline = || {
+        let args = [
             "verify",
             &id,
             "--proof",
             proof_path,
             "--proposer",
             &proposer,
-        ],
+        ];
+        cli("http://127.0.0.1:9", &args)
+    };
+    assert!(
+        verify_offline().status.success(),
+        "offline check of a good proof"
     );
 
     let mut tampered: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&proof).expect("proof")).expect("json");
     tampered["registration"]["size"] = serde_json::json!(data.len() + 1);
     std::fs::write(&proof, tampered.to_string()).expect("write");
-    let out = cli(
-        offline,
-        &[
-            "verify",
-            &id,
-            "--proof",
-            proof_path,
-            "--proposer",
-            &proposer,
-        ],
-    );
+    let out = verify_offline();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("REJECTED"));
+
+    std::fs::write(&proof, b"{ not a proof").expect("write");
+    let out = verify_offline();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an inclusion proof"));
 }
 
 #[test]

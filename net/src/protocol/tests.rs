@@ -55,7 +55,10 @@ fn samples() -> Vec<(Vec<u8>, &'static str)> {
             }),
             "block response",
         ),
-        (encode(&GossipMessage::Block(Box::new(block.clone()))), "gossip block"),
+        (
+            encode(&GossipMessage::Block(Box::new(block.clone()))),
+            "gossip block",
+        ),
         (
             encode(&GossipMessage::Registration(RegistrationSubmission {
                 registration: block.registrations[0],
