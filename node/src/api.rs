@@ -37,6 +37,8 @@ pub(crate) struct Status {
     pub(crate) used_bytes: u64,
     pub(crate) capacity: Option<u64>,
     pub(crate) disk_bytes: u64,
+    /// Chunks found corrupt on disk since start, discarded and fetched again from peers.
+    pub(crate) corrupt_chunks_found: u64,
 }
 
 /// `GET /v1/blobs/{id}/info`.

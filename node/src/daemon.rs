@@ -10,6 +10,7 @@ mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ pub(crate) struct Node {
     /// Wakes replication early.
     pub(crate) replicate_now: Notify,
     pub(crate) bandwidth: Option<rate::RateLimit>,
+    /// Chunks found corrupt on disk since start (each is discarded and fetched again).
+    pub(crate) corrupt_chunks_found: AtomicU64,
 }
 
 impl Node {
@@ -137,6 +140,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         bandwidth: args
             .replication_bandwidth
             .map(|b| rate::RateLimit::new(b.0)),
+        corrupt_chunks_found: AtomicU64::new(0),
     });
     tracing::info!(
         peer_id = %node.net.peer_id(),

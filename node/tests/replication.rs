@@ -167,3 +167,72 @@ fn a_peer_serving_corrupted_chunks_is_dropped_and_the_blob_arrives_intact() {
     );
     assert_eq!(std::fs::read(&copy).expect("copy"), data);
 }
+
+/// Every file below `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn chunks_corrupted_on_disk_are_detected_and_repaired_from_a_peer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = TestNode::start(&tmp.path().join("a"), true, &[], &[]);
+    let mut b = TestNode::start(&tmp.path().join("b"), false, &[a.addr()], &[]);
+    // Larger than fjall's 64 MiB memtable, so chunk values are flushed to data files.
+    let data = bytes(96 << 20, 7);
+    let id = put(&a.api, &write_file(tmp.path(), "input", &data));
+    wait_until("b to replicate", Duration::from_secs(120), || {
+        b.has_complete(&id)
+    });
+
+    let needle = &data[5 * CHUNK + 1000..5 * CHUNK + 1032];
+    let keyspaces = b.dir.join("store").join("keyspaces");
+    wait_until(
+        "chunk 5 to reach a data file",
+        Duration::from_secs(60),
+        || {
+            files_under(&keyspaces)
+                .iter()
+                .any(|f| std::fs::read(f).is_ok_and(|c| find(&c, needle).is_some()))
+        },
+    );
+    b.kill9();
+    let mut flipped = 0;
+    for file in files_under(&keyspaces) {
+        let mut content = std::fs::read(&file).expect("read");
+        if let Some(at) = find(&content, needle) {
+            content[at + 7] ^= 0xff;
+            std::fs::write(&file, &content).expect("write");
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0, "no on-disk copy of chunk 5 found");
+
+    b.restart_without(&[]);
+    let copy = tmp.path().join("copy");
+    cli_ok(&b.api, &["get", &id, "-o", copy.to_str().expect("utf8")]);
+    assert!(
+        std::fs::read(&copy).expect("copy") == data,
+        "repaired blob differs"
+    );
+    let found = b.status()["corrupt_chunks_found"].as_u64().unwrap_or(0);
+    assert!(found >= 1, "corruption was not noticed:\n{}", b.log());
+    wait_until(
+        "b to hold the blob whole again",
+        Duration::from_secs(60),
+        || b.has_complete(&id),
+    );
+}

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
+use fjall::{
+    CompressionType, Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode,
+};
 use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk};
@@ -137,9 +139,11 @@ impl Store {
         let plain = KeyspaceCreateOptions::default;
         let ks = Keyspaces {
             blobs: db.keyspace("blobs", plain)?,
+            // Blob content is mostly incompressible (models, media, archives): store it raw.
             chunks: db.keyspace("chunks", || {
-                KeyspaceCreateOptions::default()
-                    .with_kv_separation(Some(KvSeparationOptions::default()))
+                KeyspaceCreateOptions::default().with_kv_separation(Some(
+                    KvSeparationOptions::default().compression(CompressionType::None),
+                ))
             })?,
             proofs: db.keyspace("proofs", plain)?,
             uploads: db.keyspace("uploads", plain)?,

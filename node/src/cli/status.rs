@@ -49,5 +49,11 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
         .map_or("unlimited".into(), |c| ByteSize(c).to_string());
     println!("stored:     {} of {capacity}", ByteSize(s.used_bytes));
     println!("disk used:  {}", ByteSize(s.disk_bytes));
+    if s.corrupt_chunks_found > 0 {
+        println!(
+            "repairs:    {} corrupted chunks found on disk and fetched again from peers",
+            s.corrupt_chunks_found
+        );
+    }
     Ok(())
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use futures::{stream, StreamExt};
 use nexus_net::protocol::chunks::{ChunkRequest, ChunkResponse};
-use nexus_storage::{BlobId, BlobRegistration, ChunkIndex, PutChunkError, CHUNK_SIZE};
+use std::sync::atomic::Ordering;
+
+use nexus_storage::{
+    BlobId, BlobRegistration, ChunkIndex, PutChunkError, ReadChunkError, StoredChunk, CHUNK_SIZE,
+};
 
 use super::Node;
 
@@ -23,6 +27,32 @@ pub(crate) enum FetchError {
     Unavailable { blob_id: BlobId, index: ChunkIndex },
     #[error("cannot store chunk: {0}")]
     Store(String),
+}
+
+/// Reads a chunk from the local store, verified. A chunk found corrupt on disk is
+/// discarded, counted, and left for replication to fetch again; the error is returned.
+pub(crate) async fn read_local(
+    node: &Node,
+    blob_id: BlobId,
+    index: ChunkIndex,
+) -> Result<StoredChunk, ReadChunkError> {
+    let store = node.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.read_chunk(&blob_id, index))
+        .await
+        .map_err(|e| {
+            ReadChunkError::Store(nexus_storage::StoreError::CorruptRecord {
+                keyspace: "chunks",
+                reason: e.to_string(),
+            })
+        })?;
+    if let Err(e @ ReadChunkError::Corrupt { .. }) = &read {
+        tracing::error!("{e}; discarding it and repairing it from a peer");
+        node.corrupt_chunks_found.fetch_add(1, Ordering::Relaxed);
+        let store = node.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.discard_chunk(&blob_id, index)).await;
+        node.replicate_now.notify_one();
+    }
+    read
 }
 
 /// Fetches chunk `index` of `blob_id` from some peer, verifies and stores it. The blob

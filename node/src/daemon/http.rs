@@ -3,6 +3,7 @@
 //! concurrency limit. Every error is a JSON [`ErrorBody`] with a status code.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
 use super::chain::{anchor, AnchorError};
-use super::fetch::fetch_chunk;
+use super::fetch::{fetch_chunk, read_local};
 use super::Node;
 use crate::api::{BlobInfo, ErrorBody, Receipt, Status};
 
@@ -147,6 +148,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         used_bytes: stats.used_bytes,
         capacity: stats.capacity,
         disk_bytes: stats.disk_bytes,
+        corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),
     }))
 }
 
@@ -255,19 +257,9 @@ async fn put_blob(State(node): State<Arc<Node>>, body: Body) -> ApiResult<Json<R
 /// Reads a chunk, fetching it from peers if it is missing or corrupt on disk.
 async fn read_or_fetch(node: &Node, id: BlobId, index: ChunkIndex) -> Result<Vec<u8>, String> {
     for _ in 0..3 {
-        let store = node.store.clone();
-        let read = tokio::task::spawn_blocking(move || store.read_chunk(&id, index))
-            .await
-            .map_err(|e| e.to_string())?;
-        match read {
+        match read_local(node, id, index).await {
             Ok(chunk) => return Ok(chunk.data),
-            Err(ReadChunkError::Missing { .. }) => {}
-            Err(ReadChunkError::Corrupt(e)) => {
-                tracing::error!("corrupted data found on disk: {e}; repairing it from a peer");
-                node.store
-                    .discard_chunk(&id, index)
-                    .map_err(|e| e.to_string())?;
-            }
+            Err(ReadChunkError::Missing { .. } | ReadChunkError::Corrupt { .. }) => {}
             Err(e) => return Err(e.to_string()),
         }
         fetch_chunk(node, id, index)

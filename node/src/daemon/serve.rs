@@ -2,25 +2,15 @@
 
 use nexus_net::protocol::blocks::{BlockRequest, BlockResponse, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::chunks::{ChunkRequest, ChunkResponse};
-use nexus_storage::ReadChunkError;
 
+use super::fetch::read_local;
 use super::{Fault, Node};
 
 /// Reads, verifies and returns a chunk; a chunk found corrupt is discarded (and refetched by
 /// replication) rather than served.
 pub(crate) async fn chunk(node: &Node, request: ChunkRequest) -> ChunkResponse {
-    let store = node.store.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let result = store.read_chunk(&request.blob_id, request.index);
-        if let Err(ReadChunkError::Corrupt(e)) = &result {
-            tracing::error!("corrupted data found: {e}; discarding it to repair from a peer");
-            let _ = store.discard_chunk(&request.blob_id, request.index);
-        }
-        result
-    })
-    .await;
-    match read {
-        Ok(Ok(mut chunk)) => {
+    match read_local(node, request.blob_id, request.index).await {
+        Ok(mut chunk) => {
             if node.fault == Some(Fault::CorruptChunks) {
                 if let Some(b) = chunk.data.first_mut() {
                     *b ^= 0xff;
@@ -31,11 +21,7 @@ pub(crate) async fn chunk(node: &Node, request: ChunkRequest) -> ChunkResponse {
                 proof: chunk.proof,
             }
         }
-        Ok(Err(ReadChunkError::Corrupt(_))) => {
-            node.replicate_now.notify_one();
-            ChunkResponse::NotFound
-        }
-        _ => ChunkResponse::NotFound,
+        Err(_) => ChunkResponse::NotFound,
     }
 }
 

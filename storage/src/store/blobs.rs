@@ -1,7 +1,7 @@
 //! Blob content: streaming ingest of new blobs, verified chunk reads, and chunk-by-chunk
 //! replicas fetched from peers.
 
-use super::{chunk_key, decode, encode, BlobRecord, Store, StoreError};
+use super::{chunk_key, encode, BlobRecord, Store, StoreError};
 use crate::blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex};
 use crate::block::BlobRegistration;
 use crate::merkle::MerkleProof;
@@ -32,9 +32,17 @@ pub enum ReadChunkError {
         /// The chunk.
         index: ChunkIndex,
     },
-    /// The chunk on disk fails its Merkle check: it must be discarded and fetched again.
-    #[error("corrupted data found on disk: {0}")]
-    Corrupt(ChunkError),
+    /// The chunk on disk fails its Merkle check or the engine's checksum: it must be
+    /// discarded and fetched again.
+    #[error("corrupted data found on disk: chunk {index} of blob {blob_id}: {reason}")]
+    Corrupt {
+        /// The blob.
+        blob_id: BlobId,
+        /// The chunk.
+        index: ChunkIndex,
+        /// What failed.
+        reason: String,
+    },
     /// The index is outside the blob.
     #[error(transparent)]
     OutOfRange(ChunkError),
@@ -55,6 +63,23 @@ pub enum PutChunkError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// True for engine errors that mean the bytes on disk are damaged (checksums, framing).
+fn is_corruption(e: &fjall::Error) -> bool {
+    use fjall::LsmError;
+    matches!(
+        e,
+        fjall::Error::Storage(
+            LsmError::ChecksumMismatch { .. }
+                | LsmError::Decompress(_)
+                | LsmError::InvalidHeader(_)
+                | LsmError::InvalidTag(_)
+                | LsmError::InvalidTrailer
+        ) | fjall::Error::Decompress(_)
+            | fjall::Error::InvalidTag(_)
+            | fjall::Error::InvalidTrailer
+    )
 }
 
 fn engine<E: From<StoreError>>(e: fjall::Error) -> E {
@@ -93,15 +118,25 @@ impl Store {
             blob_id: *id,
             index,
         };
-        let Some(proof) = self.ks.proofs.get(key).map_err(engine::<ReadChunkError>)? else {
+        let corrupt = |reason: String| ReadChunkError::Corrupt {
+            blob_id: *id,
+            index,
+            reason,
+        };
+        let checked = |e: fjall::Error| match is_corruption(&e) {
+            true => corrupt(e.to_string()),
+            false => engine(e),
+        };
+        let Some(proof) = self.ks.proofs.get(key).map_err(checked)? else {
             return Err(missing);
         };
-        let Some(data) = self.ks.chunks.get(key).map_err(engine::<ReadChunkError>)? else {
+        let Some(data) = self.ks.chunks.get(key).map_err(checked)? else {
             return Err(missing);
         };
-        let proof: MerkleProof = decode("proofs", &proof)?;
+        let proof: MerkleProof =
+            postcard::from_bytes(&proof).map_err(|e| corrupt(format!("unreadable proof: {e}")))?;
         id.verify_chunk(record.size, index, &data, &proof)
-            .map_err(ReadChunkError::Corrupt)?;
+            .map_err(|e| corrupt(e.to_string()))?;
         Ok(StoredChunk {
             data: data.to_vec(),
             proof,

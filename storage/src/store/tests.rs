@@ -107,7 +107,7 @@ fn corrupt_chunk_is_detected_and_can_be_repaired_from_a_replica() {
     store.corrupt_chunk_for_test(&id, ChunkIndex(1), &bad);
     assert!(matches!(
         store.read_chunk(&id, ChunkIndex(1)),
-        Err(ReadChunkError::Corrupt(_))
+        Err(ReadChunkError::Corrupt { .. })
     ));
     store.discard_chunk(&id, ChunkIndex(1)).expect("discard");
     assert_eq!(
