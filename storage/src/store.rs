@@ -108,6 +108,8 @@ pub struct Store {
 }
 
 const NEXT_SEQ_KEY: &[u8] = b"next_seq";
+/// Memtable size of the chunks keyspace.
+const CHUNK_MEMTABLE_BYTES: u64 = 16 << 20;
 
 fn chunk_key(seq: u64, index: ChunkIndex) -> [u8; 12] {
     let mut k = [0; 12];
@@ -140,10 +142,13 @@ impl Store {
         let ks = Keyspaces {
             blobs: db.keyspace("blobs", plain)?,
             // Blob content is mostly incompressible (models, media, archives): store it raw.
+            // Small memtables bound the memory a large upload holds before it is flushed.
             chunks: db.keyspace("chunks", || {
-                KeyspaceCreateOptions::default().with_kv_separation(Some(
-                    KvSeparationOptions::default().compression(CompressionType::None),
-                ))
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(CHUNK_MEMTABLE_BYTES)
+                    .with_kv_separation(Some(
+                        KvSeparationOptions::default().compression(CompressionType::None),
+                    ))
             })?,
             proofs: db.keyspace("proofs", plain)?,
             uploads: db.keyspace("uploads", plain)?,
