@@ -212,6 +212,24 @@ impl Store {
         })
     }
 
+    /// Fails with `QuotaExceeded` if `bytes` more would not fit in the capacity (a cheap
+    /// early check; writes still reserve as they go).
+    pub fn check_room(&self, bytes: u64) -> Result<(), StoreError> {
+        let Some(capacity) = self.shared.capacity else {
+            return Ok(());
+        };
+        let used = self.shared.used.load(Ordering::SeqCst);
+        let available = capacity.saturating_sub(used);
+        if bytes > available {
+            return Err(StoreError::QuotaExceeded {
+                capacity,
+                available,
+                needed: bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Reserves `bytes` against the capacity, or fails with `QuotaExceeded`.
     fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
         let used = &self.shared.used;

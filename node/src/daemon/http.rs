@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -214,7 +214,19 @@ async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> Api
         .ok_or_else(|| ApiError::NotFound(format!("no block at height {height} yet")))
 }
 
-async fn put_blob(State(node): State<Arc<Node>>, body: Body) -> ApiResult<Json<Receipt>> {
+async fn put_blob(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Receipt>> {
+    // Refuse an upload that cannot fit before reading any of it.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = announced {
+        node.store.check_room(len)?;
+    }
     let mut writer = node.store.ingest()?;
     let mut stream = body.into_data_stream();
     loop {

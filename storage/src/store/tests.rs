@@ -87,6 +87,8 @@ fn unfinished_upload_leaves_nothing_behind() {
 fn quota_is_enforced_and_released() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), Some(CHUNK_SIZE as u64)).expect("open");
+    assert!(store.check_room(CHUNK_SIZE as u64).is_ok());
+    assert!(store.check_room(CHUNK_SIZE as u64 + 1).is_err());
     let mut w = store.ingest().expect("ingest");
     let err = w.write(&data(CHUNK_SIZE + 1, 3)).expect_err("over quota");
     assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");

@@ -1,0 +1,16 @@
+//! Every request-response and gossip decoder on arbitrary bytes: errors, never panics.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nexus_net::codec::decode;
+use nexus_net::protocol::blocks::{self, BlockRequest, BlockResponse};
+use nexus_net::protocol::chunks::{self, ChunkRequest, ChunkResponse};
+use nexus_net::protocol::gossip::{GossipMessage, MAX_GOSSIP_SIZE};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = decode::<ChunkRequest>(data, chunks::CAPS.request);
+    let _ = decode::<ChunkResponse>(data, chunks::CAPS.response);
+    let _ = decode::<BlockRequest>(data, blocks::CAPS.request);
+    let _ = decode::<BlockResponse>(data, blocks::CAPS.response);
+    let _ = decode::<GossipMessage>(data, MAX_GOSSIP_SIZE);
+});
