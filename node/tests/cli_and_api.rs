@@ -75,6 +75,11 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         stderr_of(&out)
     );
     assert_eq!(node.status()["used_bytes"], 0);
+    // The node itself refuses an upload announced too large, before reading its body.
+    let request = b"PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\nabc";
+    let (code, body) = http_raw(&node.api, request).expect("answer");
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("quota_exceeded"), "{body}");
     let small_data = bytes(1000, 2);
     let id = put(&node.api, &write_file(tmp.path(), "small", &small_data));
     assert_eq!(node.status()["used_bytes"], 1000);

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::io::ReaderStream;
 
-use crate::api::Receipt;
+use crate::api::{Receipt, Status};
 use crate::client::NodeClient;
 use crate::units::ByteSize;
 
@@ -35,6 +35,21 @@ pub(crate) async fn upload(
         .await
         .with_context(|| format!("file not readable: {}", file.display()))?
         .len();
+    // A node answers an over-quota upload before reading it, which most HTTP clients see as
+    // a broken connection: check the room first, so the user gets the real reason.
+    let status: Status = client.get_json("/v1/status").await?;
+    if let Some(capacity) = status.capacity {
+        let available = capacity.saturating_sub(status.used_bytes);
+        if size > available {
+            bail!(
+                "disk quota exceeded: {} needs {} but the node has {} free of its {} capacity",
+                file.display(),
+                ByteSize(size),
+                ByteSize(available),
+                ByteSize(capacity)
+            );
+        }
+    }
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(

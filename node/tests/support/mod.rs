@@ -32,16 +32,20 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 
 /// A minimal HTTP/1.1 GET: (status code, body).
 pub fn http_get(api: &str, path: &str) -> Option<(u16, String)> {
+    let host = api.trim_start_matches("http://");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    http_raw(api, request.as_bytes())
+}
+
+/// Sends raw request bytes; returns the status code and body of the answer.
+pub fn http_raw(api: &str, request: &[u8]) -> Option<(u16, String)> {
     let addr = api.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    s.write_all(request).ok()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
+    // The server may close before reading everything we sent; keep what was answered.
+    let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).to_string();
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text
