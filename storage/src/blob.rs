@@ -1,13 +1,20 @@
-//! Blob identity: content cut into fixed-size chunks, a Merkle tree over the chunks, and
-//! the byte length bound into the id.
+//! Blob identity: content cut into fixed-size 4 KiB leaves, a Merkle tree over the leaves,
+//! and the byte length bound into the id.
 //!
-//! `BlobId = SHA-256(0x02 || len as u64 big-endian || merkle_root(chunks))`. A blob always
-//! has at least one chunk (the empty blob has one empty chunk), so every blob has a root.
+//! `BlobId = SHA-256(0x02 || len as u64 big-endian || merkle_root(leaves))`. A blob always
+//! has at least one leaf (the empty blob has one empty leaf), so every blob has a root.
+//!
+//! Blobs move in 256 KiB chunks of 64 leaves. Because a chunk is an aligned power-of-two run
+//! of leaves, it is exactly one subtree: its root is computed from its bytes alone, and a
+//! chunk proof is the path from that subtree to the root. A single leaf can be proven too
+//! (storage challenges): its proof is the in-chunk path followed by the chunk's path.
 
 use crate::bytes::fixed_bytes;
 use crate::merkle::{leaf_hash, Digest, MerkleProof, MerkleTree};
 
-/// Size of every chunk but the last one of a blob.
+/// Size of every leaf but the last one of a blob.
+pub const LEAF_SIZE: usize = 4096;
+/// Size of every chunk but the last one of a blob (64 leaves).
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
 const BLOB_ID_TAG: u8 = 0x02;
@@ -110,6 +117,42 @@ impl BlobLayout {
     pub fn offset(&self, index: ChunkIndex) -> u64 {
         u64::from(index.0) * CHUNK_SIZE as u64
     }
+
+    /// Number of leaves (at least one).
+    pub fn leaf_count(&self) -> u64 {
+        self.size.div_ceil(LEAF_SIZE as u64).max(1)
+    }
+
+    /// Length of leaf `index`, or `None` if out of range.
+    pub fn leaf_len(&self, index: u64) -> Option<usize> {
+        let start = index.checked_mul(LEAF_SIZE as u64)?;
+        (index < self.leaf_count()).then(|| (self.size - start).min(LEAF_SIZE as u64) as usize)
+    }
+}
+
+/// Leaf hashes of a chunk (one empty leaf for an empty chunk).
+fn chunk_leaves(data: &[u8]) -> Vec<Digest> {
+    if data.is_empty() {
+        return vec![leaf_hash(&[])];
+    }
+    data.chunks(LEAF_SIZE).map(leaf_hash).collect()
+}
+
+/// Root of the subtree formed by one chunk's leaves.
+pub fn chunk_root(data: &[u8]) -> Digest {
+    MerkleTree::from_leaves(chunk_leaves(data)).root()
+}
+
+/// Proof of leaf `leaf_in_chunk` of `chunk`, given the chunk's own proof: the in-chunk path
+/// followed by the chunk's path. `None` if the leaf is outside the chunk.
+pub fn leaf_proof(
+    chunk: &[u8],
+    chunk_proof: &MerkleProof,
+    leaf_in_chunk: u32,
+) -> Option<MerkleProof> {
+    let mut proof = MerkleTree::from_leaves(chunk_leaves(chunk)).proof(u64::from(leaf_in_chunk))?;
+    proof.siblings.extend_from_slice(&chunk_proof.siblings);
+    Some(proof)
 }
 
 impl BlobId {
@@ -142,7 +185,7 @@ impl BlobId {
                 found: data.len(),
             });
         }
-        let root = proof.root(leaf_hash(data), u64::from(index.0), layout.chunk_count());
+        let root = proof.root(chunk_root(data), u64::from(index.0), layout.chunk_count());
         match root {
             Some(root) if BlobId::from_root(size, &root) == *self => Ok(()),
             _ => Err(ChunkError::ProofMismatch {
@@ -151,10 +194,22 @@ impl BlobId {
             }),
         }
     }
+
+    /// Checks that `data` is leaf `index` of this blob of `size` bytes, using `proof` (as
+    /// made by [`leaf_proof`]). Used to answer storage challenges with 4 KiB, not 256 KiB.
+    pub fn verify_leaf(&self, size: u64, index: u64, data: &[u8], proof: &MerkleProof) -> bool {
+        let layout = BlobLayout { size };
+        if layout.leaf_len(index) != Some(data.len()) {
+            return false;
+        }
+        proof
+            .root(leaf_hash(data), index, layout.leaf_count())
+            .is_some_and(|root| BlobId::from_root(size, &root) == *self)
+    }
 }
 
-/// Computes a BlobId from a stream of bytes, keeping one chunk buffered and one hash per
-/// chunk (32 bytes per 256 KiB), so memory stays flat in practice as blobs grow.
+/// Computes a BlobId from a stream of bytes, keeping one chunk buffered and one subtree
+/// root per chunk (32 bytes per 256 KiB), so memory stays flat in practice as blobs grow.
 #[derive(Debug, Default)]
 pub struct BlobIdBuilder {
     pending: Vec<u8>,
@@ -178,7 +233,7 @@ impl BlobIdBuilder {
             data = &data[take..];
             if self.pending.len() == CHUNK_SIZE {
                 let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK_SIZE));
-                self.leaves.push(leaf_hash(&chunk));
+                self.leaves.push(chunk_root(&chunk));
                 done.push(chunk);
             }
         }
@@ -190,11 +245,12 @@ impl BlobIdBuilder {
         self.size
     }
 
-    /// Ends the stream: returns the id, the chunk tree, and the final partial chunk (if the
+    /// Ends the stream: returns the id, the tree over chunk roots (whose proofs are chunk
+    /// proofs), and the final partial chunk (if the
     /// blob is empty or its length is not a multiple of [`CHUNK_SIZE`]).
     pub fn finish(mut self) -> (BlobId, MerkleTree, Option<Vec<u8>>) {
         let tail = if !self.pending.is_empty() || self.leaves.is_empty() {
-            self.leaves.push(leaf_hash(&self.pending));
+            self.leaves.push(chunk_root(&self.pending));
             Some(self.pending)
         } else {
             None
@@ -285,5 +341,47 @@ mod tests {
         let id = BlobId::of(b"nexus");
         let leaf = leaf_hash(b"nexus");
         assert_eq!(id, BlobId::from_root(5, &leaf));
+        assert_eq!(
+            id.to_string(),
+            "9dbb5ec64bef22c1b6bb65f64b8b82a047cd43d9291c54e1103afd04e6f419a5"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The chunked computation is the plain Merkle tree over 4 KiB leaves, and every leaf
+        /// proves alone.
+        #[test]
+        fn chunks_are_subtrees_and_leaves_prove(size in sizes(), seed in any::<u8>(), pick in any::<u64>()) {
+            // Varies from leaf to leaf, so that no two leaves are equal.
+            let data: Vec<u8> = (0..size as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+                .collect();
+            let (id, tree, chunks) = build(&data, 100_000);
+            let leaves: Vec<Digest> = if data.is_empty() {
+                vec![leaf_hash(&[])]
+            } else {
+                data.chunks(LEAF_SIZE).map(leaf_hash).collect()
+            };
+            let flat = MerkleTree::from_leaves(leaves);
+            prop_assert_eq!(id, BlobId::from_root(size as u64, &flat.root()));
+
+            let layout = BlobLayout::new(size as u64).expect("small");
+            let leaf = pick % layout.leaf_count();
+            let chunk = (leaf / 64) as usize;
+            let chunk_proof = tree.proof(chunk as u64).expect("chunk");
+            let proof = leaf_proof(&chunks[chunk], &chunk_proof, (leaf % 64) as u32).expect("leaf");
+            prop_assert_eq!(&proof, &flat.proof(leaf).expect("flat proof"));
+            let start = (leaf as usize) * LEAF_SIZE;
+            let bytes = &data[start..(start + LEAF_SIZE).min(data.len())];
+            prop_assert!(id.verify_leaf(size as u64, leaf, bytes, &proof));
+            prop_assert!(!id.verify_leaf(size as u64, leaf + 1, bytes, &proof));
+            if !bytes.is_empty() {
+                let mut bad = bytes.to_vec();
+                bad[0] ^= 1;
+                prop_assert!(!id.verify_leaf(size as u64, leaf, &bad, &proof));
+            }
+        }
     }
 }

@@ -12,7 +12,10 @@ pub mod keys;
 pub mod merkle;
 pub mod store;
 
-pub use blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex, CHUNK_SIZE};
+pub use blob::{
+    chunk_root, leaf_proof, BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex, CHUNK_SIZE,
+    LEAF_SIZE,
+};
 pub use block::{
     BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError, InclusionProof,
     StoragePolicy, VerifiedBlock, MAX_REGISTRATIONS_PER_BLOCK,
