@@ -8,7 +8,9 @@
 pub mod blob;
 pub mod block;
 mod bytes;
+pub mod erasure;
 pub mod keys;
+pub mod ledger;
 pub mod merkle;
 pub mod store;
 

@@ -1,0 +1,18 @@
+//! The ledger of storage season 2: accounts, staked orchestrators and the providers that
+//! joined them, paid storage, storage challenges and slashing. A deterministic state
+//! machine applied to every block; pure (no I/O), so nodes replaying the same blocks reach
+//! the same state root.
+
+mod state;
+mod tx;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use state::{GenesisError, LedgerEvent, LedgerState};
+pub use tx::{LeafAnswer, SignedTransaction, Transaction, TxError, TxKind};
+pub use types::{
+    Account, Amount, Challenge, Epoch, Genesis, LedgerParams, Orchestrator, PolicySpec, Provider,
+    StoredBlob, Unbonding, BPS,
+};

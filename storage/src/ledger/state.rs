@@ -1,0 +1,867 @@
+//! The ledger's state and its transitions: transactions, then the end of each block
+//! (challenge deadlines, evictions and slashing) and of each epoch (fees, expiry, unbonding,
+//! new challenges). Deterministic: ordered maps, checked integer arithmetic, no clock.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::tx::{SignedTransaction, TxError, TxKind};
+use super::types::{
+    Account, Amount, Challenge, Epoch, Genesis, LedgerParams, Orchestrator, PolicySpec, Provider,
+    StoredBlob, Unbonding, BPS,
+};
+use crate::blob::{BlobId, BlobLayout};
+use crate::erasure::ErasureLayout;
+use crate::keys::PublicKey;
+use crate::merkle::Digest;
+
+const STATE_TAG: &[u8] = b"nexus/state/v1";
+const MIB: u128 = 1 << 20;
+
+/// Something the end of a block did, for nodes to act on and operators to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerEvent {
+    /// A new epoch began.
+    EpochStarted(Epoch),
+    /// A provider must prove leaves of a shard.
+    ChallengeIssued {
+        /// Blob.
+        blob_id: BlobId,
+        /// Shard.
+        shard: u16,
+        /// Provider.
+        provider: PublicKey,
+    },
+    /// A challenge was not answered correctly in time.
+    ChallengeFailed {
+        /// Blob.
+        blob_id: BlobId,
+        /// Shard.
+        shard: u16,
+        /// Provider.
+        provider: PublicKey,
+    },
+    /// A provider was evicted and its orchestrator slashed.
+    ProviderEvicted {
+        /// Provider.
+        provider: PublicKey,
+        /// Its orchestrator.
+        orchestrator: PublicKey,
+        /// Stake slashed.
+        slashed: Amount,
+    },
+    /// A shard changed hands (repair): `to` must rebuild it.
+    ShardMoved {
+        /// Blob.
+        blob_id: BlobId,
+        /// Shard.
+        shard: u16,
+        /// New holder, or `None` if no provider had room.
+        to: Option<PublicKey>,
+    },
+    /// A blob's paid epochs ran out.
+    BlobExpired(BlobId),
+}
+
+/// Why a genesis is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// An account appears twice.
+    #[error("account {0} appears twice in the genesis")]
+    DuplicateAccount(PublicKey),
+    /// Parameters make no sense.
+    #[error("invalid genesis parameters: {0}")]
+    BadParams(&'static str),
+}
+
+/// The replicated ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerState {
+    params: LedgerParams,
+    accounts: BTreeMap<PublicKey, Account>,
+    orchestrators: BTreeMap<PublicKey, Orchestrator>,
+    providers: BTreeMap<PublicKey, Provider>,
+    blobs: BTreeMap<BlobId, StoredBlob>,
+    challenges: BTreeMap<(BlobId, u16, Epoch), Challenge>,
+    escrow: Amount,
+    burned: Amount,
+    slashed: Amount,
+    height: u64,
+    epoch: Epoch,
+}
+
+fn add(a: Amount, b: Amount) -> Result<Amount, TxError> {
+    a.checked_add(b).ok_or(TxError::Overflow)
+}
+
+/// `a * b / c` in 128 bits, rounded up.
+fn mul_div_ceil(a: u64, b: u64, c: u128) -> Option<u64> {
+    u64::try_from((u128::from(a) * u128::from(b)).div_ceil(c)).ok()
+}
+
+/// A deterministic 64-bit draw from `parts`.
+fn draw(parts: &[&[u8]]) -> u64 {
+    let d = Digest::of(parts);
+    u64::from_be_bytes(d.0[..8].try_into().unwrap_or([0; 8]))
+}
+
+impl LedgerState {
+    /// The state at genesis.
+    pub fn genesis(genesis: &Genesis) -> Result<LedgerState, GenesisError> {
+        let p = &genesis.params;
+        if p.epoch_blocks == 0 || p.data_shards == 0 || p.slash_bps > BPS {
+            return Err(GenesisError::BadParams(
+                "epoch_blocks and data_shards must be positive, slash_bps at most 10000",
+            ));
+        }
+        let mut accounts = BTreeMap::new();
+        for (key, balance) in &genesis.balances {
+            let fresh = Account {
+                balance: *balance,
+                nonce: 0,
+            };
+            if accounts.insert(*key, fresh).is_some() {
+                return Err(GenesisError::DuplicateAccount(*key));
+            }
+        }
+        Ok(LedgerState {
+            params: genesis.params.clone(),
+            accounts,
+            orchestrators: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+            challenges: BTreeMap::new(),
+            escrow: 0,
+            burned: 0,
+            slashed: 0,
+            height: 0,
+            epoch: Epoch(0),
+        })
+    }
+
+    /// Parameters.
+    pub fn params(&self) -> &LedgerParams {
+        &self.params
+    }
+
+    /// Current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Height of the last block applied.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// An account (empty if never seen).
+    pub fn account(&self, key: &PublicKey) -> Account {
+        self.accounts.get(key).copied().unwrap_or_default()
+    }
+
+    /// An orchestrator.
+    pub fn orchestrator(&self, key: &PublicKey) -> Option<&Orchestrator> {
+        self.orchestrators.get(key)
+    }
+
+    /// Every orchestrator.
+    pub fn orchestrators(&self) -> impl Iterator<Item = (&PublicKey, &Orchestrator)> {
+        self.orchestrators.iter()
+    }
+
+    /// A provider.
+    pub fn provider(&self, key: &PublicKey) -> Option<&Provider> {
+        self.providers.get(key)
+    }
+
+    /// A stored blob.
+    pub fn blob(&self, id: &BlobId) -> Option<&StoredBlob> {
+        self.blobs.get(id)
+    }
+
+    /// Every stored blob.
+    pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &StoredBlob)> {
+        self.blobs.iter()
+    }
+
+    /// Open challenges addressed to `provider`: (blob, shard, epoch, challenge).
+    pub fn challenges_for<'a>(
+        &'a self,
+        provider: &'a PublicKey,
+    ) -> impl Iterator<Item = (BlobId, u16, Epoch, &'a Challenge)> + 'a {
+        self.challenges
+            .iter()
+            .filter(move |(_, c)| c.provider == *provider)
+            .map(|((b, s, e), c)| (*b, *s, *e, c))
+    }
+
+    /// True when no provider has shards placed on it (tests of expiry).
+    #[cfg(test)]
+    pub(crate) fn providers_used_is_zero(&self) -> bool {
+        self.providers.values().all(|p| p.used == 0)
+    }
+
+    /// Fees held for future epochs, burned fees, and slashed stake.
+    pub fn sinks(&self) -> (Amount, Amount, Amount) {
+        (self.escrow, self.burned, self.slashed)
+    }
+
+    /// Every token in existence, wherever it sits (balances, stakes, unbonding, escrow, and
+    /// the burned and slashed sinks). Constant across every transition.
+    pub fn total_supply(&self) -> u128 {
+        let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
+        let staked: u128 = self
+            .orchestrators
+            .values()
+            .map(|o| {
+                u128::from(o.stake)
+                    + o.unbonding
+                        .iter()
+                        .map(|u| u128::from(u.amount))
+                        .sum::<u128>()
+            })
+            .sum();
+        balances
+            + staked
+            + u128::from(self.escrow)
+            + u128::from(self.burned)
+            + u128::from(self.slashed)
+    }
+
+    /// Commitment to the whole state, carried in block headers.
+    pub fn state_root(&self) -> Digest {
+        Digest::of(&[STATE_TAG, &postcard::to_stdvec(self).unwrap_or_default()])
+    }
+
+    /// The fee for keeping a blob: per epoch and in total.
+    pub fn storage_fee(
+        &self,
+        size: u64,
+        policy: &PolicySpec,
+        epochs: u64,
+    ) -> Result<(Amount, Amount), TxError> {
+        let encoded = match policy {
+            PolicySpec::Replicated => size,
+            PolicySpec::Erasure { shard_size, shards } => shard_size
+                .checked_mul(shards.len() as u64)
+                .ok_or(TxError::Overflow)?,
+        };
+        let per_epoch =
+            mul_div_ceil(encoded, self.params.price_per_mib_epoch, MIB).ok_or(TxError::Overflow)?;
+        let total = per_epoch.checked_mul(epochs).ok_or(TxError::Overflow)?;
+        Ok((per_epoch, total))
+    }
+
+    fn debit_check(&self, who: &PublicKey, amount: Amount) -> Result<(), TxError> {
+        let available = self.account(who).balance;
+        if available < amount {
+            return Err(TxError::InsufficientBalance {
+                needed: amount,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one transaction. On error nothing changes.
+    pub fn apply_tx(&mut self, stx: &SignedTransaction) -> Result<(), TxError> {
+        if !stx.signature_valid() {
+            return Err(TxError::BadSignature);
+        }
+        let tx = &stx.tx;
+        let expected = self.account(&tx.sender).nonce;
+        if tx.nonce != expected {
+            return Err(TxError::WrongNonce {
+                expected,
+                found: tx.nonce,
+            });
+        }
+        let sender = tx.sender;
+        match &tx.kind {
+            TxKind::Transfer { to, amount } => self.transfer(sender, *to, *amount)?,
+            TxKind::RegisterOrchestrator {
+                stake,
+                commission_bps,
+            } => self.register_orchestrator(sender, *stake, *commission_bps)?,
+            TxKind::AddStake { amount } => self.add_stake(sender, *amount)?,
+            TxKind::Unbond { amount } => self.unbond(sender, *amount)?,
+            TxKind::JoinOrchestrator {
+                orchestrator,
+                capacity,
+                node,
+            } => self.join(sender, *orchestrator, *capacity, node)?,
+            TxKind::LeaveOrchestrator => {
+                if !self.providers.contains_key(&sender) {
+                    return Err(TxError::NotProvider);
+                }
+                self.remove_provider(&sender, &mut Vec::new());
+            }
+            TxKind::StoreBlob {
+                blob_id,
+                size,
+                policy,
+                epochs,
+            } => self.store_blob(sender, *blob_id, *size, policy, *epochs)?,
+            TxKind::ChallengeResponse {
+                blob_id,
+                shard,
+                epoch,
+                answers,
+            } => self.answer(sender, *blob_id, *shard, *epoch, answers)?,
+        }
+        // Every path above either failed before mutating or succeeded.
+        self.accounts.entry(sender).or_default().nonce += 1;
+        Ok(())
+    }
+
+    fn transfer(&mut self, from: PublicKey, to: PublicKey, amount: Amount) -> Result<(), TxError> {
+        if amount == 0 {
+            return Err(TxError::InvalidAmount(
+                "a transfer must move a positive amount",
+            ));
+        }
+        self.debit_check(&from, amount)?;
+        add(self.account(&to).balance, amount)?;
+        self.accounts.entry(from).or_default().balance -= amount;
+        self.accounts.entry(to).or_default().balance += amount;
+        Ok(())
+    }
+
+    fn register_orchestrator(
+        &mut self,
+        who: PublicKey,
+        stake: Amount,
+        commission_bps: u64,
+    ) -> Result<(), TxError> {
+        if self.orchestrators.contains_key(&who) {
+            return Err(TxError::AlreadyOrchestrator);
+        }
+        if stake < self.params.min_stake {
+            return Err(TxError::StakeTooLow {
+                min: self.params.min_stake,
+                found: stake,
+            });
+        }
+        if commission_bps > BPS {
+            return Err(TxError::BadCommission(commission_bps));
+        }
+        self.debit_check(&who, stake)?;
+        self.accounts.entry(who).or_default().balance -= stake;
+        self.orchestrators.insert(
+            who,
+            Orchestrator {
+                stake,
+                commission_bps,
+                unbonding: Vec::new(),
+                providers: Default::default(),
+                challenges_passed: 0,
+                challenges_failed: 0,
+                slashed: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn add_stake(&mut self, who: PublicKey, amount: Amount) -> Result<(), TxError> {
+        if amount == 0 {
+            return Err(TxError::InvalidAmount(
+                "stake must grow by a positive amount",
+            ));
+        }
+        let orch = self
+            .orchestrators
+            .get(&who)
+            .ok_or(TxError::UnknownOrchestrator(who))?;
+        add(orch.stake, amount)?;
+        self.debit_check(&who, amount)?;
+        self.accounts.entry(who).or_default().balance -= amount;
+        if let Some(o) = self.orchestrators.get_mut(&who) {
+            o.stake += amount;
+        }
+        Ok(())
+    }
+
+    fn unbond(&mut self, who: PublicKey, amount: Amount) -> Result<(), TxError> {
+        let min = self.params.min_stake;
+        let keeps_data = self.blobs.values().any(|b| b.orchestrator == Some(who));
+        let orch = self
+            .orchestrators
+            .get(&who)
+            .ok_or(TxError::UnknownOrchestrator(who))?;
+        if amount == 0 || amount > orch.stake {
+            return Err(TxError::InvalidAmount(
+                "unbond a positive amount no larger than the stake",
+            ));
+        }
+        let left = orch.stake - amount;
+        // A stake is either zero (an orchestrator winding down, with no data and no
+        // providers) or at least the minimum.
+        let winding_down = left == 0 && !keeps_data && orch.providers.is_empty();
+        if left < min && !winding_down {
+            return Err(TxError::UnbondBelowMinimum { left, min });
+        }
+        let release = Epoch(self.epoch.0.saturating_add(self.params.unbonding_epochs));
+        if let Some(o) = self.orchestrators.get_mut(&who) {
+            o.stake = left;
+            o.unbonding.push(Unbonding { release, amount });
+        }
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        who: PublicKey,
+        orchestrator: PublicKey,
+        capacity: u64,
+        node: &[u8],
+    ) -> Result<(), TxError> {
+        if let Some(p) = self.providers.get(&who) {
+            return Err(TxError::AlreadyProvider(p.orchestrator));
+        }
+        let orch = self
+            .orchestrators
+            .get(&orchestrator)
+            .filter(|o| o.stake >= self.params.min_stake)
+            .ok_or(TxError::UnknownOrchestrator(orchestrator))?;
+        if capacity == 0 || node.is_empty() || node.len() > 128 {
+            return Err(TxError::InvalidAmount(
+                "capacity must be positive and the node id 1 to 128 bytes",
+            ));
+        }
+        let offered: u64 = orch
+            .providers
+            .iter()
+            .filter_map(|p| self.providers.get(p))
+            .map(|p| p.capacity)
+            .fold(0u64, u64::saturating_add);
+        let requested = offered.saturating_add(capacity);
+        let limit = orch.stake.saturating_mul(self.params.bytes_per_stake);
+        if requested > limit {
+            return Err(TxError::OverCapacity { limit, requested });
+        }
+        if let Some(o) = self.orchestrators.get_mut(&orchestrator) {
+            o.providers.insert(who);
+        }
+        self.providers.insert(
+            who,
+            Provider {
+                orchestrator,
+                capacity,
+                used: 0,
+                node: node.to_vec(),
+                failures: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn store_blob(
+        &mut self,
+        owner: PublicKey,
+        blob_id: BlobId,
+        size: u64,
+        policy: &PolicySpec,
+        epochs: u64,
+    ) -> Result<(), TxError> {
+        if self.blobs.contains_key(&blob_id) {
+            return Err(TxError::AlreadyStored(blob_id));
+        }
+        if epochs == 0 {
+            return Err(TxError::InvalidStorage("pay for at least one epoch".into()));
+        }
+        BlobLayout::new(size).map_err(|e| TxError::InvalidStorage(e.to_string()))?;
+        let (per_epoch, total) = self.storage_fee(size, policy, epochs)?;
+        self.debit_check(&owner, total)?;
+        let (orchestrator, placement) = match policy {
+            PolicySpec::Replicated => (None, Vec::new()),
+            PolicySpec::Erasure { shard_size, shards } => {
+                let p = &self.params;
+                let layout = ErasureLayout::new(size, p.data_shards, p.parity_shards)
+                    .map_err(|e| TxError::InvalidStorage(e.to_string()))?;
+                if *shard_size != layout.shard_size() || shards.len() != layout.total_shards() {
+                    return Err(TxError::InvalidStorage(format!(
+                        "expected {} shards of {} bytes",
+                        layout.total_shards(),
+                        layout.shard_size()
+                    )));
+                }
+                let (orch, providers) =
+                    self.choose_placement(&blob_id, *shard_size, shards.len())?;
+                (Some(orch), providers.into_iter().map(Some).collect())
+            }
+        };
+        // Checks are done: mutate.
+        self.accounts.entry(owner).or_default().balance -= total;
+        match policy {
+            PolicySpec::Replicated => self.burned = add(self.burned, total)?,
+            PolicySpec::Erasure { shard_size, .. } => {
+                self.escrow = add(self.escrow, total)?;
+                for p in placement.iter().flatten() {
+                    if let Some(p) = self.providers.get_mut(p) {
+                        p.used = p.used.saturating_add(*shard_size);
+                    }
+                }
+            }
+        }
+        self.blobs.insert(
+            blob_id,
+            StoredBlob {
+                owner,
+                size,
+                policy: policy.clone(),
+                epochs_left: epochs,
+                fee_per_epoch: match policy {
+                    PolicySpec::Replicated => 0,
+                    PolicySpec::Erasure { .. } => per_epoch,
+                },
+                orchestrator,
+                placement,
+            },
+        );
+        Ok(())
+    }
+
+    /// Providers of `orch` with `room` bytes free, best first for `salt`.
+    fn ranked_providers(&self, orch: &Orchestrator, room: u64, salt: &[&[u8]]) -> Vec<PublicKey> {
+        let mut ranked: Vec<(u64, PublicKey)> = orch
+            .providers
+            .iter()
+            .filter(|p| {
+                self.providers
+                    .get(p)
+                    .is_some_and(|p| p.capacity.saturating_sub(p.used) >= room)
+            })
+            .map(|p| {
+                let mut parts = salt.to_vec();
+                parts.push(&p.0);
+                (draw(&parts), *p)
+            })
+            .collect();
+        ranked.sort();
+        ranked.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Picks an orchestrator (stake-weighted among those with `count` providers having
+    /// room) and its providers for each shard, all distinct.
+    fn choose_placement(
+        &self,
+        blob_id: &BlobId,
+        shard_size: u64,
+        count: usize,
+    ) -> Result<(PublicKey, Vec<PublicKey>), TxError> {
+        let candidates: Vec<(&PublicKey, &Orchestrator, Vec<PublicKey>)> = self
+            .orchestrators
+            .iter()
+            .filter(|(_, o)| o.stake >= self.params.min_stake)
+            .map(|(k, o)| (k, o, self.ranked_providers(o, shard_size, &[&blob_id.0])))
+            .filter(|(_, _, ranked)| ranked.len() >= count)
+            .collect();
+        let total: u128 = candidates.iter().map(|(_, o, _)| u128::from(o.stake)).sum();
+        if total == 0 {
+            return Err(TxError::NoOrchestrator {
+                needed: count,
+                shard_size,
+            });
+        }
+        let mut ticket = u128::from(draw(&[b"orchestrator", &blob_id.0])) % total;
+        for (key, orch, ranked) in candidates {
+            if ticket < u128::from(orch.stake) {
+                return Ok((*key, ranked.into_iter().take(count).collect()));
+            }
+            ticket -= u128::from(orch.stake);
+        }
+        Err(TxError::NoOrchestrator {
+            needed: count,
+            shard_size,
+        })
+    }
+
+    fn answer(
+        &mut self,
+        provider: PublicKey,
+        blob_id: BlobId,
+        shard: u16,
+        epoch: Epoch,
+        answers: &[super::tx::LeafAnswer],
+    ) -> Result<(), TxError> {
+        let key = (blob_id, shard, epoch);
+        let no_challenge = TxError::NoChallenge {
+            blob_id,
+            shard,
+            epoch,
+        };
+        let challenge = self
+            .challenges
+            .get(&key)
+            .filter(|c| c.provider == provider)
+            .ok_or(no_challenge)?;
+        let blob = self.blobs.get(&blob_id).ok_or(TxError::NoChallenge {
+            blob_id,
+            shard,
+            epoch,
+        })?;
+        let PolicySpec::Erasure { shard_size, shards } = &blob.policy else {
+            return Err(TxError::NoChallenge {
+                blob_id,
+                shard,
+                epoch,
+            });
+        };
+        let shard_id = shards.get(usize::from(shard)).ok_or(TxError::NoChallenge {
+            blob_id,
+            shard,
+            epoch,
+        })?;
+        if answers.len() != challenge.leaves.len() {
+            return Err(TxError::WrongAnswer(format!(
+                "{} leaves challenged, {} answered",
+                challenge.leaves.len(),
+                answers.len()
+            )));
+        }
+        for (want, got) in challenge.leaves.iter().zip(answers) {
+            if got.leaf != *want
+                || !shard_id.verify_leaf(*shard_size, got.leaf, &got.data, &got.proof)
+            {
+                return Err(TxError::WrongAnswer(format!(
+                    "leaf {} does not verify",
+                    got.leaf
+                )));
+            }
+        }
+        let orch = blob.orchestrator;
+        self.challenges.remove(&key);
+        if let Some(o) = orch.and_then(|o| self.orchestrators.get_mut(&o)) {
+            o.challenges_passed += 1;
+        }
+        Ok(())
+    }
+
+    /// Evicts a provider (leaving or failing): moves its shards to the orchestrator's other
+    /// providers and forgets it.
+    fn remove_provider(&mut self, provider: &PublicKey, events: &mut Vec<LedgerEvent>) {
+        let Some(gone) = self.providers.remove(provider) else {
+            return;
+        };
+        if let Some(o) = self.orchestrators.get_mut(&gone.orchestrator) {
+            o.providers.remove(provider);
+        }
+        self.challenges.retain(|_, c| c.provider != *provider);
+        let held: Vec<(BlobId, u16, u64)> = self
+            .blobs
+            .iter()
+            .flat_map(|(id, b)| {
+                let size = match &b.policy {
+                    PolicySpec::Erasure { shard_size, .. } => *shard_size,
+                    PolicySpec::Replicated => 0,
+                };
+                b.placement
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.as_ref() == Some(provider))
+                    .map(move |(i, _)| (*id, i as u16, size))
+            })
+            .collect();
+        for (blob_id, shard, size) in held {
+            let to = self.replacement(&gone.orchestrator, &blob_id, shard, size);
+            if let Some(p) = to.and_then(|p| self.providers.get_mut(&p)) {
+                p.used = p.used.saturating_add(size);
+            }
+            if let Some(slot) = self
+                .blobs
+                .get_mut(&blob_id)
+                .and_then(|b| b.placement.get_mut(usize::from(shard)))
+            {
+                *slot = to;
+            }
+            events.push(LedgerEvent::ShardMoved { blob_id, shard, to });
+        }
+    }
+
+    /// A provider of `orch` with room that holds no other shard of the blob.
+    fn replacement(
+        &self,
+        orch: &PublicKey,
+        blob_id: &BlobId,
+        shard: u16,
+        size: u64,
+    ) -> Option<PublicKey> {
+        let o = self.orchestrators.get(orch)?;
+        let holders = &self.blobs.get(blob_id)?.placement;
+        self.ranked_providers(o, size, &[&blob_id.0, &shard.to_be_bytes()])
+            .into_iter()
+            .find(|p| !holders.contains(&Some(*p)))
+    }
+
+    /// Closes block `height` (with hash `seed`): missed deadlines, evictions, and at epoch
+    /// boundaries fees, expiry, unbonding releases and new challenges.
+    pub fn end_block(&mut self, height: u64, seed: &Digest) -> Vec<LedgerEvent> {
+        let mut events = Vec::new();
+        self.height = height;
+        let expired: Vec<_> = self
+            .challenges
+            .iter()
+            .filter(|(_, c)| c.deadline <= height)
+            .map(|(k, c)| (*k, c.provider))
+            .collect();
+        for ((blob_id, shard, epoch), provider) in expired {
+            self.challenges.remove(&(blob_id, shard, epoch));
+            events.push(LedgerEvent::ChallengeFailed {
+                blob_id,
+                shard,
+                provider,
+            });
+            let orch = self.providers.get(&provider).map(|p| p.orchestrator);
+            if let Some(p) = self.providers.get_mut(&provider) {
+                p.failures = p.failures.saturating_add(1);
+            }
+            if let Some(o) = orch.and_then(|o| self.orchestrators.get_mut(&o)) {
+                o.challenges_failed += 1;
+            }
+        }
+        let failing: Vec<PublicKey> = self
+            .providers
+            .iter()
+            .filter(|(_, p)| p.failures >= self.params.failure_threshold)
+            .map(|(k, _)| *k)
+            .collect();
+        for provider in failing {
+            let Some(orch) = self.providers.get(&provider).map(|p| p.orchestrator) else {
+                continue;
+            };
+            let mut slashed = 0;
+            if let Some(o) = self.orchestrators.get_mut(&orch) {
+                slashed = mul_div_ceil(o.stake, self.params.slash_bps, u128::from(BPS))
+                    .unwrap_or(o.stake)
+                    .min(o.stake);
+                o.stake -= slashed;
+                o.slashed = o.slashed.saturating_add(slashed);
+            }
+            self.slashed = self.slashed.saturating_add(slashed);
+            events.push(LedgerEvent::ProviderEvicted {
+                provider,
+                orchestrator: orch,
+                slashed,
+            });
+            self.remove_provider(&provider, &mut events);
+        }
+        if height > 0 && height % self.params.epoch_blocks == 0 {
+            self.epoch = Epoch(height / self.params.epoch_blocks);
+            events.push(LedgerEvent::EpochStarted(self.epoch));
+            self.pay_epoch(&mut events);
+            self.release_unbonded();
+            self.issue_challenges(height, seed, &mut events);
+        }
+        events
+    }
+
+    fn pay_epoch(&mut self, events: &mut Vec<LedgerEvent>) {
+        let ids: Vec<BlobId> = self.blobs.keys().copied().collect();
+        for id in ids {
+            let Some(blob) = self.blobs.get_mut(&id) else {
+                continue;
+            };
+            blob.epochs_left = blob.epochs_left.saturating_sub(1);
+            let fee = blob.fee_per_epoch.min(self.escrow);
+            let (orch, placement, done) = (
+                blob.orchestrator,
+                blob.placement.clone(),
+                blob.epochs_left == 0,
+            );
+            self.escrow -= fee;
+            let commission = orch
+                .and_then(|o| self.orchestrators.get(&o))
+                .map_or(BPS, |o| o.commission_bps);
+            let provider_pool = fee
+                - mul_div_ceil(fee, commission, u128::from(BPS))
+                    .unwrap_or(fee)
+                    .min(fee);
+            let per_shard = provider_pool
+                .checked_div(placement.len() as u64)
+                .unwrap_or(0);
+            let mut paid = 0;
+            for p in placement.iter().flatten() {
+                let acct = self.accounts.entry(*p).or_default();
+                acct.balance = acct.balance.saturating_add(per_shard);
+                paid += per_shard;
+            }
+            // The orchestrator gets its commission, the share of unplaced shards and dust.
+            let rest = fee - paid;
+            match orch {
+                Some(o) => {
+                    let acct = self.accounts.entry(o).or_default();
+                    acct.balance = acct.balance.saturating_add(rest);
+                }
+                None => self.burned = self.burned.saturating_add(rest),
+            }
+            if done {
+                self.expire(&id, events);
+            }
+        }
+    }
+
+    fn expire(&mut self, id: &BlobId, events: &mut Vec<LedgerEvent>) {
+        let Some(blob) = self.blobs.remove(id) else {
+            return;
+        };
+        if let PolicySpec::Erasure { shard_size, .. } = blob.policy {
+            for p in blob.placement.iter().flatten() {
+                if let Some(p) = self.providers.get_mut(p) {
+                    p.used = p.used.saturating_sub(shard_size);
+                }
+            }
+        }
+        self.challenges.retain(|(b, _, _), _| b != id);
+        events.push(LedgerEvent::BlobExpired(*id));
+    }
+
+    fn release_unbonded(&mut self) {
+        let epoch = self.epoch;
+        for (key, orch) in self.orchestrators.iter_mut() {
+            let (due, waiting): (Vec<_>, Vec<_>) =
+                orch.unbonding.drain(..).partition(|u| u.release <= epoch);
+            orch.unbonding = waiting;
+            let amount: Amount = due.iter().map(|u| u.amount).sum();
+            let acct = self.accounts.entry(*key).or_default();
+            acct.balance = acct.balance.saturating_add(amount);
+        }
+    }
+
+    fn issue_challenges(&mut self, height: u64, seed: &Digest, events: &mut Vec<LedgerEvent>) {
+        let per_shard = self.params.challenges_per_shard;
+        let deadline = height.saturating_add(self.params.response_window);
+        let mut issued = Vec::new();
+        for (id, blob) in &self.blobs {
+            let PolicySpec::Erasure { shard_size, .. } = blob.policy else {
+                continue;
+            };
+            let leaves = BlobLayout::new(shard_size).map_or(1, |l| l.leaf_count());
+            for (shard, provider) in blob.placement.iter().enumerate() {
+                let Some(provider) = provider else { continue };
+                let shard = shard as u16;
+                let picks = (0..per_shard)
+                    .map(|j| {
+                        draw(&[&seed.0, &id.0, &shard.to_be_bytes(), &j.to_be_bytes()]) % leaves
+                    })
+                    .collect();
+                issued.push((
+                    (*id, shard, self.epoch),
+                    Challenge {
+                        provider: *provider,
+                        leaves: picks,
+                        deadline,
+                    },
+                ));
+            }
+        }
+        for (key, challenge) in issued {
+            events.push(LedgerEvent::ChallengeIssued {
+                blob_id: key.0,
+                shard: key.1,
+                provider: challenge.provider,
+            });
+            self.challenges.insert(key, challenge);
+        }
+    }
+}

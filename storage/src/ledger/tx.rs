@@ -1,0 +1,230 @@
+//! Transactions: what an account asks the ledger to do, signed with its BLS key.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{Amount, Epoch, PolicySpec};
+use crate::blob::BlobId;
+use crate::keys::{PublicKey, Signature, SigningKey};
+use crate::merkle::{Digest, MerkleProof};
+
+const TX_TAG: &[u8] = b"nexus/tx/v1";
+
+/// One challenged leaf, proven against its shard's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafAnswer {
+    /// Leaf index within the shard.
+    pub leaf: u64,
+    /// The leaf's bytes (at most 4 KiB).
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// Its Merkle path to the shard's root.
+    pub proof: MerkleProof,
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// Moves `amount` to `to`.
+    Transfer {
+        /// Recipient.
+        to: PublicKey,
+        /// Amount.
+        amount: Amount,
+    },
+    /// Becomes an orchestrator, bonding `stake`.
+    RegisterOrchestrator {
+        /// Initial stake.
+        stake: Amount,
+        /// Share of fees kept, in basis points.
+        commission_bps: u64,
+    },
+    /// Bonds more stake.
+    AddStake {
+        /// Amount.
+        amount: Amount,
+    },
+    /// Starts returning stake to the balance (after the unbonding period).
+    Unbond {
+        /// Amount.
+        amount: Amount,
+    },
+    /// Offers `capacity` bytes of disk to `orchestrator` (the sender is the provider).
+    JoinOrchestrator {
+        /// The orchestrator joined.
+        orchestrator: PublicKey,
+        /// Bytes offered.
+        capacity: u64,
+        /// The provider node's peer id, so that others can reach it.
+        node: Vec<u8>,
+    },
+    /// Leaves the orchestrator; its shards are moved to the orchestrator's other providers.
+    LeaveOrchestrator,
+    /// Pays for keeping a blob for `epochs` epochs.
+    StoreBlob {
+        /// The blob.
+        blob_id: BlobId,
+        /// Its size.
+        size: u64,
+        /// Its encoding.
+        policy: PolicySpec,
+        /// Epochs paid for.
+        epochs: u64,
+    },
+    /// Answers the challenge on `shard` of `blob_id` issued in `epoch`.
+    ChallengeResponse {
+        /// The blob.
+        blob_id: BlobId,
+        /// Shard index.
+        shard: u16,
+        /// Epoch of the challenge.
+        epoch: Epoch,
+        /// One answer per challenged leaf.
+        answers: Vec<LeafAnswer>,
+    },
+}
+
+/// The signed part of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The account acting (and signing).
+    pub sender: PublicKey,
+    /// Must equal the sender's next nonce.
+    pub nonce: u64,
+    /// The action.
+    pub kind: TxKind,
+}
+
+impl Transaction {
+    /// The digest the sender signs.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&[TX_TAG, &postcard::to_stdvec(self).unwrap_or_default()])
+    }
+
+    /// Signs the transaction with the sender's key.
+    pub fn sign(self, key: &SigningKey) -> SignedTransaction {
+        let signature = key.sign(&self.digest().0);
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// A transaction and its sender's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub tx: Transaction,
+    /// The sender's signature over `tx.digest()`.
+    pub signature: Signature,
+}
+
+impl SignedTransaction {
+    /// True when the signature is the sender's.
+    pub fn signature_valid(&self) -> bool {
+        self.tx.sender.verify(&self.tx.digest().0, &self.signature)
+    }
+
+    /// Hash identifying the signed transaction (leaf of the block's transaction tree).
+    pub fn id(&self) -> Digest {
+        crate::merkle::leaf_hash(&postcard::to_stdvec(self).unwrap_or_default())
+    }
+}
+
+/// Why a transaction was rejected. A rejected transaction changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Not signed by the sender.
+    #[error("invalid signature")]
+    BadSignature,
+    /// Replayed or out-of-order nonce.
+    #[error("wrong nonce: expected {expected}, found {found}")]
+    WrongNonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        found: u64,
+    },
+    /// Not enough balance.
+    #[error("insufficient balance: {needed} needed, {available} available")]
+    InsufficientBalance {
+        /// Amount needed.
+        needed: Amount,
+        /// Balance.
+        available: Amount,
+    },
+    /// The amount is zero or otherwise unusable.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(&'static str),
+    /// The named orchestrator does not exist (or the sender is not one).
+    #[error("unknown orchestrator {0}")]
+    UnknownOrchestrator(PublicKey),
+    /// The sender is already an orchestrator.
+    #[error("already an orchestrator")]
+    AlreadyOrchestrator,
+    /// Stake below the minimum.
+    #[error("stake {found} is below the minimum {min}")]
+    StakeTooLow {
+        /// Minimum.
+        min: Amount,
+        /// Offered.
+        found: Amount,
+    },
+    /// Commission above 100 %.
+    #[error("commission {0} bps exceeds 10000")]
+    BadCommission(u64),
+    /// The sender is already a provider.
+    #[error("already a provider of orchestrator {0}")]
+    AlreadyProvider(PublicKey),
+    /// The sender is not a provider.
+    #[error("not a provider")]
+    NotProvider,
+    /// The orchestrator's stake cannot back that much more capacity.
+    #[error("over capacity: the orchestrator's stake backs {limit} bytes, {requested} requested in total")]
+    OverCapacity {
+        /// Bytes the stake backs.
+        limit: u64,
+        /// Bytes that would be offered.
+        requested: u64,
+    },
+    /// The orchestrator still keeps data and cannot drop below the minimum stake.
+    #[error("unbonding would leave {left}, below the minimum stake {min}, while data is kept")]
+    UnbondBelowMinimum {
+        /// Stake that would remain.
+        left: Amount,
+        /// Minimum.
+        min: Amount,
+    },
+    /// The blob is already paid for.
+    #[error("blob {0} is already stored")]
+    AlreadyStored(BlobId),
+    /// The storage request is malformed.
+    #[error("invalid storage request: {0}")]
+    InvalidStorage(String),
+    /// No orchestrator can take the blob.
+    #[error("no orchestrator has {needed} providers with {shard_size} bytes free each")]
+    NoOrchestrator {
+        /// Providers needed.
+        needed: usize,
+        /// Bytes each.
+        shard_size: u64,
+    },
+    /// No such open challenge for this sender.
+    #[error(
+        "no open challenge on shard {shard} of blob {blob_id} for this provider in epoch {epoch}"
+    )]
+    NoChallenge {
+        /// Blob.
+        blob_id: BlobId,
+        /// Shard.
+        shard: u16,
+        /// Epoch.
+        epoch: Epoch,
+    },
+    /// The answer does not prove the challenged leaves.
+    #[error("wrong challenge answer: {0}")]
+    WrongAnswer(String),
+    /// An arithmetic overflow (amounts too large).
+    #[error("arithmetic overflow")]
+    Overflow,
+}

@@ -1,0 +1,178 @@
+//! Ledger value types: amounts, epochs, parameters, genesis, and the records the state keeps.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobId;
+use crate::keys::PublicKey;
+
+/// An amount of the native token, in base units.
+pub type Amount = u64;
+
+/// An epoch number: epoch `e` starts at block `e * epoch_blocks`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct Epoch(pub u64);
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Basis points: 10 000 = 100 %.
+pub const BPS: u64 = 10_000;
+
+/// The network's economic and storage parameters, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerParams {
+    /// Blocks per epoch.
+    pub epoch_blocks: u64,
+    /// Epochs an unbonded stake waits before it returns to the balance.
+    pub unbonding_epochs: u64,
+    /// Smallest stake an orchestrator may hold.
+    pub min_stake: Amount,
+    /// Provider capacity (bytes) one unit of an orchestrator's stake can back.
+    pub bytes_per_stake: u64,
+    /// Fee per MiB of encoded data per epoch.
+    pub price_per_mib_epoch: Amount,
+    /// Reed-Solomon data shards of the `erasure` policy.
+    pub data_shards: u16,
+    /// Reed-Solomon parity shards of the `erasure` policy.
+    pub parity_shards: u16,
+    /// Leaves challenged per placed shard per epoch.
+    pub challenges_per_shard: u16,
+    /// Blocks a provider has to answer a challenge.
+    pub response_window: u64,
+    /// Missed or wrong answers after which the provider is evicted and its orchestrator
+    /// slashed.
+    pub failure_threshold: u32,
+    /// Fraction of the orchestrator's stake slashed per evicted provider, in basis points.
+    pub slash_bps: u64,
+}
+
+impl Default for LedgerParams {
+    fn default() -> Self {
+        LedgerParams {
+            epoch_blocks: 20,
+            unbonding_epochs: 2,
+            min_stake: 1_000,
+            bytes_per_stake: 1 << 30,
+            price_per_mib_epoch: 1,
+            data_shards: 4,
+            parity_shards: 2,
+            challenges_per_shard: 2,
+            response_window: 10,
+            failure_threshold: 1,
+            slash_bps: 1_000,
+        }
+    }
+}
+
+/// What the chain starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Parameters.
+    pub params: LedgerParams,
+    /// Initial balances.
+    pub balances: Vec<(PublicKey, Amount)>,
+}
+
+/// A balance and the next nonce it expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Account {
+    /// Spendable balance.
+    pub balance: Amount,
+    /// Nonce the next transaction from this account must carry.
+    pub nonce: u64,
+}
+
+/// Stake returning to the balance at `release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unbonding {
+    /// Epoch at which it is released.
+    pub release: Epoch,
+    /// Amount.
+    pub amount: Amount,
+}
+
+/// A staked orchestrator and the providers that joined it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orchestrator {
+    /// Bonded stake (slashable).
+    pub stake: Amount,
+    /// Share of fees the orchestrator keeps, in basis points; the rest goes to providers.
+    pub commission_bps: u64,
+    /// Stake on its way back.
+    pub unbonding: Vec<Unbonding>,
+    /// Providers that joined.
+    pub providers: BTreeSet<PublicKey>,
+    /// Challenges its providers passed.
+    pub challenges_passed: u64,
+    /// Challenges its providers missed or failed.
+    pub challenges_failed: u64,
+    /// Total slashed from its stake.
+    pub slashed: Amount,
+}
+
+/// A storage provider: disk offered to one orchestrator, without stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    /// The orchestrator it joined.
+    pub orchestrator: PublicKey,
+    /// Bytes offered.
+    pub capacity: u64,
+    /// Bytes of shards placed on it.
+    pub used: u64,
+    /// How to reach it (the node's libp2p peer id, opaque to the ledger).
+    pub node: Vec<u8>,
+    /// Missed or wrong challenge answers since it joined.
+    pub failures: u32,
+}
+
+/// How a stored blob is encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySpec {
+    /// Every storage node keeps it whole.
+    Replicated,
+    /// Reed-Solomon shards, each identified by the BlobId of its bytes.
+    Erasure {
+        /// Bytes per shard.
+        shard_size: u64,
+        /// Ids of the data shards then the parity shards.
+        shards: Vec<BlobId>,
+    },
+}
+
+/// A blob the ledger pays for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlob {
+    /// Who paid.
+    pub owner: PublicKey,
+    /// Content size.
+    pub size: u64,
+    /// Encoding.
+    pub policy: PolicySpec,
+    /// Epoch ends still paid for; the blob expires when this reaches zero.
+    pub epochs_left: u64,
+    /// Fee released from escrow each epoch (erasure only).
+    pub fee_per_epoch: Amount,
+    /// Orchestrator responsible (erasure only).
+    pub orchestrator: Option<PublicKey>,
+    /// Provider holding each shard, by shard index; `None` while unplaced.
+    pub placement: Vec<Option<PublicKey>>,
+}
+
+/// An open storage challenge on one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The provider that must answer.
+    pub provider: PublicKey,
+    /// Leaves to prove.
+    pub leaves: Vec<u64>,
+    /// Last block height at which an answer is accepted.
+    pub deadline: u64,
+}
