@@ -50,8 +50,11 @@ enum Command {
     Verify(cli::VerifyArgs),
     /// Run a local network of storage nodes on loopback until Ctrl-C.
     Devnet(devnet::DevnetArgs),
-    /// Measure throughput, catch-up time and memory on a local devnet.
-    Bench(bench::BenchArgs),
+    /// Measure figures, each beside its peer in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,7 +84,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status { json } => cli::status(&client()?, json).await,
         Command::Verify(args) => cli::verify(&client()?, args).await,
         Command::Devnet(args) => devnet::run(args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench { command } => bench::run(command).await,
     }
 }
 
