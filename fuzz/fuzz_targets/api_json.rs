@@ -7,7 +7,9 @@ use nexus_storage::{BlobId, Block, InclusionProof, PublicKey};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(proof) = serde_json::from_slice::<InclusionProof>(data) {
-        let _ = proof.verify(&proof.registration.blob_id, &proof.header.proposer);
+        if let Some(reg) = proof.registration() {
+            let _ = proof.verify(&reg.blob_id, &proof.header.proposer);
+        }
     }
     let _ = serde_json::from_slice::<Block>(data);
     if let Ok(text) = std::str::from_utf8(data) {

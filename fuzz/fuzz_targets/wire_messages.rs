@@ -13,4 +13,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode::<BlockRequest>(data, blocks::CAPS.request);
     let _ = decode::<BlockResponse>(data, blocks::CAPS.response);
     let _ = decode::<GossipMessage>(data, MAX_GOSSIP_SIZE);
+    let _ = decode::<nexus_storage::ledger::SignedTransaction>(data, MAX_GOSSIP_SIZE);
 });

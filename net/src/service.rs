@@ -21,7 +21,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::codec::{decode, encode};
 use crate::protocol::blocks::{BlockRequest, BlockResponse};
 use crate::protocol::chunks::{ChunkRequest, ChunkResponse};
-use crate::protocol::gossip::{GossipMessage, BLOCKS_TOPIC, MAX_GOSSIP_SIZE, REGISTRATIONS_TOPIC};
+use crate::protocol::gossip::{GossipMessage, BLOCKS_TOPIC, MAX_GOSSIP_SIZE, TRANSACTIONS_TOPIC};
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -211,7 +211,7 @@ impl Network {
             .map_err(|e| transport_err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
-        for topic in [BLOCKS_TOPIC, REGISTRATIONS_TOPIC] {
+        for topic in [BLOCKS_TOPIC, TRANSACTIONS_TOPIC] {
             swarm
                 .behaviour_mut()
                 .gossipsub

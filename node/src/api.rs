@@ -1,6 +1,7 @@
 //! JSON bodies of the HTTP API, shared by the daemon and the CLI client.
 
-use nexus_storage::{BlobId, BlockHash, Height, PublicKey};
+use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, Provider};
+use nexus_storage::{BlobId, BlockHash, Digest, Height, PublicKey};
 use serde::{Deserialize, Serialize};
 
 /// Returned by `PUT /v1/blobs` once the blob is stored, persisted and anchored.
@@ -28,6 +29,11 @@ pub(crate) struct Status {
     pub(crate) peers: Vec<String>,
     pub(crate) banned_peers: Vec<String>,
     pub(crate) is_proposer: bool,
+    /// The node's ledger account.
+    pub(crate) account: PublicKey,
+    pub(crate) balance: Amount,
+    pub(crate) epoch: Option<Epoch>,
+    pub(crate) state_root: Option<Digest>,
     pub(crate) proposer: Option<PublicKey>,
     pub(crate) genesis: Option<BlockHash>,
     pub(crate) height: Option<Height>,
@@ -56,4 +62,36 @@ pub(crate) struct BlobInfo {
 pub(crate) struct ErrorBody {
     pub(crate) kind: String,
     pub(crate) error: String,
+}
+
+/// `GET /v1/accounts/{key}`: an account and its roles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccountView {
+    pub(crate) key: PublicKey,
+    pub(crate) account: Account,
+    pub(crate) orchestrator: Option<Orchestrator>,
+    pub(crate) provider: Option<Provider>,
+    /// Bytes of shards placed on this account's providers, if it is an orchestrator.
+    pub(crate) stored_bytes: u64,
+}
+
+/// `GET /v1/ledger`: the ledger at the tip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LedgerView {
+    pub(crate) height: Height,
+    pub(crate) epoch: Epoch,
+    pub(crate) state_root: Digest,
+    pub(crate) total_supply: u128,
+    pub(crate) escrow: Amount,
+    pub(crate) burned: Amount,
+    pub(crate) slashed: Amount,
+    pub(crate) params: LedgerParams,
+    pub(crate) orchestrators: Vec<(PublicKey, Orchestrator)>,
+}
+
+/// `POST /v1/transactions` answer: where the node's transaction was included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TxReceipt {
+    pub(crate) height: Height,
+    pub(crate) index: u32,
 }

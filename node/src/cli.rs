@@ -1,11 +1,17 @@
 //! The user-facing commands that talk to a node's HTTP API.
 
 mod get;
+mod keys;
+mod ledger;
 mod put;
 mod status;
 mod verify;
 
 pub(crate) use get::{download, get, GetArgs};
+pub(crate) use keys::{funded_genesis, keys, node_keys, KeysArgs};
+pub(crate) use ledger::{
+    account, orchestrator, provider, AccountCommand, OrchestratorCommand, ProviderCommand,
+};
 pub(crate) use put::{put, upload, PutArgs};
 pub(crate) use status::status;
 pub(crate) use verify::{verify, VerifyArgs};

@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
 use nexus_net::{Multiaddr, Network, NetworkConfig, NetworkEvent};
-use nexus_storage::{BlobRegistration, BlockHash, Height, SigningKey, Store};
+use nexus_storage::ledger::{Genesis, LedgerParams, SignedTransaction};
+use nexus_storage::{BlockHash, Height, SigningKey, Store};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::units::ByteSize;
-pub(crate) use keys::load_or_create_identity;
+pub(crate) use keys::{load_or_create_account_key, load_or_create_identity};
 
 /// Deliberate misbehaviour, for tests of how honest nodes cope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,14 +49,18 @@ pub(crate) struct StartArgs {
     /// Make this node the network's block proposer (creates the genesis on first start).
     #[arg(long)]
     pub(crate) proposer: bool,
+    /// Ledger genesis (JSON: params and balances) for a proposer creating a new chain;
+    /// by default only this node's account is funded.
+    #[arg(long)]
+    pub(crate) genesis_config: Option<PathBuf>,
     /// Most bytes of blob content this node keeps, e.g. `500GiB`.
     #[arg(long)]
     pub(crate) capacity: Option<ByteSize>,
     /// Accept only the genesis block with this hash (otherwise the first one seen is trusted).
     #[arg(long)]
     pub(crate) genesis_hash: Option<BlockHash>,
-    /// How often the proposer cuts a block when registrations are pending, in milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// How often the proposer cuts a block, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
     pub(crate) block_interval_ms: u64,
     /// Cap on the bandwidth used to replicate blobs from peers, e.g. `50MiB` (per second).
     #[arg(long)]
@@ -64,15 +70,22 @@ pub(crate) struct StartArgs {
     pub(crate) fault: Option<Fault>,
 }
 
+/// Balance of the proposer's own account in a default genesis.
+const DEFAULT_FUNDS: u64 = 1_000_000_000_000;
+
 /// Everything the daemon's tasks share.
 pub(crate) struct Node {
     pub(crate) store: Store,
     pub(crate) net: Network,
-    pub(crate) proposer_key: Option<SigningKey>,
+    /// The node's ledger account; it signs blocks too when the node is the proposer.
+    pub(crate) account: SigningKey,
+    pub(crate) is_proposer: bool,
+    /// Serialises this node's own transactions so their nonces stay in order.
+    pub(crate) submit_lock: tokio::sync::Mutex<()>,
     pub(crate) genesis_pin: Option<BlockHash>,
     pub(crate) fault: Option<Fault>,
-    /// Registrations waiting for the next block (proposer only).
-    pub(crate) mempool: Mutex<Vec<BlobRegistration>>,
+    /// Transactions waiting for the next block (proposer only).
+    pub(crate) mempool: Mutex<Vec<SignedTransaction>>,
     /// The latest appended height; watched by uploads waiting to be anchored.
     pub(crate) new_block: watch::Sender<Option<Height>>,
     /// Wakes chain sync early.
@@ -87,7 +100,7 @@ pub(crate) struct Node {
 impl Node {
     /// Records that the chain grew and wakes whoever waits for it.
     pub(crate) fn chain_advanced(&self) {
-        let tip = self.store.tip().map(|h| h.height);
+        let tip = self.store.tip().map(|t| t.header.height);
         self.new_block.send_replace(tip);
         self.replicate_now.notify_one();
     }
@@ -98,17 +111,26 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let identity = load_or_create_identity(&args.data_dir)?;
-    let proposer_key = args
-        .proposer
-        .then(|| keys::load_or_create_proposer_key(&args.data_dir))
-        .transpose()?;
+    let account = load_or_create_account_key(&args.data_dir)?;
     let store_dir = args.data_dir.join("store");
     let store =
         tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
             .await?
             .context("cannot open the store (is another node using this data dir?)")?;
-    if let Some(key) = &proposer_key {
-        chain::ensure_genesis(&store, key)?;
+    if args.proposer {
+        let genesis = match &args.genesis_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a ledger genesis", path.display()))?
+            }
+            None => Genesis {
+                params: LedgerParams::default(),
+                balances: vec![(account.public(), DEFAULT_FUNDS)],
+            },
+        };
+        chain::ensure_genesis(&store, &account, genesis)?;
     }
     if let (Some(pin), Some(genesis)) = (args.genesis_hash, store.block(Height(0))?) {
         if genesis.header.hash() != pin {
@@ -128,10 +150,12 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot bind the HTTP API on {}", args.api))?;
     let node = Arc::new(Node {
-        new_block: watch::Sender::new(store.tip().map(|h| h.height)),
+        new_block: watch::Sender::new(store.tip().map(|t| t.header.height)),
         store,
         net,
-        proposer_key,
+        account,
+        is_proposer: args.proposer,
+        submit_lock: tokio::sync::Mutex::new(()),
         genesis_pin: args.genesis_hash,
         fault: args.fault,
         mempool: Mutex::new(Vec::new()),
@@ -145,7 +169,8 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
     tracing::info!(
         peer_id = %node.net.peer_id(),
         api = %args.api,
-        proposer = node.proposer_key.is_some(),
+        proposer = node.is_proposer,
+        account = %node.account.public(),
         "nexus node started"
     );
     let tasks = [

@@ -11,8 +11,11 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::api::Status;
+use crate::cli::{funded_genesis, node_keys};
 use crate::client::NodeClient;
-use crate::daemon::load_or_create_identity;
+
+/// Balance of every devnet node's account at genesis.
+const DEVNET_FUNDS: u64 = 1_000_000_000_000;
 
 /// Options of `nexus devnet`.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,6 +69,15 @@ impl Devnet {
                 args.nodes
             );
         }
+        // Every node's account is funded at genesis, so that any of them can pay for uploads.
+        let accounts = (0..args.nodes)
+            .map(|i| node_keys(&dir.join(format!("node-{i}"))).map(|k| k.account))
+            .collect::<Result<Vec<_>>>()?;
+        let genesis = funded_genesis(&accounts, DEVNET_FUNDS);
+        std::fs::write(
+            dir.join("genesis.json"),
+            serde_json::to_string_pretty(&genesis)?,
+        )?;
         let mut devnet = Devnet {
             dir,
             nodes: Vec::new(),
@@ -92,8 +104,7 @@ impl Devnet {
     pub(crate) async fn spawn(&self, i: u16) -> Result<DevnetNode> {
         let base = self.args.base_port;
         let dir = self.dir.join(format!("node-{i}"));
-        std::fs::create_dir_all(&dir)?;
-        let peer = load_or_create_identity(&dir)?.public().to_peer_id();
+        let peer = node_keys(&dir)?.peer_id;
         let p2p = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", base + i);
         let api = format!("127.0.0.1:{}", base + 100 + i);
         let log = std::fs::OpenOptions::new()
@@ -111,12 +122,11 @@ impl Devnet {
             .arg("--api")
             .arg(&api);
         if i == 0 {
-            cmd.arg("--proposer");
+            cmd.arg("--proposer")
+                .arg("--genesis-config")
+                .arg(self.dir.join("genesis.json"));
         } else {
-            let proposer_dir = self.dir.join("node-0");
-            let proposer = load_or_create_identity(&proposer_dir)?
-                .public()
-                .to_peer_id();
+            let proposer = node_keys(&self.dir.join("node-0"))?.peer_id;
             cmd.arg("--bootstrap")
                 .arg(format!("/ip4/127.0.0.1/tcp/{base}/p2p/{proposer}"));
         }

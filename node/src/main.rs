@@ -48,6 +48,23 @@ enum Command {
     },
     /// Check a blob's inclusion proof against the chain's proposer.
     Verify(cli::VerifyArgs),
+    /// Account balance and transfers (signed by the node's account key).
+    Account {
+        #[command(subcommand)]
+        command: cli::AccountCommand,
+    },
+    /// Register and manage a staked orchestrator.
+    Orchestrator {
+        #[command(subcommand)]
+        command: cli::OrchestratorCommand,
+    },
+    /// Offer this node's disk to an orchestrator.
+    Provider {
+        #[command(subcommand)]
+        command: cli::ProviderCommand,
+    },
+    /// Show a node's peer id and account key (creating them in DIR if missing).
+    Keys(cli::KeysArgs),
     /// Run a local network of storage nodes on loopback until Ctrl-C.
     Devnet(devnet::DevnetArgs),
     /// Measure figures, each beside its peer in the same run.
@@ -83,6 +100,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Get(args) => cli::get(&client()?, args).await,
         Command::Status { json } => cli::status(&client()?, json).await,
         Command::Verify(args) => cli::verify(&client()?, args).await,
+        Command::Keys(args) => cli::keys(args),
+        Command::Account { command } => cli::account(&client()?, command).await,
+        Command::Orchestrator { command } => cli::orchestrator(&client()?, command).await,
+        Command::Provider { command } => cli::provider(&client()?, command).await,
         Command::Devnet(args) => devnet::run(args).await,
         Command::Bench { command } => bench::run(command).await,
     }

@@ -16,7 +16,7 @@ fn stderr_of(out: &std::process::Output) -> String {
 #[test]
 fn bad_input_gets_clear_errors_and_changes_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let node = TestNode::start(&tmp.path().join("n"), true, &[], &["--capacity", "1MiB"]);
+    let node = start_proposer(tmp.path(), &[tmp.path().join("n")], &["--capacity", "1MiB"]);
 
     // Malformed ids and heights are 400s with a JSON body; unknown ones are 404s.
     for path in [

@@ -12,12 +12,16 @@ const CHUNK: usize = 256 * 1024;
 #[test]
 fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n1 = TestNode::start(&tmp.path().join("n1"), true, &[], &[]);
+    let dirs: Vec<_> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .collect();
+    let n1 = start_proposer(tmp.path(), &dirs, &[]);
     let boot = vec![n1.addr()];
-    let n2 = TestNode::start(&tmp.path().join("n2"), false, &boot, &[]);
+    let n2 = TestNode::start(&dirs[1], false, &boot, &[]);
     // Node 3 finds the network through a DNS name (resolved by libp2p's dns transport).
     let by_name = vec![n1.addr().replace("/ip4/127.0.0.1/", "/dns4/localhost/")];
-    let n3 = TestNode::start(&tmp.path().join("n3"), false, &by_name, &[]);
+    let n3 = TestNode::start(&dirs[2], false, &by_name, &[]);
 
     // Put through a node that is not the proposer: the registration travels over gossip.
     let data = bytes(3 * CHUNK + 12_345, 1);
@@ -61,7 +65,9 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
 
     let mut tampered: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&proof).expect("proof")).expect("json");
-    tampered["registration"]["size"] = serde_json::json!(data.len() + 1);
+    let size = &mut tampered["transaction"]["tx"]["kind"]["StoreBlob"]["size"];
+    assert_eq!(*size, serde_json::json!(data.len()), "proof layout changed");
+    *size = serde_json::json!(data.len() + 1);
     std::fs::write(&proof, tampered.to_string()).expect("write");
     let out = verify_offline();
     assert!(!out.status.success());
@@ -75,7 +81,7 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
 #[test]
 fn late_node_catches_up_and_a_node_killed_mid_replication_recovers() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n1 = TestNode::start(&tmp.path().join("n1"), true, &[], &[]);
+    let n1 = start_proposer(tmp.path(), &[tmp.path().join("n1")], &[]);
     let boot = vec![n1.addr()];
     let _n2 = TestNode::start(&tmp.path().join("n2"), false, &boot, &[]);
 
@@ -123,7 +129,7 @@ fn late_node_catches_up_and_a_node_killed_mid_replication_recovers() {
 #[test]
 fn a_peer_serving_corrupted_chunks_is_dropped_and_the_blob_arrives_intact() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let honest = TestNode::start(&tmp.path().join("honest"), true, &[], &[]);
+    let honest = start_proposer(tmp.path(), &[tmp.path().join("honest")], &[]);
     let liar = TestNode::start(
         &tmp.path().join("liar"),
         false,
@@ -189,7 +195,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[test]
 fn chunks_corrupted_on_disk_are_detected_and_repaired_from_a_peer() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let a = TestNode::start(&tmp.path().join("a"), true, &[], &[]);
+    let a = start_proposer(tmp.path(), &[tmp.path().join("a")], &[]);
     let mut b = TestNode::start(&tmp.path().join("b"), false, &[a.addr()], &[]);
     // Larger than fjall's 64 MiB memtable, so chunk values are flushed to data files.
     let data = bytes(96 << 20, 7);

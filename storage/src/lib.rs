@@ -8,6 +8,7 @@
 pub mod blob;
 pub mod block;
 mod bytes;
+pub mod chain;
 pub mod erasure;
 pub mod keys;
 pub mod ledger;
@@ -20,12 +21,13 @@ pub use blob::{
 };
 pub use block::{
     BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError, InclusionProof,
-    StoragePolicy, VerifiedBlock, MAX_REGISTRATIONS_PER_BLOCK,
+    VerifiedBlock, MAX_TRANSACTIONS_PER_BLOCK,
 };
 pub use bytes::ParseBytesError;
+pub use chain::Transition;
 pub use keys::{KeyError, PublicKey, Signature, SigningKey};
 pub use merkle::{Digest, MerkleProof, MerkleTree};
 pub use store::{
     AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, Store,
-    StoreError, StoreStats, StoredChunk,
+    StoreError, StoreStats, StoredChunk, Tip,
 };

@@ -3,7 +3,8 @@
 //!
 //! Keyspaces: `blobs` (BlobId → record), `chunks` (seq‖index → bytes, key-value separated),
 //! `proofs` (seq‖index → Merkle path), `uploads` (seq of uploads in progress), `blocks`
-//! (height → block), `registered` (BlobId → height‖index), `meta` (counters). Every write
+//! (height → block), `registered` (BlobId → height‖index), `transactions` (tx id →
+//! height‖index), `meta` (counters, the ledger state after the tip). Every write
 //! that is acknowledged to a caller is persisted with `PersistMode::SyncData` first.
 
 mod blobs;
@@ -19,10 +20,9 @@ use fjall::{
 use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk};
-pub use chain::AppendError;
+pub use chain::{AppendError, Tip};
 
 use crate::blob::{BlobId, ChunkError, ChunkIndex};
-use crate::block::Header;
 
 /// A failure of the store itself (as opposed to bad input from a caller or a peer).
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,7 @@ struct Keyspaces {
     uploads: Keyspace,
     blocks: Keyspace,
     registered: Keyspace,
+    transactions: Keyspace,
     meta: Keyspace,
 }
 
@@ -94,7 +95,7 @@ struct Shared {
     capacity: Option<u64>,
     used: AtomicU64,
     next_seq: Mutex<u64>,
-    tip: RwLock<Option<Header>>,
+    tip: RwLock<Option<Tip>>,
     /// Serialises block appends so the tip check and the write are atomic.
     append: Mutex<()>,
 }
@@ -154,6 +155,7 @@ impl Store {
             uploads: db.keyspace("uploads", plain)?,
             blocks: db.keyspace("blocks", plain)?,
             registered: db.keyspace("registered", plain)?,
+            transactions: db.keyspace("transactions", plain)?,
             meta: db.keyspace("meta", plain)?,
         };
         let next_seq = match ks.meta.get(NEXT_SEQ_KEY)? {

@@ -1,26 +1,36 @@
 //! Every wire decoder: round trips, and malformed input yields an error, never a panic.
 
-use nexus_storage::{
-    BlobId, BlobRegistration, Block, ChunkIndex, Height, MerkleProof, SigningKey, StoragePolicy,
-};
+use nexus_storage::chain::{create_genesis, propose_child};
+use nexus_storage::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
+use nexus_storage::{BlobId, Block, ChunkIndex, Height, MerkleProof, SigningKey};
 use proptest::prelude::*;
 
 use super::blocks::{self, BlockRequest, BlockResponse};
 use super::chunks::{self, ChunkRequest, ChunkResponse};
-use super::gossip::{GossipMessage, RegistrationSubmission, MAX_GOSSIP_SIZE};
+use super::gossip::{GossipMessage, TxSubmission, MAX_GOSSIP_SIZE};
 use crate::codec::{decode, encode};
 
 fn sample_block() -> Block {
     let key = SigningKey::from_seed(&[1; 32]);
-    let g = Block::propose(&key, None, 5, vec![]).expect("genesis");
-    let reg = BlobRegistration {
+    let genesis = Genesis {
+        params: LedgerParams::default(),
+        balances: vec![(key.public(), 1_000)],
+    };
+    let g = create_genesis(&key, genesis, 5).expect("genesis");
+    let kind = TxKind::StoreBlob {
         blob_id: BlobId::of(b"x"),
         size: 1,
-        policy: StoragePolicy::Replicated,
+        policy: PolicySpec::Replicated,
+        epochs: 1,
     };
-    Block::propose(&key, Some(&g.header), 6, vec![reg])
-        .expect("block")
-        .into_inner()
+    let tx = Transaction {
+        sender: key.public(),
+        nonce: 0,
+        kind,
+    }
+    .sign(&key);
+    let (child, _) = propose_child(&key, &g.block.header, &g.ledger, vec![tx], 6).expect("child");
+    child.block.into_inner()
 }
 
 fn samples() -> Vec<(Vec<u8>, &'static str)> {
@@ -60,11 +70,11 @@ fn samples() -> Vec<(Vec<u8>, &'static str)> {
             "gossip block",
         ),
         (
-            encode(&GossipMessage::Registration(RegistrationSubmission {
-                registration: block.registrations[0],
-                nonce: 9,
-            })),
-            "gossip registration",
+            encode(&GossipMessage::Transaction(Box::new(TxSubmission {
+                tx: block.transactions[0].clone(),
+                attempt: 9,
+            }))),
+            "gossip transaction",
         ),
     ]
 }

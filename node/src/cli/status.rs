@@ -15,6 +15,7 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
     }
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("peer id:    {}", s.peer_id);
+    println!("account:    {} (balance {})", s.account, s.balance);
     println!("listening:  {}", s.listen_addrs.join(", "));
     println!(
         "role:       {}",
@@ -40,6 +41,11 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
         opt(s.tip_hash.map(|h| h.to_string()))
     );
     println!("genesis:    {}", opt(s.genesis.map(|h| h.to_string())));
+    println!(
+        "ledger:     epoch {}, state root {}",
+        opt(s.epoch.map(|e| e.to_string())),
+        opt(s.state_root.map(|r| r.to_string()))
+    );
     println!(
         "blobs:      {} complete, {} replicating",
         s.blobs_complete, s.blobs_partial

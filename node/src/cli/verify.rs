@@ -57,7 +57,7 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
     println!(
         "verified: blob {} ({} bytes) is registration #{} of block {} (hash {}), signed by proposer {}",
         args.blob_id,
-        proof.registration.size,
+        proof.registration().map_or(0, |r| r.size),
         proof.index,
         proof.header.height,
         proof.header.hash(),

@@ -1,16 +1,18 @@
 //! Following the chain: the proposer's genesis and block production, gossip validation of
-//! new blocks, range sync from peers, and anchoring a freshly stored blob in a block.
+//! new blocks and transactions, range sync from peers, and submitting this node's own
+//! transactions (uploads, transfers, staking) until a block includes them.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
-use nexus_net::protocol::gossip::{GossipMessage, RegistrationSubmission};
+use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, PublishError, Validation};
+use nexus_storage::chain::{accept_child, accept_genesis, create_genesis, propose_child};
+use nexus_storage::ledger::{Genesis, SignedTransaction, Transaction, TxError, TxKind};
 use nexus_storage::{
-    BlobRegistration, Block, BlockError, Height, SigningKey, Store, VerifiedBlock,
-    MAX_REGISTRATIONS_PER_BLOCK,
+    Block, BlockError, Height, SigningKey, Store, Transition, MAX_TRANSACTIONS_PER_BLOCK,
 };
 
 use super::Node;
@@ -23,40 +25,21 @@ fn now_ms() -> u64 {
 
 /// Creates the genesis block on a proposer's first start; refuses a data dir whose chain
 /// belongs to another proposer.
-pub(crate) fn ensure_genesis(store: &Store, key: &SigningKey) -> Result<()> {
+pub(crate) fn ensure_genesis(store: &Store, key: &SigningKey, genesis: Genesis) -> Result<()> {
     match store.block(Height(0))? {
-        Some(genesis) if genesis.header.proposer != key.public() => bail!(
+        Some(existing) if existing.header.proposer != key.public() => bail!(
             "this data dir follows the chain of proposer {}, not this node's key {}",
-            genesis.header.proposer,
+            existing.header.proposer,
             key.public()
         ),
         Some(_) => Ok(()),
         None => {
-            let genesis = Block::propose(key, None, now_ms(), Vec::new())?;
-            store.append_block(&genesis)?;
-            tracing::info!(hash = %genesis.header.hash(), "created genesis block");
+            let step = create_genesis(key, genesis, now_ms())?;
+            store.append_block(&step)?;
+            tracing::info!(hash = %step.block.header.hash(), "created genesis block");
             Ok(())
         }
     }
-}
-
-/// Verifies `block` as the next block of the local chain (or as the genesis of an empty
-/// one) and appends it.
-fn accept_next(node: &Node, block: Block) -> Result<VerifiedBlock, AcceptError> {
-    let verified = match node.store.tip() {
-        None => block.verify_genesis(node.genesis_pin)?,
-        Some(tip) => block.verify_child(&tip)?,
-    };
-    node.store
-        .append_block(&verified)
-        .map_err(|e| AcceptError::Store(e.to_string()))?;
-    node.chain_advanced();
-    tracing::info!(
-        height = %verified.header.height,
-        registrations = verified.registrations.len(),
-        "block appended"
-    );
-    Ok(verified)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +50,35 @@ enum AcceptError {
     Store(String),
 }
 
+/// Verifies `block` (form and ledger transition) as the next block of the local chain, or
+/// as the genesis of an empty one, and appends it.
+fn accept_next(node: &Node, block: Block) -> Result<(), AcceptError> {
+    let step = match node.store.tip() {
+        None => accept_genesis(block, node.genesis_pin)?,
+        Some(tip) => accept_child(block, &tip.header, &tip.ledger)?,
+    };
+    append(node, &step).map_err(AcceptError::Store)
+}
+
+fn append(node: &Node, step: &Transition) -> Result<(), String> {
+    node.store.append_block(step).map_err(|e| e.to_string())?;
+    node.chain_advanced();
+    for event in &step.events {
+        tracing::info!(height = %step.block.header.height, "ledger: {event:?}");
+    }
+    tracing::debug!(
+        height = %step.block.header.height,
+        transactions = step.block.transactions.len(),
+        "block appended"
+    );
+    Ok(())
+}
+
 /// Validates a gossiped message before it is forwarded.
 pub(crate) async fn on_gossip(node: &Node, id: GossipId, message: GossipMessage) {
     let verdict = match message {
         GossipMessage::Block(block) => on_block(node, id.source(), *block),
-        GossipMessage::Registration(sub) => on_registration(node, sub.registration),
+        GossipMessage::Transaction(sub) => on_transaction(node, sub.tx),
     };
     node.net.report(id, verdict).await;
 }
@@ -82,16 +89,16 @@ fn on_block(node: &Node, source: PeerId, block: Block) -> Validation {
         return Validation::Ignore;
     };
     let height = block.header.height;
-    if height <= tip.height {
+    if height <= tip.header.height {
         return match node.store.block(height) {
             Ok(Some(ours)) if ours.header.hash() == block.header.hash() => Validation::Ignore,
             Ok(Some(_)) => Validation::Reject,
             _ => Validation::Ignore,
         };
     }
-    if Some(height) == tip.height.next() {
+    if Some(height) == tip.header.height.next() {
         return match accept_next(node, block) {
-            Ok(_) => Validation::Accept,
+            Ok(()) => Validation::Accept,
             Err(AcceptError::Invalid(e)) => {
                 tracing::warn!(peer = %source, "invalid block {height}: {e}");
                 Validation::Reject
@@ -104,10 +111,9 @@ fn on_block(node: &Node, source: PeerId, block: Block) -> Validation {
     }
     // Ahead of us: we are missing blocks. Forward it if the proposer signed it; catch up.
     node.sync_now.notify_one();
-    if block.header.proposer == tip.proposer
-        && tip
-            .proposer
-            .verify(&block.header.hash().0, &block.signature)
+    let proposer = tip.header.proposer;
+    if block.header.proposer == proposer
+        && proposer.verify(&block.header.hash().0, &block.signature)
     {
         Validation::Accept
     } else {
@@ -115,63 +121,68 @@ fn on_block(node: &Node, source: PeerId, block: Block) -> Validation {
     }
 }
 
-fn on_registration(node: &Node, reg: BlobRegistration) -> Validation {
-    if nexus_storage::BlobLayout::new(reg.size).is_err() {
+fn on_transaction(node: &Node, tx: SignedTransaction) -> Validation {
+    if !tx.signature_valid() {
         return Validation::Reject;
     }
-    if node.proposer_key.is_some() {
-        enqueue(node, reg);
+    if node.is_proposer {
+        enqueue(node, tx);
     }
     Validation::Accept
 }
 
-fn enqueue(node: &Node, reg: BlobRegistration) {
-    if matches!(node.store.registration(&reg.blob_id), Ok(Some(_))) {
+fn enqueue(node: &Node, tx: SignedTransaction) {
+    if matches!(node.store.transaction_location(&tx.id()), Ok(Some(_))) {
         return;
     }
     let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
-    if !pool.iter().any(|r| r.blob_id == reg.blob_id) {
-        pool.push(reg);
+    if !pool.contains(&tx) {
+        pool.push(tx);
     }
 }
 
-/// The proposer's loop: every `interval`, cut a block from pending registrations.
+/// The proposer's loop: every `interval`, cut a block from the pending transactions (an
+/// empty block if there are none: epochs and challenge deadlines count blocks).
 pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
-    let Some(key) = &node.proposer_key else {
+    if !node.is_proposer {
         return;
-    };
+    }
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        let batch: Vec<_> = {
-            let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
-            let take = pool.len().min(MAX_REGISTRATIONS_PER_BLOCK);
-            pool.drain(..take).collect()
-        };
-        let batch: Vec<_> = batch
-            .into_iter()
-            .filter(|r| matches!(node.store.registration(&r.blob_id), Ok(None)))
-            .collect();
-        if batch.is_empty() {
-            continue;
-        }
         let Some(tip) = node.store.tip() else {
             continue;
         };
-        let block = match Block::propose(key, Some(&tip), now_ms(), batch) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("cannot propose a block: {e}");
-                continue;
-            }
+        let batch: Vec<_> = {
+            let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
+            let take = pool.len().min(MAX_TRANSACTIONS_PER_BLOCK);
+            pool.drain(..take).collect()
         };
-        if let Err(e) = accept_next(node.as_ref(), block.clone().into_inner()) {
+        let (step, refused) =
+            match propose_child(&node.account, &tip.header, &tip.ledger, batch, now_ms()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("cannot propose a block: {e}");
+                    continue;
+                }
+            };
+        // Keep transactions that are only early (a gap in their sender's nonces).
+        {
+            let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
+            for (tx, error) in refused {
+                match error {
+                    TxError::WrongNonce { expected, found } if found > expected => pool.push(tx),
+                    e => tracing::info!(sender = %tx.tx.sender, "transaction refused: {e}"),
+                }
+            }
+        }
+        if let Err(e) = append(&node, &step) {
             tracing::error!("cannot append own block: {e}");
             continue;
         }
         match node
             .net
-            .publish(GossipMessage::Block(Box::new(block.into_inner())))
+            .publish(GossipMessage::Block(Box::new(step.block.into_inner())))
             .await
         {
             Ok(()) | Err(PublishError::NoPeers) => {}
@@ -204,7 +215,7 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
         let from = node
             .store
             .tip()
-            .and_then(|t| t.height.next())
+            .and_then(|t| t.header.height.next())
             .unwrap_or(Height(0));
         let request = BlockRequest {
             from,
@@ -224,7 +235,7 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
         for block in response.blocks {
             let height = block.header.height;
             match accept_next(node, block) {
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(AcceptError::Invalid(e)) => {
                     tracing::warn!("peer {peer} served invalid block {height}: {e}");
                     node.net.penalise(peer).await;
@@ -242,46 +253,76 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
     }
 }
 
-/// Why a stored blob could not be anchored in time.
+/// Why this node's own transaction did not make it into a block.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum AnchorError {
-    #[error("the blob is stored here but was not anchored in a block within {0:?}: is the proposer reachable?")]
+pub(crate) enum SubmitError {
+    #[error("this node has no chain yet (it has not reached its peers)")]
+    NoChain,
+    #[error("the ledger refuses it: {0}")]
+    Rejected(TxError),
+    #[error("it was not included in a block within {0:?}: is the proposer reachable?")]
     Timeout(Duration),
     #[error("store failure: {0}")]
     Store(String),
 }
 
-/// Submits `reg` to the proposer and waits until a block registers it; returns the
-/// inclusion location (height, index).
-pub(crate) async fn anchor(
+/// Where a transaction was included.
+#[derive(Debug, Clone)]
+pub(crate) struct Included {
+    pub(crate) height: Height,
+    pub(crate) index: u32,
+}
+
+/// Signs `kind` with the node's account, checks it against the tip's ledger, hands it to
+/// the proposer and waits until a block includes it.
+pub(crate) async fn submit(
     node: &Node,
-    reg: BlobRegistration,
+    kind: TxKind,
     deadline: Duration,
-) -> Result<(Height, u32), AnchorError> {
+) -> Result<Included, SubmitError> {
+    let _turn = node.submit_lock.lock().await;
+    let tip = node.store.tip().ok_or(SubmitError::NoChain)?;
+    let sender = node.account.public();
+    let nonce = tip.ledger.account(&sender).nonce;
+    let tx = Transaction {
+        sender,
+        nonce,
+        kind,
+    }
+    .sign(&node.account);
+    let mut dry_run = (*tip.ledger).clone();
+    dry_run.apply_tx(&tx).map_err(SubmitError::Rejected)?;
+
     let mut blocks = node.new_block.subscribe();
     let started = tokio::time::Instant::now();
-    let mut nonce = 0u64;
-    loop {
-        match node.store.registration(&reg.blob_id) {
-            Ok(Some((height, index, _))) => return Ok((height, index)),
+    let id = tx.id();
+    for attempt in 0u64.. {
+        match node.store.transaction_location(&id) {
+            Ok(Some((height, index))) => return Ok(Included { height, index }),
             Ok(None) => {}
-            Err(e) => return Err(AnchorError::Store(e.to_string())),
+            Err(e) => return Err(SubmitError::Store(e.to_string())),
         }
         if started.elapsed() >= deadline {
-            return Err(AnchorError::Timeout(deadline));
+            break;
         }
-        if node.proposer_key.is_some() {
-            enqueue(node, reg);
-        } else {
-            let sub = RegistrationSubmission {
-                registration: reg,
-                nonce,
-            };
-            if let Err(e) = node.net.publish(GossipMessage::Registration(sub)).await {
-                tracing::debug!("registration not published yet: {e}");
+        if attempt % 4 == 0 {
+            if node.is_proposer {
+                enqueue(node, tx.clone());
+            } else {
+                let sub = TxSubmission {
+                    tx: tx.clone(),
+                    attempt,
+                };
+                if let Err(e) = node
+                    .net
+                    .publish(GossipMessage::Transaction(Box::new(sub)))
+                    .await
+                {
+                    tracing::debug!("transaction not published yet: {e}");
+                }
             }
-            nonce += 1;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), blocks.changed()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), blocks.changed()).await;
     }
+    Err(SubmitError::Timeout(deadline))
 }

@@ -113,6 +113,7 @@ pub(crate) async fn fetch_chunk(
 /// the blob is now whole.
 pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool, String> {
     let store = node.store.clone();
+    let id = reg.blob_id;
     let missing = tokio::task::spawn_blocking(move || {
         store.begin_replica(&reg).map_err(|e| e.to_string())?;
         store
@@ -122,7 +123,7 @@ pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool
     .await
     .map_err(|e| e.to_string())??;
     let failures = stream::iter(missing)
-        .map(|index| fetch_chunk(node, reg.blob_id, index))
+        .map(|index| fetch_chunk(node, id, index))
         .buffer_unordered(PARALLEL_FETCHES)
         .filter(|r| std::future::ready(r.is_err()))
         .count()
@@ -131,7 +132,7 @@ pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool
         return Ok(false);
     }
     let store = node.store.clone();
-    tokio::task::spawn_blocking(move || store.complete_replica(&reg.blob_id))
+    tokio::task::spawn_blocking(move || store.complete_replica(&id))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
@@ -155,12 +156,11 @@ pub(crate) async fn replication_loop(node: Arc<Node>) {
             Err(_) => continue,
         };
         for reg in pending {
+            let (id, size) = (reg.blob_id, reg.size);
             match replicate(&node, reg).await {
-                Ok(true) => tracing::info!(blob = %reg.blob_id, size = reg.size, "blob replicated"),
-                Ok(false) => {
-                    tracing::debug!(blob = %reg.blob_id, "blob partly replicated; will retry")
-                }
-                Err(e) => tracing::warn!(blob = %reg.blob_id, "cannot replicate: {e}"),
+                Ok(true) => tracing::info!(blob = %id, size, "blob replicated"),
+                Ok(false) => tracing::debug!(blob = %id, "blob partly replicated; will retry"),
+                Err(e) => tracing::warn!(blob = %id, "cannot replicate: {e}"),
             }
         }
     }

@@ -2,47 +2,41 @@
 //! blob); every other route has a 64 KiB body limit and a 30 s timeout; the whole API has a
 //! concurrency limit. Every error is a JSON [`ErrorBody`] with a status code.
 
-use std::io;
+mod blobs;
+mod ledger;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use futures::StreamExt;
-use nexus_storage::{
-    BlobId, BlobLayout, BlobRegistration, ChunkIndex, Height, ReadChunkError, StoragePolicy,
-    StoreError,
-};
-use tokio::sync::mpsc;
+use nexus_storage::ledger::TxError;
+use nexus_storage::{BlobId, Height, StoreError};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
-use super::chain::{anchor, AnchorError};
-use super::fetch::{fetch_chunk, read_local};
+use super::chain::SubmitError;
 use super::Node;
-use crate::api::{BlobInfo, ErrorBody, Receipt, Status};
+use crate::api::{ErrorBody, Status};
 
 /// Requests served at once.
 const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// Body limit of every route but the upload.
 const SMALL_BODY_LIMIT: usize = 64 * 1024;
-/// Timeout of every route but the streaming ones.
+/// Timeout of every route but the streaming ones and transactions.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest pause allowed between two pieces of an upload.
-const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for a stored blob to be registered in a block.
-const ANCHOR_DEADLINE: Duration = Duration::from_secs(60);
 
 /// An API failure: status code plus a message a user can act on.
 #[derive(Debug)]
 pub(crate) enum ApiError {
     BadRequest(String),
+    /// The ledger refuses the transaction (insufficient balance, unknown orchestrator...).
+    Rejected(String),
     UnknownBlob(BlobId),
     NotFound(String),
     QuotaExceeded(String),
@@ -54,6 +48,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, error) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected", m),
             ApiError::UnknownBlob(id) => (
                 StatusCode::NOT_FOUND,
                 "unknown_blob",
@@ -89,13 +84,28 @@ impl From<tokio::task::JoinError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Maps a failed submission of this node's transaction; `what` says what it was for.
+fn submit_error(what: &str, e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::Rejected(TxError::InsufficientBalance { .. }) | SubmitError::Rejected(_) => {
+            ApiError::Rejected(format!("{what}: {e}"))
+        }
+        SubmitError::NoChain | SubmitError::Timeout(_) => {
+            ApiError::Unavailable(format!("{what}: {e}"))
+        }
+        SubmitError::Store(m) => ApiError::Internal(m),
+    }
+}
+
 /// The API's routes with their limits.
 pub(crate) fn router(node: Arc<Node>) -> Router {
     let bounded = Router::new()
         .route("/v1/status", get(status))
-        .route("/v1/blobs/{id}/info", get(blob_info))
-        .route("/v1/blobs/{id}/proof", get(proof))
+        .route("/v1/blobs/{id}/info", get(blobs::blob_info))
+        .route("/v1/blobs/{id}/proof", get(blobs::proof))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/accounts/{key}", get(ledger::account))
+        .route("/v1/ledger", get(ledger::summary))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -105,17 +115,22 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         )
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
     let streaming = Router::new()
-        .route("/v1/blobs", put(put_blob))
-        .route("/v1/blobs/{id}", get(get_blob))
+        .route("/v1/blobs", put(blobs::put_blob))
+        .route("/v1/blobs/{id}", get(blobs::get_blob))
         .layer(DefaultBodyLimit::disable());
+    // Waits for a block, so it gets its own (longer) deadline inside `submit`.
+    let transactions = Router::new()
+        .route("/v1/transactions", post(ledger::transaction))
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
     bounded
         .merge(streaming)
+        .merge(transactions)
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .with_state(node)
 }
 
-fn parse_blob_id(s: &str) -> ApiResult<BlobId> {
+pub(super) fn parse_blob_id(s: &str) -> ApiResult<BlobId> {
     s.parse().map_err(|e| {
         ApiError::BadRequest(format!("{s:?} is not a blob id (64 hex characters): {e}"))
     })
@@ -138,11 +153,17 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         listen_addrs: info.listen_addrs.iter().map(ToString::to_string).collect(),
         peers: info.connected.iter().map(ToString::to_string).collect(),
         banned_peers: info.banned.iter().map(ToString::to_string).collect(),
-        is_proposer: node.proposer_key.is_some(),
+        is_proposer: node.is_proposer,
+        account: node.account.public(),
+        balance: tip
+            .as_ref()
+            .map_or(0, |t| t.ledger.account(&node.account.public()).balance),
+        epoch: tip.as_ref().map(|t| t.ledger.epoch()),
+        state_root: tip.as_ref().map(|t| t.ledger.state_root()),
         proposer: genesis.as_ref().map(|g| g.header.proposer),
         genesis: genesis.map(|g| g.header.hash()),
-        height: tip.as_ref().map(|t| t.height),
-        tip_hash: tip.map(|t| t.hash()),
+        height: tip.as_ref().map(|t| t.header.height),
+        tip_hash: tip.map(|t| t.header.hash()),
         blobs_complete: stats.blobs_complete,
         blobs_partial: stats.blobs_partial,
         used_bytes: stats.used_bytes,
@@ -150,56 +171,6 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         disk_bytes: stats.disk_bytes,
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),
     }))
-}
-
-async fn blob_info(
-    State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<BlobInfo>> {
-    let id = parse_blob_id(&id)?;
-    let store = node.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let registered = store.registration(&id)?;
-        let Some(record) = store.blob(&id)? else {
-            return match registered {
-                Some((height, _, reg)) => Ok(Json(BlobInfo {
-                    blob_id: id,
-                    size: reg.size,
-                    complete: false,
-                    missing_chunks: BlobLayout::new(reg.size)
-                        .map_err(StoreError::from)?
-                        .chunk_count(),
-                    registered_at: Some(height),
-                })),
-                None => Err(ApiError::UnknownBlob(id)),
-            };
-        };
-        let missing = if record.complete {
-            0
-        } else {
-            store
-                .missing_chunks(&id)
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-                .len() as u64
-        };
-        Ok(Json(BlobInfo {
-            blob_id: id,
-            size: record.size,
-            complete: record.complete,
-            missing_chunks: missing,
-            registered_at: registered.map(|(h, _, _)| h),
-        }))
-    })
-    .await?
-}
-
-async fn proof(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id = parse_blob_id(&id)?;
-    let store = node.store.clone();
-    let proof = tokio::task::spawn_blocking(move || store.inclusion_proof(&id)).await??;
-    proof
-        .map(|p| Json(p).into_response())
-        .ok_or(ApiError::UnknownBlob(id))
 }
 
 async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> ApiResult<Response> {
@@ -212,117 +183,4 @@ async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> Api
     block
         .map(|b| Json(b).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("no block at height {height} yet")))
-}
-
-async fn put_blob(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Json<Receipt>> {
-    // Refuse an upload that cannot fit before reading any of it.
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = announced {
-        node.store.check_room(len)?;
-    }
-    let mut writer = node.store.ingest()?;
-    let mut stream = body.into_data_stream();
-    loop {
-        let piece = tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, stream.next())
-            .await
-            .map_err(|_| ApiError::BadRequest("upload stalled for 60 s; aborted".into()))?;
-        match piece {
-            Some(Ok(bytes)) => tokio::task::block_in_place(|| writer.write(&bytes))?,
-            Some(Err(e)) => return Err(ApiError::BadRequest(format!("upload interrupted: {e}"))),
-            None => break,
-        }
-    }
-    let ingested = tokio::task::spawn_blocking(move || writer.finish()).await??;
-    tracing::info!(blob = %ingested.blob_id, size = ingested.size, "blob stored");
-    let reg = BlobRegistration {
-        blob_id: ingested.blob_id,
-        size: ingested.size,
-        policy: StoragePolicy::Replicated,
-    };
-    let (height, index) = anchor(&node, reg, ANCHOR_DEADLINE)
-        .await
-        .map_err(|e| match e {
-            AnchorError::Timeout(_) => ApiError::Unavailable(format!("blob {}: {e}", reg.blob_id)),
-            AnchorError::Store(m) => ApiError::Internal(m),
-        })?;
-    let store = node.store.clone();
-    let block = tokio::task::spawn_blocking(move || store.block(height))
-        .await??
-        .ok_or_else(|| ApiError::Internal(format!("block {height} vanished")))?;
-    Ok(Json(Receipt {
-        blob_id: reg.blob_id,
-        size: reg.size,
-        height,
-        block_hash: block.header.hash(),
-        index,
-        proposer: block.header.proposer,
-    }))
-}
-
-/// Reads a chunk, fetching it from peers if it is missing or corrupt on disk.
-async fn read_or_fetch(node: &Node, id: BlobId, index: ChunkIndex) -> Result<Vec<u8>, String> {
-    for _ in 0..3 {
-        match read_local(node, id, index).await {
-            Ok(chunk) => return Ok(chunk.data),
-            Err(ReadChunkError::Missing { .. } | ReadChunkError::Corrupt { .. }) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        fetch_chunk(node, id, index)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Err(format!(
-        "chunk {index} of blob {id} keeps failing verification"
-    ))
-}
-
-async fn get_blob(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id = parse_blob_id(&id)?;
-    let store = node.store.clone();
-    let size = tokio::task::spawn_blocking(move || -> ApiResult<u64> {
-        if let Some(record) = store.blob(&id)? {
-            return Ok(record.size);
-        }
-        // Registered but not replicated here yet: fetch it on demand.
-        let (_, _, reg) = store.registration(&id)?.ok_or(ApiError::UnknownBlob(id))?;
-        store.begin_replica(&reg)?;
-        Ok(reg.size)
-    })
-    .await??;
-    let layout = BlobLayout::new(size).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    tokio::spawn(async move {
-        for index in layout.indices() {
-            let piece = read_or_fetch(&node, id, index)
-                .await
-                .map(Bytes::from)
-                .map_err(|e| {
-                    tracing::error!("cannot serve blob {id}: {e}");
-                    io::Error::other(e)
-                });
-            let failed = piece.is_err();
-            if tx.send(piece).await.is_err() || failed {
-                return;
-            }
-        }
-        node.replicate_now.notify_one();
-    });
-    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        body,
-    )
-        .into_response())
 }

@@ -1,5 +1,6 @@
 //! Key files in the data directory, created on first start: `identity.key` (the libp2p
-//! ed25519 identity) and `proposer.key` (the BLS key that signs blocks).
+//! ed25519 identity) and `account.key` (the BLS key of the node's ledger account, which
+//! also signs blocks on the proposer).
 
 use std::fs;
 use std::io::Write;
@@ -39,9 +40,9 @@ pub(crate) fn load_or_create_identity(dir: &Path) -> Result<Keypair> {
     Ok(key)
 }
 
-/// Loads the proposer's BLS key from `dir/proposer.key`, creating it if absent.
-pub(crate) fn load_or_create_proposer_key(dir: &Path) -> Result<SigningKey> {
-    let path = dir.join("proposer.key");
+/// Loads the node's BLS account key from `dir/account.key`, creating it if absent.
+pub(crate) fn load_or_create_account_key(dir: &Path) -> Result<SigningKey> {
+    let path = dir.join("account.key");
     if path.exists() {
         let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let bytes: [u8; 32] = bytes
@@ -66,10 +67,10 @@ mod tests {
         let a = load_or_create_identity(dir.path()).expect("create");
         let b = load_or_create_identity(dir.path()).expect("load");
         assert_eq!(a.public(), b.public());
-        let p = load_or_create_proposer_key(dir.path()).expect("create");
-        let q = load_or_create_proposer_key(dir.path()).expect("load");
+        let p = load_or_create_account_key(dir.path()).expect("create");
+        let q = load_or_create_account_key(dir.path()).expect("load");
         assert_eq!(p.public(), q.public());
-        fs::write(dir.path().join("proposer.key"), b"short").expect("write");
-        assert!(load_or_create_proposer_key(dir.path()).is_err());
+        fs::write(dir.path().join("account.key"), b"short").expect("write");
+        assert!(load_or_create_account_key(dir.path()).is_err());
     }
 }

@@ -242,3 +242,41 @@ pub fn put(api: &str, file: &str) -> String {
     let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt json");
     receipt["blob_id"].as_str().expect("blob id").to_string()
 }
+
+/// Writes a genesis funding the accounts of the nodes in `dirs` (creating their keys with
+/// `nexus keys`) and returns its path, for `--genesis-config`.
+pub fn funded_genesis(root: &Path, dirs: &[PathBuf]) -> String {
+    let balances: Vec<serde_json::Value> = dirs
+        .iter()
+        .map(|d| {
+            let out = Command::new(NEXUS)
+                .args(["keys", "--data-dir"])
+                .arg(d)
+                .output()
+                .expect("nexus keys");
+            assert!(out.status.success(), "nexus keys failed");
+            let keys: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            serde_json::json!([keys["account"], 1_000_000_000_000u64])
+        })
+        .collect();
+    let genesis = serde_json::json!({
+        "params": {
+            "epoch_blocks": 20, "unbonding_epochs": 2, "min_stake": 1000,
+            "bytes_per_stake": 1u64 << 30, "price_per_mib_epoch": 1,
+            "data_shards": 4, "parity_shards": 2, "challenges_per_shard": 2,
+            "response_window": 10, "failure_threshold": 1, "slash_bps": 1000
+        },
+        "balances": balances,
+    });
+    let path = root.join("genesis.json");
+    std::fs::write(&path, genesis.to_string()).expect("write genesis");
+    path.display().to_string()
+}
+
+/// Starts a proposer in `dirs[0]` whose genesis funds every node in `dirs`.
+pub fn start_proposer(root: &Path, dirs: &[PathBuf], extra: &[&str]) -> TestNode {
+    let genesis = funded_genesis(root, dirs);
+    let mut args = vec!["--genesis-config", genesis.as_str()];
+    args.extend_from_slice(extra);
+    TestNode::start(&dirs[0], true, &[], &args)
+}

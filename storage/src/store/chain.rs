@@ -1,11 +1,16 @@
-//! The chain: verified blocks by height, the index from blob to registration, and the
-//! tip.
+//! The chain on disk: verified blocks by height, the ledger state after the tip, and the
+//! indexes from blob and from transaction to where they were included.
+
+use std::sync::Arc;
 
 use super::{decode, encode, Store, StoreError};
 use crate::blob::BlobId;
-use crate::block::{
-    BlobRegistration, Block, BlockHash, Header, Height, InclusionProof, VerifiedBlock,
-};
+use crate::block::{BlobRegistration, Block, BlockHash, Header, Height, InclusionProof};
+use crate::chain::Transition;
+use crate::ledger::{LedgerState, PolicySpec};
+use crate::merkle::Digest;
+
+const LEDGER_KEY: &[u8] = b"ledger";
 
 /// Why a verified block could not be appended.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,15 @@ pub enum AppendError {
     Store(#[from] StoreError),
 }
 
+/// The tip of the local chain and the ledger state after it.
+#[derive(Debug, Clone)]
+pub struct Tip {
+    /// Header of the highest block.
+    pub header: Header,
+    /// Ledger state after it.
+    pub ledger: Arc<LedgerState>,
+}
+
 fn location(height: Height, index: u32) -> [u8; 12] {
     let mut v = [0; 12];
     v[..8].copy_from_slice(&height.0.to_be_bytes());
@@ -30,12 +44,46 @@ fn location(height: Height, index: u32) -> [u8; 12] {
     v
 }
 
+fn parse_location(bytes: &[u8], keyspace: &'static str) -> Result<(Height, u32), StoreError> {
+    let corrupt = || StoreError::CorruptRecord {
+        keyspace,
+        reason: "bad location".into(),
+    };
+    let height = u64::from_be_bytes(
+        bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?,
+    );
+    let index = u32::from_be_bytes(
+        bytes
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?,
+    );
+    Ok((Height(height), index))
+}
+
 impl Store {
     pub(super) fn load_tip(&self) -> Result<(), StoreError> {
-        let tip = match self.ks.blocks.last_key_value() {
-            Some(item) => {
-                let (_, v) = item.into_inner()?;
-                Some(decode::<Block>("blocks", &v)?.header)
+        let header = match self.ks.blocks.last_key_value() {
+            Some(item) => Some(decode::<Block>("blocks", &item.into_inner()?.1)?.header),
+            None => None,
+        };
+        let tip = match header {
+            Some(header) => {
+                let ledger = self
+                    .ks
+                    .meta
+                    .get(LEDGER_KEY)?
+                    .ok_or(StoreError::CorruptRecord {
+                        keyspace: "meta",
+                        reason: "blocks without a ledger state".into(),
+                    })?;
+                Some(Tip {
+                    header,
+                    ledger: Arc::new(decode("meta", &ledger)?),
+                })
             }
             None => None,
         };
@@ -43,8 +91,8 @@ impl Store {
         Ok(())
     }
 
-    /// The header of the highest block, if the chain has a genesis.
-    pub fn tip(&self) -> Option<Header> {
+    /// The highest block's header and the ledger after it, if the chain has a genesis.
+    pub fn tip(&self) -> Option<Tip> {
         self.shared
             .tip
             .read()
@@ -71,46 +119,60 @@ impl Store {
             .collect()
     }
 
-    /// Appends a block that extends the tip (or a genesis to an empty chain) atomically
-    /// with its registrations index, persisted before returning.
-    pub fn append_block(&self, block: &VerifiedBlock) -> Result<(), AppendError> {
+    /// Appends a verified block that extends the tip (or a genesis to an empty chain),
+    /// atomically with its indexes and the ledger state after it, persisted before
+    /// returning.
+    pub fn append_block(&self, step: &Transition) -> Result<(), AppendError> {
         let _guard = self.shared.append.lock().unwrap_or_else(|p| p.into_inner());
         let tip = self.tip();
-        let h = &block.header;
+        let h = &step.block.header;
         let extends = match &tip {
             None => h.height == Height(0) && h.parent == BlockHash::ZERO,
-            Some(t) => Some(h.height) == t.height.next() && h.parent == t.hash(),
+            Some(t) => Some(h.height) == t.header.height.next() && h.parent == t.header.hash(),
         };
         if !extends {
             return Err(AppendError::NotNext {
                 height: h.height,
-                tip: tip.map(|t| t.height),
+                tip: tip.map(|t| t.header.height),
             });
         }
         let mut batch = self.db.batch();
-        batch.insert(&self.ks.blocks, h.height.0.to_be_bytes(), encode(&**block));
-        for (i, reg) in block.registrations.iter().enumerate() {
-            if self
-                .ks
-                .registered
-                .get(reg.blob_id.0)
-                .map_err(StoreError::from)?
-                .is_none()
-            {
-                batch.insert(
-                    &self.ks.registered,
-                    reg.blob_id.0,
-                    location(h.height, i as u32),
-                );
-            }
+        batch.insert(
+            &self.ks.blocks,
+            h.height.0.to_be_bytes(),
+            encode(&*step.block),
+        );
+        for (i, tx) in step.block.transactions.iter().enumerate() {
+            batch.insert(
+                &self.ks.transactions,
+                tx.id().0,
+                location(h.height, i as u32),
+            );
         }
+        for (i, reg) in step.block.registrations() {
+            batch.insert(&self.ks.registered, reg.blob_id.0, location(h.height, i));
+        }
+        batch.insert(&self.ks.meta, LEDGER_KEY, encode(&step.ledger));
         batch.commit().map_err(StoreError::from)?;
         self.persist()?;
-        *self.shared.tip.write().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+        let new_tip = Tip {
+            header: h.clone(),
+            ledger: Arc::new(step.ledger.clone()),
+        };
+        *self.shared.tip.write().unwrap_or_else(|p| p.into_inner()) = Some(new_tip);
         Ok(())
     }
 
-    /// Where `id` was first registered: block height, index in the block, registration.
+    /// Where transaction `id` was included: (height, index in the block).
+    pub fn transaction_location(&self, id: &Digest) -> Result<Option<(Height, u32)>, StoreError> {
+        self.ks
+            .transactions
+            .get(id.0)?
+            .map(|v| parse_location(&v, "transactions"))
+            .transpose()
+    }
+
+    /// Where `id` was registered: block height, transaction index, registration.
     pub fn registration(
         &self,
         id: &BlobId,
@@ -118,25 +180,14 @@ impl Store {
         let Some(loc) = self.ks.registered.get(id.0)? else {
             return Ok(None);
         };
+        let (height, index) = parse_location(&loc, "registered")?;
         let corrupt = || StoreError::CorruptRecord {
             keyspace: "registered",
-            reason: "bad location".into(),
+            reason: "dangling location".into(),
         };
-        let height = Height(u64::from_be_bytes(
-            loc.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(corrupt)?,
-        ));
-        let index = u32::from_be_bytes(
-            loc.get(8..12)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(corrupt)?,
-        );
         let block = self.block(height)?.ok_or_else(corrupt)?;
-        let reg = *block
-            .registrations
-            .get(index as usize)
-            .ok_or_else(corrupt)?;
+        let tx = block.transactions.get(index as usize).ok_or_else(corrupt)?;
+        let reg = BlobRegistration::of(tx).ok_or_else(corrupt)?;
         Ok(Some((height, index, reg)))
     }
 
@@ -150,7 +201,7 @@ impl Store {
             .and_then(|block| block.inclusion_proof(index)))
     }
 
-    /// Registered blobs this store does not hold whole yet, oldest first.
+    /// Replicated blobs this store does not hold whole yet, oldest first.
     pub fn unreplicated(&self) -> Result<Vec<BlobRegistration>, StoreError> {
         let mut out = Vec::new();
         for item in self.ks.registered.iter() {
@@ -167,7 +218,9 @@ impl Store {
                 continue;
             }
             if let Some((height, _, reg)) = self.registration(&id)? {
-                out.push((height, reg));
+                if reg.policy == PolicySpec::Replicated {
+                    out.push((height, reg));
+                }
             }
         }
         out.sort_by_key(|(h, _)| *h);

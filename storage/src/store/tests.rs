@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::blob::CHUNK_SIZE;
-use crate::block::{BlobRegistration, Block, Height, StoragePolicy};
+use crate::block::{BlobRegistration, Height};
+use crate::chain::{create_genesis, propose_child};
 use crate::keys::SigningKey;
+use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -141,7 +143,7 @@ fn replica_fills_chunk_by_chunk_and_survives_reopen() {
     let reg = BlobRegistration {
         blob_id: id,
         size: bytes.len() as u64,
-        policy: StoragePolicy::Replicated,
+        policy: PolicySpec::Replicated,
     };
     {
         let dst = Store::open(dst_dir.path(), None).expect("open");
@@ -169,35 +171,62 @@ fn replica_fills_chunk_by_chunk_and_survives_reopen() {
 fn chain_appends_only_children_and_indexes_registrations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = SigningKey::from_seed(&[9; 32]);
-    let reg = |i: u8| BlobRegistration {
-        blob_id: BlobId::of(&[i]),
-        size: 1,
-        policy: StoragePolicy::Replicated,
+    let genesis = Genesis {
+        params: LedgerParams::default(),
+        balances: vec![(key.public(), 1_000_000)],
     };
-    {
+    let id = |i: u8| BlobId::of(&[i]);
+    let store_tx = |i: u8| {
+        let kind = TxKind::StoreBlob {
+            blob_id: id(i),
+            size: 1,
+            policy: PolicySpec::Replicated,
+            epochs: 1,
+        };
+        Transaction {
+            sender: key.public(),
+            nonce: u64::from(i) - 1,
+            kind,
+        }
+        .sign(&key)
+    };
+    let ledger_root = {
         let store = Store::open(dir.path(), None).expect("open");
-        let genesis = Block::propose(&key, None, 1, vec![]).expect("genesis");
-        let b1 = Block::propose(&key, Some(&genesis.header), 2, vec![reg(1), reg(2)]).expect("b1");
+        let g = create_genesis(&key, genesis, 1).expect("genesis");
+        let txs = vec![store_tx(1), store_tx(2)];
+        let (b1, refused) = propose_child(&key, &g.block.header, &g.ledger, txs, 2).expect("b1");
+        assert!(refused.is_empty());
         assert!(matches!(
             store.append_block(&b1),
             Err(AppendError::NotNext { .. })
         ));
-        store.append_block(&genesis).expect("genesis");
+        store.append_block(&g).expect("genesis");
         store.append_block(&b1).expect("b1");
         assert!(store.append_block(&b1).is_err(), "same block twice");
         assert_eq!(store.unreplicated().expect("list").len(), 2);
-    }
+        let tx_id = b1.block.transactions[1].id();
+        assert_eq!(
+            store.transaction_location(&tx_id).expect("read"),
+            Some((Height(1), 1))
+        );
+        b1.ledger.state_root()
+    };
     let store = Store::open(dir.path(), None).expect("reopen");
-    assert_eq!(store.tip().map(|t| t.height), Some(Height(1)));
+    let tip = store.tip().expect("tip");
+    assert_eq!(tip.header.height, Height(1));
+    assert_eq!(
+        tip.ledger.state_root(),
+        ledger_root,
+        "the ledger survives a restart"
+    );
     let proof = store
-        .inclusion_proof(&reg(2).blob_id)
+        .inclusion_proof(&id(2))
         .expect("read")
         .expect("registered");
-    assert_eq!(proof.verify(&reg(2).blob_id, &key.public()), Ok(()));
+    assert_eq!(proof.verify(&id(2), &key.public()), Ok(()));
     assert_eq!(store.blocks_from(Height(0), 10).expect("range").len(), 2);
     assert_eq!(store.blocks_from(Height(1), 10).expect("range").len(), 1);
-    assert!(store
-        .inclusion_proof(&reg(3).blob_id)
-        .expect("read")
-        .is_none());
+    assert!(store.inclusion_proof(&id(3)).expect("read").is_none());
+    let reg: BlobRegistration = store.registration(&id(1)).expect("read").expect("known").2;
+    assert_eq!(reg.size, 1);
 }
