@@ -28,6 +28,6 @@ pub use chain::Transition;
 pub use keys::{KeyError, PublicKey, Signature, SigningKey};
 pub use merkle::{Digest, MerkleProof, MerkleTree};
 pub use store::{
-    AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, Store,
-    StoreError, StoreStats, StoredChunk, Tip,
+    AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, ShardStoreError,
+    Store, StoreError, StoreStats, StoredChunk, Tip,
 };

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod chain;
+mod shards;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk};
 pub use chain::{AppendError, Tip};
+pub use shards::ShardStoreError;
 
 use crate::blob::{BlobId, ChunkError, ChunkIndex};
 

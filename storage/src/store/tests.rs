@@ -7,9 +7,10 @@ use crate::chain::{create_genesis, propose_child};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 
+/// Bytes that do not repeat within a shard, so that no two shards are equal.
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(13) ^ seed)
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
         .collect()
 }
 
@@ -229,4 +230,44 @@ fn chain_appends_only_children_and_indexes_registrations() {
     assert!(store.inclusion_proof(&id(3)).expect("read").is_none());
     let reg: BlobRegistration = store.registration(&id(1)).expect("read").expect("known").2;
     assert_eq!(reg.size, 1);
+}
+
+#[test]
+fn stored_blob_encodes_to_stored_shards_and_decodes_from_any_k() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let bytes = data(3 * CHUNK_SIZE + 999, 8);
+    let id = ingest(&store, &bytes).blob_id;
+    let layout = crate::erasure::ErasureLayout::new(bytes.len() as u64, 4, 2).expect("layout");
+    let shards = store.encode_shards(&id, layout).expect("encode");
+    assert_eq!(shards.len(), 6);
+    let (_, expected) = crate::erasure::encode_all(&bytes, layout).expect("in memory");
+    assert_eq!(shards, expected, "stored shards are the in-memory encoding");
+
+    // Lose two data shards: decode from the remaining four.
+    for lost in &shards[..2] {
+        let record = store.blob(lost).expect("read").expect("stored");
+        store.delete_seq(record.seq).expect("delete");
+        store.ks.blobs.remove(lost.0).expect("forget");
+    }
+    let mut out = Vec::new();
+    store
+        .decode_shards(layout, &shards, &mut |piece| {
+            out.extend(piece);
+            Ok(())
+        })
+        .expect("decode");
+    assert_eq!(out, bytes);
+
+    // One more loss leaves three: a clear error.
+    let record = store.blob(&shards[2]).expect("read").expect("stored");
+    store.delete_seq(record.seq).expect("delete");
+    store.ks.blobs.remove(shards[2].0).expect("forget");
+    let err = store
+        .decode_shards(layout, &shards, &mut |_| Ok(()))
+        .expect_err("too few");
+    assert!(
+        err.to_string().contains("3 shards available, 4 needed"),
+        "{err}"
+    );
 }
