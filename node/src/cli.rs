@@ -12,6 +12,6 @@ pub(crate) use keys::{funded_genesis, keys, node_keys, KeysArgs};
 pub(crate) use ledger::{
     account, orchestrator, provider, AccountCommand, OrchestratorCommand, ProviderCommand,
 };
-pub(crate) use put::{put, upload, PutArgs};
+pub(crate) use put::{put, upload, Policy, PutArgs};
 pub(crate) use status::status;
 pub(crate) use verify::{verify, VerifyArgs};

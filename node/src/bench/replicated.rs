@@ -10,7 +10,7 @@ use nexus_storage::BlobId;
 use rand::{RngCore, SeedableRng};
 
 use crate::api::BlobInfo;
-use crate::cli::{download, upload};
+use crate::cli::{download, upload, Policy};
 use crate::client::NodeClient;
 use crate::devnet::{wait_ready, Devnet, DevnetArgs};
 use crate::units::ByteSize;
@@ -168,7 +168,7 @@ async fn measure(
         .context("node 0 is not running")?;
 
     eprintln!("put {} (warm-up, for the RSS comparison)", ByteSize(small));
-    let small_receipt = upload(&node0, small_file, false).await?;
+    let small_receipt = upload(&node0, small_file, Policy::Replicated, None, false).await?;
     let rss_small = peak_rss(pid0)?;
     // Let the other nodes finish replicating it, so the timed put runs alone.
     for node in &devnet.nodes[1..] {
@@ -182,7 +182,7 @@ async fn measure(
 
     eprintln!("put {}", ByteSize(size));
     let start = Instant::now();
-    let receipt = upload(&node0, big_file, false).await?;
+    let receipt = upload(&node0, big_file, Policy::Replicated, None, false).await?;
     let put = start.elapsed();
     let rss_big = peak_rss(pid0)?;
 
@@ -210,7 +210,7 @@ async fn measure(
     let double = dir.join("input-double.bin");
     write_random_file(&double, 2 * size, 3)?;
     eprintln!("put {} (RSS check)", ByteSize(2 * size));
-    upload(&node0, &double, false).await?;
+    upload(&node0, &double, Policy::Replicated, None, false).await?;
     let rss_double = peak_rss(pid0)?;
     std::fs::remove_file(&double)?;
 

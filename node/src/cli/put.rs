@@ -19,12 +19,30 @@ pub(crate) struct PutArgs {
     /// Print the receipt as JSON only.
     #[arg(long)]
     pub(crate) json: bool,
+    /// How the network keeps it: `replicated` (every node, whole) or `erasure`
+    /// (Reed-Solomon shards on an orchestrator's providers).
+    #[arg(long, value_enum, default_value = "replicated")]
+    pub(crate) policy: Policy,
+    /// Epochs to pay for.
+    #[arg(long)]
+    pub(crate) epochs: Option<u64>,
+}
+
+/// Storage policy chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Policy {
+    /// Every storage node keeps the whole blob.
+    Replicated,
+    /// Reed-Solomon shards spread over one orchestrator's providers.
+    Erasure,
 }
 
 /// Uploads `file`; the node answers once the blob is persisted and registered in a block.
 pub(crate) async fn upload(
     client: &NodeClient,
     file: &std::path::Path,
+    policy: Policy,
+    epochs: Option<u64>,
     progress: bool,
 ) -> Result<Receipt> {
     let f = tokio::fs::File::open(file)
@@ -69,7 +87,15 @@ pub(crate) async fn upload(
         }
         piece
     });
-    let url = client.url("/v1/blobs")?;
+    let mut url = client.url("/v1/blobs")?;
+    let policy = match policy {
+        Policy::Replicated => "replicated",
+        Policy::Erasure => "erasure",
+    };
+    url.query_pairs_mut().append_pair("policy", policy);
+    if let Some(e) = epochs {
+        url.query_pairs_mut().append_pair("epochs", &e.to_string());
+    }
     let response = client
         .send(|http| {
             http.put(url)
@@ -86,7 +112,7 @@ pub(crate) async fn upload(
 
 /// Runs `nexus put`.
 pub(crate) async fn put(client: &NodeClient, args: PutArgs) -> Result<()> {
-    let receipt = upload(client, &args.file, !args.json).await?;
+    let receipt = upload(client, &args.file, args.policy, args.epochs, !args.json).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&receipt)?);
         return Ok(());

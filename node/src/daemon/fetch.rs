@@ -9,6 +9,7 @@ use futures::{stream, StreamExt};
 use nexus_net::protocol::chunks::{ChunkRequest, ChunkResponse};
 use std::sync::atomic::Ordering;
 
+use nexus_storage::ledger::PolicySpec;
 use nexus_storage::{
     BlobId, BlobRegistration, ChunkIndex, PutChunkError, ReadChunkError, StoredChunk, CHUNK_SIZE,
 };
@@ -138,6 +139,32 @@ pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool
         .map_err(|e| e.to_string())
 }
 
+/// Shards the ledger assigns to this node's account that it does not hold whole yet,
+/// as registrations of blobs of their own.
+fn assigned_shards(node: &Node) -> Vec<BlobRegistration> {
+    let Some(tip) = node.store.tip() else {
+        return Vec::new();
+    };
+    let me = node.account.public();
+    let mut out = Vec::new();
+    for (_, blob) in tip.ledger.blobs() {
+        let PolicySpec::Erasure { shard_size, shards } = &blob.policy else {
+            continue;
+        };
+        for (shard, holder) in shards.iter().zip(&blob.placement) {
+            let whole = matches!(node.store.blob(shard), Ok(Some(r)) if r.complete);
+            if *holder == Some(me) && !whole {
+                out.push(BlobRegistration {
+                    blob_id: *shard,
+                    size: *shard_size,
+                    policy: PolicySpec::Replicated,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Keeps every registered blob whole: after each new block, on each new peer, and every
 /// few seconds (which also resumes work interrupted by a crash).
 pub(crate) async fn replication_loop(node: Arc<Node>) {
@@ -155,7 +182,7 @@ pub(crate) async fn replication_loop(node: Arc<Node>) {
             }
             Err(_) => continue,
         };
-        for reg in pending {
+        for reg in pending.into_iter().chain(assigned_shards(&node)) {
             let (id, size) = (reg.blob_id, reg.size);
             match replicate(&node, reg).await {
                 Ok(true) => tracing::info!(blob = %id, size, "blob replicated"),

@@ -238,14 +238,31 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> String {
 
 /// Runs `nexus put` on `api` and returns the blob id.
 pub fn put(api: &str, file: &str) -> String {
-    let out = cli_ok(api, &["put", file, "--json"]);
+    put_with(api, file, &[])
+}
+
+/// Runs `nexus put FILE --json EXTRA...` on `api` and returns the blob id.
+pub fn put_with(api: &str, file: &str, extra: &[&str]) -> String {
+    let mut args = vec!["put", file, "--json"];
+    args.extend_from_slice(extra);
+    let out = cli_ok(api, &args);
     let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt json");
     receipt["blob_id"].as_str().expect("blob id").to_string()
 }
 
+/// Ledger parameters of test networks: `epoch_blocks` decides how soon challenges come.
+pub fn params(epoch_blocks: u64) -> serde_json::Value {
+    serde_json::json!({
+        "epoch_blocks": epoch_blocks, "unbonding_epochs": 2, "min_stake": 1000,
+        "bytes_per_stake": 1u64 << 30, "price_per_mib_epoch": 1,
+        "data_shards": 4, "parity_shards": 2, "challenges_per_shard": 2,
+        "response_window": 10, "failure_threshold": 1, "slash_bps": 1000
+    })
+}
+
 /// Writes a genesis funding the accounts of the nodes in `dirs` (creating their keys with
 /// `nexus keys`) and returns its path, for `--genesis-config`.
-pub fn funded_genesis(root: &Path, dirs: &[PathBuf]) -> String {
+pub fn funded_genesis(root: &Path, dirs: &[PathBuf], params: serde_json::Value) -> String {
     let balances: Vec<serde_json::Value> = dirs
         .iter()
         .map(|d| {
@@ -259,23 +276,26 @@ pub fn funded_genesis(root: &Path, dirs: &[PathBuf]) -> String {
             serde_json::json!([keys["account"], 1_000_000_000_000u64])
         })
         .collect();
-    let genesis = serde_json::json!({
-        "params": {
-            "epoch_blocks": 20, "unbonding_epochs": 2, "min_stake": 1000,
-            "bytes_per_stake": 1u64 << 30, "price_per_mib_epoch": 1,
-            "data_shards": 4, "parity_shards": 2, "challenges_per_shard": 2,
-            "response_window": 10, "failure_threshold": 1, "slash_bps": 1000
-        },
-        "balances": balances,
-    });
+    let genesis = serde_json::json!({ "params": params, "balances": balances });
     let path = root.join("genesis.json");
     std::fs::write(&path, genesis.to_string()).expect("write genesis");
     path.display().to_string()
 }
 
-/// Starts a proposer in `dirs[0]` whose genesis funds every node in `dirs`.
+/// Starts a proposer in `dirs[0]` whose genesis funds every node in `dirs` (epochs of 20
+/// blocks).
 pub fn start_proposer(root: &Path, dirs: &[PathBuf], extra: &[&str]) -> TestNode {
-    let genesis = funded_genesis(root, dirs);
+    start_proposer_with(root, dirs, params(20), extra)
+}
+
+/// Like [`start_proposer`] with explicit ledger parameters.
+pub fn start_proposer_with(
+    root: &Path,
+    dirs: &[PathBuf],
+    params: serde_json::Value,
+    extra: &[&str],
+) -> TestNode {
+    let genesis = funded_genesis(root, dirs, params);
     let mut args = vec!["--genesis-config", genesis.as_str()];
     args.extend_from_slice(extra);
     TestNode::start(&dirs[0], true, &[], &args)

@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
+use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{PolicySpec, TxKind};
 use nexus_storage::{BlobId, BlobLayout, ChunkIndex, ReadChunkError, StoreError};
 use tokio::sync::mpsc;
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 use super::{parse_blob_id, submit_error, ApiError, ApiResult};
 use crate::api::{BlobInfo, Receipt};
 use crate::daemon::chain::submit;
-use crate::daemon::fetch::{fetch_chunk, read_local};
+use crate::daemon::fetch::{fetch_chunk, read_local, replicate};
 use crate::daemon::Node;
 
 /// Longest pause allowed between two pieces of an upload.
@@ -34,6 +35,8 @@ const DEFAULT_EPOCHS: u64 = 100;
 pub(super) struct PutQuery {
     /// Epochs to pay for.
     epochs: Option<u64>,
+    /// `replicated` (default) or `erasure`.
+    policy: Option<String>,
 }
 
 pub(super) async fn blob_info(
@@ -124,10 +127,19 @@ pub(super) async fn put_blob(
         // Already registered (the same content was put before): nothing more to pay.
         Some((height, index, _)) => (height, index),
         None => {
+            let policy = match query.policy.as_deref() {
+                None | Some("replicated") => PolicySpec::Replicated,
+                Some("erasure") => erasure_policy(&node, blob_id, size).await?,
+                Some(other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unknown policy {other:?}: use replicated or erasure"
+                    )))
+                }
+            };
             let kind = TxKind::StoreBlob {
                 blob_id,
                 size,
-                policy: PolicySpec::Replicated,
+                policy,
                 epochs: query.epochs.unwrap_or(DEFAULT_EPOCHS),
             };
             let included = submit(&node, kind, ANCHOR_DEADLINE).await.map_err(|e| {
@@ -153,6 +165,27 @@ pub(super) async fn put_blob(
     }))
 }
 
+/// Encodes a stored blob into shards (stored here, for providers to fetch) with the
+/// network's parameters.
+async fn erasure_policy(node: &Arc<Node>, blob_id: BlobId, size: u64) -> ApiResult<PolicySpec> {
+    let tip = node
+        .store
+        .tip()
+        .ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?;
+    let p = tip.ledger.params();
+    let layout = ErasureLayout::new(size, p.data_shards, p.parity_shards)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let store = node.store.clone();
+    let shards = tokio::task::spawn_blocking(move || store.encode_shards(&blob_id, layout))
+        .await?
+        .map_err(|e| ApiError::Internal(format!("cannot encode shards: {e}")))?;
+    tracing::info!(blob = %blob_id, shards = shards.len(), shard_size = layout.shard_size(), "blob encoded");
+    Ok(PolicySpec::Erasure {
+        shard_size: layout.shard_size(),
+        shards,
+    })
+}
+
 /// Reads a chunk, fetching it from peers if it is missing or corrupt on disk.
 async fn read_or_fetch(node: &Node, id: BlobId, index: ChunkIndex) -> Result<Vec<u8>, String> {
     for _ in 0..3 {
@@ -170,40 +203,94 @@ async fn read_or_fetch(node: &Node, id: BlobId, index: ChunkIndex) -> Result<Vec
     ))
 }
 
+/// Where a blob's bytes come from.
+enum Source {
+    /// Chunks of the blob itself (held, or fetched from peers that replicate it).
+    Chunks(u64),
+    /// Reed-Solomon shards held by providers.
+    Shards {
+        size: u64,
+        shard_size: u64,
+        shards: Vec<BlobId>,
+    },
+}
+
 pub(super) async fn get_blob(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_blob_id(&id)?;
     let store = node.store.clone();
-    let size = tokio::task::spawn_blocking(move || -> ApiResult<u64> {
+    let source = tokio::task::spawn_blocking(move || -> ApiResult<Source> {
         if let Some(record) = store.blob(&id)? {
-            return Ok(record.size);
+            return Ok(Source::Chunks(record.size));
         }
-        // Registered but not replicated here yet: fetch it on demand.
         let (_, _, reg) = store.registration(&id)?.ok_or(ApiError::UnknownBlob(id))?;
-        store.begin_replica(&reg)?;
-        Ok(reg.size)
+        match reg.policy {
+            // Registered but not replicated here yet: fetch it on demand.
+            PolicySpec::Replicated => {
+                store.begin_replica(&reg)?;
+                Ok(Source::Chunks(reg.size))
+            }
+            PolicySpec::Erasure { shard_size, shards } => Ok(Source::Shards {
+                size: reg.size,
+                shard_size,
+                shards,
+            }),
+        }
     })
     .await??;
-    let layout = BlobLayout::new(size).map_err(|e| ApiError::Internal(e.to_string()))?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    tokio::spawn(async move {
-        for index in layout.indices() {
-            let piece = read_or_fetch(&node, id, index)
-                .await
-                .map(Bytes::from)
-                .map_err(|e| {
-                    tracing::error!("cannot serve blob {id}: {e}");
-                    io::Error::other(e)
-                });
-            let failed = piece.is_err();
-            if tx.send(piece).await.is_err() || failed {
-                return;
-            }
+    let size = match source {
+        Source::Chunks(size) => {
+            let layout = BlobLayout::new(size).map_err(|e| ApiError::Internal(e.to_string()))?;
+            tokio::spawn(async move {
+                for index in layout.indices() {
+                    let piece = read_or_fetch(&node, id, index).await.map(Bytes::from);
+                    if !forward(&tx, id, piece).await {
+                        return;
+                    }
+                }
+                node.replicate_now.notify_one();
+            });
+            size
         }
-        node.replicate_now.notify_one();
-    });
+        Source::Shards {
+            size,
+            shard_size,
+            shards,
+        } => {
+            let params = node.store.tip().map(|t| t.ledger.params().clone());
+            let params = params.ok_or_else(|| ApiError::Unavailable("no chain yet".into()))?;
+            let layout = ErasureLayout::new(size, params.data_shards, params.parity_shards)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if layout.shard_size() != shard_size || layout.total_shards() != shards.len() {
+                return Err(ApiError::Internal(format!(
+                    "blob {id} has an inconsistent erasure layout"
+                )));
+            }
+            let held = gather_shards(&node, &shards, shard_size, layout.data_shards()).await;
+            if held < layout.data_shards() {
+                return Err(ApiError::Unavailable(format!(
+                    "blob {id}: only {held} of {} shards could be fetched, {} needed",
+                    shards.len(),
+                    layout.data_shards()
+                )));
+            }
+            let store = node.store.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut sink = |bytes: Vec<u8>| {
+                    tx.blocking_send(Ok(Bytes::from(bytes)))
+                        .map_err(|_| "the reader went away".to_string())
+                };
+                if let Err(e) = store.decode_shards(layout, &shards, &mut sink) {
+                    tracing::error!("cannot decode blob {id}: {e}");
+                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+                }
+            });
+            size
+        }
+    };
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
@@ -215,4 +302,46 @@ pub(super) async fn get_blob(
         body,
     )
         .into_response())
+}
+
+/// Sends one piece of a download; false when the download must stop.
+async fn forward(
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    id: BlobId,
+    piece: Result<Bytes, String>,
+) -> bool {
+    let failed = piece.is_err();
+    let piece = piece.map_err(|e| {
+        tracing::error!("cannot serve blob {id}: {e}");
+        io::Error::other(e)
+    });
+    tx.send(piece).await.is_ok() && !failed
+}
+
+/// Makes at least `need` of `shards` whole in the local store, fetching them in parallel
+/// (data shards first, then parity as fallbacks). Returns how many are whole.
+async fn gather_shards(node: &Node, shards: &[BlobId], shard_size: u64, need: usize) -> usize {
+    let whole = |id: &BlobId| matches!(node.store.blob(id), Ok(Some(r)) if r.complete);
+    let mut held = shards.iter().filter(|s| whole(s)).count();
+    let mut candidates = shards.iter().filter(|s| !whole(s)).copied();
+    while held < need {
+        let batch: Vec<BlobId> = candidates.by_ref().take(need - held).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let fetches = batch.into_iter().map(|shard| {
+            let reg = nexus_storage::BlobRegistration {
+                blob_id: shard,
+                size: shard_size,
+                policy: PolicySpec::Replicated,
+            };
+            replicate(node, reg)
+        });
+        held += futures::future::join_all(fetches)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+    }
+    held
 }
