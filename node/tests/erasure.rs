@@ -9,15 +9,15 @@ use support::*;
 
 /// An orchestrator (also the proposer), `providers` providers that joined it, and an
 /// uploader; ledger epochs of `epoch_blocks` blocks.
-pub struct Network {
-    pub orchestrator: TestNode,
-    pub providers: Vec<TestNode>,
-    pub uploader: TestNode,
-    pub orchestrator_key: String,
-    pub tmp: tempfile::TempDir,
+struct Network {
+    orchestrator: TestNode,
+    providers: Vec<TestNode>,
+    uploader: TestNode,
+    orchestrator_key: String,
+    tmp: tempfile::TempDir,
 }
 
-pub fn network(providers: usize, epoch_blocks: u64) -> Network {
+fn network(providers: usize, epoch_blocks: u64) -> Network {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut dirs = vec![tmp.path().join("orchestrator"), tmp.path().join("uploader")];
     dirs.extend((0..providers).map(|i| tmp.path().join(format!("p{i}"))));
@@ -67,7 +67,7 @@ pub fn network(providers: usize, epoch_blocks: u64) -> Network {
 }
 
 /// The shard ids of an erasure blob, from its inclusion proof.
-pub fn shard_ids(api: &str, blob: &str) -> Vec<String> {
+fn shard_ids(api: &str, blob: &str) -> Vec<String> {
     let proof = get_json(api, &format!("/v1/blobs/{blob}/proof")).expect("proof");
     proof["transaction"]["tx"]["kind"]["StoreBlob"]["policy"]["erasure"]["shards"]
         .as_array()
@@ -78,7 +78,7 @@ pub fn shard_ids(api: &str, blob: &str) -> Vec<String> {
 }
 
 /// Index of the provider holding `shard` whole.
-pub fn holder(providers: &[TestNode], shard: &str) -> Option<usize> {
+fn holder(providers: &[TestNode], shard: &str) -> Option<usize> {
     providers.iter().position(|p| p.has_complete(shard))
 }
 
