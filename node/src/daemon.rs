@@ -2,6 +2,7 @@
 //! replication, the proposer (if configured) and the HTTP API, and stops them cleanly.
 
 mod chain;
+mod duties;
 mod fetch;
 mod http;
 mod keys;
@@ -29,6 +30,8 @@ pub(crate) use keys::{load_or_create_account_key, load_or_create_identity};
 pub(crate) enum Fault {
     /// Serve every chunk with one byte flipped.
     CorruptChunks,
+    /// Delete every shard assigned to this node and never fetch them again.
+    DropShards,
 }
 
 /// Options of `nexus node start`.
@@ -95,6 +98,8 @@ pub(crate) struct Node {
     pub(crate) bandwidth: Option<rate::RateLimit>,
     /// Chunks found corrupt on disk since start (each is discarded and fetched again).
     pub(crate) corrupt_chunks_found: AtomicU64,
+    /// Shards to rebuild, as orchestrator of their blobs: (blob, shard index).
+    pub(crate) repairs: mpsc::UnboundedSender<(nexus_storage::BlobId, u16)>,
 }
 
 impl Node {
@@ -149,6 +154,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("cannot bind the HTTP API on {}", args.api))?;
+    let (repairs, repair_queue) = mpsc::unbounded_channel();
     let node = Arc::new(Node {
         new_block: watch::Sender::new(store.tip().map(|t| t.header.height)),
         store,
@@ -165,6 +171,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
             .replication_bandwidth
             .map(|b| rate::RateLimit::new(b.0)),
         corrupt_chunks_found: AtomicU64::new(0),
+        repairs,
     });
     tracing::info!(
         peer_id = %node.net.peer_id(),
@@ -177,6 +184,8 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(dispatch(node.clone(), events)),
         tokio::spawn(chain::sync_loop(node.clone())),
         tokio::spawn(fetch::replication_loop(node.clone())),
+        tokio::spawn(duties::challenge_loop(node.clone())),
+        tokio::spawn(duties::repair_loop(node.clone(), repair_queue)),
         tokio::spawn(chain::propose_loop(
             node.clone(),
             Duration::from_millis(args.block_interval_ms.max(10)),

@@ -3,9 +3,14 @@
 
 mod support;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use support::*;
+
+/// These tests run a dozen processes each; one at a time keeps their timing honest on
+/// two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// An orchestrator (also the proposer), `providers` providers that joined it, and an
 /// uploader; ledger epochs of `epoch_blocks` blocks.
@@ -17,11 +22,16 @@ struct Network {
     tmp: tempfile::TempDir,
 }
 
-fn network(providers: usize, epoch_blocks: u64) -> Network {
+fn network(providers: usize, epoch_blocks: u64, block_ms: &str) -> Network {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut dirs = vec![tmp.path().join("orchestrator"), tmp.path().join("uploader")];
     dirs.extend((0..providers).map(|i| tmp.path().join(format!("p{i}"))));
-    let orchestrator = start_proposer_with(tmp.path(), &dirs, params(epoch_blocks), &[]);
+    let orchestrator = start_proposer_with(
+        tmp.path(),
+        &dirs,
+        params(epoch_blocks),
+        &["--block-interval-ms", block_ms],
+    );
     let boot = vec![orchestrator.addr()];
     let orchestrator_key = orchestrator.status()["account"]
         .as_str()
@@ -84,7 +94,8 @@ fn holder(providers: &[TestNode], shard: &str) -> Option<usize> {
 
 #[test]
 fn shards_land_on_distinct_providers_and_any_m_can_be_lost() {
-    let mut net = network(6, 1_000_000);
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = network(6, 1_000_000, "100");
     let data = bytes(3 << 20, 11);
     let file = write_file(net.tmp.path(), "input", &data);
     let id = put_with(&net.uploader.api, &file, &["--policy", "erasure"]);
@@ -121,4 +132,110 @@ fn shards_land_on_distinct_providers_and_any_m_can_be_lost() {
         "decoded blob differs"
     );
     assert!(!net.orchestrator_key.is_empty());
+}
+
+#[test]
+fn a_provider_that_lost_its_shard_is_slashed_evicted_and_its_shard_rebuilt_elsewhere() {
+    // Epochs of 20 blocks of 200 ms: every placed shard is challenged every 4 s.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut net = network(7, 20, "200");
+    let data = bytes(1 << 20, 12);
+    let file = write_file(net.tmp.path(), "input", &data);
+    let id = put_with(&net.uploader.api, &file, &["--policy", "erasure"]);
+    let shards = shard_ids(&net.uploader.api, &id);
+    wait_until(
+        "every provider to hold its shard",
+        Duration::from_secs(60),
+        || shards.iter().all(|s| holder(&net.providers, s).is_some()),
+    );
+    // Only providers keep shards from now on, so a lost shard can only be rebuilt.
+    net.uploader.kill9();
+    let culprit = holder(&net.providers, &shards[0]).expect("held");
+    let culprit_key = net.providers[culprit].status()["account"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    net.providers[culprit].restart_with(&["--fault", "drop-shards"]);
+
+    let orch = |field: &str| {
+        get_json(
+            &net.orchestrator.api,
+            &format!("/v1/accounts/{}", net.orchestrator_key),
+        )
+        .map(|a| a["orchestrator"][field].clone())
+    };
+    wait_until(
+        "the orchestrator to be slashed",
+        Duration::from_secs(90),
+        || {
+            orch("slashed")
+                .and_then(|v| v.as_u64())
+                .is_some_and(|s| s > 0)
+        },
+    );
+    let events: Vec<String> = net
+        .orchestrator
+        .log()
+        .lines()
+        .filter(|l| l.contains("ledger:") && !l.contains("ChallengeIssued"))
+        .map(str::to_string)
+        .chain(net.providers.iter().flat_map(|p| {
+            p.log()
+                .lines()
+                .filter(|l| l.contains("challenge") || l.contains("WARN"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }))
+        .collect();
+    assert_eq!(
+        orch("stake").and_then(|v| v.as_u64()),
+        Some(9_000),
+        "10 % of 10 000 slashed:\n{}",
+        events.join("\n")
+    );
+    let culprit_view = get_json(
+        &net.orchestrator.api,
+        &format!("/v1/accounts/{culprit_key}"),
+    )
+    .expect("account");
+    assert!(
+        culprit_view["provider"].is_null(),
+        "the culprit is evicted: {culprit_view}"
+    );
+    let out = cli(&net.orchestrator.api, &["provider", "status", &culprit_key]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a provider"));
+
+    wait_until(
+        "shard 0 to be rebuilt on another provider",
+        Duration::from_secs(90),
+        || {
+            net.providers
+                .iter()
+                .enumerate()
+                .any(|(i, p)| i != culprit && p.has_complete(&shards[0]))
+        },
+    );
+    assert!(
+        net.orchestrator.log().contains("shard rebuilt"),
+        "{}",
+        net.orchestrator.log()
+    );
+    let copy = net.tmp.path().join("copy");
+    cli_ok(
+        &net.orchestrator.api,
+        &["get", &id, "-o", copy.to_str().expect("utf8")],
+    );
+    assert!(
+        std::fs::read(&copy).expect("copy") == data,
+        "blob differs after repair"
+    );
+    // Honest providers answered their challenges and keep their place.
+    let failed = orch("challenges_failed")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let passed = orch("challenges_passed")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    assert_eq!(failed, 1, "only the culprit failed");
+    assert!(passed >= 5, "honest providers answered ({passed})");
 }

@@ -10,9 +10,12 @@ use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, PublishError, Validation};
 use nexus_storage::chain::{accept_child, accept_genesis, create_genesis, propose_child};
-use nexus_storage::ledger::{Genesis, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::ledger::{
+    Genesis, LedgerEvent, SignedTransaction, Transaction, TxError, TxKind,
+};
 use nexus_storage::{
-    Block, BlockError, Height, SigningKey, Store, Transition, MAX_TRANSACTIONS_PER_BLOCK,
+    AppendError, Block, BlockError, Height, SigningKey, Store, Transition,
+    MAX_TRANSACTIONS_PER_BLOCK,
 };
 
 use super::Node;
@@ -61,10 +64,31 @@ fn accept_next(node: &Node, block: Block) -> Result<(), AcceptError> {
 }
 
 fn append(node: &Node, step: &Transition) -> Result<(), String> {
-    node.store.append_block(step).map_err(|e| e.to_string())?;
+    match node.store.append_block(step) {
+        Ok(()) => {}
+        // Gossip and sync raced to append the same block: the other one won.
+        Err(AppendError::NotNext {
+            tip: Some(tip),
+            height,
+        }) if tip >= height => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
     node.chain_advanced();
+    let me = node.account.public();
     for event in &step.events {
         tracing::info!(height = %step.block.header.height, "ledger: {event:?}");
+        // As orchestrator, rebuild shards the ledger moved to a new provider.
+        if let LedgerEvent::ShardMoved {
+            blob_id,
+            shard,
+            to: Some(_),
+        } = event
+        {
+            let ours = step.ledger.blob(blob_id).and_then(|b| b.orchestrator) == Some(me);
+            if ours {
+                let _ = node.repairs.send((*blob_id, *shard));
+            }
+        }
     }
     tracing::debug!(
         height = %step.block.header.height,
@@ -158,6 +182,11 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             let take = pool.len().min(MAX_TRANSACTIONS_PER_BLOCK);
             pool.drain(..take).collect()
         };
+        // A resubmission can arrive while its first copy is being included: drop those.
+        let batch: Vec<_> = batch
+            .into_iter()
+            .filter(|tx| matches!(node.store.transaction_location(&tx.id()), Ok(None)))
+            .collect();
         let (step, refused) =
             match propose_child(&node.account, &tip.header, &tip.ledger, batch, now_ms()) {
                 Ok(r) => r,
@@ -172,7 +201,7 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             for (tx, error) in refused {
                 match error {
                     TxError::WrongNonce { expected, found } if found > expected => pool.push(tx),
-                    e => tracing::info!(sender = %tx.tx.sender, "transaction refused: {e}"),
+                    e => tracing::debug!(sender = %tx.tx.sender, "transaction refused: {e}"),
                 }
             }
         }
@@ -234,6 +263,18 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
         }
         for block in response.blocks {
             let height = block.header.height;
+            // Gossip may have appended these blocks since we asked: skip what we hold, but
+            // a different block at a height we hold is a fork from a peer to drop.
+            if node.store.tip().is_some_and(|t| height <= t.header.height) {
+                match node.store.block(height) {
+                    Ok(Some(ours)) if ours.header.hash() != block.header.hash() => {
+                        tracing::warn!("peer {peer} served a conflicting block {height}");
+                        node.net.penalise(peer).await;
+                        return false;
+                    }
+                    _ => continue,
+                }
+            }
             match accept_next(node, block) {
                 Ok(()) => {}
                 Err(AcceptError::Invalid(e)) => {
@@ -264,6 +305,8 @@ pub(crate) enum SubmitError {
     Timeout(Duration),
     #[error("store failure: {0}")]
     Store(String),
+    #[error("another transaction of this account took its nonce; submit it again")]
+    Superseded,
 }
 
 /// Where a transaction was included.
@@ -301,6 +344,12 @@ pub(crate) async fn submit(
             Ok(Some((height, index))) => return Ok(Included { height, index }),
             Ok(None) => {}
             Err(e) => return Err(SubmitError::Store(e.to_string())),
+        }
+        // Our nonce was used by another transaction of this account: ours can never land.
+        if let Some(t) = node.store.tip() {
+            if t.ledger.account(&sender).nonce > nonce {
+                return Err(SubmitError::Superseded);
+            }
         }
         if started.elapsed() >= deadline {
             break;

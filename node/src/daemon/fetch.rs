@@ -14,6 +14,7 @@ use nexus_storage::{
     BlobId, BlobRegistration, ChunkIndex, PutChunkError, ReadChunkError, StoredChunk, CHUNK_SIZE,
 };
 
+use super::duties::drop_assigned_shards;
 use super::Node;
 
 /// Chunk fetches in flight per blob.
@@ -146,15 +147,14 @@ fn assigned_shards(node: &Node) -> Vec<BlobRegistration> {
         return Vec::new();
     };
     let me = node.account.public();
-    let mut out = Vec::new();
+    let mut mine = Vec::new();
     for (_, blob) in tip.ledger.blobs() {
         let PolicySpec::Erasure { shard_size, shards } = &blob.policy else {
             continue;
         };
         for (shard, holder) in shards.iter().zip(&blob.placement) {
-            let whole = matches!(node.store.blob(shard), Ok(Some(r)) if r.complete);
-            if *holder == Some(me) && !whole {
-                out.push(BlobRegistration {
+            if *holder == Some(me) {
+                mine.push(BlobRegistration {
                     blob_id: *shard,
                     size: *shard_size,
                     policy: PolicySpec::Replicated,
@@ -162,7 +162,12 @@ fn assigned_shards(node: &Node) -> Vec<BlobRegistration> {
             }
         }
     }
-    out
+    let ids: Vec<BlobId> = mine.iter().map(|r| r.blob_id).collect();
+    if drop_assigned_shards(node, &ids) {
+        return Vec::new();
+    }
+    mine.retain(|r| !matches!(node.store.blob(&r.blob_id), Ok(Some(rec)) if rec.complete));
+    mine
 }
 
 /// Keeps every registered blob whole: after each new block, on each new peer, and every
@@ -191,4 +196,37 @@ pub(crate) async fn replication_loop(node: Arc<Node>) {
             }
         }
     }
+}
+
+/// Makes at least `need` of `shards` whole in the local store, fetching them in parallel
+/// (data shards first, then parity as fallbacks). Returns how many are whole.
+pub(crate) async fn gather_shards(
+    node: &Node,
+    shards: &[BlobId],
+    shard_size: u64,
+    need: usize,
+) -> usize {
+    let whole = |id: &BlobId| matches!(node.store.blob(id), Ok(Some(r)) if r.complete);
+    let mut held = shards.iter().filter(|s| whole(s)).count();
+    let mut candidates = shards.iter().filter(|s| !whole(s)).copied();
+    while held < need {
+        let batch: Vec<BlobId> = candidates.by_ref().take(need - held).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let fetches = batch.into_iter().map(|shard| {
+            let reg = BlobRegistration {
+                blob_id: shard,
+                size: shard_size,
+                policy: PolicySpec::Replicated,
+            };
+            replicate(node, reg)
+        });
+        held += futures::future::join_all(fetches)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+    }
+    held
 }

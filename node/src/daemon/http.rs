@@ -90,7 +90,7 @@ fn submit_error(what: &str, e: SubmitError) -> ApiError {
         SubmitError::Rejected(TxError::InsufficientBalance { .. }) | SubmitError::Rejected(_) => {
             ApiError::Rejected(format!("{what}: {e}"))
         }
-        SubmitError::NoChain | SubmitError::Timeout(_) => {
+        SubmitError::NoChain | SubmitError::Timeout(_) | SubmitError::Superseded => {
             ApiError::Unavailable(format!("{what}: {e}"))
         }
         SubmitError::Store(m) => ApiError::Internal(m),

@@ -121,9 +121,10 @@ impl TestNode {
             listen.clone(),
             "--api".into(),
             api.clone(),
-            "--block-interval-ms".into(),
-            "100".into(),
         ];
+        if !extra.contains(&"--block-interval-ms") {
+            args.extend(["--block-interval-ms".into(), "100".into()]);
+        }
         if proposer {
             args.push("--proposer".into());
         }
@@ -217,6 +218,13 @@ impl TestNode {
         self.spawn();
     }
 
+    /// Restarts on the same data dir with `extra` arguments added.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill9();
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.spawn();
+    }
+
     /// The node's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
@@ -226,6 +234,12 @@ impl TestNode {
 impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            if let Ok(dir) = std::env::var("NEXUS_TEST_LOGS") {
+                let name = self.api.replace([':', '/', '.'], "_");
+                let _ = std::fs::copy(self.dir.join("node.log"), format!("{dir}/{name}.log"));
+            }
+        }
     }
 }
 
@@ -256,7 +270,8 @@ pub fn params(epoch_blocks: u64) -> serde_json::Value {
         "epoch_blocks": epoch_blocks, "unbonding_epochs": 2, "min_stake": 1000,
         "bytes_per_stake": 1u64 << 30, "price_per_mib_epoch": 1,
         "data_shards": 4, "parity_shards": 2, "challenges_per_shard": 2,
-        "response_window": 10, "failure_threshold": 1, "slash_bps": 1000
+        "response_window": (epoch_blocks * 3 / 4).max(10), "failure_threshold": 1,
+        "slash_bps": 1000
     })
 }
 

@@ -516,6 +516,7 @@ impl LedgerState {
                     PolicySpec::Erasure { .. } => per_epoch,
                 },
                 orchestrator,
+                assigned: vec![self.epoch; placement.len()],
                 placement,
             },
         );
@@ -668,12 +669,14 @@ impl LedgerState {
             if let Some(p) = to.and_then(|p| self.providers.get_mut(&p)) {
                 p.used = p.used.saturating_add(size);
             }
-            if let Some(slot) = self
-                .blobs
-                .get_mut(&blob_id)
-                .and_then(|b| b.placement.get_mut(usize::from(shard)))
-            {
-                *slot = to;
+            let epoch = self.epoch;
+            if let Some(blob) = self.blobs.get_mut(&blob_id) {
+                if let Some(slot) = blob.placement.get_mut(usize::from(shard)) {
+                    *slot = to;
+                }
+                if let Some(slot) = blob.assigned.get_mut(usize::from(shard)) {
+                    *slot = epoch;
+                }
             }
             events.push(LedgerEvent::ShardMoved { blob_id, shard, to });
         }
@@ -839,6 +842,11 @@ impl LedgerState {
             let leaves = BlobLayout::new(shard_size).map_or(1, |l| l.leaf_count());
             for (shard, provider) in blob.placement.iter().enumerate() {
                 let Some(provider) = provider else { continue };
+                // Give a new holder one whole epoch to get the shard.
+                let since = blob.assigned.get(shard).map_or(0, |e| e.0);
+                if since.saturating_add(1) >= self.epoch.0 {
+                    continue;
+                }
                 let shard = shard as u16;
                 let picks = (0..per_shard)
                     .map(|j| {

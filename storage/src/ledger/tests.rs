@@ -283,7 +283,7 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     let mut s = network_with_providers(7);
     let supply = s.total_supply();
     let blob: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + i / 4096) as u8).collect();
-    let (id, shards) = store_erasure(&mut s, &blob, 3);
+    let (id, shards) = store_erasure(&mut s, &blob, 4);
     let stored = s.blob(&id).expect("stored").clone();
     let holders: Vec<PublicKey> = stored.placement.iter().flatten().copied().collect();
     assert_eq!(holders.len(), 6);
@@ -293,7 +293,8 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     assert_eq!(distinct.len(), 6, "two shards on one provider");
     assert_eq!(stored.orchestrator, Some(pk(1)));
 
-    // Epoch 1 starts at height 5: fees are paid and every shard is challenged.
+    // Epoch 1 starts at height 5: fees are paid; shards placed in epoch 0 are still in
+    // their grace epoch, so nothing is challenged yet.
     let orch_before = s.account(&pk(1)).balance;
     let events = run_to(&mut s, 5);
     assert!(events.contains(&LedgerEvent::EpochStarted(Epoch(1))));
@@ -301,17 +302,22 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
         s.account(&pk(1)).balance > orch_before,
         "orchestrator got its commission"
     );
+    assert!(holders.iter().all(|h| s.challenges_for(h).next().is_none()));
     assert_eq!(s.total_supply(), supply);
+
+    // Epoch 2 (height 10): every shard is challenged.
+    let events = run_to(&mut s, 10);
+    assert!(events.contains(&LedgerEvent::EpochStarted(Epoch(2))));
 
     // Everyone but the holder of shard 0 answers; a wrong answer is refused.
     let lazy = holders[0];
-    let wrong = answer(&mut s, index_of(&holders[1]), id, 1, Epoch(1), &shards[2]);
+    let wrong = answer(&mut s, index_of(&holders[1]), id, 1, Epoch(2), &shards[2]);
     assert!(matches!(wrong, Err(TxError::WrongAnswer(_))));
     for (i, holder) in holders.iter().enumerate().skip(1) {
-        answer(&mut s, index_of(holder), id, i as u16, Epoch(1), &shards[i]).expect("valid answer");
+        answer(&mut s, index_of(holder), id, i as u16, Epoch(2), &shards[i]).expect("valid answer");
     }
     let stake_before = s.orchestrator(&pk(1)).expect("orch").stake;
-    let events = run_to(&mut s, 8);
+    let events = run_to(&mut s, 13);
     assert!(events
         .iter()
         .any(|e| matches!(e, LedgerEvent::ChallengeFailed { provider, .. } if *provider == lazy)));
@@ -336,8 +342,12 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
         "slashing moves stake to the slashed sink"
     );
 
-    // The blob expires after its 3 paid epochs; escrow is exactly used up.
-    let events = run_to(&mut s, 15);
+    // The new holder of shard 0 is not challenged in its grace epoch (3).
+    run_to(&mut s, 15);
+    assert!(s.challenges_for(&moved).next().is_none());
+
+    // The blob expires after its 4 paid epochs; escrow is exactly used up.
+    let events = run_to(&mut s, 20);
     assert!(events.contains(&LedgerEvent::BlobExpired(id)));
     assert!(s.blob(&id).is_none());
     assert_eq!(s.sinks().0, 0, "escrow fully paid out");

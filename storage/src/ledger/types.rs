@@ -164,6 +164,9 @@ pub struct StoredBlob {
     pub orchestrator: Option<PublicKey>,
     /// Provider holding each shard, by shard index; `None` while unplaced.
     pub placement: Vec<Option<PublicKey>>,
+    /// Epoch in which each shard was (re)assigned: a shard is first challenged once a
+    /// whole epoch has passed, so its new holder has time to fetch or receive it.
+    pub assigned: Vec<Epoch>,
 }
 
 /// An open storage challenge on one shard.

@@ -244,6 +244,19 @@ impl Store {
         self.persist()
     }
 
+    /// Deletes the local copy of a blob (chunks, proofs and record), freeing its quota.
+    /// Returns whether there was one.
+    pub fn delete_blob(&self, id: &BlobId) -> Result<bool, StoreError> {
+        let Some(record) = self.blob(id)? else {
+            return Ok(false);
+        };
+        self.delete_seq(record.seq)?;
+        self.ks.blobs.remove(id.0)?;
+        self.release(record.size);
+        self.persist()?;
+        Ok(true)
+    }
+
     /// Overwrites a stored chunk's bytes without any check, to simulate disk corruption.
     #[cfg(test)]
     pub(crate) fn corrupt_chunk_for_test(&self, id: &BlobId, index: ChunkIndex, data: &[u8]) {

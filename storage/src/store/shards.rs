@@ -108,6 +108,50 @@ impl Store {
         Ok(ids)
     }
 
+    /// Rebuilds shard `index` from at least k other shards held whole here, and stores it.
+    pub fn rebuild_shard(
+        &self,
+        layout: ErasureLayout,
+        shards: &[BlobId],
+        index: usize,
+    ) -> Result<(), ShardStoreError> {
+        let expected = *shards
+            .get(index)
+            .ok_or(ErasureError::NotEnoughShards { have: 0, need: 1 })?;
+        let mut encoder = ShardEncoder::new(layout)?;
+        let mut writer = self.ingest()?;
+        let mut keep = |i: usize, piece: &[u8]| {
+            if i == index {
+                writer.write(piece)
+            } else {
+                Ok(())
+            }
+        };
+        let mut failure = None;
+        self.decode_shards(layout, shards, &mut |bytes| {
+            encoder.update(&bytes, &mut keep).map_err(|e| {
+                let m = format!("{e}");
+                failure = Some(m.clone());
+                m
+            })
+        })?;
+        if let Some(m) = failure {
+            return Err(ShardStoreError::Sink(m));
+        }
+        encoder
+            .finish(&mut keep)
+            .map_err(|e| ShardStoreError::Sink(e.to_string()))?;
+        let found = writer.finish()?.blob_id;
+        if found != expected {
+            return Err(ShardStoreError::ShardMismatch {
+                index,
+                expected,
+                found,
+            });
+        }
+        Ok(())
+    }
+
     /// Decodes a blob from the shards held whole in this store (at least k of them),
     /// handing the blob's bytes to `sink` stripe by stripe.
     pub fn decode_shards(

@@ -259,6 +259,18 @@ fn stored_blob_encodes_to_stored_shards_and_decodes_from_any_k() {
         .expect("decode");
     assert_eq!(out, bytes);
 
+    // A lost shard is rebuilt, byte for byte, from the others.
+    store.rebuild_shard(layout, &shards, 0).expect("rebuild");
+    assert!(
+        store
+            .blob(&shards[0])
+            .expect("read")
+            .expect("rebuilt")
+            .complete
+    );
+    assert!(store.delete_blob(&shards[0]).expect("delete"));
+    assert!(!store.delete_blob(&shards[0]).expect("delete again"));
+
     // One more loss leaves three: a clear error.
     let record = store.blob(&shards[2]).expect("read").expect("stored");
     store.delete_seq(record.seq).expect("delete");

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::{parse_blob_id, submit_error, ApiError, ApiResult};
 use crate::api::{BlobInfo, Receipt};
 use crate::daemon::chain::submit;
-use crate::daemon::fetch::{fetch_chunk, read_local, replicate};
+use crate::daemon::fetch::{fetch_chunk, gather_shards, read_local};
 use crate::daemon::Node;
 
 /// Longest pause allowed between two pieces of an upload.
@@ -316,32 +316,4 @@ async fn forward(
         io::Error::other(e)
     });
     tx.send(piece).await.is_ok() && !failed
-}
-
-/// Makes at least `need` of `shards` whole in the local store, fetching them in parallel
-/// (data shards first, then parity as fallbacks). Returns how many are whole.
-async fn gather_shards(node: &Node, shards: &[BlobId], shard_size: u64, need: usize) -> usize {
-    let whole = |id: &BlobId| matches!(node.store.blob(id), Ok(Some(r)) if r.complete);
-    let mut held = shards.iter().filter(|s| whole(s)).count();
-    let mut candidates = shards.iter().filter(|s| !whole(s)).copied();
-    while held < need {
-        let batch: Vec<BlobId> = candidates.by_ref().take(need - held).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let fetches = batch.into_iter().map(|shard| {
-            let reg = nexus_storage::BlobRegistration {
-                blob_id: shard,
-                size: shard_size,
-                policy: PolicySpec::Replicated,
-            };
-            replicate(node, reg)
-        });
-        held += futures::future::join_all(fetches)
-            .await
-            .into_iter()
-            .filter(|r| matches!(r, Ok(true)))
-            .count();
-    }
-    held
 }

@@ -1,0 +1,179 @@
+//! What the ledger asks of this node: as a provider, answer storage challenges on the
+//! shards it keeps; as an orchestrator, rebuild shards the ledger moved to a new provider
+//! (repair), so the new provider can fetch them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nexus_storage::erasure::ErasureLayout;
+use nexus_storage::ledger::{Epoch, LeafAnswer, PolicySpec, TxKind};
+use nexus_storage::{leaf_proof, BlobId, ChunkIndex};
+use tokio::sync::mpsc;
+
+use super::chain::submit;
+use super::fetch::{gather_shards, read_local};
+use super::{Fault, Node};
+
+/// Deadline for a challenge answer to be included.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Proves the challenged leaves of one shard from the local copy.
+async fn answers(node: &Node, shard: BlobId, leaves: &[u64]) -> Option<Vec<LeafAnswer>> {
+    let mut out = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        let chunk = read_local(node, shard, ChunkIndex(u32::try_from(leaf / 64).ok()?))
+            .await
+            .ok()?;
+        let in_chunk = (leaf % 64) as usize;
+        let proof = leaf_proof(&chunk.data, &chunk.proof, in_chunk as u32)?;
+        let start = in_chunk * nexus_storage::LEAF_SIZE;
+        let end = (start + nexus_storage::LEAF_SIZE).min(chunk.data.len());
+        out.push(LeafAnswer {
+            leaf: *leaf,
+            data: chunk.data.get(start..end)?.to_vec(),
+            proof,
+        });
+    }
+    Some(out)
+}
+
+/// Answers every open challenge addressed to this node's account, after each new block.
+pub(crate) async fn challenge_loop(node: Arc<Node>) {
+    let mut blocks = node.new_block.subscribe();
+    let mut answered: HashSet<(BlobId, u16, Epoch)> = HashSet::new();
+    let me = node.account.public();
+    while blocks.changed().await.is_ok() {
+        let Some(tip) = node.store.tip() else {
+            continue;
+        };
+        let open: Vec<_> = tip
+            .ledger
+            .challenges_for(&me)
+            .filter(|(b, s, e, _)| !answered.contains(&(*b, *s, *e)))
+            .map(|(b, s, e, c)| (b, s, e, c.leaves.clone()))
+            .collect();
+        for (blob_id, shard, epoch, leaves) in open {
+            let shard_id = match tip.ledger.blob(&blob_id).map(|b| &b.policy) {
+                Some(PolicySpec::Erasure { shards, .. }) => shards.get(usize::from(shard)).copied(),
+                _ => None,
+            };
+            let Some(shard_id) = shard_id else { continue };
+            let Some(answers) = answers(&node, shard_id, &leaves).await else {
+                tracing::warn!(blob = %blob_id, shard, "cannot answer a challenge: the shard is not held here");
+                continue;
+            };
+            answered.insert((blob_id, shard, epoch));
+            let node = node.clone();
+            tokio::spawn(async move {
+                let kind = TxKind::ChallengeResponse {
+                    blob_id,
+                    shard,
+                    epoch,
+                    answers,
+                };
+                match submit(&node, kind, ANSWER_DEADLINE).await {
+                    Ok(_) => tracing::info!(blob = %blob_id, shard, %epoch, "challenge answered"),
+                    Err(e) => {
+                        tracing::warn!(blob = %blob_id, shard, "challenge answer failed: {e}")
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Rebuilds shards queued by the chain follower (shards moved off an evicted or departed
+/// provider of a blob this node orchestrates), retrying until it succeeds.
+pub(crate) async fn repair_loop(
+    node: Arc<Node>,
+    mut queue: mpsc::UnboundedReceiver<(BlobId, u16)>,
+) {
+    while let Some((blob_id, shard)) = queue.recv().await {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match repair(&node, blob_id, shard).await {
+                Ok(()) => {
+                    tracing::info!(blob = %blob_id, shard, "shard rebuilt for its new provider");
+                    node.replicate_now.notify_one();
+                    break;
+                }
+                Err(e) if e.permanent => {
+                    tracing::warn!(blob = %blob_id, shard, "repair abandoned: {}", e.reason);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(blob = %blob_id, shard, "repair failed, retrying: {}", e.reason);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+struct RepairError {
+    reason: String,
+    permanent: bool,
+}
+
+async fn repair(node: &Node, blob_id: BlobId, shard: u16) -> Result<(), RepairError> {
+    let gone = |reason: &str| RepairError {
+        reason: reason.into(),
+        permanent: true,
+    };
+    let tip = node.store.tip().ok_or_else(|| gone("no chain"))?;
+    let blob = tip
+        .ledger
+        .blob(&blob_id)
+        .ok_or_else(|| gone("the blob expired"))?;
+    let PolicySpec::Erasure { shard_size, shards } = &blob.policy else {
+        return Err(gone("not an erasure blob"));
+    };
+    let p = tip.ledger.params();
+    let layout = ErasureLayout::new(blob.size, p.data_shards, p.parity_shards)
+        .map_err(|e| gone(&e.to_string()))?;
+    let target = usize::from(shard);
+    let others: Vec<BlobId> = shards
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != target)
+        .map(|(_, s)| *s)
+        .collect();
+    let held = gather_shards(node, &others, *shard_size, layout.data_shards()).await;
+    if held < layout.data_shards() {
+        return Err(RepairError {
+            reason: format!(
+                "only {held} other shards reachable, {} needed",
+                layout.data_shards()
+            ),
+            permanent: false,
+        });
+    }
+    let store = node.store.clone();
+    let shards = shards.clone();
+    tokio::task::spawn_blocking(move || store.rebuild_shard(layout, &shards, target))
+        .await
+        .map_err(|e| RepairError {
+            reason: e.to_string(),
+            permanent: false,
+        })?
+        .map_err(|e| RepairError {
+            reason: e.to_string(),
+            permanent: false,
+        })
+}
+
+/// With `Fault::DropShards`, deletes the shards this node was given (a provider that lost
+/// its data); returns true when the fault is active.
+pub(crate) fn drop_assigned_shards(node: &Node, assigned: &[BlobId]) -> bool {
+    if node.fault != Some(Fault::DropShards) {
+        return false;
+    }
+    for shard in assigned {
+        if matches!(node.store.delete_blob(shard), Ok(true)) {
+            tracing::warn!(%shard, "fault injection: shard deleted");
+        }
+    }
+    true
+}
