@@ -1,6 +1,7 @@
 //! `nexus bench`: measured figures, each beside its peer in the same run.
 
 mod erasure;
+mod erasure_devnet;
 mod replicated;
 
 use anyhow::Result;
@@ -12,6 +13,8 @@ pub(crate) enum BenchCommand {
     Replicated(replicated::ReplicatedArgs),
     /// Season 2: erasure encode/decode of our path vs raw reed-solomon-simd.
     Erasure(erasure::ErasureArgs),
+    /// Season 2: put --policy erasure vs replicated on a devnet of 6 providers.
+    ErasureDevnet(erasure_devnet::ErasureDevnetArgs),
 }
 
 /// Runs the chosen benchmark and prints a Markdown table.
@@ -19,5 +22,6 @@ pub(crate) async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Replicated(args) => replicated::run(args).await,
         BenchCommand::Erasure(args) => erasure::run(args),
+        BenchCommand::ErasureDevnet(args) => erasure_devnet::run(args).await,
     }
 }

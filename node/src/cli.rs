@@ -10,7 +10,8 @@ mod verify;
 pub(crate) use get::{download, get, GetArgs};
 pub(crate) use keys::{funded_genesis, keys, node_keys, KeysArgs};
 pub(crate) use ledger::{
-    account, orchestrator, provider, AccountCommand, OrchestratorCommand, ProviderCommand,
+    account, orchestrator, provider, send as send_transaction, AccountCommand, OrchestratorCommand,
+    ProviderCommand,
 };
 pub(crate) use put::{put, upload, Policy, PutArgs};
 pub(crate) use status::status;

@@ -52,6 +52,12 @@ fn network(providers: usize, epoch_blocks: u64, block_ms: &str) -> Network {
         .iter()
         .map(|d| {
             let p = TestNode::start(d, false, &boot, &[]);
+            let path = format!("/v1/accounts/{orchestrator_key}");
+            wait_until(
+                "the provider's node to see the orchestrator",
+                Duration::from_secs(30),
+                || get_json(&p.api, &path).is_some_and(|a| !a["orchestrator"].is_null()),
+            );
             cli_ok(
                 &p.api,
                 &[

@@ -74,66 +74,40 @@ fn staking_transfers_and_rejections_through_the_cli_and_identical_state_roots() 
     assert!(balance.contains("balance:"), "{balance}");
 
     // The ledger's refusals reach the user as sentences, and nothing is applied.
-    let out = cli(
-        &n2.api,
-        &[
-            "account",
-            "transfer",
-            "--to",
-            &k0,
-            "--amount",
-            "999999999999999",
-        ],
+    let refused = |node: &TestNode, args: &[&str], words: &str| {
+        let out = cli(&node.api, args);
+        assert!(
+            !out.status.success() && stderr(&out).contains(words),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    };
+    let huge = "999999999999999";
+    refused(
+        &n2,
+        &["account", "transfer", "--to", &k0, "--amount", huge],
+        "insufficient balance",
     );
-    assert!(
-        stderr(&out).contains("insufficient balance"),
-        "{}",
-        stderr(&out)
+    let join = ["provider", "join", "--orchestrator"];
+    refused(
+        &n0,
+        &[&join[..], &[&k0, "--capacity", "1GiB"]].concat(),
+        "unknown orchestrator",
     );
-    let out = cli(
-        &n0.api,
-        &[
-            "provider",
-            "join",
-            "--orchestrator",
-            &k0,
-            "--capacity",
-            "1GiB",
-        ],
+    refused(
+        &n0,
+        &[&join[..], &[&k1, "--capacity", "10TiB"]].concat(),
+        "over capacity",
     );
-    assert!(
-        stderr(&out).contains("unknown orchestrator"),
-        "{}",
-        stderr(&out)
-    );
-    let out = cli(
-        &n0.api,
-        &[
-            "provider",
-            "join",
-            "--orchestrator",
-            &k1,
-            "--capacity",
-            "10TiB",
-        ],
-    );
-    assert!(stderr(&out).contains("over capacity"), "{}", stderr(&out));
-    let out = cli(
-        &n1.api,
-        &[
-            "orchestrator",
-            "register",
-            "--stake",
-            "5000",
-            "--commission",
-            "10",
-        ],
-    );
-    assert!(
-        stderr(&out).contains("already an orchestrator"),
-        "{}",
-        stderr(&out)
-    );
+    let register = [
+        "orchestrator",
+        "register",
+        "--stake",
+        "5000",
+        "--commission",
+        "10",
+    ];
+    refused(&n1, &register, "already an orchestrator");
 
     // Every node recomputes the ledger from the blocks and lands on the proposer's roots.
     for node in [&n1, &n2] {

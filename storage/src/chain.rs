@@ -78,6 +78,15 @@ pub fn accept_genesis(block: Block, pin: Option<BlockHash>) -> Result<Transition
         .as_ref()
         .ok_or(BlockError::BadGenesis("no ledger genesis"))?;
     let ledger = LedgerState::genesis(genesis)?;
+    settle(block, ledger, Vec::new())
+}
+
+/// Accepts a block whose transactions led to `ledger`, if that is the root it claims.
+fn settle(
+    block: Block,
+    ledger: LedgerState,
+    events: Vec<LedgerEvent>,
+) -> Result<Transition, BlockError> {
     if ledger.state_root() != block.header.state_root {
         return Err(BlockError::StateRootMismatch {
             claimed: block.header.state_root,
@@ -87,7 +96,7 @@ pub fn accept_genesis(block: Block, pin: Option<BlockHash>) -> Result<Transition
     Ok(Transition {
         block: VerifiedBlock::assume_verified(block),
         ledger,
-        events: Vec::new(),
+        events,
     })
 }
 
@@ -117,17 +126,7 @@ pub fn accept_child(
             .unwrap_or(0);
         return Err(BlockError::InvalidTransaction { index, error });
     }
-    if ledger.state_root() != block.header.state_root {
-        return Err(BlockError::StateRootMismatch {
-            claimed: block.header.state_root,
-            computed: ledger.state_root(),
-        });
-    }
-    Ok(Transition {
-        block: VerifiedBlock::assume_verified(block),
-        ledger,
-        events,
-    })
+    settle(block, ledger, events)
 }
 
 /// Builds and signs the child of `parent` from `candidates`, leaving out the transactions

@@ -1,0 +1,216 @@
+//! `nexus bench erasure-devnet`: on a devnet of real node processes (a proposer that is
+//! also the orchestrator, 6 providers, an uploader), times `put --policy erasure` and
+//! `put --policy replicated` of blobs of the same size in the same run, until the data is
+//! where the policy wants it, and measures the bytes each policy keeps across the network.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nexus_storage::ledger::TxKind;
+
+use super::replicated::write_random_file;
+use crate::api::{BlobInfo, Status};
+use crate::cli::{send_transaction, upload, Policy};
+use crate::client::NodeClient;
+use crate::devnet::{Devnet, DevnetArgs};
+use crate::units::ByteSize;
+
+/// Options of `nexus bench erasure-devnet`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ErasureDevnetArgs {
+    /// Size of each blob.
+    #[arg(long, default_value = "1GiB")]
+    size: ByteSize,
+    /// Working directory (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// First port of the bench devnet.
+    #[arg(long, default_value_t = 7400)]
+    base_port: u16,
+}
+
+const PROVIDERS: u16 = 6;
+
+async fn used_bytes(devnet: &Devnet) -> Result<u64> {
+    let mut total = 0;
+    for n in &devnet.nodes {
+        let s: Status = NodeClient::new(&n.api)?.get_json("/v1/status").await?;
+        total += s.used_bytes;
+    }
+    Ok(total)
+}
+
+/// Waits until every node in `apis` holds each of `ids` whole.
+async fn wait_held(apis: &[(String, Vec<String>)], limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let mut done = true;
+        for (api, ids) in apis {
+            let client = NodeClient::new(api)?;
+            for id in ids {
+                let info: Result<BlobInfo> = client.get_json(&format!("/v1/blobs/{id}/info")).await;
+                done &= info.is_ok_and(|i| i.complete);
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            bail!("data not in place after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the benchmark and prints a Markdown table.
+pub(crate) async fn run(args: ErasureDevnetArgs) -> Result<()> {
+    let tmp = tempfile::Builder::new().prefix("nexus-bench-").tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let size = args.size.0;
+    let (erasure_file, replicated_file) = (dir.join("erasure.bin"), dir.join("replicated.bin"));
+    write_random_file(&erasure_file, size, 21)?;
+    write_random_file(&replicated_file, size, 22)?;
+
+    let devnet = Devnet::launch(DevnetArgs {
+        nodes: PROVIDERS + 2,
+        data_dir: Some(dir.join("devnet")),
+        base_port: args.base_port,
+        capacity: None,
+    })
+    .await?;
+    let result = measure(&devnet, &erasure_file, &replicated_file, size).await;
+    devnet.stop().await?;
+    println!("{}", result?);
+    Ok(())
+}
+
+async fn measure(
+    devnet: &Devnet,
+    erasure_file: &std::path::Path,
+    replicated_file: &std::path::Path,
+    size: u64,
+) -> Result<String> {
+    let clients: Vec<NodeClient> = devnet
+        .nodes
+        .iter()
+        .map(|n| NodeClient::new(&n.api))
+        .collect::<Result<_>>()?;
+    let orchestrator: Status = clients[0].get_json("/v1/status").await?;
+    send_transaction(
+        &clients[0],
+        TxKind::RegisterOrchestrator {
+            stake: 1_000_000,
+            commission_bps: 1_000,
+        },
+    )
+    .await?;
+    for c in &clients[1..=usize::from(PROVIDERS)] {
+        // The provider's node must have seen the registration before it can join.
+        let path = format!("/v1/accounts/{}", orchestrator.account);
+        while c
+            .get_json::<crate::api::AccountView>(&path)
+            .await?
+            .orchestrator
+            .is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let me: Status = c.get_json("/v1/status").await?;
+        let join = TxKind::JoinOrchestrator {
+            orchestrator: orchestrator.account,
+            capacity: 4 * size.max(1 << 30),
+            node: me.peer_id.into_bytes(),
+        };
+        send_transaction(c, join).await?;
+    }
+    let uploader = clients.last().context("no uploader")?;
+    let base = used_bytes(devnet).await?;
+
+    let start = Instant::now();
+    let receipt = upload(uploader, erasure_file, Policy::Erasure, None, false).await?;
+    let erasure_put = start.elapsed();
+    let proof: nexus_storage::InclusionProof = uploader
+        .get_json(&format!("/v1/blobs/{}/proof", receipt.blob_id))
+        .await?;
+    let Some(nexus_storage::ledger::PolicySpec::Erasure { shards, .. }) =
+        proof.registration().map(|r| r.policy)
+    else {
+        bail!("the blob was not stored with the erasure policy");
+    };
+    // Every shard on some provider: ask each provider for all shards, wait for placement.
+    let providers: Vec<String> = devnet.nodes[1..=usize::from(PROVIDERS)]
+        .iter()
+        .map(|n| n.api.clone())
+        .collect();
+    let start_spread = Instant::now();
+    loop {
+        let mut held = 0;
+        for shard in &shards {
+            for api in &providers {
+                let info: Result<BlobInfo> = NodeClient::new(api)?
+                    .get_json(&format!("/v1/blobs/{shard}/info"))
+                    .await;
+                if info.is_ok_and(|i| i.complete) {
+                    held += 1;
+                    break;
+                }
+            }
+        }
+        if held == shards.len() {
+            break;
+        }
+        if start_spread.elapsed() > Duration::from_secs(1800) {
+            bail!("shards not spread after 30 min");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let erasure_spread = erasure_put + start_spread.elapsed();
+    let after_erasure = used_bytes(devnet).await?;
+    let uploader_status: Status = uploader.get_json("/v1/status").await?;
+    // The uploader keeps the blob and its shards as a cache; count the providers' copies.
+    let provider_bytes = after_erasure - base - uploader_status.used_bytes;
+
+    let start = Instant::now();
+    let replicated = upload(uploader, replicated_file, Policy::Replicated, None, false).await?;
+    let replicated_put = start.elapsed();
+    let everyone: Vec<(String, Vec<String>)> = devnet
+        .nodes
+        .iter()
+        .map(|n| (n.api.clone(), vec![replicated.blob_id.to_string()]))
+        .collect();
+    wait_held(&everyone, Duration::from_secs(3600)).await?;
+    let replicated_spread = start.elapsed();
+    let after_replicated = used_bytes(devnet).await?;
+    let replicated_bytes = after_replicated - after_erasure;
+
+    let mb = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
+    let k = 4.0;
+    Ok(format!(
+        "| {sz} blob, devnet of 8 processes (proposer + orchestrator, {PROVIDERS} providers, uploader) | value |\n|---|---|\n\
+         | put --policy replicated (stored, anchored) | {rp:.2?} ({rpm:.0} MB/s) |\n\
+         | put --policy erasure (stored, encoded, anchored) | {ep:.2?} ({epm:.0} MB/s) |\n\
+         | **erasure / replicated put throughput** | **{ratio:.2}** |\n\
+         | until every node holds the replicated blob | {rs:.2?} |\n\
+         | until every shard is on its provider | {es:.2?} |\n\
+         | bytes kept by the network, replicated (8 nodes) | {rb} ({rx:.2}× the blob) |\n\
+         | bytes kept by providers, erasure 4+2 | {pb} ({px:.2}× the blob) |\n\
+         | repair traffic per lost shard, erasure (computed: k shards in + 1 out) | {rep} ({repx:.2}× the blob) |\n\
+         | repair traffic per lost replica, replicated (one whole copy) | {sz} (1.00× the blob) |\n",
+        sz = ByteSize(size),
+        rp = replicated_put,
+        rpm = mb(replicated_put),
+        ep = erasure_put,
+        epm = mb(erasure_put),
+        ratio = replicated_put.as_secs_f64() / erasure_put.as_secs_f64(),
+        rs = replicated_spread,
+        es = erasure_spread,
+        rb = ByteSize(replicated_bytes),
+        rx = replicated_bytes as f64 / size as f64,
+        pb = ByteSize(provider_bytes),
+        px = provider_bytes as f64 / size as f64,
+        rep = ByteSize(((k + 1.0) * provider_bytes as f64 / 6.0) as u64),
+        repx = (k + 1.0) * provider_bytes as f64 / 6.0 / size as f64,
+    ))
+}
