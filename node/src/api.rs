@@ -45,6 +45,8 @@ pub(crate) struct Status {
     pub(crate) disk_bytes: u64,
     /// Chunks found corrupt on disk since start, discarded and fetched again from peers.
     pub(crate) corrupt_chunks_found: u64,
+    /// Bytes of verified chunk data fetched from peers since start.
+    pub(crate) bytes_fetched: u64,
 }
 
 /// `GET /v1/blobs/{id}/info`.

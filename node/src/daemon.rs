@@ -98,8 +98,8 @@ pub(crate) struct Node {
     pub(crate) bandwidth: Option<rate::RateLimit>,
     /// Chunks found corrupt on disk since start (each is discarded and fetched again).
     pub(crate) corrupt_chunks_found: AtomicU64,
-    /// Shards to rebuild, as orchestrator of their blobs: (blob, shard index).
-    pub(crate) repairs: mpsc::UnboundedSender<(nexus_storage::BlobId, u16)>,
+    /// Bytes of verified chunk data fetched from peers since start.
+    pub(crate) bytes_fetched: AtomicU64,
 }
 
 impl Node {
@@ -154,7 +154,6 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("cannot bind the HTTP API on {}", args.api))?;
-    let (repairs, repair_queue) = mpsc::unbounded_channel();
     let node = Arc::new(Node {
         new_block: watch::Sender::new(store.tip().map(|t| t.header.height)),
         store,
@@ -171,7 +170,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
             .replication_bandwidth
             .map(|b| rate::RateLimit::new(b.0)),
         corrupt_chunks_found: AtomicU64::new(0),
-        repairs,
+        bytes_fetched: AtomicU64::new(0),
     });
     tracing::info!(
         peer_id = %node.net.peer_id(),
@@ -185,7 +184,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(chain::sync_loop(node.clone())),
         tokio::spawn(fetch::replication_loop(node.clone())),
         tokio::spawn(duties::challenge_loop(node.clone())),
-        tokio::spawn(duties::repair_loop(node.clone(), repair_queue)),
+        tokio::spawn(duties::repair_loop(node.clone())),
         tokio::spawn(chain::propose_loop(
             node.clone(),
             Duration::from_millis(args.block_interval_ms.max(10)),

@@ -102,6 +102,11 @@ impl Devnet {
 
     /// Starts node `i` (or restarts it on its existing data dir).
     pub(crate) async fn spawn(&self, i: u16) -> Result<DevnetNode> {
+        self.spawn_with(i, &[]).await
+    }
+
+    /// Starts node `i` with `extra` arguments.
+    pub(crate) async fn spawn_with(&self, i: u16, extra: &[&str]) -> Result<DevnetNode> {
         let base = self.args.base_port;
         let dir = self.dir.join(format!("node-{i}"));
         let peer = node_keys(&dir)?.peer_id;
@@ -133,6 +138,7 @@ impl Devnet {
         if let Some(c) = &self.args.capacity {
             cmd.arg("--capacity").arg(c);
         }
+        cmd.args(extra);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -73,21 +73,21 @@ pub(crate) async fn run(args: ErasureDevnetArgs) -> Result<()> {
     write_random_file(&erasure_file, size, 21)?;
     write_random_file(&replicated_file, size, 22)?;
 
-    let devnet = Devnet::launch(DevnetArgs {
+    let mut devnet = Devnet::launch(DevnetArgs {
         nodes: PROVIDERS + 2,
         data_dir: Some(dir.join("devnet")),
         base_port: args.base_port,
         capacity: None,
     })
     .await?;
-    let result = measure(&devnet, &erasure_file, &replicated_file, size).await;
+    let result = measure(&mut devnet, &erasure_file, &replicated_file, size).await;
     devnet.stop().await?;
     println!("{}", result?);
     Ok(())
 }
 
 async fn measure(
-    devnet: &Devnet,
+    devnet: &mut Devnet,
     erasure_file: &std::path::Path,
     replicated_file: &std::path::Path,
     size: u64,
@@ -185,8 +185,9 @@ async fn measure(
     let after_replicated = used_bytes(devnet).await?;
     let replicated_bytes = after_replicated - after_erasure;
 
+    let (repair_time, repair_bytes) = measure_repair(devnet, &shards).await?;
+
     let mb = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
-    let k = 4.0;
     Ok(format!(
         "| {sz} blob, devnet of 8 processes (proposer + orchestrator, {PROVIDERS} providers, uploader) | value |\n|---|---|\n\
          | put --policy replicated (stored, anchored) | {rp:.2?} ({rpm:.0} MB/s) |\n\
@@ -196,7 +197,8 @@ async fn measure(
          | until every shard is on its provider | {es:.2?} |\n\
          | bytes kept by the network, replicated (8 nodes) | {rb} ({rx:.2}× the blob) |\n\
          | bytes kept by providers, erasure 4+2 | {pb} ({px:.2}× the blob) |\n\
-         | repair traffic per lost shard, erasure (computed: k shards in + 1 out) | {rep} ({repx:.2}× the blob) |\n\
+         | repair traffic for one lost shard, erasure (measured: chunk bytes fetched by all nodes) | {rep} ({repx:.2}× the blob, {repshard:.2}× the shard) |\n\
+         | from the provider losing its shard to the shard whole on its new holder | {rt:.2?} |\n\
          | repair traffic per lost replica, replicated (one whole copy) | {sz} (1.00× the blob) |\n",
         sz = ByteSize(size),
         rp = replicated_put,
@@ -210,7 +212,70 @@ async fn measure(
         rx = replicated_bytes as f64 / size as f64,
         pb = ByteSize(provider_bytes),
         px = provider_bytes as f64 / size as f64,
-        rep = ByteSize(((k + 1.0) * provider_bytes as f64 / 6.0) as u64),
-        repx = (k + 1.0) * provider_bytes as f64 / 6.0 / size as f64,
+        rep = ByteSize(repair_bytes),
+        repx = repair_bytes as f64 / size as f64,
+        repshard = repair_bytes as f64 / (provider_bytes as f64 / 6.0),
+        rt = repair_time,
     ))
+}
+
+async fn total_fetched(devnet: &Devnet) -> Result<u64> {
+    let mut total = 0;
+    for n in &devnet.nodes {
+        if let Ok(s) = NodeClient::new(&n.api)?
+            .get_json::<Status>("/v1/status")
+            .await
+        {
+            total += s.bytes_fetched;
+        }
+    }
+    Ok(total)
+}
+
+async fn holds(api: &str, shard: nexus_storage::BlobId) -> bool {
+    let Ok(client) = NodeClient::new(api) else {
+        return false;
+    };
+    let info: Result<BlobInfo> = client.get_json(&format!("/v1/blobs/{shard}/info")).await;
+    info.is_ok_and(|i| i.complete)
+}
+
+/// Makes the holder of shard 0 lose it (restarted with `--fault drop-shards`), then waits
+/// until the ledger evicted it and the orchestrator's rebuilt shard reached its new holder.
+/// Returns the time that took and the chunk bytes all nodes fetched meanwhile.
+async fn measure_repair(
+    devnet: &mut Devnet,
+    shards: &[nexus_storage::BlobId],
+) -> Result<(Duration, u64)> {
+    let providers = 1..=usize::from(PROVIDERS);
+    let mut culprit = None;
+    for i in providers.clone() {
+        if holds(&devnet.nodes[i].api, shards[0]).await {
+            culprit = Some(i);
+        }
+    }
+    let culprit = culprit.context("no provider holds shard 0")?;
+    eprintln!("provider {culprit} loses shard 0; waiting for its eviction and the repair");
+    let before = total_fetched(devnet).await?;
+    let start = Instant::now();
+    devnet.nodes[culprit].child.kill().await?;
+    // The culprit comes back without its shard and fetches nothing from now on.
+    devnet.nodes[culprit] = devnet
+        .spawn_with(culprit as u16, &["--fault", "drop-shards"])
+        .await?;
+    loop {
+        let mut repaired = false;
+        for i in providers.clone().filter(|i| *i != culprit) {
+            repaired |= holds(&devnet.nodes[i].api, shards[0]).await;
+        }
+        if repaired {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(900) {
+            bail!("shard 0 not repaired after 15 min");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = start.elapsed();
+    Ok((elapsed, total_fetched(devnet).await?.saturating_sub(before)))
 }

@@ -10,9 +10,7 @@ use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, PublishError, Validation};
 use nexus_storage::chain::{accept_child, accept_genesis, create_genesis, propose_child};
-use nexus_storage::ledger::{
-    Genesis, LedgerEvent, SignedTransaction, Transaction, TxError, TxKind,
-};
+use nexus_storage::ledger::{Genesis, SignedTransaction, Transaction, TxError, TxKind};
 use nexus_storage::{
     AppendError, Block, BlockError, Height, SigningKey, Store, Transition,
     MAX_TRANSACTIONS_PER_BLOCK,
@@ -74,21 +72,8 @@ fn append(node: &Node, step: &Transition) -> Result<(), String> {
         Err(e) => return Err(e.to_string()),
     }
     node.chain_advanced();
-    let me = node.account.public();
     for event in &step.events {
         tracing::info!(height = %step.block.header.height, "ledger: {event:?}");
-        // As orchestrator, rebuild shards the ledger moved to a new provider.
-        if let LedgerEvent::ShardMoved {
-            blob_id,
-            shard,
-            to: Some(_),
-        } = event
-        {
-            let ours = step.ledger.blob(blob_id).and_then(|b| b.orchestrator) == Some(me);
-            if ours {
-                let _ = node.repairs.send((*blob_id, *shard));
-            }
-        }
     }
     tracing::debug!(
         height = %step.block.header.height,

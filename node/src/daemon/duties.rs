@@ -2,14 +2,13 @@
 //! shards it keeps; as an orchestrator, rebuild shards the ledger moved to a new provider
 //! (repair), so the new provider can fetch them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{Epoch, LeafAnswer, PolicySpec, TxKind};
 use nexus_storage::{leaf_proof, BlobId, ChunkIndex};
-use tokio::sync::mpsc;
 
 use super::chain::submit;
 use super::fetch::{gather_shards, read_local};
@@ -83,44 +82,76 @@ pub(crate) async fn challenge_loop(node: Arc<Node>) {
     }
 }
 
-/// Rebuilds shards queued by the chain follower (shards moved off an evicted or departed
-/// provider of a blob this node orchestrates), retrying until it succeeds.
-pub(crate) async fn repair_loop(
-    node: Arc<Node>,
-    mut queue: mpsc::UnboundedReceiver<(BlobId, u16)>,
-) {
-    while let Some((blob_id, shard)) = queue.recv().await {
-        let mut delay = Duration::from_millis(500);
-        loop {
+/// As orchestrator, rebuilds every shard the ledger flags for repair (moved to a new
+/// provider) that this node does not hold yet, after each block. Driven by the ledger, so a
+/// restart resumes unfinished repairs; failures back off per shard.
+pub(crate) async fn repair_loop(node: Arc<Node>) {
+    let mut blocks = node.new_block.subscribe();
+    let mut backoff: HashMap<(BlobId, u16), (Instant, Duration)> = HashMap::new();
+    let me = node.account.public();
+    loop {
+        let wanted: Vec<(BlobId, u16)> = match node.store.tip() {
+            Some(tip) => tip
+                .ledger
+                .blobs()
+                .filter(|(_, b)| b.orchestrator == Some(me))
+                .flat_map(|(id, b)| {
+                    let shards = match &b.policy {
+                        PolicySpec::Erasure { shards, .. } => shards.clone(),
+                        PolicySpec::Replicated => Vec::new(),
+                    };
+                    b.repair
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, flagged)| **flagged)
+                        .filter_map(move |(i, _)| shards.get(i).map(|s| (*id, i as u16, *s)))
+                        .collect::<Vec<_>>()
+                })
+                .filter(
+                    |(_, _, shard)| !matches!(node.store.blob(shard), Ok(Some(r)) if r.complete),
+                )
+                .map(|(id, i, _)| (id, i))
+                .collect(),
+            None => Vec::new(),
+        };
+        for (blob_id, shard) in wanted {
+            let now = Instant::now();
+            if backoff
+                .get(&(blob_id, shard))
+                .is_some_and(|(at, _)| *at > now)
+            {
+                continue;
+            }
             match repair(&node, blob_id, shard).await {
                 Ok(()) => {
+                    backoff.remove(&(blob_id, shard));
                     tracing::info!(blob = %blob_id, shard, "shard rebuilt for its new provider");
-                    node.replicate_now.notify_one();
-                    break;
-                }
-                Err(e) if e.permanent => {
-                    tracing::warn!(blob = %blob_id, shard, "repair abandoned: {}", e.reason);
-                    break;
                 }
                 Err(e) => {
-                    tracing::warn!(blob = %blob_id, shard, "repair failed, retrying: {}", e.reason);
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    let delay = backoff
+                        .get(&(blob_id, shard))
+                        .map_or(Duration::from_millis(500), |(_, d)| {
+                            (*d * 2).min(Duration::from_secs(30))
+                        });
+                    backoff.insert((blob_id, shard), (now + delay, delay));
+                    tracing::warn!(blob = %blob_id, shard, "repair failed, retrying in {delay:?}: {}", e.reason);
                 }
             }
+        }
+        tokio::select! {
+            changed = blocks.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }
 
 struct RepairError {
     reason: String,
-    permanent: bool,
 }
 
 async fn repair(node: &Node, blob_id: BlobId, shard: u16) -> Result<(), RepairError> {
     let gone = |reason: &str| RepairError {
         reason: reason.into(),
-        permanent: true,
     };
     let tip = node.store.tip().ok_or_else(|| gone("no chain"))?;
     let blob = tip
@@ -147,7 +178,6 @@ async fn repair(node: &Node, blob_id: BlobId, shard: u16) -> Result<(), RepairEr
                 "only {held} other shards reachable, {} needed",
                 layout.data_shards()
             ),
-            permanent: false,
         });
     }
     let store = node.store.clone();
@@ -156,11 +186,9 @@ async fn repair(node: &Node, blob_id: BlobId, shard: u16) -> Result<(), RepairEr
         .await
         .map_err(|e| RepairError {
             reason: e.to_string(),
-            permanent: false,
         })?
         .map_err(|e| RepairError {
             reason: e.to_string(),
-            permanent: false,
         })
 }
 

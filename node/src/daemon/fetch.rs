@@ -95,12 +95,16 @@ pub(crate) async fn fetch_chunk(
             }
         };
         let store = node.store.clone();
+        let len = data.len() as u64;
         let put =
             tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
                 .await
                 .map_err(|e| FetchError::Store(e.to_string()))?;
         match put {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                node.bytes_fetched.fetch_add(len, Ordering::Relaxed);
+                return Ok(());
+            }
             Err(PutChunkError::Invalid(e)) => {
                 tracing::warn!(%peer, "peer served a corrupt chunk ({e}); dropping it");
                 node.net.penalise(peer).await;

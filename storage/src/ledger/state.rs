@@ -519,6 +519,7 @@ impl LedgerState {
                 },
                 orchestrator,
                 assigned: vec![self.epoch; placement.len()],
+                repair: vec![false; placement.len()],
                 placement,
             },
         );
@@ -635,6 +636,13 @@ impl LedgerState {
         }
         let orch = blob.orchestrator;
         self.challenges.remove(&key);
+        if let Some(flag) = self
+            .blobs
+            .get_mut(&blob_id)
+            .and_then(|b| b.repair.get_mut(usize::from(shard)))
+        {
+            *flag = false;
+        }
         if let Some(o) = orch.and_then(|o| self.orchestrators.get_mut(&o)) {
             o.challenges_passed += 1;
         }

@@ -283,7 +283,7 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     let mut s = network_with_providers(7);
     let supply = s.total_supply();
     let blob: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + i / 4096) as u8).collect();
-    let (id, shards) = store_erasure(&mut s, &blob, 4);
+    let (id, shards) = store_erasure(&mut s, &blob, 6);
     let stored = s.blob(&id).expect("stored").clone();
     let holders: Vec<PublicKey> = stored.placement.iter().flatten().copied().collect();
     assert_eq!(holders.len(), 6);
@@ -332,6 +332,10 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
         "the failing provider is evicted"
     );
     let moved = s.blob(&id).expect("stored").placement[0].expect("shard 0 re-placed");
+    assert_eq!(
+        s.blob(&id).expect("stored").repair,
+        vec![true, false, false, false, false, false]
+    );
     assert!(
         !holders.contains(&moved),
         "shard 0 went to the spare provider"
@@ -346,8 +350,13 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     run_to(&mut s, 15);
     assert!(s.challenges_for(&moved).next().is_none());
 
-    // The blob expires after its 4 paid epochs; escrow is exactly used up.
-    let events = run_to(&mut s, 20);
+    // Epoch 4: the new holder is challenged and, answering, clears the repair flag.
+    run_to(&mut s, 20);
+    answer(&mut s, index_of(&moved), id, 0, Epoch(4), &shards[0]).expect("new holder answers");
+    assert!(s.blob(&id).expect("stored").repair.iter().all(|r| !r));
+
+    // The blob expires after its 6 paid epochs; escrow is exactly used up.
+    let events = run_to(&mut s, 30);
     assert!(events.contains(&LedgerEvent::BlobExpired(id)));
     assert!(s.blob(&id).is_none());
     assert_eq!(s.sinks().0, 0, "escrow fully paid out");

@@ -167,6 +167,9 @@ pub struct StoredBlob {
     /// Epoch in which each shard was (re)assigned: a shard is first challenged once a
     /// whole epoch has passed, so its new holder has time to fetch or receive it.
     pub assigned: Vec<Epoch>,
+    /// Shards moved to a new holder that must be rebuilt by the orchestrator; cleared when
+    /// the new holder first passes a challenge on it.
+    pub repair: Vec<bool>,
 }
 
 /// An open storage challenge on one shard.

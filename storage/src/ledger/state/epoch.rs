@@ -46,6 +46,9 @@ impl LedgerState {
                 if let Some(slot) = blob.assigned.get_mut(usize::from(shard)) {
                     *slot = epoch;
                 }
+                if let Some(flag) = blob.repair.get_mut(usize::from(shard)) {
+                    *flag = to.is_some();
+                }
             }
             events.push(LedgerEvent::ShardMoved { blob_id, shard, to });
         }
