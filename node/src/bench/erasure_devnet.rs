@@ -219,9 +219,10 @@ async fn measure(
     ))
 }
 
-async fn total_fetched(devnet: &Devnet) -> Result<u64> {
+/// Chunk bytes fetched by every running node but `skip` (whose counter restarts with it).
+async fn total_fetched(devnet: &Devnet, skip: usize) -> Result<u64> {
     let mut total = 0;
-    for n in &devnet.nodes {
+    for (_, n) in devnet.nodes.iter().enumerate().filter(|(i, _)| *i != skip) {
         if let Ok(s) = NodeClient::new(&n.api)?
             .get_json::<Status>("/v1/status")
             .await
@@ -240,8 +241,9 @@ async fn holds(api: &str, shard: nexus_storage::BlobId) -> bool {
     info.is_ok_and(|i| i.complete)
 }
 
-/// Makes the holder of shard 0 lose it (restarted with `--fault drop-shards`), then waits
-/// until the ledger evicted it and the orchestrator's rebuilt shard reached its new holder.
+/// Adds a spare provider, makes the holder of shard 0 lose it (restarted with `--fault
+/// drop-shards`), then waits until the ledger evicted it and the orchestrator's rebuilt
+/// shard reached its new holder (the spare).
 /// Returns the time that took and the chunk bytes all nodes fetched meanwhile.
 async fn measure_repair(
     devnet: &mut Devnet,
@@ -255,8 +257,45 @@ async fn measure_repair(
         }
     }
     let culprit = culprit.context("no provider holds shard 0")?;
+    // The uploader still caches every shard: stop it, so the lost shard must be rebuilt.
+    let uploader = devnet.nodes.len() - 1;
+    devnet.nodes[uploader].child.kill().await?;
+    // A seventh provider joins now, so that the lost shard has somewhere to go.
+    let spare_index = devnet.nodes.len() as u16;
+    let spare = devnet.spawn(spare_index).await?;
+    crate::devnet::wait_ready(&spare.api, Duration::from_secs(60)).await?;
+    let spare_client = NodeClient::new(&spare.api)?;
+    let orchestrator: Status = NodeClient::new(&devnet.nodes[0].api)?
+        .get_json("/v1/status")
+        .await?;
+    let path = format!("/v1/accounts/{}", orchestrator.account);
+    while spare_client
+        .get_json::<crate::api::AccountView>(&path)
+        .await?
+        .orchestrator
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let me: Status = spare_client.get_json("/v1/status").await?;
+    let join = TxKind::JoinOrchestrator {
+        orchestrator: orchestrator.account,
+        capacity: 64 << 30,
+        node: me.peer_id.into_bytes(),
+    };
+    send_transaction(&spare_client, join).await?;
+    // Let the spare finish catching up on the replicated blob, so that only repair
+    // traffic is counted below.
+    loop {
+        let s: Status = spare_client.get_json("/v1/status").await?;
+        if s.blobs_partial == 0 && s.blobs_complete >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    devnet.nodes.push(spare);
     eprintln!("provider {culprit} loses shard 0; waiting for its eviction and the repair");
-    let before = total_fetched(devnet).await?;
+    let before = total_fetched(devnet, culprit).await?;
     let start = Instant::now();
     devnet.nodes[culprit].child.kill().await?;
     // The culprit comes back without its shard and fetches nothing from now on.
@@ -265,8 +304,15 @@ async fn measure_repair(
         .await?;
     loop {
         let mut repaired = false;
-        for i in providers.clone().filter(|i| *i != culprit) {
-            repaired |= holds(&devnet.nodes[i].api, shards[0]).await;
+        let culprit_api = &devnet.nodes[culprit].api;
+        let uploader_api = &devnet.nodes[uploader].api;
+        for node in devnet
+            .nodes
+            .iter()
+            .skip(1)
+            .filter(|n| &n.api != culprit_api && &n.api != uploader_api)
+        {
+            repaired |= holds(&node.api, shards[0]).await;
         }
         if repaired {
             break;
@@ -277,5 +323,8 @@ async fn measure_repair(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let elapsed = start.elapsed();
-    Ok((elapsed, total_fetched(devnet).await?.saturating_sub(before)))
+    Ok((
+        elapsed,
+        total_fetched(devnet, culprit).await?.saturating_sub(before),
+    ))
 }
