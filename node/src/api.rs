@@ -19,6 +19,8 @@ pub(crate) struct Receipt {
     pub(crate) index: u32,
     /// The proposer that signed the block.
     pub(crate) proposer: PublicKey,
+    /// How the network keeps it (`replicated` or `erasure`).
+    pub(crate) policy: String,
 }
 
 /// `GET /v1/status`.

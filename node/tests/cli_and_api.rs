@@ -84,6 +84,26 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let id = put(&node.api, &write_file(tmp.path(), "small", &small_data));
     assert_eq!(node.status()["used_bytes"], 1000);
     assert!(node.has_complete(&id));
+
+    // The same content under another policy is refused, not silently re-labelled.
+    let small = tmp.path().join("small");
+    let out = cli(
+        &node.api,
+        &["put", small.to_str().expect("utf8"), "--policy", "erasure"],
+    );
+    assert!(
+        stderr_of(&out).contains("already registered with the replicated policy"),
+        "{}",
+        stderr_of(&out)
+    );
+    // Erasure storage needs an orchestrator with enough providers: a clear refusal.
+    let other = write_file(tmp.path(), "other", &bytes(500, 3));
+    let out = cli(&node.api, &["put", &other, "--policy", "erasure"]);
+    assert!(
+        stderr_of(&out).contains("no orchestrator has 6 providers"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]

@@ -123,6 +123,7 @@ pub(crate) async fn put(client: &NodeClient, args: PutArgs) -> Result<()> {
         ByteSize(receipt.size),
         receipt.size
     );
+    println!("policy:     {}", receipt.policy);
     println!(
         "block:      {} (hash {})",
         receipt.height, receipt.block_hash

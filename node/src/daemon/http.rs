@@ -39,6 +39,8 @@ pub(crate) enum ApiError {
     Rejected(String),
     UnknownBlob(BlobId),
     NotFound(String),
+    /// The request contradicts what the chain already records.
+    Conflict(String),
     QuotaExceeded(String),
     Unavailable(String),
     Internal(String),
@@ -55,6 +57,7 @@ impl IntoResponse for ApiError {
                 format!("unknown blob {id}: no node in this network registered it"),
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),

@@ -123,9 +123,19 @@ pub(super) async fn put_blob(
     tracing::info!(blob = %blob_id, size, "blob stored");
     let store = node.store.clone();
     let known = tokio::task::spawn_blocking(move || store.registration(&blob_id)).await??;
+    let wanted = query.policy.as_deref().unwrap_or("replicated");
     let (height, index) = match known {
-        // Already registered (the same content was put before): nothing more to pay.
-        Some((height, index, _)) => (height, index),
+        // Already registered (the same content was put before): nothing more to pay, as
+        // long as it is kept the way the uploader asks.
+        Some((height, index, reg)) => {
+            let existing = policy_name(&reg.policy);
+            if existing != wanted {
+                return Err(ApiError::Conflict(format!(
+                    "blob {blob_id} is already registered with the {existing} policy (block {height}); it is kept that way"
+                )));
+            }
+            (height, index)
+        }
         None => {
             let policy = match query.policy.as_deref() {
                 None | Some("replicated") => PolicySpec::Replicated,
@@ -162,7 +172,16 @@ pub(super) async fn put_blob(
         block_hash: block.header.hash(),
         index,
         proposer: block.header.proposer,
+        policy: wanted.to_string(),
     }))
+}
+
+/// The policy's name on the command line and in receipts.
+fn policy_name(policy: &PolicySpec) -> &'static str {
+    match policy {
+        PolicySpec::Replicated => "replicated",
+        PolicySpec::Erasure { .. } => "erasure",
+    }
 }
 
 /// Encodes a stored blob into shards (stored here, for providers to fetch) with the
