@@ -93,6 +93,21 @@ fn shard_ids(api: &str, blob: &str) -> Vec<String> {
         .collect()
 }
 
+/// Puts `size` random bytes with the erasure policy through the uploader and waits until
+/// every shard is whole on some provider. Returns (blob id, shard ids, bytes).
+fn put_erasure_blob(net: &Network, size: usize, seed: u64) -> (String, Vec<String>, Vec<u8>) {
+    let data = bytes(size, seed);
+    let file = write_file(net.tmp.path(), "input", &data);
+    let id = put_with(&net.uploader.api, &file, &["--policy", "erasure"]);
+    let shards = shard_ids(&net.uploader.api, &id);
+    wait_until(
+        "every provider to hold its shard",
+        Duration::from_secs(60),
+        || shards.iter().all(|s| holder(&net.providers, s).is_some()),
+    );
+    (id, shards, data)
+}
+
 /// Index of the provider holding `shard` whole.
 fn holder(providers: &[TestNode], shard: &str) -> Option<usize> {
     providers.iter().position(|p| p.has_complete(shard))
@@ -102,16 +117,8 @@ fn holder(providers: &[TestNode], shard: &str) -> Option<usize> {
 fn shards_land_on_distinct_providers_and_any_m_can_be_lost() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut net = network(6, 1_000_000, "100");
-    let data = bytes(3 << 20, 11);
-    let file = write_file(net.tmp.path(), "input", &data);
-    let id = put_with(&net.uploader.api, &file, &["--policy", "erasure"]);
-    let shards = shard_ids(&net.uploader.api, &id);
+    let (id, shards, data) = put_erasure_blob(&net, 3 << 20, 11);
     assert_eq!(shards.len(), 6);
-    wait_until(
-        "every provider to hold its shard",
-        Duration::from_secs(60),
-        || shards.iter().all(|s| holder(&net.providers, s).is_some()),
-    );
     let mut holders: Vec<usize> = shards
         .iter()
         .filter_map(|s| holder(&net.providers, s))
@@ -145,15 +152,7 @@ fn a_provider_that_lost_its_shard_is_slashed_evicted_and_its_shard_rebuilt_elsew
     // Epochs of 20 blocks of 200 ms: every placed shard is challenged every 4 s.
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut net = network(7, 20, "200");
-    let data = bytes(1 << 20, 12);
-    let file = write_file(net.tmp.path(), "input", &data);
-    let id = put_with(&net.uploader.api, &file, &["--policy", "erasure"]);
-    let shards = shard_ids(&net.uploader.api, &id);
-    wait_until(
-        "every provider to hold its shard",
-        Duration::from_secs(60),
-        || shards.iter().all(|s| holder(&net.providers, s).is_some()),
-    );
+    let (id, shards, data) = put_erasure_blob(&net, 1 << 20, 12);
     // Only providers keep shards from now on, so a lost shard can only be rebuilt.
     net.uploader.kill9();
     let culprit = holder(&net.providers, &shards[0]).expect("held");

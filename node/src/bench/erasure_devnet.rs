@@ -107,23 +107,7 @@ async fn measure(
     )
     .await?;
     for c in &clients[1..=usize::from(PROVIDERS)] {
-        // The provider's node must have seen the registration before it can join.
-        let path = format!("/v1/accounts/{}", orchestrator.account);
-        while c
-            .get_json::<crate::api::AccountView>(&path)
-            .await?
-            .orchestrator
-            .is_none()
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let me: Status = c.get_json("/v1/status").await?;
-        let join = TxKind::JoinOrchestrator {
-            orchestrator: orchestrator.account,
-            capacity: 4 * size.max(1 << 30),
-            node: me.peer_id.into_bytes(),
-        };
-        send_transaction(c, join).await?;
+        join_orchestrator(c, orchestrator.account, 4 * size.max(1 << 30)).await?;
     }
     let uploader = clients.last().context("no uploader")?;
     let base = used_bytes(devnet).await?;
@@ -268,22 +252,7 @@ async fn measure_repair(
     let orchestrator: Status = NodeClient::new(&devnet.nodes[0].api)?
         .get_json("/v1/status")
         .await?;
-    let path = format!("/v1/accounts/{}", orchestrator.account);
-    while spare_client
-        .get_json::<crate::api::AccountView>(&path)
-        .await?
-        .orchestrator
-        .is_none()
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let me: Status = spare_client.get_json("/v1/status").await?;
-    let join = TxKind::JoinOrchestrator {
-        orchestrator: orchestrator.account,
-        capacity: 64 << 30,
-        node: me.peer_id.into_bytes(),
-    };
-    send_transaction(&spare_client, join).await?;
+    join_orchestrator(&spare_client, orchestrator.account, 64 << 30).await?;
     // Let the spare finish catching up on the replicated blob, so that only repair
     // traffic is counted below.
     loop {
@@ -327,4 +296,34 @@ async fn measure_repair(
         elapsed,
         total_fetched(devnet, culprit).await?.saturating_sub(before),
     ))
+}
+
+/// Has the node behind `client` join `orchestrator` with `capacity`, once it has seen the
+/// orchestrator's registration (its own ledger must know it to accept the transaction).
+async fn join_orchestrator(
+    client: &NodeClient,
+    orchestrator: nexus_storage::PublicKey,
+    capacity: u64,
+) -> Result<()> {
+    let path = format!("/v1/accounts/{orchestrator}");
+    while client
+        .get_json::<crate::api::AccountView>(&path)
+        .await?
+        .orchestrator
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let me: Status = client.get_json("/v1/status").await?;
+    let node = me.peer_id.into_bytes();
+    send_transaction(
+        client,
+        TxKind::JoinOrchestrator {
+            orchestrator,
+            capacity,
+            node,
+        },
+    )
+    .await?;
+    Ok(())
 }
