@@ -135,15 +135,8 @@ fn shards_land_on_distinct_providers_and_any_m_can_be_lost() {
         let i = holder(&net.providers, shard).expect("held");
         net.providers[i].kill9();
     }
-    let copy = net.tmp.path().join("copy");
-    cli_ok(
-        &net.orchestrator.api,
-        &["get", &id, "-o", copy.to_str().expect("utf8")],
-    );
-    assert!(
-        std::fs::read(&copy).expect("copy") == data,
-        "decoded blob differs"
-    );
+    let copy = get_bytes(&net.orchestrator.api, &id, net.tmp.path());
+    assert!(copy == data, "decoded blob differs");
     assert!(!net.orchestrator_key.is_empty());
 }
 
@@ -225,15 +218,8 @@ fn a_provider_that_lost_its_shard_is_slashed_evicted_and_its_shard_rebuilt_elsew
         "{}",
         net.orchestrator.log()
     );
-    let copy = net.tmp.path().join("copy");
-    cli_ok(
-        &net.orchestrator.api,
-        &["get", &id, "-o", copy.to_str().expect("utf8")],
-    );
-    assert!(
-        std::fs::read(&copy).expect("copy") == data,
-        "blob differs after repair"
-    );
+    let copy = get_bytes(&net.orchestrator.api, &id, net.tmp.path());
+    assert!(copy == data, "blob differs after repair");
     // Honest providers answered their challenges and keep their place.
     let failed = orch("challenges_failed")
         .and_then(|v| v.as_u64())

@@ -25,17 +25,15 @@ fn staking_transfers_and_rejections_through_the_cli_and_identical_state_roots() 
     let key = |n: &TestNode| n.status()["account"].as_str().expect("account").to_string();
     let (k0, k1, k2) = (key(&n0), key(&n1), key(&n2));
 
-    let out = cli_ok(
-        &n1.api,
-        &[
-            "orchestrator",
-            "register",
-            "--stake",
-            "5000",
-            "--commission",
-            "10",
-        ],
-    );
+    let register = [
+        "orchestrator",
+        "register",
+        "--stake",
+        "5000",
+        "--commission",
+        "10",
+    ];
+    let out = cli_ok(&n1.api, &register);
     assert!(out.contains("included in block"), "{out}");
     cli_ok(
         &n2.api,
@@ -99,14 +97,6 @@ fn staking_transfers_and_rejections_through_the_cli_and_identical_state_roots() 
         &[&join[..], &[&k1, "--capacity", "10TiB"]].concat(),
         "over capacity",
     );
-    let register = [
-        "orchestrator",
-        "register",
-        "--stake",
-        "5000",
-        "--commission",
-        "10",
-    ];
     refused(&n1, &register, "already an orchestrator");
 
     // Every node recomputes the ledger from the blocks and lands on the proposer's roots.

@@ -33,9 +33,7 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
         Duration::from_secs(60),
         || n3.has_complete(&id),
     );
-    let copy = tmp.path().join("copy");
-    cli_ok(&n3.api, &["get", &id, "-o", copy.to_str().expect("utf8")]);
-    assert_eq!(std::fs::read(&copy).expect("read copy"), data);
+    assert_eq!(get_bytes(&n3.api, &id, tmp.path()), data);
     assert!(n1.has_complete(&id), "the proposer keeps every blob too");
 
     // The inclusion proof checks online, offline from a saved file, and fails when tampered.
@@ -117,10 +115,8 @@ fn late_node_catches_up_and_a_node_killed_mid_replication_recovers() {
     );
     assert_eq!(late.status()["height"], n1.status()["height"]);
     for (id, data) in [(&small_id, &small), (&large_id, &large)] {
-        let copy = tmp.path().join(format!("copy-{id}"));
-        cli_ok(&late.api, &["get", id, "-o", copy.to_str().expect("utf8")]);
         assert!(
-            std::fs::read(&copy).expect("copy") == *data,
+            get_bytes(&late.api, id, tmp.path()) == *data,
             "blob {id} differs"
         );
     }
@@ -166,12 +162,7 @@ fn a_peer_serving_corrupted_chunks_is_dropped_and_the_blob_arrives_intact() {
         "the corrupt peer was not dropped: {banned}\n{}",
         fresh.log()
     );
-    let copy = tmp.path().join("copy");
-    cli_ok(
-        &fresh.api,
-        &["get", &id, "-o", copy.to_str().expect("utf8")],
-    );
-    assert_eq!(std::fs::read(&copy).expect("copy"), data);
+    assert_eq!(get_bytes(&fresh.api, &id, tmp.path()), data);
 }
 
 /// Every file below `dir`, recursively.
@@ -228,10 +219,8 @@ fn chunks_corrupted_on_disk_are_detected_and_repaired_from_a_peer() {
     assert!(flipped > 0, "no on-disk copy of chunk 5 found");
 
     b.restart_without(&[]);
-    let copy = tmp.path().join("copy");
-    cli_ok(&b.api, &["get", &id, "-o", copy.to_str().expect("utf8")]);
     assert!(
-        std::fs::read(&copy).expect("copy") == data,
+        get_bytes(&b.api, &id, tmp.path()) == data,
         "repaired blob differs"
     );
     let found = b.status()["corrupt_chunks_found"].as_u64().unwrap_or(0);

@@ -250,6 +250,13 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> String {
     path.display().to_string()
 }
 
+/// Runs `nexus get ID` on `api` into a file in `dir` and returns the bytes it wrote.
+pub fn get_bytes(api: &str, id: &str, dir: &Path) -> Vec<u8> {
+    let copy = dir.join(format!("copy-{id}"));
+    cli_ok(api, &["get", id, "-o", copy.to_str().expect("utf8")]);
+    std::fs::read(&copy).expect("read the copy")
+}
+
 /// Runs `nexus put` on `api` and returns the blob id.
 pub fn put(api: &str, file: &str) -> String {
     put_with(api, file, &[])
