@@ -9,8 +9,8 @@
 //! chunk proof is the path from that subtree to the root. A single leaf can be proven too
 //! (storage challenges): its proof is the in-chunk path followed by the chunk's path.
 
-use crate::bytes::fixed_bytes;
 use crate::merkle::{leaf_hash, Digest, MerkleProof, MerkleTree};
+use nexus_das::fixed_bytes;
 
 /// Size of every leaf but the last one of a blob.
 pub const LEAF_SIZE: usize = 4096;

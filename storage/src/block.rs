@@ -9,10 +9,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobId;
-use crate::bytes::fixed_bytes;
 use crate::keys::{PublicKey, Signature, SigningKey};
 use crate::ledger::{Genesis, PolicySpec, SignedTransaction, TxKind};
 use crate::merkle::{Digest, MerkleProof, MerkleTree};
+use nexus_das::fixed_bytes;
 
 /// Most transactions one block may carry.
 pub const MAX_TRANSACTIONS_PER_BLOCK: usize = 2048;

@@ -4,7 +4,7 @@
 use blst::min_pk;
 use blst::BLST_ERROR;
 
-use crate::bytes::fixed_bytes;
+use nexus_das::fixed_bytes;
 
 /// Ciphersuite tag of the proof-of-possession scheme for min_pk signatures.
 const DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";

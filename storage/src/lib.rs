@@ -7,12 +7,10 @@
 
 pub mod blob;
 pub mod block;
-mod bytes;
 pub mod chain;
 pub mod erasure;
 pub mod keys;
 pub mod ledger;
-pub mod merkle;
 pub mod store;
 
 pub use blob::{
@@ -23,10 +21,11 @@ pub use block::{
     BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError, InclusionProof,
     VerifiedBlock, MAX_TRANSACTIONS_PER_BLOCK,
 };
-pub use bytes::ParseBytesError;
 pub use chain::Transition;
 pub use keys::{KeyError, PublicKey, Signature, SigningKey};
 pub use merkle::{Digest, MerkleProof, MerkleTree};
+pub use nexus_das::bytes::ParseBytesError;
+pub use nexus_das::merkle;
 pub use store::{
     AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, ShardStoreError,
     Store, StoreError, StoreStats, StoredChunk, Tip,

@@ -7,9 +7,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::bytes::fixed_bytes;
-
-fixed_bytes!(
+crate::fixed_bytes!(
     /// A SHA-256 digest.
     Digest,
     32

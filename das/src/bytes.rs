@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+#[doc(hidden)]
+pub use serde;
+
 /// Why a hex string could not be turned into a fixed-size value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseBytesError {
@@ -19,8 +22,15 @@ pub enum ParseBytesError {
     },
 }
 
+/// Lower-case hex of `bytes` (used by [`fixed_bytes!`]).
+#[doc(hidden)]
+pub fn to_hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
 /// Decodes `s` as hex into exactly `N` bytes.
-pub(crate) fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], ParseBytesError> {
+#[doc(hidden)]
+pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], ParseBytesError> {
     let bytes = hex::decode(s.trim()).map_err(|e| ParseBytesError::NotHex(e.to_string()))?;
     <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| ParseBytesError::WrongLength {
         expected: N,
@@ -29,7 +39,8 @@ pub(crate) fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], ParseBytesEr
 }
 
 /// Serde visitor accepting either a hex string (human-readable formats) or raw bytes.
-pub(crate) struct FixedBytesVisitor<const N: usize>;
+#[doc(hidden)]
+pub struct FixedBytesVisitor<const N: usize>;
 
 impl<'de, const N: usize> serde::de::Visitor<'de> for FixedBytesVisitor<N> {
     type Value = [u8; N];
@@ -53,6 +64,7 @@ impl<'de, const N: usize> serde::de::Visitor<'de> for FixedBytesVisitor<N> {
 }
 
 /// Declares a `Copy` newtype over `[u8; N]` with hex `Display`/`FromStr` and serde support.
+#[macro_export]
 macro_rules! fixed_bytes {
     ($(#[$meta:meta])* $name:ident, $len:expr) => {
         $(#[$meta])*
@@ -61,7 +73,7 @@ macro_rules! fixed_bytes {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                f.write_str(&$crate::bytes::to_hex(&self.0))
             }
         }
 
@@ -79,18 +91,18 @@ macro_rules! fixed_bytes {
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl $crate::bytes::serde::Serialize for $name {
+            fn serialize<S: $crate::bytes::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
-                    s.serialize_str(&hex::encode(self.0))
+                    s.serialize_str(&$crate::bytes::to_hex(&self.0))
                 } else {
                     s.serialize_bytes(&self.0)
                 }
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        impl<'de> $crate::bytes::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::bytes::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let visitor = $crate::bytes::FixedBytesVisitor::<$len>;
                 if d.is_human_readable() {
                     d.deserialize_str(visitor).map(Self)
@@ -101,13 +113,12 @@ macro_rules! fixed_bytes {
         }
     };
 }
-pub(crate) use fixed_bytes;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fixed_bytes!(
+    crate::fixed_bytes!(
         /// Test type.
         #[allow(unreachable_pub)]
         Four,

@@ -1,0 +1,163 @@
+//! KZG over one row, exactly as EIP-7594 defines it, on rust_eth_kzg's components
+//! (`ekzg-*`: FK20 prover, multi-opening verifier, cell recovery) and Ethereum's trusted setup.
+//!
+//! Rows are handled as field elements, not bytes, so the tensor code can extend them
+//! without serializing; the bytes they serialize to are what `c-kzg` produces.
+
+use std::sync::OnceLock;
+
+use ekzg_bls12_381::{fixed_base_msm::UsePrecomp, G1Point, Scalar};
+use ekzg_erasure_codes::{BlockErasureIndices, ReedSolomon};
+use ekzg_multi_open::{
+    commit_key::CommitKey, recover_evaluations_in_domain_order, verification_key::VerificationKey,
+    Prover, ProverInput, Verifier,
+};
+use ekzg_polynomial::{domain::Domain, poly_coeff::PolyCoeff};
+use ekzg_trusted_setup::TrustedSetup;
+
+use crate::line::bit_reverse;
+use crate::params::{CELLS_PER_ROW, CELL_ELEMENTS, EXTENDED_ROW_ELEMENTS, ROW_ELEMENTS};
+
+/// The Ethereum KZG ceremony's setup (4096 G1 and 65 G2 powers), parsed once.
+fn trusted_setup() -> &'static TrustedSetup {
+    static SETUP: OnceLock<TrustedSetup> = OnceLock::new();
+    SETUP.get_or_init(TrustedSetup::default)
+}
+
+/// A row as a polynomial in monomial form (4096 coefficients).
+pub(crate) type RowPoly = PolyCoeff;
+
+/// A row's 128 cell proofs and 128 cells (64 elements each), in column order.
+pub(crate) type ProvenRow = (Vec<G1Point>, Vec<Vec<Scalar>>);
+
+/// Why a row could not be recovered from its cells.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowRecoveryError {
+    /// Fewer than 64 of the row's 128 cells are known.
+    #[error("{known} of {CELLS_PER_ROW} cells known; 64 are needed")]
+    TooFewCells {
+        /// Cells present.
+        known: usize,
+    },
+    /// The cells are not evaluations of one polynomial of degree below 4096.
+    #[error("the cells are not one row's evaluations: {0}")]
+    Inconsistent(String),
+}
+
+/// Everything needed to commit to, prove, extend and recover rows.
+#[derive(Debug)]
+pub struct RowProver {
+    prover: Prover,
+    row_domain: Domain,
+    rs: ReedSolomon,
+}
+
+impl RowProver {
+    /// The shared prover, built on first use from the embedded trusted setup.
+    pub fn get() -> &'static RowProver {
+        static PROVER: OnceLock<RowProver> = OnceLock::new();
+        PROVER.get_or_init(|| RowProver {
+            prover: Prover::new(
+                CommitKey::new(trusted_setup().g1_monomial.clone()),
+                ROW_ELEMENTS,
+                CELL_ELEMENTS,
+                EXTENDED_ROW_ELEMENTS,
+                UsePrecomp::No,
+            ),
+            row_domain: Domain::new(ROW_ELEMENTS),
+            rs: ReedSolomon::new(ROW_ELEMENTS, 2, CELLS_PER_ROW),
+        })
+    }
+
+    /// The polynomial whose evaluations (in EIP-7594's bit-reversed order) are `row`.
+    pub(crate) fn interpolate(&self, row: &[Scalar]) -> RowPoly {
+        let mut values = row.to_vec();
+        bit_reverse(&mut values);
+        self.row_domain.ifft_scalars(values)
+    }
+
+    /// The KZG commitment to a row polynomial.
+    pub(crate) fn commit(&self, poly: &RowPoly) -> G1Point {
+        self.prover.commit(ProverInput::PolyCoeff(poly.clone()))
+    }
+
+    /// The 128 cells of a row and their FK20 proofs.
+    pub(crate) fn cells_and_proofs(&self, poly: RowPoly) -> ProvenRow {
+        self.prover
+            .compute_multi_opening_proofs(ProverInput::PolyCoeff(poly))
+    }
+
+    /// The 128 cells of a row, without proofs.
+    pub(crate) fn cells(&self, poly: RowPoly) -> Vec<Vec<Scalar>> {
+        self.prover.extend_polynomial(ProverInput::PolyCoeff(poly))
+    }
+
+    /// Recovers a row's polynomial from at least 64 of its cells, given as
+    /// `(column, elements)` in ascending column order without repeats.
+    pub(crate) fn recover(
+        &self,
+        cells: Vec<(usize, Vec<Scalar>)>,
+    ) -> Result<RowPoly, RowRecoveryError> {
+        let known = cells.len();
+        if known < CELLS_PER_ROW / 2 {
+            return Err(RowRecoveryError::TooFewCells { known });
+        }
+        let (columns, evals): (Vec<usize>, Vec<Vec<Scalar>>) = cells.into_iter().unzip();
+        let (in_domain_order, flat) =
+            recover_evaluations_in_domain_order(EXTENDED_ROW_ELEMENTS, columns, evals)
+                .ok_or_else(|| RowRecoveryError::Inconsistent("malformed cells".into()))?;
+        let mut present = [false; CELLS_PER_ROW];
+        for c in in_domain_order {
+            present[c] = true;
+        }
+        let missing = (0..CELLS_PER_ROW).filter(|&c| !present[c]).collect();
+        self.rs
+            .recover_polynomial_coefficient(flat, BlockErasureIndices(missing))
+            .map_err(|e| RowRecoveryError::Inconsistent(format!("{e:?}")))
+    }
+}
+
+/// Verifies cell proofs against row commitments, in batches.
+#[derive(Debug)]
+pub struct CellVerifier {
+    verifier: Verifier,
+}
+
+impl CellVerifier {
+    /// The shared verifier, built on first use from the embedded trusted setup.
+    pub fn get() -> &'static CellVerifier {
+        static VERIFIER: OnceLock<CellVerifier> = OnceLock::new();
+        VERIFIER.get_or_init(|| {
+            let setup = trusted_setup();
+            let g2 = setup.g2_monomial.clone();
+            let key = VerificationKey::new(
+                setup.g1_monomial[..g2.len()].to_vec(),
+                g2,
+                CELL_ELEMENTS,
+                ROW_ELEMENTS,
+            );
+            CellVerifier {
+                verifier: Verifier::new(key, EXTENDED_ROW_ELEMENTS, CELLS_PER_ROW),
+            }
+        })
+    }
+
+    /// Checks every `(commitment index, column, cell, proof)` opening with one random
+    /// linear combination and a single pairing check. Empty input verifies.
+    pub(crate) fn verify(
+        &self,
+        commitments: &[G1Point],
+        openings: &[(u64, u64, Vec<Scalar>, G1Point)],
+    ) -> bool {
+        if openings.is_empty() {
+            return true;
+        }
+        let rows: Vec<u64> = openings.iter().map(|o| o.0).collect();
+        let columns: Vec<u64> = openings.iter().map(|o| o.1).collect();
+        let cells: Vec<Vec<Scalar>> = openings.iter().map(|o| o.2.clone()).collect();
+        let proofs: Vec<G1Point> = openings.iter().map(|o| o.3).collect();
+        self.verifier
+            .verify_multi_opening(commitments, &rows, &columns, &cells, &proofs)
+            .is_ok()
+    }
+}
