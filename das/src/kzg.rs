@@ -45,6 +45,9 @@ pub enum RowRecoveryError {
 }
 
 /// Everything needed to commit to, prove, extend and recover rows.
+///
+/// FK20 runs with 8-bit precomputed tables: about 1.5x faster proofs for a few MB of
+/// memory and a second more at start-up, worth it on nodes that encode.
 #[derive(Debug)]
 pub struct RowProver {
     prover: Prover,
@@ -62,7 +65,7 @@ impl RowProver {
                 ROW_ELEMENTS,
                 CELL_ELEMENTS,
                 EXTENDED_ROW_ELEMENTS,
-                UsePrecomp::No,
+                UsePrecomp::Yes { width: 8 },
             ),
             row_domain: Domain::new(ROW_ELEMENTS),
             rs: ReedSolomon::new(ROW_ELEMENTS, 2, CELLS_PER_ROW),

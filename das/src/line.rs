@@ -60,6 +60,8 @@ pub(crate) struct LineCode {
     extension: CosetFFT,
     /// A coset disjoint from the full domain, for dividing by the vanishing polynomial.
     outside: CosetFFT,
+    /// `ω_2k^i / k`: interpolation's `1/k` and the shift to the extension coset, in one factor.
+    g1_factors: Vec<Scalar>,
 }
 
 impl LineCode {
@@ -67,7 +69,12 @@ impl LineCode {
     pub(crate) fn new(k: usize) -> LineCode {
         assert!(k.is_power_of_two(), "axis lengths are powers of two");
         let full = Domain::new(2 * k);
+        let inv_k = Scalar::from(k as u64).invert().unwrap_or(Scalar::ONE);
+        let g1_factors = std::iter::successors(Some(inv_k), |f| Some(f * full.generator))
+            .take(k)
+            .collect();
         LineCode {
+            g1_factors,
             k,
             half: Domain::new(k),
             extension: CosetFFT::new(full.generator),
@@ -93,17 +100,18 @@ impl LineCode {
     }
 
     /// The same extension applied to group elements (commitments or proofs).
+    ///
+    /// Scalar multiplications dominate, so interpolation is a forward FFT read backwards
+    /// (`ifft(x)_i = fft(x)_{-i} / k`) and its `1/k` is folded into the coset shift.
     pub(crate) fn extend_g1(&self, originals: &[G1Projective]) -> Vec<G1Projective> {
         debug_assert_eq!(originals.len(), self.k);
         let mut points = originals.to_vec();
         bit_reverse(&mut points);
-        let mut coeffs = self.half.ifft_g1(points);
-        let mut scale = Scalar::ONE;
-        for c in coeffs.iter_mut() {
-            *c *= scale;
-            scale *= self.extension.generator;
-        }
-        let mut extension = self.half.fft_g1(coeffs);
+        let transformed = self.half.fft_g1(points);
+        let shifted: Vec<G1Projective> = (0..self.k)
+            .map(|i| transformed[(self.k - i) % self.k] * self.g1_factors[i])
+            .collect();
+        let mut extension = self.half.fft_g1(shifted);
         bit_reverse(&mut extension);
         extension
     }

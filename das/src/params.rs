@@ -20,8 +20,9 @@ pub const BYTES_PER_CELL: usize = CELL_ELEMENTS * 32;
 pub const BYTES_PER_ELEMENT: usize = 31;
 /// Data bytes one original row holds.
 pub const ROW_DATA_BYTES: usize = ROW_ELEMENTS * BYTES_PER_ELEMENT;
-/// Largest number of original rows a grid may have (about 496 MiB of data).
-pub const MAX_ORIGINAL_ROWS: u32 = 4096;
+/// Largest number of original rows a grid may have: 124 MiB of data, whose extended grid
+/// (4096 rows for d = 3) still fits in memory to reconstruct. Larger data is split.
+pub const MAX_ORIGINAL_ROWS: u32 = 1024;
 
 /// Why a set of parameters is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

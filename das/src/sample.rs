@@ -106,6 +106,7 @@ pub struct Sample {
 
 /// A sample parsed and placed under its root, ready for the pairing check.
 struct Parsed {
+    commitment_bytes: [u8; 48],
     commitment: G1Point,
     column: u64,
     cell: Vec<Scalar>,
@@ -120,7 +121,8 @@ impl Sample {
     }
 
     /// Everything but the pairing check: parameters, position, inclusion, encodings.
-    fn parse(&self, root: &DataRoot) -> Result<Parsed, SampleError> {
+    /// Commitments are decompressed (and subgroup-checked) once per batch via `points`.
+    fn parse(&self, root: &DataRoot, points: &mut PointCache) -> Result<Parsed, SampleError> {
         self.params.validate()?;
         if !self.params.contains(self.coord) {
             return Err(SampleError::OutsideGrid { coord: self.coord });
@@ -136,14 +138,21 @@ impl Sample {
         if DataRoot::compute(&self.params, &commitments_root) != *root {
             return Err(SampleError::NotUnderRoot);
         }
+        let commitment = *points
+            .entry(self.commitment.0)
+            .or_insert_with(|| point(&self.commitment));
         Ok(Parsed {
-            commitment: point(&self.commitment).ok_or(SampleError::BadCommitment)?,
+            commitment_bytes: self.commitment.0,
+            commitment: commitment.ok_or(SampleError::BadCommitment)?,
             column: u64::from(self.coord.column),
             cell: cell_from_bytes(&self.cell.0)?,
             proof: point(&self.proof).ok_or(SampleError::BadProof)?,
         })
     }
 }
+
+/// Commitments already decompressed in this batch, by their bytes.
+type PointCache = HashMap<[u8; 48], Option<G1Point>>;
 
 /// A compressed G1 point, if it is one and lies in the prime-order subgroup.
 fn point(bytes: &G1Bytes) -> Option<G1Point> {
@@ -157,8 +166,9 @@ fn point(bytes: &G1Bytes) -> Option<G1Point> {
 pub fn verify_samples(root: &DataRoot, samples: &[Sample]) -> Result<(), BatchError> {
     let mut failures = Vec::new();
     let mut parsed = Vec::with_capacity(samples.len());
+    let mut points = PointCache::new();
     for (i, sample) in samples.iter().enumerate() {
-        match sample.parse(root) {
+        match sample.parse(root, &mut points) {
             Ok(p) => parsed.push((i, p)),
             Err(e) => failures.push((i, e)),
         }
@@ -184,8 +194,7 @@ fn pairing_check<'a>(openings: impl Iterator<Item = &'a Parsed>) -> bool {
     let mut index: HashMap<[u8; 48], u64> = HashMap::new();
     let mut batch = Vec::new();
     for p in openings {
-        let key = p.commitment.to_compressed();
-        let row = *index.entry(key).or_insert_with(|| {
+        let row = *index.entry(p.commitment_bytes).or_insert_with(|| {
             commitments.push(p.commitment);
             commitments.len() as u64 - 1
         });
