@@ -1,6 +1,9 @@
 //! Nexus storage: blob identities (chunked SHA-256 Merkle roots), the chain of signed
 //! blocks that registers blobs, BLS proposer keys, and the fjall store that keeps both.
 //!
+//! The fjall store is behind the default `store` feature; without it the crate holds only
+//! the chain's types and rules, which is all light clients and wire protocols need.
+//!
 //! Everything read from disk or received from a peer is checked against its BlobId or its
 //! proposer's signature before it is used; the store accepts only [`VerifiedBlock`]s and
 //! chunks whose Merkle proofs hold.
@@ -11,6 +14,7 @@ pub mod chain;
 pub mod erasure;
 pub mod keys;
 pub mod ledger;
+#[cfg(feature = "store")]
 pub mod store;
 
 pub use blob::{
@@ -26,6 +30,7 @@ pub use keys::{KeyError, PublicKey, Signature, SigningKey};
 pub use merkle::{Digest, MerkleProof, MerkleTree};
 pub use nexus_das::bytes::ParseBytesError;
 pub use nexus_das::merkle;
+#[cfg(feature = "store")]
 pub use store::{
     AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, ShardStoreError,
     Store, StoreError, StoreStats, StoredChunk, Tip,
