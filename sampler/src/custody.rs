@@ -80,7 +80,7 @@ impl<N: AsRef<[u8]> + Clone + Eq> Custody<N> {
                     .enumerate()
                     .map(|(i, n)| (i, score(epoch, group, n.as_ref())))
                     .collect();
-                ranked.sort_by(|a, b| b.1.cmp(&a.1));
+                ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
                 ranked
                     .into_iter()
                     .take(usize::from(params.custodians_per_group))
