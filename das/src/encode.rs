@@ -9,7 +9,7 @@ use ekzg_bls12_381::{g1_batch_normalize, traits::*, G1Point, G1Projective, Scala
 use rayon::prelude::*;
 
 use crate::field::{cell_to_bytes, pack_into};
-use crate::kzg::{ProvenRow, RowPoly, RowProver};
+use crate::kzg::{ProvenRow, RowCommitter, RowPoly, RowProver};
 use crate::line::LineCode;
 use crate::merkle::{leaf_hash, Digest, MerkleTree};
 use crate::params::{
@@ -89,8 +89,7 @@ impl DataCommitment {
     /// Commits to `data` laid out by `params`, without computing any cell or proof.
     pub fn compute(data: &[u8], params: CodeParams) -> Result<DataCommitment, EncodeError> {
         let polys = original_polys(data, &params)?;
-        let prover = RowProver::get();
-        let commitments = extended_commitments(&params, &polys, |poly| prover.commit(poly));
+        let commitments = extended_commitments(&params, &polys);
         Ok(DataCommitment::from_points(params, &commitments))
     }
 
@@ -152,7 +151,7 @@ impl ExtendedData {
             .par_iter()
             .map(|poly| poly.clone().map(|p| prover.cells_and_proofs(p)))
             .collect();
-        let commitments = extended_commitments(&params, &polys, |poly| prover.commit(poly));
+        let commitments = extended_commitments(&params, &polys);
 
         // Extended rows: polynomials by extension in Fr, then cells (and maybe proofs).
         let coeffs = polys.into_iter().map(|p| p.map(|p| p.0)).collect();
@@ -284,7 +283,7 @@ fn original_polys(data: &[u8], params: &CodeParams) -> Result<Vec<Option<RowPoly
             actual: data.len() as u64,
         });
     }
-    let prover = RowProver::get();
+    let committer = RowCommitter::get();
     let mut polys: Vec<Option<RowPoly>> = vec![None; params.extended_rows()];
     let interpolated: Vec<Option<RowPoly>> = (0..params.original_rows())
         .into_par_iter()
@@ -296,7 +295,7 @@ fn original_polys(data: &[u8], params: &CodeParams) -> Result<Vec<Option<RowPoly
             }
             let mut row = vec![Scalar::ZERO; ROW_ELEMENTS];
             pack_into(bytes, &mut row);
-            Some(prover.interpolate(&row))
+            Some(committer.interpolate(&row))
         })
         .collect();
     let mut interpolated = interpolated.into_iter();
@@ -308,16 +307,15 @@ fn original_polys(data: &[u8], params: &CodeParams) -> Result<Vec<Option<RowPoly
     Ok(polys)
 }
 
-/// Commitments of all extended rows: the originals computed by `commit`, the rest by
-/// extension in G1.
-fn extended_commitments(
-    params: &CodeParams,
-    polys: &[Option<RowPoly>],
-    commit: impl Fn(&RowPoly) -> G1Point + Sync,
-) -> Vec<G1Point> {
+/// Commitments of all extended rows: the originals by KZG, the rest by extension in G1.
+fn extended_commitments(params: &CodeParams, polys: &[Option<RowPoly>]) -> Vec<G1Point> {
+    let committer = RowCommitter::get();
     let originals: Vec<Option<Vec<G1Projective>>> = polys
         .par_iter()
-        .map(|poly| poly.as_ref().map(|p| vec![G1Projective::from(commit(p))]))
+        .map(|poly| {
+            poly.as_ref()
+                .map(|p| vec![G1Projective::from(committer.commit(p))])
+        })
         .collect();
     let extended = extend_grid(params, originals, 1, G1Projective::identity(), |code, v| {
         code.extend_g1(v)

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use ekzg_bls12_381::{fixed_base_msm::UsePrecomp, G1Point, Scalar};
+use ekzg_bls12_381::{fixed_base_msm::UsePrecomp, traits::Curve, G1Point, Scalar};
 use ekzg_erasure_codes::{BlockErasureIndices, ReedSolomon};
 use ekzg_multi_open::{
     commit_key::CommitKey, recover_evaluations_in_domain_order, verification_key::VerificationKey,
@@ -44,14 +44,43 @@ pub enum RowRecoveryError {
     Inconsistent(String),
 }
 
-/// Everything needed to commit to, prove, extend and recover rows.
+/// Interpolates and commits to rows: all an uploader or a block validator needs.
+#[derive(Debug)]
+pub struct RowCommitter {
+    key: CommitKey,
+    row_domain: Domain,
+}
+
+impl RowCommitter {
+    /// The shared committer, built on first use from the embedded trusted setup.
+    pub fn get() -> &'static RowCommitter {
+        static COMMITTER: OnceLock<RowCommitter> = OnceLock::new();
+        COMMITTER.get_or_init(|| RowCommitter {
+            key: CommitKey::new(trusted_setup().g1_monomial.clone()),
+            row_domain: Domain::new(ROW_ELEMENTS),
+        })
+    }
+
+    /// The polynomial whose evaluations (in EIP-7594's bit-reversed order) are `row`.
+    pub(crate) fn interpolate(&self, row: &[Scalar]) -> RowPoly {
+        let mut values = row.to_vec();
+        bit_reverse(&mut values);
+        self.row_domain.ifft_scalars(values)
+    }
+
+    /// The KZG commitment to a row polynomial.
+    pub(crate) fn commit(&self, poly: &RowPoly) -> G1Point {
+        self.key.commit_g1(poly).to_affine()
+    }
+}
+
+/// Everything needed to prove, extend and recover rows.
 ///
 /// FK20 runs with 8-bit precomputed tables: about 1.5x faster proofs for a few MB of
 /// memory and a second more at start-up, worth it on nodes that encode.
 #[derive(Debug)]
 pub struct RowProver {
     prover: Prover,
-    row_domain: Domain,
     rs: ReedSolomon,
 }
 
@@ -67,21 +96,8 @@ impl RowProver {
                 EXTENDED_ROW_ELEMENTS,
                 UsePrecomp::Yes { width: 8 },
             ),
-            row_domain: Domain::new(ROW_ELEMENTS),
             rs: ReedSolomon::new(ROW_ELEMENTS, 2, CELLS_PER_ROW),
         })
-    }
-
-    /// The polynomial whose evaluations (in EIP-7594's bit-reversed order) are `row`.
-    pub(crate) fn interpolate(&self, row: &[Scalar]) -> RowPoly {
-        let mut values = row.to_vec();
-        bit_reverse(&mut values);
-        self.row_domain.ifft_scalars(values)
-    }
-
-    /// The KZG commitment to a row polynomial.
-    pub(crate) fn commit(&self, poly: &RowPoly) -> G1Point {
-        self.prover.commit(ProverInput::PolyCoeff(poly.clone()))
     }
 
     /// The 128 cells of a row and their FK20 proofs.

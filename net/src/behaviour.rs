@@ -13,8 +13,27 @@ use nexus_storage::Digest;
 
 use crate::codec::CappedCodec;
 use crate::protocol::blocks::{self, BlockRequest, BlockResponse};
+use crate::protocol::cells::{self, CellsRequest, CellsResponse};
 use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
 use crate::protocol::gossip::MAX_GOSSIP_SIZE;
+
+/// What a peer does on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A storage node: serves chunks, blocks and cells, and relays transactions.
+    Storage,
+    /// A light client: follows blocks and asks for cells, serves nothing.
+    Light,
+}
+
+impl Role {
+    fn agent(self) -> &'static str {
+        match self {
+            Role::Storage => concat!("nexus-node/", env!("CARGO_PKG_VERSION")),
+            Role::Light => concat!("nexus-light/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
 
 /// Kademlia protocol name private to Nexus networks.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/nexus/kad/1.0.0");
@@ -36,10 +55,20 @@ pub(crate) struct Behaviour {
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) chunks: request_response::Behaviour<CappedCodec<ChunkRequest, ChunkResponse>>,
     pub(crate) blocks: request_response::Behaviour<CappedCodec<BlockRequest, BlockResponse>>,
+    pub(crate) cells: request_response::Behaviour<CappedCodec<CellsRequest, CellsResponse>>,
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, request_timeout: Duration) -> Result<Self, BoxError> {
+    pub(crate) fn new(
+        key: &Keypair,
+        request_timeout: Duration,
+        role: Role,
+    ) -> Result<Self, BoxError> {
+        // Light clients only ask; storage nodes also answer (and so advertise the protocols).
+        let support = match role {
+            Role::Storage => request_response::ProtocolSupport::Full,
+            Role::Light => request_response::ProtocolSupport::Outbound,
+        };
         let peer_id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
@@ -73,21 +102,26 @@ impl Behaviour {
                     .with_max_established(Some(MAX_CONNECTIONS))
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
             ),
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_VERSION.to_string(),
-                key.public(),
-            )),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
+                    .with_agent_version(role.agent().to_string()),
+            ),
             ping: ping::Behaviour::default(),
             kad,
             gossipsub,
             chunks: request_response::Behaviour::with_codec(
                 CappedCodec::new(chunks::CAPS),
-                [(chunks::PROTOCOL, request_response::ProtocolSupport::Full)],
+                [(chunks::PROTOCOL, support.clone())],
                 rr_config.clone(),
             ),
             blocks: request_response::Behaviour::with_codec(
                 CappedCodec::new(blocks::CAPS),
-                [(blocks::PROTOCOL, request_response::ProtocolSupport::Full)],
+                [(blocks::PROTOCOL, support.clone())],
+                rr_config.clone(),
+            ),
+            cells: request_response::Behaviour::with_codec(
+                CappedCodec::new(cells::CAPS),
+                [(cells::PROTOCOL, support)],
                 rr_config,
             ),
         })

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod protocol;
 mod service;
 
+pub use behaviour::Role;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use service::{

@@ -1,6 +1,7 @@
 //! The wire protocols: message types, protocol ids and size caps, one module each.
 
 pub mod blocks;
+pub mod cells;
 pub mod chunks;
 pub mod gossip;
 

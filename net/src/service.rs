@@ -17,9 +17,11 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::behaviour::{Behaviour, BehaviourEvent, Role};
 use crate::codec::{decode, encode};
 use crate::protocol::blocks::{BlockRequest, BlockResponse};
+use crate::protocol::cells;
+use crate::protocol::cells::{CellsRequest, CellsResponse};
 use crate::protocol::chunks::{ChunkRequest, ChunkResponse};
 use crate::protocol::gossip::{GossipMessage, BLOCKS_TOPIC, MAX_GOSSIP_SIZE, TRANSACTIONS_TOPIC};
 
@@ -35,6 +37,8 @@ pub struct NetworkConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Deadline of one request-response exchange.
     pub request_timeout: Duration,
+    /// Storage node or light client.
+    pub role: Role,
 }
 
 /// Why the network could not start.
@@ -140,6 +144,15 @@ pub enum NetworkEvent {
         /// Where to answer.
         reply: Reply<BlockResponse>,
     },
+    /// A peer asks for cells of a block's payload.
+    CellsRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: CellsRequest,
+        /// Where to answer.
+        reply: Reply<CellsResponse>,
+    },
     /// A decoded gossip message waiting for a [`Validation`] via [`Network::report`].
     Gossip {
         /// Handle for reporting.
@@ -162,6 +175,8 @@ pub struct NetworkInfo {
     pub connected: Vec<PeerId>,
     /// Peers dropped for sending invalid data.
     pub banned: Vec<PeerId>,
+    /// Connected peers that serve cells (storage nodes), per their identify information.
+    pub storage_peers: Vec<PeerId>,
 }
 
 enum Command {
@@ -174,6 +189,11 @@ enum Command {
         PeerId,
         BlockRequest,
         oneshot::Sender<Result<BlockResponse, RequestError>>,
+    ),
+    RequestCells(
+        PeerId,
+        CellsRequest,
+        oneshot::Sender<Result<CellsResponse, RequestError>>,
     ),
     Publish(GossipMessage, oneshot::Sender<Result<(), PublishError>>),
     Report(GossipId, Validation),
@@ -207,15 +227,19 @@ impl Network {
             .map_err(|e| transport_err(&e))?
             .with_dns()
             .map_err(|e| transport_err(&e))?
-            .with_behaviour(|key| Behaviour::new(key, timeout))
+            .with_behaviour(|key| Behaviour::new(key, timeout, config.role))
             .map_err(|e| transport_err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
-        for topic in [BLOCKS_TOPIC, TRANSACTIONS_TOPIC] {
+        let topics: &[&str] = match config.role {
+            Role::Storage => &[BLOCKS_TOPIC, TRANSACTIONS_TOPIC],
+            Role::Light => &[BLOCKS_TOPIC],
+        };
+        for topic in topics {
             swarm
                 .behaviour_mut()
                 .gossipsub
-                .subscribe(&IdentTopic::new(topic))
+                .subscribe(&IdentTopic::new(*topic))
                 .map_err(|e| transport_err(&e))?;
         }
         for addr in &config.listen {
@@ -236,8 +260,10 @@ impl Network {
             bootstrap: config.bootstrap,
             pending_chunks: HashMap::new(),
             pending_blocks: HashMap::new(),
+            pending_cells: HashMap::new(),
             replies: FuturesUnordered::new(),
             banned: HashSet::new(),
+            storage_peers: HashSet::new(),
             listen_addrs: Vec::new(),
         };
         event_loop.dial_bootstrap();
@@ -278,6 +304,17 @@ impl Network {
             .unwrap_or(Err(RequestError::Stopped))
     }
 
+    /// Asks `peer` for cells. The samples are unverified.
+    pub async fn request_cells(
+        &self,
+        peer: PeerId,
+        request: CellsRequest,
+    ) -> Result<CellsResponse, RequestError> {
+        self.call(|tx| Command::RequestCells(peer, request, tx))
+            .await
+            .unwrap_or(Err(RequestError::Stopped))
+    }
+
     /// Publishes a message on its gossip topic.
     pub async fn publish(&self, message: GossipMessage) -> Result<(), PublishError> {
         self.call(|tx| Command::Publish(message, tx))
@@ -304,6 +341,7 @@ impl Network {
 enum PendingReply {
     Chunk(ResponseChannel<ChunkResponse>, Option<ChunkResponse>),
     Blocks(ResponseChannel<BlockResponse>, Option<BlockResponse>),
+    Cells(ResponseChannel<CellsResponse>, Option<CellsResponse>),
 }
 
 /// Connections beyond which discovered peers are no longer dialled.
@@ -316,8 +354,10 @@ struct EventLoop {
     bootstrap: Vec<Multiaddr>,
     pending_chunks: Pending<ChunkResponse>,
     pending_blocks: Pending<BlockResponse>,
+    pending_cells: Pending<CellsResponse>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
     banned: HashSet<PeerId>,
+    storage_peers: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
 }
 
@@ -367,6 +407,7 @@ impl EventLoop {
         let _ = match reply {
             PendingReply::Chunk(ch, Some(r)) => b.chunks.send_response(ch, r).is_ok(),
             PendingReply::Blocks(ch, Some(r)) => b.blocks.send_response(ch, r).is_ok(),
+            PendingReply::Cells(ch, Some(r)) => b.cells.send_response(ch, r).is_ok(),
             _ => false,
         };
     }
@@ -381,6 +422,10 @@ impl EventLoop {
             Command::RequestBlocks(peer, req, tx) => {
                 let id = b.blocks.send_request(&peer, req);
                 self.pending_blocks.insert(id, tx);
+            }
+            Command::RequestCells(peer, req, tx) => {
+                let id = b.cells.send_request(&peer, req);
+                self.pending_cells.insert(id, tx);
             }
             Command::Publish(message, tx) => {
                 let topic = IdentTopic::new(message.topic());
@@ -418,6 +463,12 @@ impl EventLoop {
                     listen_addrs: self.listen_addrs.clone(),
                     connected: self.swarm.connected_peers().copied().collect(),
                     banned: self.banned.iter().copied().collect(),
+                    storage_peers: self
+                        .storage_peers
+                        .iter()
+                        .filter(|p| self.swarm.is_connected(p))
+                        .copied()
+                        .collect(),
                 });
             }
         }
@@ -480,6 +531,22 @@ impl EventLoop {
                     self.emit(e).await;
                 }
             }
+            BehaviourEvent::Cells(event) => {
+                let inbound = on_request_response(
+                    event,
+                    &mut self.pending_cells,
+                    &self.replies,
+                    PendingReply::Cells,
+                    |peer, request, reply| NetworkEvent::CellsRequest {
+                        peer,
+                        request,
+                        reply,
+                    },
+                );
+                if let Some(e) = inbound {
+                    self.emit(e).await;
+                }
+            }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -511,6 +578,9 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&cells::PROTOCOL) {
+                    self.storage_peers.insert(peer_id);
+                }
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }

@@ -2,6 +2,7 @@
 //! replication, the proposer (if configured) and the HTTP API, and stops them cleanly.
 
 mod chain;
+mod custody;
 mod duties;
 mod fetch;
 mod http;
@@ -100,6 +101,8 @@ pub(crate) struct Node {
     pub(crate) corrupt_chunks_found: AtomicU64,
     /// Bytes of verified chunk data fetched from peers since start.
     pub(crate) bytes_fetched: AtomicU64,
+    /// Payloads this node encoded recently (as proposer), for serving cells.
+    pub(crate) encodings: custody::Encodings,
 }
 
 impl Node {
@@ -150,6 +153,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         listen: vec![args.listen.clone()],
         bootstrap: args.bootstrap.clone(),
         request_timeout: Duration::from_secs(30),
+        role: nexus_net::Role::Storage,
     })?;
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
@@ -171,6 +175,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
             .map(|b| rate::RateLimit::new(b.0)),
         corrupt_chunks_found: AtomicU64::new(0),
         bytes_fetched: AtomicU64::new(0),
+        encodings: custody::Encodings::default(),
     });
     tracing::info!(
         peer_id = %node.net.peer_id(),
@@ -185,6 +190,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(fetch::replication_loop(node.clone())),
         tokio::spawn(duties::challenge_loop(node.clone())),
         tokio::spawn(duties::repair_loop(node.clone())),
+        tokio::spawn(custody::custody_loop(node.clone())),
         tokio::spawn(chain::propose_loop(
             node.clone(),
             Duration::from_millis(args.block_interval_ms.max(10)),
@@ -223,6 +229,9 @@ async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
             }
             NetworkEvent::BlockRequest { request, reply, .. } => {
                 tokio::spawn(async move { reply.send(serve::blocks(&node, request).await) });
+            }
+            NetworkEvent::CellsRequest { request, reply, .. } => {
+                tokio::spawn(async move { reply.send(custody::serve(&node, request).await) });
             }
             NetworkEvent::Gossip { id, message } => {
                 tokio::spawn(async move { chain::on_gossip(&node, id, message).await });

@@ -65,6 +65,8 @@ enum Command {
     },
     /// Show a node's peer id and account key (creating them in DIR if missing).
     Keys(cli::KeysArgs),
+    /// Run a light client: follow the chain and sample every block's data (as `nexus-light`).
+    Light(nexus_light_client::LightArgs),
     /// Run a local network of storage nodes on loopback until Ctrl-C.
     Devnet(devnet::DevnetArgs),
     /// Measure figures, each beside its peer in the same run.
@@ -105,6 +107,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Orchestrator { command } => cli::orchestrator(&client()?, command).await,
         Command::Provider { command } => cli::provider(&client()?, command).await,
         Command::Devnet(args) => devnet::run(args).await,
+        Command::Light(args) => nexus_light_client::run(args, |report| println!("{report}")).await,
         Command::Bench { command } => bench::run(command).await,
     }
 }

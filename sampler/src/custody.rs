@@ -22,6 +22,8 @@ pub struct CustodyParams {
     pub groups: u16,
     /// Nodes that keep each group.
     pub custodians_per_group: u16,
+    /// Blocks per custody epoch: the assignment rotates at each epoch boundary.
+    pub epoch_blocks: u64,
 }
 
 impl CustodyParams {
@@ -30,7 +32,13 @@ impl CustodyParams {
     pub const DEFAULT: CustodyParams = CustodyParams {
         groups: 32,
         custodians_per_group: 2,
+        epoch_blocks: 1024,
     };
+
+    /// The custody epoch of block `height`.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        height / self.epoch_blocks.max(1)
+    }
 
     /// The group a cell belongs to.
     pub fn group_of(&self, coord: Coord) -> u16 {

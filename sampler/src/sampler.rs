@@ -26,6 +26,11 @@ pub struct SamplerConfig {
     pub attempts_per_cell: usize,
     /// Requests in flight to one peer at a time.
     pub per_peer_concurrency: usize,
+    /// How long a cell no custodian has yet may keep being asked for (cells reach their
+    /// custodians shortly after the header); after that it counts as missing.
+    pub patience: Duration,
+    /// Pause before asking custodians again for cells none of them had.
+    pub retry_delay: Duration,
 }
 
 impl Default for SamplerConfig {
@@ -35,6 +40,8 @@ impl Default for SamplerConfig {
             request_timeout: Duration::from_secs(2),
             attempts_per_cell: 3,
             per_peer_concurrency: 8,
+            patience: Duration::ZERO,
+            retry_delay: Duration::from_millis(250),
         }
     }
 }
@@ -159,6 +166,7 @@ impl<S: CellSource> Sampler<S> {
         params: CodeParams,
         rng: &mut impl Rng,
     ) -> SamplingReport<S::Peer> {
+        let started = tokio::time::Instant::now();
         let total = params.total_cells();
         let wanted = samples_needed(&params, self.config.target_confidence)
             .unwrap_or(total)
@@ -171,10 +179,10 @@ impl<S: CellSource> Sampler<S> {
                         row: (i / CELLS_PER_ROW) as u32,
                         column: (i % CELLS_PER_ROW) as u16,
                     };
-                    let mut candidates: VecDeque<S::Peer> =
-                        self.source.custodians(&root, coord).into();
-                    candidates.truncate(self.config.attempts_per_cell.max(1));
-                    Pending { coord, candidates }
+                    Pending {
+                        coord,
+                        candidates: self.candidates(&root, coord),
+                    }
                 })
                 .collect();
         let mut report = SamplingReport {
@@ -188,9 +196,19 @@ impl<S: CellSource> Sampler<S> {
         };
 
         while !pending.is_empty() {
-            // Everything that has no custodian left is missing for good.
+            // Cells no custodian had: ask again while patience lasts, else they are missing.
             let (live, exhausted): (Vec<_>, Vec<_>) =
                 pending.into_iter().partition(|p| !p.candidates.is_empty());
+            let waited = started.elapsed() + self.config.retry_delay;
+            if !exhausted.is_empty() && waited < self.config.patience {
+                tokio::time::sleep(self.config.retry_delay).await;
+                pending = live;
+                pending.extend(exhausted.into_iter().map(|mut p| {
+                    p.candidates = self.candidates(&root, p.coord);
+                    p
+                }));
+                continue;
+            }
             report
                 .missing
                 .extend(exhausted.into_iter().map(|p| p.coord));
@@ -245,6 +263,13 @@ impl<S: CellSource> Sampler<S> {
         report.available = report.missing.is_empty();
         report.confidence = confidence(&params, report.verified);
         report
+    }
+
+    /// The custodians to try for `coord`, at most `attempts_per_cell` of them.
+    fn candidates(&self, root: &DataRoot, coord: Coord) -> VecDeque<S::Peer> {
+        let mut candidates: VecDeque<S::Peer> = self.source.custodians(root, coord).into();
+        candidates.truncate(self.config.attempts_per_cell.max(1));
+        candidates
     }
 
     fn penalise(&self, peer: &S::Peer, report: &mut SamplingReport<S::Peer>) {

@@ -12,7 +12,7 @@ use crate::blob::BlobId;
 use crate::keys::{PublicKey, Signature, SigningKey};
 use crate::ledger::{Genesis, PolicySpec, SignedTransaction, TxKind};
 use crate::merkle::{Digest, MerkleProof, MerkleTree};
-use nexus_das::fixed_bytes;
+use nexus_das::{fixed_bytes, CodeParams, DataCommitment, DataRoot};
 
 /// Most transactions one block may carry.
 pub const MAX_TRANSACTIONS_PER_BLOCK: usize = 2048;
@@ -79,6 +79,64 @@ impl BlobRegistration {
     }
 }
 
+/// A block's payload as the data-availability layer sees it: what its DataRoot commits to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockPayload {
+    /// The blobs the block registers, in transaction order.
+    pub registrations: Vec<BlobRegistration>,
+}
+
+impl BlockPayload {
+    /// The payload of a block carrying `transactions`.
+    pub fn of(transactions: &[SignedTransaction]) -> BlockPayload {
+        BlockPayload {
+            registrations: transactions
+                .iter()
+                .filter_map(BlobRegistration::of)
+                .collect(),
+        }
+    }
+
+    /// The bytes encoded with the KZG tensor code; none for a block that registers nothing,
+    /// so an idle chain's blocks have an empty grid that needs neither custody nor sampling.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        if self.registrations.is_empty() {
+            return Vec::new();
+        }
+        // Encoding a plain struct into a Vec cannot fail.
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+}
+
+/// What a header says about its block's data: the DataRoot and the code's parameters,
+/// which is all a light client needs to sample it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataHeader {
+    /// Commitment to the encoded payload.
+    pub root: DataRoot,
+    /// Layout of the encoded payload.
+    pub params: CodeParams,
+}
+
+impl DataHeader {
+    /// Whether the block carries no data (its grid is all zero, available by definition).
+    pub fn is_empty(&self) -> bool {
+        self.params.data_len == 0
+    }
+
+    /// Encodes `payload` in `dims` dimensions and commits to it.
+    pub fn commit(payload: &[u8], dims: u8) -> Result<DataHeader, BlockError> {
+        let params = CodeParams::for_data(dims, payload.len() as u64)
+            .map_err(|e| BlockError::Data(e.to_string()))?;
+        let commitment = DataCommitment::compute(payload, params)
+            .map_err(|e| BlockError::Data(e.to_string()))?;
+        Ok(DataHeader {
+            root: commitment.root(),
+            params,
+        })
+    }
+}
+
 /// The signed part of a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -96,6 +154,8 @@ pub struct Header {
     pub state_root: Digest,
     /// The proposer's BLS key.
     pub proposer: PublicKey,
+    /// Commitment to the block's payload, for data-availability sampling.
+    pub data: DataHeader,
 }
 
 impl Header {
@@ -218,6 +278,12 @@ pub enum BlockError {
     /// The chain cannot grow past `u64::MAX` blocks.
     #[error("height overflow")]
     HeightOverflow,
+    /// The payload cannot be encoded with the network's code.
+    #[error("block data cannot be encoded: {0}")]
+    Data(String),
+    /// The header's DataRoot or parameters are not those of the block's payload.
+    #[error("the header's data commitment does not match the block's payload")]
+    DataMismatch,
 }
 
 /// Merkle tree over transactions, in order.
@@ -235,6 +301,7 @@ impl Block {
         transactions: Vec<SignedTransaction>,
         state_root: Digest,
         genesis: Option<Genesis>,
+        data_dims: u8,
     ) -> Result<Block, BlockError> {
         let (height, parent_hash, timestamp_ms) = match parent {
             Some(p) => (
@@ -252,6 +319,7 @@ impl Block {
             transaction_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
             state_root,
             proposer: key.public(),
+            data: DataHeader::commit(&BlockPayload::of(&transactions).to_bytes(), data_dims)?,
         };
         let signature = key.sign(&header.hash().0);
         Ok(Block {
@@ -337,6 +405,10 @@ impl Block {
         }
         if !proposer.verify(&h.hash().0, &self.signature) {
             return Err(BlockError::BadSignature);
+        }
+        let payload = BlockPayload::of(&self.transactions).to_bytes();
+        if DataHeader::commit(&payload, h.data.params.dims)? != h.data {
+            return Err(BlockError::DataMismatch);
         }
         Ok(self)
     }

@@ -65,6 +65,7 @@ pub fn create_genesis(
         Vec::new(),
         ledger.state_root(),
         Some(genesis),
+        ledger.params().data_dims,
     )?;
     accept_genesis(block, None)
 }
@@ -87,6 +88,9 @@ fn settle(
     ledger: LedgerState,
     events: Vec<LedgerEvent>,
 ) -> Result<Transition, BlockError> {
+    if block.header.data.params.dims != ledger.params().data_dims {
+        return Err(BlockError::DataMismatch);
+    }
     if ledger.state_root() != block.header.state_root {
         return Err(BlockError::StateRootMismatch {
             claimed: block.header.state_root,
@@ -152,6 +156,7 @@ pub fn propose_child(
         applied,
         ledger.state_root(),
         None,
+        ledger.params().data_dims,
     )?;
     let block = block.verify_child(parent)?;
     Ok((

@@ -4,10 +4,11 @@
 //! Keyspaces: `blobs` (BlobId → record), `chunks` (seq‖index → bytes, key-value separated),
 //! `proofs` (seq‖index → Merkle path), `uploads` (seq of uploads in progress), `blocks`
 //! (height → block), `registered` (BlobId → height‖index), `transactions` (tx id →
-//! height‖index), `meta` (counters, the ledger state after the tip). Every write
+//! height‖index), `cells` (height‖row‖column → custody sample), `meta` (counters, the ledger state after the tip). Every write
 //! that is acknowledged to a caller is persisted with `PersistMode::SyncData` first.
 
 mod blobs;
+mod cells;
 mod chain;
 mod shards;
 
@@ -90,6 +91,7 @@ struct Keyspaces {
     blocks: Keyspace,
     registered: Keyspace,
     transactions: Keyspace,
+    cells: Keyspace,
     meta: Keyspace,
 }
 
@@ -158,6 +160,7 @@ impl Store {
             blocks: db.keyspace("blocks", plain)?,
             registered: db.keyspace("registered", plain)?,
             transactions: db.keyspace("transactions", plain)?,
+            cells: db.keyspace("cells", plain)?,
             meta: db.keyspace("meta", plain)?,
         };
         let next_seq = match ks.meta.get(NEXT_SEQ_KEY)? {

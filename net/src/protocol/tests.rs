@@ -6,6 +6,7 @@ use nexus_storage::{BlobId, Block, ChunkIndex, Height, MerkleProof, SigningKey};
 use proptest::prelude::*;
 
 use super::blocks::{self, BlockRequest, BlockResponse};
+use super::cells::{self, CellsRequest, CellsResponse};
 use super::chunks::{self, ChunkRequest, ChunkResponse};
 use super::gossip::{GossipMessage, TxSubmission, MAX_GOSSIP_SIZE};
 use crate::codec::{decode, encode};
@@ -33,7 +34,13 @@ fn sample_block() -> Block {
     child.block.into_inner()
 }
 
+/// One valid encoding of every message type, built once (blocks and cells cost KZG work).
 fn samples() -> Vec<(Vec<u8>, &'static str)> {
+    static SAMPLES: std::sync::OnceLock<Vec<(Vec<u8>, &'static str)>> = std::sync::OnceLock::new();
+    SAMPLES.get_or_init(build_samples).clone()
+}
+
+fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
     let block = sample_block();
     vec![
         (
@@ -76,7 +83,26 @@ fn samples() -> Vec<(Vec<u8>, &'static str)> {
             }))),
             "gossip transaction",
         ),
+        (
+            encode(&CellsRequest {
+                height: Height(5),
+                coords: vec![nexus_das::Coord { row: 1, column: 2 }],
+            }),
+            "cells request",
+        ),
+        (
+            encode(&CellsResponse {
+                samples: vec![None, Some(sample_cell())],
+            }),
+            "cells response",
+        ),
     ]
+}
+
+fn sample_cell() -> nexus_das::Sample {
+    let data = nexus_das::ExtendedData::encode(b"cells on the wire", 1).expect("encode");
+    data.sample(nexus_das::Coord { row: 0, column: 3 })
+        .expect("in grid")
 }
 
 /// Decodes `bytes` with every decoder, discarding results: must never panic.
@@ -86,6 +112,8 @@ fn decode_everything(bytes: &[u8]) {
     let _ = decode::<BlockRequest>(bytes, blocks::CAPS.request);
     let _ = decode::<BlockResponse>(bytes, blocks::CAPS.response);
     let _ = decode::<GossipMessage>(bytes, MAX_GOSSIP_SIZE);
+    let _ = decode::<CellsRequest>(bytes, cells::CAPS.request);
+    let _ = decode::<CellsResponse>(bytes, cells::CAPS.response);
 }
 
 #[test]
@@ -123,7 +151,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_messages_never_panic(which in 0usize..6, pos in any::<usize>(), byte in any::<u8>()) {
+    fn mutated_messages_never_panic(which in 0usize..8, pos in any::<usize>(), byte in any::<u8>()) {
         let (mut bytes, _) = samples().swap_remove(which);
         let at = pos % bytes.len();
         bytes[at] = byte;

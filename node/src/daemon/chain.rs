@@ -156,6 +156,11 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
     if !node.is_proposer {
         return;
     }
+    // Build the FK20 tables now rather than on the first block that carries data.
+    let _ = tokio::task::spawn_blocking(|| {
+        nexus_das::kzg::RowProver::get();
+    })
+    .await;
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
@@ -194,9 +199,12 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             tracing::error!("cannot append own block: {e}");
             continue;
         }
+        let block = step.block.into_inner();
+        // Encode before announcing, so the cells exist when the header reaches anyone.
+        super::custody::encode_own_block(&node, &block).await;
         match node
             .net
-            .publish(GossipMessage::Block(Box::new(step.block.into_inner())))
+            .publish(GossipMessage::Block(Box::new(block.clone())))
             .await
         {
             Ok(()) | Err(PublishError::NoPeers) => {}

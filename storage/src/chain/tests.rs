@@ -115,6 +115,7 @@ fn bad_blocks_are_rejected_with_the_reason() {
         base.transactions.clone(),
         Digest::ZERO,
         None,
+        2,
     )
     .expect("sign");
     assert!(matches!(
@@ -124,18 +125,41 @@ fn bad_blocks_are_rejected_with_the_reason() {
 
     // A transaction the ledger refuses makes the block invalid.
     let bad = vec![store_tx(2, 7, 0)];
-    let b = Block::sign_new(&key(1), Some(gh), 5, bad, gl.state_root(), None).expect("sign");
+    let b = Block::sign_new(&key(1), Some(gh), 5, bad, gl.state_root(), None, 2).expect("sign");
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::InvalidTransaction { index: 0, .. })
     ));
 
     // Another proposer cannot extend this chain.
-    let b = Block::sign_new(&key(9), Some(gh), 5, vec![], gl.state_root(), None).expect("sign");
+    let b = Block::sign_new(&key(9), Some(gh), 5, vec![], gl.state_root(), None, 2).expect("sign");
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::WrongProposer { .. })
     ));
+
+    // The header's data commitment must be the payload's, in the network's dimensions.
+    let mut b = base.clone();
+    b.header.data.root = nexus_das::DataRoot([1; 32]);
+    b.signature = key(1).sign(&b.header.hash().0);
+    assert_eq!(
+        accept_child(b, gh, gl).err(),
+        Some(BlockError::DataMismatch)
+    );
+    let b = Block::sign_new(
+        &key(1),
+        Some(gh),
+        5,
+        base.transactions.clone(),
+        base.header.state_root,
+        None,
+        3,
+    )
+    .expect("sign");
+    assert_eq!(
+        accept_child(b, gh, gl).err(),
+        Some(BlockError::DataMismatch)
+    );
 
     assert!(accept_genesis(g.block.clone().into_inner(), Some(BlockHash([1; 32]))).is_err());
     assert!(accept_genesis(child.block.clone().into_inner(), None).is_err());

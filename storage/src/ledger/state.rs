@@ -112,9 +112,14 @@ impl LedgerState {
     /// The state at genesis.
     pub fn genesis(genesis: &Genesis) -> Result<LedgerState, GenesisError> {
         let p = &genesis.params;
-        if p.epoch_blocks == 0 || p.data_shards == 0 || p.slash_bps > BPS {
+        if p.epoch_blocks == 0
+            || p.data_shards == 0
+            || p.slash_bps > BPS
+            || !(1..=3).contains(&p.data_dims)
+        {
             return Err(GenesisError::BadParams(
-                "epoch_blocks and data_shards must be positive, slash_bps at most 10000",
+                "epoch_blocks and data_shards must be positive, slash_bps at most 10000, \
+                 data_dims 1 to 3",
             ));
         }
         let mut accounts = BTreeMap::new();

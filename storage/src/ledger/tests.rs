@@ -33,6 +33,7 @@ fn params() -> LedgerParams {
         response_window: 3,
         failure_threshold: 1,
         slash_bps: 1_000,
+        data_dims: 2,
     }
 }
 

@@ -51,6 +51,15 @@ pub struct LedgerParams {
     pub failure_threshold: u32,
     /// Fraction of the orchestrator's stake slashed per evicted provider, in basis points.
     pub slash_bps: u64,
+    /// Dimensions of the KZG tensor code every block's payload is encoded with (1 to 3).
+    #[serde(default = "default_data_dims")]
+    pub data_dims: u8,
+}
+
+/// Two dimensions, Danksharding's square: the fewest samples for a payload larger than
+/// one row (see the README's confidence table).
+fn default_data_dims() -> u8 {
+    2
 }
 
 impl Default for LedgerParams {
@@ -67,6 +76,7 @@ impl Default for LedgerParams {
             response_window: 10,
             failure_threshold: 1,
             slash_bps: 1_000,
+            data_dims: default_data_dims(),
         }
     }
 }

@@ -1,0 +1,120 @@
+//! Cells over the network: a [`CellSource`] that asks storage peers with `/nexus/cells/1`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use nexus_das::{Coord, DataRoot};
+use nexus_net::protocol::cells::CellsRequest;
+use nexus_net::{Network, PeerId};
+use nexus_sampler::{CellSource, Custody, CustodyParams, FetchError, Fetched};
+use nexus_storage::Height;
+
+/// What the source knows: the custody view and which block each root belongs to.
+struct View {
+    custody: Custody<Vec<u8>>,
+    peers: Vec<PeerId>,
+    heights: HashMap<DataRoot, Height>,
+}
+
+/// Storage peers as a [`CellSource`]: custodians first, then every other storage peer.
+pub struct NetCellSource {
+    net: Network,
+    view: Mutex<View>,
+}
+
+impl NetCellSource {
+    /// A source over `net` (no peers known until [`NetCellSource::prepare`]).
+    pub fn new(net: Network) -> NetCellSource {
+        NetCellSource {
+            net,
+            view: Mutex::new(View {
+                custody: Custody::new(CustodyParams::DEFAULT, 0, Vec::<Vec<u8>>::new()),
+                peers: Vec::new(),
+                heights: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Refreshes the storage peers and custody for block `height` committed by `root`.
+    pub async fn prepare(&self, height: Height, root: DataRoot) {
+        let peers = self
+            .net
+            .info()
+            .await
+            .map(|i| i.storage_peers)
+            .unwrap_or_default();
+        let params = CustodyParams::DEFAULT;
+        let custody = Custody::new(
+            params,
+            params.epoch_of(height.0),
+            peers.iter().map(|p| p.to_bytes()),
+        );
+        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.custody = custody;
+        view.peers = peers;
+        view.heights.insert(root, height);
+        // Keep only recent roots: a light client stores little.
+        if view.heights.len() > 256 {
+            let oldest = view.heights.values().min().copied();
+            view.heights.retain(|_, h| Some(*h) != oldest);
+        }
+    }
+}
+
+impl CellSource for NetCellSource {
+    type Peer = PeerId;
+
+    fn custodians(&self, _: &DataRoot, coord: Coord) -> Vec<PeerId> {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut order: Vec<PeerId> = view
+            .custody
+            .custodians(coord)
+            .filter_map(|bytes| PeerId::from_bytes(bytes).ok())
+            .collect();
+        for p in &view.peers {
+            if !order.contains(p) {
+                order.push(*p);
+            }
+        }
+        order
+    }
+
+    fn fetch(
+        &self,
+        peer: PeerId,
+        root: DataRoot,
+        coord: Coord,
+    ) -> BoxFuture<'static, Result<Fetched, FetchError>> {
+        let height = {
+            let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            view.heights.get(&root).copied()
+        };
+        let net = self.net.clone();
+        Box::pin(async move {
+            let height = height.ok_or(FetchError::Failed("unknown block".into()))?;
+            let request = CellsRequest {
+                height,
+                coords: vec![coord],
+            };
+            let response = net
+                .request_cells(peer, request)
+                .await
+                .map_err(|e| FetchError::Failed(e.to_string()))?;
+            let sample = response
+                .samples
+                .into_iter()
+                .next()
+                .flatten()
+                .ok_or(FetchError::NotHeld)?;
+            let bytes = postcard::to_stdvec(&sample).map_or(0, |b| b.len() as u64);
+            Ok(Fetched { sample, bytes })
+        })
+    }
+
+    fn penalise(&self, peer: &PeerId) {
+        let net = self.net.clone();
+        let peer = *peer;
+        tokio::spawn(async move { net.penalise(peer).await });
+    }
+}
