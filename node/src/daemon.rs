@@ -103,6 +103,8 @@ pub(crate) struct Node {
     pub(crate) bytes_fetched: AtomicU64,
     /// Payloads this node encoded recently (as proposer), for serving cells.
     pub(crate) encodings: custody::Encodings,
+    /// Highest height a proposer-signed block was announced at (sync aims for it).
+    pub(crate) announced: AtomicU64,
 }
 
 impl Node {
@@ -176,6 +178,12 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         corrupt_chunks_found: AtomicU64::new(0),
         bytes_fetched: AtomicU64::new(0),
         encodings: custody::Encodings::default(),
+        announced: AtomicU64::new(0),
+    });
+    // Load the KZG trusted setup now, not inside the first block that carries data.
+    tokio::task::spawn_blocking(|| {
+        nexus_das::kzg::RowCommitter::get();
+        nexus_das::kzg::CellVerifier::get();
     });
     tracing::info!(
         peer_id = %node.net.peer_id(),

@@ -188,6 +188,21 @@ pub(crate) async fn wait_ready(api: &str, limit: Duration) -> Result<Status> {
     }
 }
 
+/// Starts a light client following the devnet through node 0; its report lines go to
+/// `DIR/light.log`.
+fn spawn_light_client(devnet: &Devnet, exe: &Path) -> Result<Child> {
+    let log = std::fs::File::create(devnet.dir.join("light.log"))?;
+    let node0 = devnet.nodes.first().context("the devnet has no nodes")?;
+    Command::new(exe)
+        .args(["light", "--bootstrap", &node0.p2p])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the light client")
+}
+
 fn print_banner(devnet: &Devnet, exe: &Path) {
     let exe = exe.display();
     println!(
@@ -200,6 +215,10 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
         let role = if i == 0 { "proposer" } else { "storage " };
         println!("  {i:<4}  {role}  {:<22}  {}", n.api, n.p2p);
     }
+    println!(
+        "  and a light client sampling every block: tail -f {}/light.log",
+        devnet.dir.display()
+    );
     let last = devnet.nodes.last().map_or("", |n| n.api.as_str());
     println!("\nTry it from another terminal:");
     println!(
@@ -218,6 +237,7 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
 pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     let mut devnet = Devnet::launch(args).await?;
     let exe = std::env::current_exe()?;
+    let _light = spawn_light_client(&devnet, &exe)?;
     print_banner(&devnet, &exe);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let died = {

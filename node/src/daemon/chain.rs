@@ -2,6 +2,7 @@
 //! new blocks and transactions, range sync from peers, and submitting this node's own
 //! transactions (uploads, transfers, staking) until a block includes them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -119,11 +120,12 @@ fn on_block(node: &Node, source: PeerId, block: Block) -> Validation {
         };
     }
     // Ahead of us: we are missing blocks. Forward it if the proposer signed it; catch up.
-    node.sync_now.notify_one();
     let proposer = tip.header.proposer;
     if block.header.proposer == proposer
         && proposer.verify(&block.header.hash().0, &block.signature)
     {
+        node.announced.fetch_max(height.0, Ordering::Relaxed);
+        node.sync_now.notify_one();
         Validation::Accept
     } else {
         Validation::Reject
@@ -223,8 +225,13 @@ pub(crate) async fn sync_loop(node: Arc<Node>) {
         let Some(info) = node.net.info().await else {
             return;
         };
-        for peer in info.connected {
-            if sync_from(&node, peer).await {
+        // Ask storage peers in turn until the chain reaches the highest height gossip
+        // announced: a peer as far behind as we are has nothing to give.
+        for peer in info.storage_peers {
+            let caught_up = sync_from(&node, peer).await
+                && node.store.tip().map_or(0, |t| t.header.height.0)
+                    >= node.announced.load(Ordering::Relaxed);
+            if caught_up {
                 break;
             }
         }

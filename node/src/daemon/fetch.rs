@@ -68,7 +68,7 @@ pub(crate) async fn fetch_chunk(
         .net
         .info()
         .await
-        .map(|i| i.connected)
+        .map(|i| i.storage_peers)
         .unwrap_or_default();
     // Spread the chunks of one blob over all peers.
     if !peers.is_empty() {
