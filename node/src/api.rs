@@ -49,6 +49,8 @@ pub(crate) struct Status {
     pub(crate) corrupt_chunks_found: u64,
     /// Bytes of verified chunk data fetched from peers since start.
     pub(crate) bytes_fetched: u64,
+    /// Cells of block payloads this node keeps as a custodian.
+    pub(crate) custody_cells: u64,
 }
 
 /// `GET /v1/blobs/{id}/info`.

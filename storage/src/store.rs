@@ -80,6 +80,8 @@ pub struct StoreStats {
     pub capacity: Option<u64>,
     /// Bytes the database occupies on disk.
     pub disk_bytes: u64,
+    /// Custody cells of block payloads held (approximate).
+    pub custody_cells: u64,
 }
 
 #[derive(Clone)]
@@ -216,6 +218,7 @@ impl Store {
             used_bytes: self.shared.used.load(Ordering::SeqCst),
             capacity: self.shared.capacity,
             disk_bytes: self.db.disk_space()?,
+            custody_cells: self.ks.cells.approximate_len() as u64,
         })
     }
 

@@ -55,6 +55,7 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
         .map_or("unlimited".into(), |c| ByteSize(c).to_string());
     println!("stored:     {} of {capacity}", ByteSize(s.used_bytes));
     println!("disk used:  {}", ByteSize(s.disk_bytes));
+    println!("custody:    {} cells of block payloads", s.custody_cells);
     if s.corrupt_chunks_found > 0 {
         println!(
             "repairs:    {} corrupted chunks found on disk and fetched again from peers",

@@ -174,6 +174,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         disk_bytes: stats.disk_bytes,
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),
         bytes_fetched: node.bytes_fetched.load(Ordering::Relaxed),
+        custody_cells: stats.custody_cells,
     }))
 }
 
