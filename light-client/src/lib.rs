@@ -61,6 +61,8 @@ pub struct BlockReport {
     pub elapsed: Duration,
     /// The block carries no data.
     pub empty: bool,
+    /// Peers that served a cell that did not verify (they are dropped).
+    pub penalised: usize,
 }
 
 impl std::fmt::Display for BlockReport {
@@ -86,7 +88,11 @@ impl std::fmt::Display for BlockReport {
             self.samples,
             self.bytes,
             self.elapsed.as_millis()
-        )
+        )?;
+        if self.penalised > 0 {
+            write!(f, ", penalised {} peer(s) for bad cells", self.penalised)?;
+        }
+        Ok(())
     }
 }
 
@@ -151,6 +157,7 @@ async fn sample_block(
             bytes: 0,
             elapsed: start.elapsed(),
             empty: true,
+            penalised: 0,
         };
     }
     source.prepare(header.height, data.root).await;
@@ -165,6 +172,7 @@ async fn sample_block(
         bytes: outcome.bytes,
         elapsed: start.elapsed(),
         empty: false,
+        penalised: outcome.penalised.len(),
     }
 }
 

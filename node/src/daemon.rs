@@ -33,6 +33,12 @@ pub(crate) enum Fault {
     CorruptChunks,
     /// Delete every shard assigned to this node and never fetch them again.
     DropShards,
+    /// Never serve the cells of a smallest unrecoverable corner of any block's payload.
+    WithholdCorner,
+    /// Like `withhold-corner`, but serve one cell of the corner (so it stays recoverable).
+    WithholdCornerButOne,
+    /// Serve every cell with the proof of its neighbour.
+    WrongProofs,
 }
 
 /// Options of `nexus node start`.

@@ -6,6 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use support::*;
@@ -26,6 +27,8 @@ impl LightClient {
                 bootstrap,
                 "--target-confidence",
                 "0.9999",
+                "--patience-ms",
+                "10000",
             ])
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("output"))
@@ -56,21 +59,36 @@ impl Drop for LightClient {
     }
 }
 
-/// The confidence a report line states, if it says the block is available after sampling.
-fn sampled_confidence(verdict: &str) -> Option<f64> {
-    let rest = verdict.strip_prefix("available, confidence ")?;
-    rest.split(',').next()?.parse().ok()
+/// These tests run eight processes each; one at a time keeps their timing honest on two
+/// cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Six storage nodes (the proposer started with `proposer_extra`, storage node `faulty.0`
+/// with `--fault faulty.1`) and two light clients following them.
+struct Devnet {
+    proposer: TestNode,
+    storage: Vec<TestNode>,
+    lights: Vec<LightClient>,
+    tmp: tempfile::TempDir,
 }
 
-#[test]
-fn light_clients_find_every_block_available_on_a_six_node_devnet() {
+fn devnet(proposer_extra: &[&str], faulty: Option<(usize, &str)>) -> Devnet {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dirs: Vec<PathBuf> = (0..6).map(|i| tmp.path().join(format!("n{i}"))).collect();
-    let proposer = start_proposer(tmp.path(), &dirs, &["--block-interval-ms", "300"]);
+    let mut extra = vec!["--block-interval-ms", "300"];
+    extra.extend_from_slice(proposer_extra);
+    let proposer = start_proposer(tmp.path(), &dirs, &extra);
     let boot = vec![proposer.addr()];
     let storage: Vec<TestNode> = dirs[1..]
         .iter()
-        .map(|d| TestNode::start(d, false, &boot, &["--block-interval-ms", "300"]))
+        .enumerate()
+        .map(|(i, d)| {
+            let mut extra = vec!["--block-interval-ms", "300"];
+            if let Some((_, fault)) = faulty.filter(|(f, _)| *f == i) {
+                extra.extend(["--fault", fault]);
+            }
+            TestNode::start(d, false, &boot, &extra)
+        })
         .collect();
     let lights: Vec<LightClient> = (0..2)
         .map(|i| LightClient::start(tmp.path().join(format!("light{i}.out")), &boot[0]))
@@ -82,33 +100,66 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
             || !light.reports().is_empty(),
         );
     }
-
-    // Blocks with data: blobs of a few sizes, put through different nodes.
-    let mut heights = Vec::new();
-    for (i, size) in [10_000usize, 300_000, 1_000_000].into_iter().enumerate() {
-        let file = write_file(tmp.path(), &format!("blob{i}"), &bytes(size, i as u64));
-        let api = &storage[i].api;
-        let out = cli_ok(api, &["put", &file, "--json"]);
-        let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt");
-        heights.push(receipt["height"].as_u64().expect("height"));
+    Devnet {
+        proposer,
+        storage,
+        lights,
+        tmp,
     }
+}
+
+impl Devnet {
+    /// Puts a blob of `size` bytes through storage node `via`; returns its block's height.
+    fn put(&self, via: usize, size: usize, seed: u64) -> u64 {
+        let file = write_file(self.tmp.path(), &format!("blob{seed}"), &bytes(size, seed));
+        let out = cli_ok(&self.storage[via].api, &["put", &file, "--json"]);
+        let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt");
+        receipt["height"].as_u64().expect("height")
+    }
+
+    /// Waits until every light client has judged every height up to `last`, and returns
+    /// each one's report lines.
+    fn verdicts(&self, last: u64) -> Vec<BTreeMap<u64, String>> {
+        self.lights
+            .iter()
+            .map(|light| {
+                let first = *light.reports().keys().next().expect("reports");
+                wait_until(
+                    "the light client to judge the blocks",
+                    Duration::from_secs(60),
+                    || {
+                        let reports = light.reports();
+                        (first..=last).all(|h| reports.contains_key(&h))
+                    },
+                );
+                light.reports()
+            })
+            .collect()
+    }
+}
+
+/// The confidence a report line states, if it says the block is available after sampling.
+fn sampled_confidence(verdict: &str) -> Option<f64> {
+    let rest = verdict.strip_prefix("available, confidence ")?;
+    rest.split(',').next()?.parse().ok()
+}
+
+#[test]
+fn light_clients_find_every_block_available_on_a_six_node_devnet() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = devnet(&[], None);
+    // Blocks with data: blobs of a few sizes, put through different nodes.
+    let heights: Vec<u64> = [10_000usize, 300_000, 1_000_000]
+        .into_iter()
+        .enumerate()
+        .map(|(i, size)| net.put(i, size, i as u64))
+        .collect();
     let last = *heights.iter().max().expect("puts");
-    for (i, light) in lights.iter().enumerate() {
-        let first = *light.reports().keys().next().expect("reports");
-        wait_until(
-            "the light client to judge the data blocks",
-            Duration::from_secs(60),
-            || {
-                let reports = light.reports();
-                (first..=last).all(|h| reports.contains_key(&h))
-            },
-        );
-        let reports = light.reports();
+    for (i, reports) in net.verdicts(last).iter().enumerate() {
+        let first = *reports.keys().next().expect("reports");
         // Every block from where it joined on is reported, and every one is available.
         for h in first..=last {
-            let verdict = reports
-                .get(&h)
-                .unwrap_or_else(|| panic!("light {i}: no report for {h}"));
+            let verdict = &reports[&h];
             assert!(
                 verdict.starts_with("available"),
                 "light {i}, height {h}: {verdict}"
@@ -121,5 +172,89 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
             assert!(confidence >= 0.9999, "light {i}, height {h}: {verdict}");
         }
     }
-    drop(storage);
+    // Each cell of the three payloads (2 rows of 128 cells) is kept by exactly two nodes.
+    wait_until("custody to fill", Duration::from_secs(30), || {
+        let held: u64 = std::iter::once(&net.proposer)
+            .chain(&net.storage)
+            .map(|n| n.status()["custody_cells"].as_u64().unwrap_or(0))
+            .sum();
+        held == 3 * 2 * 256
+    });
+}
+
+#[test]
+fn a_withheld_corner_makes_light_clients_report_the_block_unavailable() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = devnet(&["--fault", "withhold-corner"], None);
+    let height = net.put(0, 50_000, 7);
+    for (i, reports) in net.verdicts(height + 1).iter().enumerate() {
+        let verdict = &reports[&height];
+        assert!(verdict.starts_with("UNAVAILABLE"), "light {i}: {verdict}");
+        assert!(reports[&(height + 1)].starts_with("available"), "light {i}");
+    }
+}
+
+#[test]
+fn one_cell_short_of_the_corner_is_rebuilt_by_storage_nodes_and_available() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = devnet(&["--fault", "withhold-corner-but-one"], None);
+    // The first rebuild waits for the nodes to build their FK20 tables (seconds on a loaded
+    // machine); judge the block after it.
+    net.put(0, 50_000, 9);
+    wait_until(
+        "a storage node to rebuild a payload",
+        Duration::from_secs(60),
+        || {
+            net.storage
+                .iter()
+                .any(|n| n.log().contains("rebuilt a block's payload"))
+        },
+    );
+    let height = net.put(1, 50_000, 8);
+    for (i, reports) in net.verdicts(height).iter().enumerate() {
+        let verdict = &reports[&height];
+        assert!(
+            sampled_confidence(verdict).is_some_and(|c| c >= 0.9999),
+            "light {i}: {verdict}"
+        );
+    }
+}
+
+#[test]
+fn a_custodian_serving_wrong_proofs_is_dropped_and_cells_come_from_others() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let net = devnet(&[], Some((2, "wrong-proofs")));
+    let faulty = net.storage[2].status()["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_string();
+    let heights: Vec<u64> = (0..5)
+        .map(|i| net.put(i % 2, 20_000, 20 + i as u64))
+        .collect();
+    let last = *heights.iter().max().expect("puts");
+    let verdicts = net.verdicts(last);
+    for (i, reports) in verdicts.iter().enumerate() {
+        for &h in &heights {
+            let verdict = &reports[&h];
+            assert!(
+                verdict.starts_with("available"),
+                "light {i}, height {h}: {verdict}"
+            );
+        }
+    }
+    // Whoever asked it first (a light client or a custodian) found it out and dropped it.
+    let light_noticed = verdicts
+        .iter()
+        .any(|r| r.values().any(|v| v.contains("penalised")));
+    let node_noticed = std::iter::once(&net.proposer)
+        .chain(net.storage.iter().filter(|n| n.api != net.storage[2].api))
+        .any(|n| {
+            n.status()["banned_peers"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|p| p.as_str() == Some(faulty.as_str())))
+        });
+    assert!(
+        light_noticed || node_noticed,
+        "nobody noticed the bad proofs"
+    );
 }

@@ -2,31 +2,44 @@
 //! cells; every storage node keeps the cells of its custody groups, fetched from peers and
 //! verified against the block's DataRoot; and anyone's cell requests are answered.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nexus_das::{verify_samples, Coord, ExtendedData, ProofStrategy, Sample};
+use nexus_das::params::CELLS_PER_ROW;
+use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample};
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
 use nexus_storage::block::BlockPayload;
 use nexus_storage::{Block, Header, Height};
 
-use super::Node;
+use super::{Fault, Node};
 
 /// Encoded payloads of the most recent blocks this node proposed, served from memory.
 const RECENT_ENCODINGS: usize = 64;
 /// Blocks behind the tip whose custody is still checked and filled.
 const CUSTODY_WINDOW: u64 = 256;
 
-/// Recent encoded payloads, newest last.
+/// Recent encoded payloads, newest last, and the blocks a rebuild was tried for.
 #[derive(Default)]
-pub(crate) struct Encodings(Mutex<VecDeque<(Height, Arc<ExtendedData>)>>);
+pub(crate) struct Encodings {
+    recent: Mutex<VecDeque<(Height, Arc<ExtendedData>)>>,
+    rebuilds: Mutex<BTreeSet<Height>>,
+}
 
 impl Encodings {
+    /// True the first time it is asked about `height` (recent heights only are kept).
+    fn first_attempt(&self, height: Height) -> bool {
+        let mut tried = self.rebuilds.lock().unwrap_or_else(|p| p.into_inner());
+        while tried.len() > CUSTODY_WINDOW as usize {
+            tried.pop_first();
+        }
+        tried.insert(height)
+    }
+
     fn insert(&self, height: Height, data: Arc<ExtendedData>) {
-        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.push_back((height, data));
         while recent.len() > RECENT_ENCODINGS {
             recent.pop_front();
@@ -34,7 +47,7 @@ impl Encodings {
     }
 
     fn get(&self, height: Height) -> Option<Arc<ExtendedData>> {
-        let recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent
             .iter()
             .find(|(h, _)| *h == height)
@@ -84,29 +97,66 @@ pub(crate) async fn encode_own_block(node: &Node, block: &Block) {
     }
 }
 
-/// Answers a cell request from memory (own recent blocks) or the custody store.
+/// Answers a cell request from memory (recent blocks encoded or reconstructed here) or
+/// the custody store.
 pub(crate) async fn serve(node: &Node, request: CellsRequest) -> CellsResponse {
     let coords: Vec<Coord> = request
         .coords
         .into_iter()
         .take(MAX_CELLS_PER_REQUEST)
         .collect();
-    if let Some(data) = node.encodings.get(request.height) {
-        return CellsResponse {
-            samples: coords.into_iter().map(|c| data.sample(c)).collect(),
-        };
-    }
-    let store = node.store.clone();
     let height = request.height;
-    let samples = tokio::task::spawn_blocking(move || {
-        coords
-            .into_iter()
-            .map(|c| store.cell(height, c).ok().flatten())
-            .collect()
-    })
-    .await
-    .unwrap_or_default();
-    CellsResponse { samples }
+    let samples: Vec<Option<Sample>> = match node.encodings.get(height) {
+        Some(data) => coords.iter().map(|&c| data.sample(c)).collect(),
+        None => {
+            let store = node.store.clone();
+            let wanted = coords.clone();
+            tokio::task::spawn_blocking(move || {
+                wanted
+                    .into_iter()
+                    .map(|c| store.cell(height, c).ok().flatten())
+                    .collect()
+            })
+            .await
+            .unwrap_or_default()
+        }
+    };
+    CellsResponse {
+        samples: samples.into_iter().map(|s| misbehave(node, s)).collect(),
+    }
+}
+
+/// What a node started with a cell fault does to a sample it is about to serve.
+fn misbehave(node: &Node, sample: Option<Sample>) -> Option<Sample> {
+    let mut sample = sample?;
+    let params = sample.params;
+    let corner = |c: Coord| {
+        let [a, b] = params.row_position(c.row as usize);
+        a <= params.original_len(1)
+            && b <= params.original_len(2)
+            && usize::from(c.column) <= params.original_len(0)
+    };
+    // The corner's far cell: position k on every used axis (0 on unused ones).
+    let far = |axis: usize| {
+        if axis < usize::from(params.dims) {
+            params.original_len(axis)
+        } else {
+            0
+        }
+    };
+    let spared = Coord {
+        row: params.row_at([far(1), far(2)]) as u32,
+        column: far(0) as u16,
+    };
+    match node.fault {
+        Some(Fault::WithholdCorner) if corner(sample.coord) => None,
+        Some(Fault::WithholdCornerButOne) if corner(sample.coord) && sample.coord != spared => None,
+        Some(Fault::WrongProofs) => {
+            sample.proof = sample.commitment;
+            Some(sample)
+        }
+        _ => Some(sample),
+    }
 }
 
 /// Keeps this node's custody filled for recent blocks: every few seconds, and whenever the
@@ -131,7 +181,20 @@ pub(crate) async fn custody_loop(node: Arc<Node>) {
     }
 }
 
-/// Fetches the custody cells of block `height` that are missing, from storage peers.
+/// Builds the FK20 prover's tables in the background the first time a block with data is
+/// seen, so a rebuild, if one is ever needed, does not wait seconds for them.
+fn prepare_prover() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        tokio::task::spawn_blocking(|| {
+            nexus_das::kzg::RowProver::get();
+        });
+    });
+}
+
+/// Fetches the custody cells of block `height` that are missing: from memory if this node
+/// encoded or rebuilt the payload, else from storage peers; if peers cannot supply them all,
+/// rebuilds the payload from whatever cells they have (once per block).
 async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
     let Some(block) = node.store.block(height)? else {
         return Ok(());
@@ -140,10 +203,10 @@ async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
     if header.data.is_empty() {
         return Ok(());
     }
+    prepare_prover();
     let me = node.net.peer_id().to_bytes();
     let custody = custody_at(node, height).await;
-    let held: std::collections::HashSet<Coord> =
-        node.store.cells_held(height)?.into_iter().collect();
+    let held: HashSet<Coord> = node.store.cells_held(height)?.into_iter().collect();
     let mut missing: Vec<Coord> = wanted(&custody, &me, header)
         .into_iter()
         .filter(|c| !held.contains(c))
@@ -151,25 +214,54 @@ async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    if node.encodings.get(height).is_none() {
+        let samples = fetch_verified(node, header, &missing).await;
+        node.store.put_cells(height, &samples)?;
+        missing.retain(|c| !samples.iter().any(|s| s.coord == *c));
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !node.encodings.first_attempt(height) {
+            anyhow::bail!(
+                "{} custody cells missing and not recoverable",
+                missing.len()
+            );
+        }
+        tracing::debug!(%height, missing = missing.len(), "custody cells unavailable, rebuilding");
+        let data = rebuild(node, header).await?;
+        tracing::info!(%height, "rebuilt a block's payload from peers' cells");
+        node.encodings.insert(height, Arc::new(data));
+    }
     if let Some(data) = node.encodings.get(height) {
         let samples: Vec<Sample> = missing.iter().filter_map(|&c| data.sample(c)).collect();
         node.store.put_cells(height, &samples)?;
-        return Ok(());
     }
+    Ok(())
+}
+
+/// Asks storage peers for the cells at `coords` of the block with `header`, and returns
+/// those that verify against its DataRoot. A peer serving one that does not is penalised.
+async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<Sample> {
     let peers = node
         .net
         .info()
         .await
         .map(|i| i.storage_peers)
         .unwrap_or_default();
+    let mut missing: Vec<Coord> = coords.to_vec();
+    let mut found = Vec::new();
     for peer in peers {
         for batch in missing.clone().chunks(MAX_CELLS_PER_REQUEST) {
             let request = CellsRequest {
-                height,
+                height: header.height,
                 coords: batch.to_vec(),
             };
-            let Ok(response) = node.net.request_cells(peer, request).await else {
-                break;
+            let response = match node.net.request_cells(peer, request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("cells request failed: {e}");
+                    break;
+                }
             };
             let samples: Vec<Sample> = response
                 .samples
@@ -181,16 +273,52 @@ async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
                 continue;
             }
             if verify_samples(&header.data.root, &samples).is_err() {
-                tracing::warn!(%peer, %height, "peer served cells that do not verify");
+                tracing::warn!(%peer, height = %header.height, "peer served cells that do not verify");
                 node.net.penalise(peer).await;
                 break;
             }
-            node.store.put_cells(height, &samples)?;
             missing.retain(|c| !samples.iter().any(|s| s.coord == *c));
+            found.extend(samples);
         }
         if missing.is_empty() {
-            return Ok(());
+            break;
         }
     }
-    anyhow::bail!("{} custody cells still missing", missing.len())
+    found
+}
+
+/// Rebuilds a block's payload from every cell peers (and this node) hold, and encodes it
+/// again, which also restores cells nobody was serving.
+async fn rebuild(node: &Node, header: &Header) -> anyhow::Result<ExtendedData> {
+    let params = header.data.params;
+    let mut grid = PartialGrid::new(params)?;
+    for coord in node.store.cells_held(header.height)? {
+        if let Some(sample) = node.store.cell(header.height, coord)? {
+            grid.insert(coord, &sample.cell.0)?;
+        }
+    }
+    let wanted: Vec<Coord> = (0..params.extended_rows() as u32)
+        .flat_map(|row| (0..CELLS_PER_ROW as u16).map(move |column| Coord { row, column }))
+        .filter(|&c| !grid.has(c))
+        .collect();
+    tracing::debug!(
+        held = grid.held(),
+        "rebuild: asking peers for {} cells",
+        wanted.len()
+    );
+    for sample in fetch_verified(node, header, &wanted).await {
+        grid.insert(sample.coord, &sample.cell.0)?;
+    }
+    tracing::debug!(held = grid.held(), "rebuild: decoding");
+    let root = header.data.root;
+    tokio::task::spawn_blocking(move || {
+        let data = grid.into_data()?;
+        let encoded = ExtendedData::encode_with(&data, params, ProofStrategy::FASTEST)?;
+        anyhow::ensure!(
+            encoded.root() == root,
+            "rebuilt payload has another DataRoot"
+        );
+        Ok(encoded)
+    })
+    .await?
 }
