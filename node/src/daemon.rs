@@ -39,6 +39,8 @@ pub(crate) enum Fault {
     WithholdCornerButOne,
     /// Serve every cell with the proof of its neighbour.
     WrongProofs,
+    /// Start with an empty custody store (then behave honestly).
+    DropCustody,
 }
 
 /// Options of `nexus node start`.
@@ -133,6 +135,11 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
             .await?
             .context("cannot open the store (is another node using this data dir?)")?;
+    if args.fault == Some(Fault::DropCustody) {
+        let held = store.stats()?.custody_cells;
+        store.drop_all_cells()?;
+        tracing::warn!(held, "fault drop-custody: custody store emptied");
+    }
     if args.proposer {
         let genesis = match &args.genesis_config {
             Some(path) => {

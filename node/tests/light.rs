@@ -180,6 +180,26 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
             .sum();
         held == 3 * 2 * 256
     });
+
+    // A node restarted with an empty custody store fills it again from the others.
+    let mut net = net;
+    let before = net.storage[3].status()["custody_cells"]
+        .as_u64()
+        .expect("count");
+    assert!(before > 0);
+    net.storage[3].restart_with(&["--fault", "drop-custody"]);
+    wait_until(
+        "the emptied node to refill its custody",
+        Duration::from_secs(60),
+        || {
+            net.storage[3].status()["custody_cells"]
+                .as_u64()
+                .is_some_and(|n| n >= before)
+        },
+    );
+    assert!(net.storage[3]
+        .log()
+        .contains(&format!("custody store emptied held={before}")));
 }
 
 #[test]

@@ -113,7 +113,17 @@ fn late_node_catches_up_and_a_node_killed_mid_replication_recovers() {
         Duration::from_secs(60),
         || late.has_complete(&small_id) && late.has_complete(&large_id),
     );
-    assert_eq!(late.status()["height"], n1.status()["height"]);
+    // Blocks keep coming every 100 ms: the late node must reach where n1 was just now.
+    let target = n1.status()["height"].as_u64().expect("height");
+    wait_until(
+        "the restarted node to follow the chain",
+        Duration::from_secs(30),
+        || {
+            late.status()["height"]
+                .as_u64()
+                .is_some_and(|h| h >= target)
+        },
+    );
     for (id, data) in [(&small_id, &small), (&large_id, &large)] {
         assert!(
             get_bytes(&late.api, id, tmp.path()) == *data,

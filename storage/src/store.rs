@@ -80,7 +80,7 @@ pub struct StoreStats {
     pub capacity: Option<u64>,
     /// Bytes the database occupies on disk.
     pub disk_bytes: u64,
-    /// Custody cells of block payloads held (approximate).
+    /// Custody cells of block payloads held (counted by a scan).
     pub custody_cells: u64,
 }
 
@@ -218,7 +218,7 @@ impl Store {
             used_bytes: self.shared.used.load(Ordering::SeqCst),
             capacity: self.shared.capacity,
             disk_bytes: self.db.disk_space()?,
-            custody_cells: self.ks.cells.approximate_len() as u64,
+            custody_cells: self.ks.cells.len()? as u64,
         })
     }
 

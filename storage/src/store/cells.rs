@@ -34,6 +34,20 @@ impl Store {
             .transpose()
     }
 
+    /// Forgets every custody cell (an operator wiping custody; tests of refilling it).
+    pub fn drop_all_cells(&self) -> Result<(), StoreError> {
+        let keys: Vec<_> = self
+            .ks
+            .cells
+            .iter()
+            .map(|item| item.key())
+            .collect::<Result<_, _>>()?;
+        for k in keys {
+            self.ks.cells.remove(k)?;
+        }
+        self.persist()
+    }
+
     /// Coordinates held for block `height`.
     pub fn cells_held(&self, height: Height) -> Result<Vec<Coord>, StoreError> {
         let mut coords = Vec::new();
