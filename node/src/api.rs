@@ -53,6 +53,22 @@ pub(crate) struct Status {
     pub(crate) custody_cells: u64,
 }
 
+/// `GET /v1/blocks/{height}/cells`: a block's extended grid as one node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GridView {
+    /// The block.
+    pub(crate) height: Height,
+    /// Its DataRoot (hex).
+    pub(crate) root: String,
+    /// Dimensions of the code.
+    pub(crate) dims: u8,
+    /// Bytes of payload.
+    pub(crate) data_len: u64,
+    /// One string per extended row, one character per cell: `H` held by the node, `S`
+    /// sampled from a peer and verified, `M` asked for and missing, `.` not checked.
+    pub(crate) rows: Vec<String>,
+}
+
 /// `GET /v1/blobs/{id}/info`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BlobInfo {

@@ -1,6 +1,7 @@
 //! The user-facing commands that talk to a node's HTTP API.
 
 mod get;
+mod inspect;
 mod keys;
 mod ledger;
 mod put;
@@ -8,6 +9,7 @@ mod status;
 mod verify;
 
 pub(crate) use get::{download, get, GetArgs};
+pub(crate) use inspect::{inspect, InspectArgs};
 pub(crate) use keys::{funded_genesis, keys, node_keys, KeysArgs};
 pub(crate) use ledger::{
     account, orchestrator, provider, send as send_transaction, AccountCommand, OrchestratorCommand,

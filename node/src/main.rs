@@ -46,6 +46,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw a block's extended data as a grid: cells held, sampled from peers, missing.
+    Inspect(cli::InspectArgs),
     /// Check a blob's inclusion proof against the chain's proposer.
     Verify(cli::VerifyArgs),
     /// Account balance and transfers (signed by the node's account key).
@@ -102,6 +104,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Get(args) => cli::get(&client()?, args).await,
         Command::Status { json } => cli::status(&client()?, json).await,
         Command::Verify(args) => cli::verify(&client()?, args).await,
+        Command::Inspect(args) => cli::inspect(&client()?, args).await,
         Command::Keys(args) => cli::keys(args),
         Command::Account { command } => cli::account(&client()?, command).await,
         Command::Orchestrator { command } => cli::orchestrator(&client()?, command).await,

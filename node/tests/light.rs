@@ -172,6 +172,12 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
             assert!(confidence >= 0.9999, "light {i}, height {h}: {verdict}");
         }
     }
+    // An operator sees the grid: cells held and sampled, none missing.
+    let drawing = cli_ok(&net.storage[4].api, &["inspect", &heights[0].to_string()]);
+    assert!(drawing.contains("2 rows x 128 cells"), "{drawing}");
+    assert!(drawing.contains("✗ missing: 0"), "{drawing}");
+    assert!(drawing.contains('█') && drawing.contains('▓'), "{drawing}");
+
     // Each cell of the three payloads (2 rows of 128 cells) is kept by exactly two nodes.
     wait_until("custody to fill", Duration::from_secs(30), || {
         let held: u64 = std::iter::once(&net.proposer)
@@ -212,6 +218,12 @@ fn a_withheld_corner_makes_light_clients_report_the_block_unavailable() {
         assert!(verdict.starts_with("UNAVAILABLE"), "light {i}: {verdict}");
         assert!(reports[&(height + 1)].starts_with("available"), "light {i}");
     }
+    // The operator's view shows the hole.
+    let drawing = cli_ok(
+        &net.storage[0].api,
+        &["inspect", &height.to_string(), "--samples", "256"],
+    );
+    assert!(!drawing.contains("✗ missing: 0"), "{drawing}");
 }
 
 #[test]

@@ -322,3 +322,61 @@ async fn rebuild(node: &Node, header: &Header) -> anyhow::Result<ExtendedData> {
     })
     .await?
 }
+
+/// The state of every cell of block `height`'s extended grid as this node sees it, one
+/// string per row: `H` held here, `S` sampled from a peer and verified, `M` asked for and
+/// not found, `.` not checked. Up to `samples` cells this node does not hold are sampled.
+pub(crate) async fn grid_view(
+    node: &Node,
+    height: Height,
+    samples: usize,
+) -> anyhow::Result<Option<GridView>> {
+    let Some(block) = node.store.block(height)? else {
+        return Ok(None);
+    };
+    let header = &block.header;
+    let params = header.data.params;
+    let rows = params.extended_rows();
+    let mut grid = vec![vec![b'.'; CELLS_PER_ROW]; rows];
+    let held: HashSet<Coord> = match node.encodings.get(height) {
+        Some(_) => grid_coords(rows).collect(),
+        None => node.store.cells_held(height)?.into_iter().collect(),
+    };
+    let mut others: Vec<Coord> = grid_coords(rows).filter(|c| !held.contains(c)).collect();
+    {
+        use rand::seq::SliceRandom as _;
+        others.shuffle(&mut rand::thread_rng());
+    }
+    others.truncate(samples);
+    if header.data.is_empty() {
+        others.clear();
+    }
+    let found: HashSet<Coord> = fetch_verified(node, header, &others)
+        .await
+        .into_iter()
+        .map(|s| s.coord)
+        .collect();
+    for c in &held {
+        grid[c.row as usize][usize::from(c.column)] = b'H';
+    }
+    for c in &others {
+        grid[c.row as usize][usize::from(c.column)] = if found.contains(c) { b'S' } else { b'M' };
+    }
+    Ok(Some(GridView {
+        height,
+        root: header.data.root.to_string(),
+        dims: params.dims,
+        data_len: params.data_len,
+        rows: grid
+            .into_iter()
+            .map(|r| String::from_utf8_lossy(&r).into_owned())
+            .collect(),
+    }))
+}
+
+fn grid_coords(rows: usize) -> impl Iterator<Item = Coord> {
+    (0..rows as u32)
+        .flat_map(|row| (0..CELLS_PER_ROW as u16).map(move |column| Coord { row, column }))
+}
+
+pub(crate) use crate::api::GridView;

@@ -107,6 +107,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .route("/v1/blobs/{id}/info", get(blobs::blob_info))
         .route("/v1/blobs/{id}/proof", get(blobs::proof))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/blocks/{height}/cells", get(cells))
         .route("/v1/accounts/{key}", get(ledger::account))
         .route("/v1/ledger", get(ledger::summary))
         .layer(
@@ -176,6 +177,30 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         bytes_fetched: node.bytes_fetched.load(Ordering::Relaxed),
         custody_cells: stats.custody_cells,
     }))
+}
+
+/// Query of `GET /v1/blocks/{height}/cells`.
+#[derive(Debug, serde::Deserialize)]
+struct CellsQuery {
+    /// Cells not held here to sample from peers (default 64).
+    samples: Option<usize>,
+}
+
+async fn cells(
+    State(node): State<Arc<Node>>,
+    Path(height): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<CellsQuery>,
+) -> ApiResult<Response> {
+    let height = height
+        .parse::<u64>()
+        .map(Height)
+        .map_err(|_| ApiError::BadRequest(format!("{height:?} is not a block height")))?;
+    let samples = query.samples.unwrap_or(64).min(4096);
+    super::custody::grid_view(&node, height, samples)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map(|v| Json(v).into_response())
+        .ok_or_else(|| ApiError::NotFound(format!("no block at height {height} yet")))
 }
 
 async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> ApiResult<Response> {
