@@ -139,6 +139,17 @@ fn main() {
         eprintln!("commit d={dims} done");
     }
 
+    // One blob's commitment, cells and proofs, as each peer computes them.
+    #[allow(clippy::borrowed_box)] // iterated over a Vec<Box<[u8; BLOB]>>
+    let eth_prove = |b: &Box<[u8; BLOB]>| {
+        let b: &[u8; BLOB] = b;
+        eth.blob_to_kzg_commitment(b).expect("commit");
+        eth.compute_cells_and_kzg_proofs(b).expect("cells")
+    };
+    let c_prove = |b: &c_kzg::Blob| {
+        ckzg.blob_to_kzg_commitment(b).expect("commit");
+        ckzg.compute_cells_and_kzg_proofs(b).expect("cells")
+    };
     let params = CodeParams::for_data(2, size as u64).expect("fits");
     let mut encoded = None;
     for strategy in [ProofStrategy::ExtendInG1, ProofStrategy::Fk20] {
@@ -148,35 +159,11 @@ fn main() {
         eprintln!("encode {strategy:?}: {t:?}");
         let mut peers = Vec::new();
         if strategy == ProofStrategy::ExtendInG1 {
-            let tp = time(1, || {
-                blobs
-                    .iter()
-                    .map(|b| {
-                        eth.blob_to_kzg_commitment(b).expect("commit");
-                        eth.compute_cells_and_kzg_proofs(b).expect("cells")
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let tp = time(1, || blobs.iter().map(eth_prove).collect::<Vec<_>>());
             peers.push(("rust_eth_kzg", mbps(size, tp)));
-            let tp = time(1, || {
-                c_blobs
-                    .iter()
-                    .map(|b| {
-                        ckzg.blob_to_kzg_commitment(b).expect("commit");
-                        ckzg.compute_cells_and_kzg_proofs(b).expect("cells")
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let tp = time(1, || c_blobs.iter().map(c_prove).collect::<Vec<_>>());
             peers.push(("c-kzg", mbps(size, tp)));
-            let tp = time(1, || {
-                blobs
-                    .par_iter()
-                    .map(|b| {
-                        eth.blob_to_kzg_commitment(b).expect("commit");
-                        eth.compute_cells_and_kzg_proofs(b).expect("cells")
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let tp = time(1, || blobs.par_iter().map(eth_prove).collect::<Vec<_>>());
             peers.push(("rust_eth_kzg x2", mbps(size, tp)));
             encoded = Some(e);
         }

@@ -80,12 +80,7 @@ impl Follower {
     /// Fetches blocks after the tip from storage peers until none has more; returns the
     /// headers accepted (none during the very first catch-up, which only finds the tip).
     pub async fn catch_up(&mut self) -> Vec<Header> {
-        let peers = self
-            .net
-            .info()
-            .await
-            .map(|i| i.storage_peers)
-            .unwrap_or_default();
+        let peers = self.net.storage_peers().await;
         let mut accepted = Vec::new();
         for peer in peers {
             loop {

@@ -38,12 +38,7 @@ impl NetCellSource {
 
     /// Refreshes the storage peers and custody for block `height` committed by `root`.
     pub async fn prepare(&self, height: Height, root: DataRoot) {
-        let peers = self
-            .net
-            .info()
-            .await
-            .map(|i| i.storage_peers)
-            .unwrap_or_default();
+        let peers = self.net.storage_peers().await;
         let params = CustodyParams::DEFAULT;
         let custody = Custody::new(
             params,

@@ -332,6 +332,14 @@ impl Network {
         let _ = self.commands.send(Command::Penalise(peer)).await;
     }
 
+    /// Connected storage nodes (empty if the service stopped).
+    pub async fn storage_peers(&self) -> Vec<PeerId> {
+        self.info()
+            .await
+            .map(|i| i.storage_peers)
+            .unwrap_or_default()
+    }
+
     /// Current peers and addresses, or `None` if the service stopped.
     pub async fn info(&self) -> Option<NetworkInfo> {
         self.call(Command::Info).await

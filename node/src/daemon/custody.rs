@@ -242,12 +242,7 @@ async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
 /// Asks storage peers for the cells at `coords` of the block with `header`, and returns
 /// those that verify against its DataRoot. A peer serving one that does not is penalised.
 async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<Sample> {
-    let peers = node
-        .net
-        .info()
-        .await
-        .map(|i| i.storage_peers)
-        .unwrap_or_default();
+    let peers = node.net.storage_peers().await;
     let mut missing: Vec<Coord> = coords.to_vec();
     let mut found = Vec::new();
     for peer in peers {
