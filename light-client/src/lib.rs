@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nexus_das::confidence;
 use nexus_net::{Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, Role};
 use nexus_sampler::{Sampler, SamplerConfig};
 use nexus_storage::{BlockHash, Header};
+use rand::SeedableRng as _;
 
 pub use follow::Follower;
 pub use source::NetCellSource;
@@ -166,7 +166,7 @@ async fn sample_block(
     BlockReport {
         height: header.height.0,
         available: outcome.available,
-        confidence: confidence(&data.params, outcome.verified),
+        confidence: outcome.confidence,
         samples: outcome.drawn,
         verified: outcome.verified,
         bytes: outcome.bytes,
@@ -175,5 +175,3 @@ async fn sample_block(
         penalised: outcome.penalised.len(),
     }
 }
-
-use rand::SeedableRng as _;
