@@ -101,6 +101,12 @@ pub async fn run(
     args: LightArgs,
     report: impl Fn(BlockReport) + Send + Sync + 'static,
 ) -> Result<()> {
+    let target = args.target_confidence;
+    if !(target > 0.0 && target < 1.0) {
+        anyhow::bail!(
+            "--target-confidence must be above 0 and below 1 (for example 0.9999), not {target}"
+        );
+    }
     let (net, mut events) = Network::start(NetworkConfig {
         keypair: Keypair::generate_ed25519(),
         listen: vec![args.listen.clone()],

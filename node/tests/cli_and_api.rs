@@ -104,6 +104,18 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         "{}",
         stderr_of(&out)
     );
+    // A light client asked for certainty, which sampling cannot give, says so.
+    let addr = node.addr();
+    let out = cli(
+        &node.api,
+        &["light", "--bootstrap", &addr, "--target-confidence", "1"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("--target-confidence must be above 0 and below 1"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
