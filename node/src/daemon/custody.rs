@@ -55,15 +55,11 @@ impl Encodings {
     }
 }
 
-/// The custody assignment for block `height` over the storage nodes this node knows
-/// (its identified storage peers and itself).
-pub(crate) async fn custody_at(node: &Node, height: Height) -> Custody<Vec<u8>> {
-    let mut nodes: Vec<Vec<u8>> = vec![node.net.peer_id().to_bytes()];
-    if let Some(info) = node.net.info().await {
-        nodes.extend(info.storage_peers.into_iter().map(PeerId::to_bytes));
-    }
+/// The custody assignment for block `height` over `nodes`, the storage nodes this node
+/// knows (its identified storage peers and itself).
+fn custody_at(nodes: &[Vec<u8>], height: Height) -> Custody<Vec<u8>> {
     let params = CustodyParams::DEFAULT;
-    Custody::new(params, params.epoch_of(height.0), nodes)
+    Custody::new(params, params.epoch_of(height.0), nodes.iter().cloned())
 }
 
 /// The cells of block `header`'s payload that this node keeps.
@@ -160,10 +156,13 @@ fn misbehave(node: &Node, sample: Option<Sample>) -> Option<Sample> {
 }
 
 /// Keeps this node's custody filled for recent blocks: every few seconds, and whenever the
-/// chain grows.
+/// chain grows. Heights whose custody is settled are not looked at again until the set of
+/// storage nodes changes (which changes who keeps what).
 pub(crate) async fn custody_loop(node: Arc<Node>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut new_block = node.new_block.subscribe();
+    let mut settled: BTreeSet<Height> = BTreeSet::new();
+    let mut known: Vec<Vec<u8>> = Vec::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -172,10 +171,30 @@ pub(crate) async fn custody_loop(node: Arc<Node>) {
         let Some(tip) = node.store.tip() else {
             continue;
         };
+        let mut nodes: Vec<Vec<u8>> = vec![node.net.peer_id().to_bytes()];
+        nodes.extend(
+            node.net
+                .storage_peers()
+                .await
+                .into_iter()
+                .map(PeerId::to_bytes),
+        );
+        nodes.sort();
+        if nodes != known {
+            settled.clear();
+            known = nodes;
+        }
         let from = tip.header.height.0.saturating_sub(CUSTODY_WINDOW);
-        for h in from..=tip.header.height.0 {
-            if let Err(e) = fill(&node, Height(h)).await {
-                tracing::debug!(height = h, "custody not filled yet: {e}");
+        settled.retain(|h| h.0 >= from);
+        for h in (from..=tip.header.height.0).map(Height) {
+            if settled.contains(&h) {
+                continue;
+            }
+            match fill(&node, &known, h).await {
+                Ok(()) => {
+                    settled.insert(h);
+                }
+                Err(e) => tracing::debug!(height = %h, "custody not filled yet: {e}"),
             }
         }
     }
@@ -195,7 +214,7 @@ fn prepare_prover() {
 /// Fetches the custody cells of block `height` that are missing: from memory if this node
 /// encoded or rebuilt the payload, else from storage peers; if peers cannot supply them all,
 /// rebuilds the payload from whatever cells they have (once per block).
-async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
+async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<()> {
     let Some(block) = node.store.block(height)? else {
         return Ok(());
     };
@@ -205,7 +224,7 @@ async fn fill(node: &Node, height: Height) -> anyhow::Result<()> {
     }
     prepare_prover();
     let me = node.net.peer_id().to_bytes();
-    let custody = custody_at(node, height).await;
+    let custody = custody_at(nodes, height);
     let held: HashSet<Coord> = node.store.cells_held(height)?.into_iter().collect();
     let mut missing: Vec<Coord> = wanted(&custody, &me, header)
         .into_iter()
