@@ -209,6 +209,31 @@ impl CodeParams {
             .then(|| a * self.original_len(2) + b)
     }
 
+    /// Extended row of the original row holding data row `index` (data order).
+    pub fn row_of_data_row(&self, index: usize) -> usize {
+        let len2 = self.original_len(2);
+        self.row_at([index / len2, index % len2])
+    }
+
+    /// Extended rows of the original rows holding bytes `offset..offset + len` of the
+    /// data, in data order; `None` if the range is not inside the data.
+    pub fn rows_holding(&self, offset: u64, len: u64) -> Option<Vec<u32>> {
+        let end = offset.checked_add(len)?;
+        if end > self.data_len {
+            return None;
+        }
+        let row_bytes = ROW_DATA_BYTES as u64;
+        let (first, last) = (
+            offset / row_bytes,
+            end.div_ceil(row_bytes).max(offset / row_bytes + 1),
+        );
+        Some(
+            (first..last)
+                .map(|i| self.row_of_data_row(i as usize) as u32)
+                .collect(),
+        )
+    }
+
     /// Whether `coord` lies inside the extended grid.
     pub fn contains(&self, coord: Coord) -> bool {
         (coord.row as usize) < self.extended_rows() && usize::from(coord.column) < CELLS_PER_ROW

@@ -12,7 +12,7 @@ use crate::kzg::{RowProver, RowRecoveryError};
 use crate::line::{LineCode, LineError};
 use crate::params::{
     CodeParams, Coord, ParamsError, BYTES_PER_CELL, CELLS_PER_ROW, CELL_ELEMENTS,
-    ORIGINAL_CELLS_PER_ROW, ROW_ELEMENTS,
+    ORIGINAL_CELLS_PER_ROW, ROW_DATA_BYTES, ROW_ELEMENTS,
 };
 
 /// Why reconstruction stopped short.
@@ -55,6 +55,16 @@ pub enum ReconstructError {
         axis_name: String,
         /// A cell on that line.
         at: Coord,
+    },
+    /// The byte range asked for is not inside the data.
+    #[error("bytes {offset}..+{len} are outside the {data_len} bytes of data")]
+    OutsideData {
+        /// Start asked for.
+        offset: u64,
+        /// Length asked for.
+        len: u64,
+        /// Length of the data.
+        data_len: u64,
     },
     /// The recovered data is not a packing of bytes (the encoder was not honest).
     #[error("recovered data is not packed bytes: {0}")]
@@ -326,28 +336,97 @@ impl PartialGrid {
         }
     }
 
+    /// Bytes `offset..offset + len` of the data. The rows holding them are recovered along
+    /// the row axis when each holds half its cells; otherwise the grid is filled along every
+    /// axis first (slower, but needs fewer cells per row).
+    pub fn read(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, ReconstructError> {
+        let outside = ReconstructError::OutsideData {
+            offset,
+            len,
+            data_len: self.params.data_len,
+        };
+        let rows = self.params.rows_holding(offset, len).ok_or(outside)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let row_line = |row: u32| Line {
+            axis: 0,
+            coords: (0..CELLS_PER_ROW as u16)
+                .map(|column| Coord { row, column })
+                .collect(),
+        };
+        let incomplete: Vec<Line> = rows
+            .iter()
+            .map(|&row| row_line(row))
+            .filter(|l| {
+                l.coords
+                    .iter()
+                    .any(|&c| self.params.is_original(c) && !self.has(c))
+            })
+            .collect();
+        let by_rows = incomplete
+            .iter()
+            .all(|l| l.coords.iter().filter(|&&c| self.has(c)).count() * 2 >= CELLS_PER_ROW);
+        if by_rows {
+            let recovered: Vec<Result<Recovered, ReconstructError>> = incomplete
+                .par_iter()
+                .map(|line| self.recover_line(line, None))
+                .collect();
+            for result in recovered {
+                for (coord, elements) in result? {
+                    self.insert_elements(coord, &elements)?;
+                }
+            }
+        } else {
+            self.fill(Goal::Original)?;
+        }
+        let missing_original = rows
+            .iter()
+            .flat_map(|&row| row_line(row).coords)
+            .filter(|&c| self.params.is_original(c) && !self.has(c))
+            .count() as u64;
+        if missing_original > 0 {
+            return Err(self.unrecoverable(missing_original));
+        }
+        let mut bytes = Vec::with_capacity(rows.len() * ROW_DATA_BYTES);
+        for &row in &rows {
+            let start = row as usize * CELLS_PER_ROW * CELL_ELEMENTS;
+            let end = start + ORIGINAL_CELLS_PER_ROW * CELL_ELEMENTS;
+            unpack_into(&self.cells[start..end], &mut bytes)
+                .map_err(ReconstructError::NotPacked)?;
+        }
+        let skip = (offset % ROW_DATA_BYTES as u64) as usize;
+        Ok(bytes[skip..skip + len as usize].to_vec())
+    }
+
+    /// The error for `missing_original` original cells left missing, naming the rows
+    /// with the most missing cells.
+    fn unrecoverable(&self, missing_original: u64) -> ReconstructError {
+        let mut worst: Vec<(u32, usize)> = (0..self.params.extended_rows() as u32)
+            .map(|row| {
+                let missing = (0..CELLS_PER_ROW as u16)
+                    .filter(|&column| !self.has(Coord { row, column }))
+                    .count();
+                (row, missing)
+            })
+            .filter(|&(_, m)| m > 0)
+            .collect();
+        worst.sort_by_key(|&(r, m)| (std::cmp::Reverse(m), r));
+        worst.truncate(8);
+        ReconstructError::Unrecoverable {
+            missing_original,
+            held: self.held(),
+            total: self.params.total_cells(),
+            worst_rows: worst,
+        }
+    }
+
     /// Fills what is needed and returns the original bytes.
     pub fn into_data(mut self) -> Result<Vec<u8>, ReconstructError> {
         self.fill(Goal::Original)?;
         let missing_original = self.missing_original();
         if missing_original > 0 {
-            let mut worst: Vec<(u32, usize)> = (0..self.params.extended_rows() as u32)
-                .map(|row| {
-                    let missing = (0..CELLS_PER_ROW as u16)
-                        .filter(|&column| !self.has(Coord { row, column }))
-                        .count();
-                    (row, missing)
-                })
-                .filter(|&(_, m)| m > 0)
-                .collect();
-            worst.sort_by_key(|&(r, m)| (std::cmp::Reverse(m), r));
-            worst.truncate(8);
-            return Err(ReconstructError::Unrecoverable {
-                missing_original,
-                held: self.held(),
-                total: self.params.total_cells(),
-                worst_rows: worst,
-            });
+            return Err(self.unrecoverable(missing_original));
         }
         let mut data = Vec::with_capacity(self.params.capacity() as usize);
         for row in 0..self.params.extended_rows() {

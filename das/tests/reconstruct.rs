@@ -175,3 +175,59 @@ fn altered_cells_are_reported_as_inconsistent() {
         Err(ReconstructError::Inconsistent { .. })
     ));
 }
+
+#[test]
+fn a_byte_range_is_read_from_the_rows_holding_it() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let row = ROW_DATA_BYTES;
+    let data = random_data(&mut rng, 5 * row + 1000);
+    let encoded = ExtendedData::encode(&data, 2).expect("encode");
+    let params = *encoded.params();
+    let ranges: &[(usize, usize)] = &[
+        (0, 1),
+        (row - 10, 20),
+        (2 * row + 5, row),
+        (5 * row, 1000),
+        (0, data.len()),
+        (77, 0),
+    ];
+    for &(offset, len) in ranges {
+        let rows = params
+            .rows_holding(offset as u64, len as u64)
+            .expect("inside");
+        // Only the extension half of the rows holding the range: recovered row by row.
+        let mut grid = grid_with(&encoded, |c| {
+            rows.contains(&c.row) && usize::from(c.column) >= ORIGINAL_CELLS_PER_ROW
+        });
+        assert_eq!(
+            grid.read(offset as u64, len as u64).expect("readable"),
+            &data[offset..offset + len],
+            "range {offset}+{len}"
+        );
+    }
+    assert!(matches!(
+        grid_with(&encoded, |_| true).read(data.len() as u64 - 5, 6),
+        Err(ReconstructError::OutsideData { .. })
+    ));
+}
+
+#[test]
+fn a_range_in_rows_missing_more_than_half_is_read_through_the_columns() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let data = random_data(&mut rng, 3 * ROW_DATA_BYTES);
+    let encoded = ExtendedData::encode(&data, 2).expect("encode");
+    let target = encoded.params().rows_holding(0, 10).expect("inside")[0];
+    // The row holding the range keeps a quarter of its cells; every other row is whole.
+    let mut grid = grid_with(&encoded, |c| {
+        c.row != target || usize::from(c.column) < CELLS_PER_ROW / 4
+    });
+    assert_eq!(grid.read(0, 10).expect("via columns"), &data[..10]);
+    // With nothing but that quarter row, the range is reported unrecoverable.
+    let mut grid = grid_with(&encoded, |c| {
+        c.row == target && usize::from(c.column) < CELLS_PER_ROW / 4
+    });
+    assert!(matches!(
+        grid.read(0, 10),
+        Err(ReconstructError::Unrecoverable { .. })
+    ));
+}

@@ -20,14 +20,27 @@ struct View {
 /// Storage peers as a [`CellSource`]: custodians first, then every other storage peer.
 pub struct NetCellSource {
     net: Network,
+    /// Set when this node is a storage node itself: it counts in the custody assignment
+    /// but is never asked.
+    member: Option<PeerId>,
     view: Mutex<View>,
 }
 
 impl NetCellSource {
     /// A source over `net` (no peers known until [`NetCellSource::prepare`]).
     pub fn new(net: Network) -> NetCellSource {
+        NetCellSource::with_member(net, None)
+    }
+
+    /// A source for a storage node, `me`, which takes part in custody itself.
+    pub fn for_storage_node(net: Network, me: PeerId) -> NetCellSource {
+        NetCellSource::with_member(net, Some(me))
+    }
+
+    fn with_member(net: Network, member: Option<PeerId>) -> NetCellSource {
         NetCellSource {
             net,
+            member,
             view: Mutex::new(View {
                 custody: Custody::new(CustodyParams::DEFAULT, 0, Vec::<Vec<u8>>::new()),
                 peers: Vec::new(),
@@ -43,7 +56,7 @@ impl NetCellSource {
         let custody = Custody::new(
             params,
             params.epoch_of(height.0),
-            peers.iter().map(|p| p.to_bytes()),
+            peers.iter().chain(&self.member).map(|p| p.to_bytes()),
         );
         let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
         view.custody = custody;
@@ -66,6 +79,7 @@ impl CellSource for NetCellSource {
             .custody
             .custodians(coord)
             .filter_map(|bytes| PeerId::from_bytes(bytes).ok())
+            .filter(|p| Some(*p) != self.member)
             .collect();
         for p in &view.peers {
             if !order.contains(p) {

@@ -117,3 +117,8 @@ pub(crate) struct TxReceipt {
     pub(crate) height: Height,
     pub(crate) index: u32,
 }
+
+/// Response header of a `das` blob download: cells fetched from peers to rebuild it.
+pub(crate) const CELLS_FETCHED: &str = "x-nexus-cells-fetched";
+/// Response header of a `das` blob download: bytes received for those cells.
+pub(crate) const CELL_BYTES_FETCHED: &str = "x-nexus-cell-bytes-fetched";

@@ -8,6 +8,7 @@ mod fetch;
 mod http;
 mod keys;
 mod rate;
+mod retrieve;
 mod serve;
 
 use std::net::SocketAddr;

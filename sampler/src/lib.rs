@@ -13,5 +13,5 @@ mod sampler;
 mod source;
 
 pub use custody::{Custody, CustodyParams};
-pub use sampler::{Sampler, SamplerConfig, SamplingReport};
+pub use sampler::{CellsReport, Sampler, SamplerConfig, SamplingReport};
 pub use source::{CellSource, FetchError, Fetched};

@@ -66,6 +66,19 @@ pub struct SamplingReport<P> {
     pub penalised: Vec<P>,
 }
 
+/// The outcome of fetching a set of cells.
+#[derive(Debug, Clone)]
+pub struct CellsReport<P> {
+    /// Cells delivered, each verified against the root.
+    pub samples: Vec<Sample>,
+    /// Bytes received, bad samples included.
+    pub bytes: u64,
+    /// Cells no peer delivered verifiably.
+    pub missing: Vec<Coord>,
+    /// Peers that served a sample that did not verify.
+    pub penalised: Vec<P>,
+}
+
 /// One peer's fetches as a tower service, so limits and timeouts are layers.
 struct PeerFetch<S: CellSource> {
     source: Arc<S>,
@@ -158,38 +171,51 @@ impl<S: CellSource> Sampler<S> {
     }
 
     /// Draws enough distinct cells of the payload (`root`, `params`) for the target
-    /// confidence, fetches them in parallel, verifies them in one batch per round, and
-    /// retries any cell that failed on its next custodian.
+    /// confidence and fetches them with [`Sampler::fetch_cells`].
     pub async fn sample(
         &self,
         root: DataRoot,
         params: CodeParams,
         rng: &mut impl Rng,
     ) -> SamplingReport<S::Peer> {
-        let started = tokio::time::Instant::now();
         let total = params.total_cells();
         let wanted = samples_needed(&params, self.config.target_confidence)
             .unwrap_or(total)
             .min(total);
-        let mut pending: Vec<Pending<S::Peer>> =
-            rand::seq::index::sample(rng, total as usize, wanted as usize)
-                .into_iter()
-                .map(|i| {
-                    let coord = Coord {
-                        row: (i / CELLS_PER_ROW) as u32,
-                        column: (i % CELLS_PER_ROW) as u16,
-                    };
-                    Pending {
-                        coord,
-                        candidates: self.candidates(&root, coord),
-                    }
-                })
-                .collect();
-        let mut report = SamplingReport {
-            available: false,
-            confidence: 0.0,
+        let coords = rand::seq::index::sample(rng, total as usize, wanted as usize)
+            .into_iter()
+            .map(|i| Coord {
+                row: (i / CELLS_PER_ROW) as u32,
+                column: (i % CELLS_PER_ROW) as u16,
+            })
+            .collect();
+        let cells = self.fetch_cells(root, coords).await;
+        let verified = cells.samples.len() as u64;
+        SamplingReport {
+            available: cells.missing.is_empty(),
+            confidence: confidence(&params, verified),
             drawn: wanted,
-            verified: 0,
+            verified,
+            bytes: cells.bytes,
+            missing: cells.missing,
+            penalised: cells.penalised,
+        }
+    }
+
+    /// Fetches the cells at `coords` of the payload committed by `root` in parallel,
+    /// verifies them in one batch per round, and retries any cell that failed on its next
+    /// custodian.
+    pub async fn fetch_cells(&self, root: DataRoot, coords: Vec<Coord>) -> CellsReport<S::Peer> {
+        let started = tokio::time::Instant::now();
+        let mut pending: Vec<Pending<S::Peer>> = coords
+            .into_iter()
+            .map(|coord| Pending {
+                coord,
+                candidates: self.candidates(&root, coord),
+            })
+            .collect();
+        let mut report = CellsReport {
+            samples: Vec::new(),
             bytes: 0,
             missing: Vec::new(),
             penalised: Vec::new(),
@@ -251,17 +277,15 @@ impl<S: CellSource> Sampler<S> {
                 Ok(()) => Vec::new(),
                 Err(e) => e.failures.into_iter().map(|(i, _)| i).collect(),
             };
-            for (i, (p, peer, _)) in delivered.into_iter().enumerate() {
+            for (i, (p, peer, sample)) in delivered.into_iter().enumerate() {
                 if bad.contains(&i) {
                     self.penalise(&peer, &mut report);
                     pending.push(p);
                 } else {
-                    report.verified += 1;
+                    report.samples.push(sample);
                 }
             }
         }
-        report.available = report.missing.is_empty();
-        report.confidence = confidence(&params, report.verified);
         report
     }
 
@@ -272,7 +296,7 @@ impl<S: CellSource> Sampler<S> {
         candidates
     }
 
-    fn penalise(&self, peer: &S::Peer, report: &mut SamplingReport<S::Peer>) {
+    fn penalise(&self, peer: &S::Peer, report: &mut CellsReport<S::Peer>) {
         self.source.penalise(peer);
         if !report.penalised.contains(peer) {
             report.penalised.push(peer.clone());

@@ -203,3 +203,33 @@ async fn slow_custodians_time_out_and_others_answer_within_the_per_peer_limit() 
     // Three peers, at most two requests each in flight.
     assert!(nodes.max_in_flight.load(Ordering::SeqCst) <= 6);
 }
+
+#[tokio::test]
+async fn chosen_cells_are_fetched_verified_and_the_withheld_ones_named() {
+    let data = payload();
+    let row: Vec<Coord> = (0..128u16).map(|column| Coord { row: 1, column }).collect();
+    let withheld: HashSet<Coord> = row.iter().copied().filter(|c| c.column % 4 == 0).collect();
+    let mut nodes = Nodes::new(6, withheld.clone());
+    nodes.behaviour[2].lies = true;
+    let nodes = Arc::new(nodes);
+    let sampler = Sampler::new(Arc::clone(&nodes), config());
+    let report = sampler.fetch_cells(data.root(), row.clone()).await;
+    // Every cell but the withheld ones, each verified, each exactly the one asked for.
+    let got: HashSet<Coord> = report.samples.iter().map(|s| s.coord).collect();
+    let expected: HashSet<Coord> = row
+        .iter()
+        .copied()
+        .filter(|c| !withheld.contains(c))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(report.samples.len(), expected.len());
+    assert!(report
+        .samples
+        .iter()
+        .all(|s| s.verify(&data.root()).is_ok()));
+    let missing: HashSet<Coord> = report.missing.iter().copied().collect();
+    assert_eq!(missing, withheld);
+    // The liar custodies some of the row's groups and was caught on them.
+    assert!(row.iter().any(|&c| nodes.custody.holds(&vec![2u8; 4], c)));
+    assert_eq!(report.penalised, vec![2]);
+}

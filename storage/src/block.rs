@@ -79,7 +79,15 @@ impl BlobRegistration {
     }
 }
 
+/// Bytes of the `das` blobs a proposer includes, by id: the proposer must hold every one
+/// its block registers.
+pub type DasBlobs = std::collections::HashMap<BlobId, std::sync::Arc<Vec<u8>>>;
+
 /// A block's payload as the data-availability layer sees it: what its DataRoot commits to.
+///
+/// Its bytes are the postcard encoding of the registrations followed by the bytes of each
+/// `das` blob, in registration order; empty for a block that registers nothing, so an idle
+/// chain's blocks have an empty grid that needs neither custody nor sampling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockPayload {
     /// The blobs the block registers, in transaction order.
@@ -97,14 +105,65 @@ impl BlockPayload {
         }
     }
 
-    /// The bytes encoded with the KZG tensor code; none for a block that registers nothing,
-    /// so an idle chain's blocks have an empty grid that needs neither custody nor sampling.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The encoded registrations: the payload's first bytes.
+    fn registration_bytes(&self) -> Vec<u8> {
         if self.registrations.is_empty() {
             return Vec::new();
         }
         // Encoding a plain struct into a Vec cannot fail.
         postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    fn das_blobs(&self) -> impl Iterator<Item = &BlobRegistration> {
+        self.registrations
+            .iter()
+            .filter(|r| r.policy == PolicySpec::Das)
+    }
+
+    /// Whether `das` blobs ride in the payload (then only their proposer and uploader hold
+    /// all of its bytes).
+    pub fn carries_blobs(&self) -> bool {
+        self.das_blobs().next().is_some()
+    }
+
+    /// Bytes of `das` blobs in the payload.
+    pub fn blob_bytes(&self) -> u64 {
+        self.das_blobs().map(|r| r.size).sum()
+    }
+
+    /// Length of the payload's bytes.
+    pub fn len(&self) -> u64 {
+        self.registration_bytes().len() as u64 + self.blob_bytes()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.registrations.is_empty()
+    }
+
+    /// Where `das` blob `id` lies in the payload's bytes: (offset, length).
+    pub fn blob_range(&self, id: &BlobId) -> Option<(u64, u64)> {
+        let mut offset = self.registration_bytes().len() as u64;
+        for reg in self.das_blobs() {
+            if reg.blob_id == *id {
+                return Some((offset, reg.size));
+            }
+            offset += reg.size;
+        }
+        None
+    }
+
+    /// The payload's bytes, taking each `das` blob's bytes from `blobs`; fails naming a blob
+    /// that is missing or whose bytes have another length.
+    pub fn assemble(&self, blobs: &DasBlobs) -> Result<Vec<u8>, BlockError> {
+        let mut bytes = self.registration_bytes();
+        for reg in self.das_blobs() {
+            match blobs.get(&reg.blob_id) {
+                Some(b) if b.len() as u64 == reg.size => bytes.extend_from_slice(b),
+                _ => return Err(BlockError::MissingBlob(reg.blob_id)),
+            }
+        }
+        Ok(bytes)
     }
 }
 
@@ -122,6 +181,16 @@ impl DataHeader {
     /// Whether the block carries no data (its grid is all zero, available by definition).
     pub fn is_empty(&self) -> bool {
         self.params.data_len == 0
+    }
+
+    /// Commits to the payload of a block carrying `transactions`, encoded in `dims`
+    /// dimensions, with the bytes of its `das` blobs taken from `blobs`.
+    pub fn of_block(
+        transactions: &[SignedTransaction],
+        dims: u8,
+        blobs: &DasBlobs,
+    ) -> Result<DataHeader, BlockError> {
+        DataHeader::commit(&BlockPayload::of(transactions).assemble(blobs)?, dims)
     }
 
     /// Encodes `payload` in `dims` dimensions and commits to it.
@@ -284,6 +353,17 @@ pub enum BlockError {
     /// The header's DataRoot or parameters are not those of the block's payload.
     #[error("the header's data commitment does not match the block's payload")]
     DataMismatch,
+    /// The proposer does not hold the bytes of a `das` blob the block registers.
+    #[error("the bytes of das blob {0} are not at hand")]
+    MissingBlob(BlobId),
+    /// The block's `das` blobs exceed the network's block data size.
+    #[error("the block carries {found} bytes of das blobs, at most {max} allowed")]
+    TooMuchData {
+        /// The cap.
+        max: u64,
+        /// The block's bytes.
+        found: u64,
+    },
 }
 
 /// Merkle tree over transactions, in order.
@@ -301,7 +381,7 @@ impl Block {
         transactions: Vec<SignedTransaction>,
         state_root: Digest,
         genesis: Option<Genesis>,
-        data_dims: u8,
+        data: DataHeader,
     ) -> Result<Block, BlockError> {
         let (height, parent_hash, timestamp_ms) = match parent {
             Some(p) => (
@@ -319,7 +399,7 @@ impl Block {
             transaction_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
             state_root,
             proposer: key.public(),
-            data: DataHeader::commit(&BlockPayload::of(&transactions).to_bytes(), data_dims)?,
+            data,
         };
         let signature = key.sign(&header.hash().0);
         Ok(Block {
@@ -406,8 +486,19 @@ impl Block {
         if !proposer.verify(&h.hash().0, &self.signature) {
             return Err(BlockError::BadSignature);
         }
-        let payload = BlockPayload::of(&self.transactions).to_bytes();
-        if DataHeader::commit(&payload, h.data.params.dims)? != h.data {
+        let payload = BlockPayload::of(&self.transactions);
+        let dims = h.data.params.dims;
+        let consistent = if payload.carries_blobs() {
+            // Nodes do not hold the bytes of `das` blobs, so the DataRoot cannot be
+            // recomputed: the layout must fit, and sampling checks the data is there. A
+            // proposer that commits other bytes than a blob's is caught by the BlobId check
+            // of whoever retrieves it.
+            CodeParams::for_data(dims, payload.len()).ok() == Some(h.data.params)
+        } else {
+            let bytes = payload.assemble(&DasBlobs::new())?;
+            DataHeader::commit(&bytes, dims)? == h.data
+        };
+        if !consistent {
             return Err(BlockError::DataMismatch);
         }
         Ok(self)

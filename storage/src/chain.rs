@@ -3,7 +3,9 @@
 //! ledger state, lead to the state root its header claims. Proposers build blocks with the
 //! same functions, so what they sign is what everyone else recomputes.
 
-use crate::block::{Block, BlockError, BlockHash, Header, VerifiedBlock};
+use crate::block::{
+    Block, BlockError, BlockHash, BlockPayload, DasBlobs, DataHeader, Header, VerifiedBlock,
+};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};
 use crate::merkle::Digest;
@@ -65,7 +67,7 @@ pub fn create_genesis(
         Vec::new(),
         ledger.state_root(),
         Some(genesis),
-        ledger.params().data_dims,
+        DataHeader::of_block(&[], ledger.params().data_dims, &DasBlobs::new())?,
     )?;
     accept_genesis(block, None)
 }
@@ -90,6 +92,13 @@ fn settle(
 ) -> Result<Transition, BlockError> {
     if block.header.data.params.dims != ledger.params().data_dims {
         return Err(BlockError::DataMismatch);
+    }
+    let (max, found) = (
+        ledger.params().max_block_data,
+        BlockPayload::of(&block.transactions).blob_bytes(),
+    );
+    if found > max {
+        return Err(BlockError::TooMuchData { max, found });
     }
     if ledger.state_root() != block.header.state_root {
         return Err(BlockError::StateRootMismatch {
@@ -134,13 +143,15 @@ pub fn accept_child(
 }
 
 /// Builds and signs the child of `parent` from `candidates`, leaving out the transactions
-/// the ledger refuses (returned with the reason).
+/// the ledger refuses (returned with the reason). `blobs` holds the bytes of every `das`
+/// blob the candidates register, which the payload carries.
 pub fn propose_child(
     key: &SigningKey,
     parent: &Header,
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
     timestamp_ms: u64,
+    blobs: &DasBlobs,
 ) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
     let height = parent.height.next().ok_or(BlockError::HeightOverflow)?;
     let Execution {
@@ -149,6 +160,7 @@ pub fn propose_child(
         applied,
         refused,
     } = execute(state, height.0, &parent.hash(), candidates);
+    let data = DataHeader::of_block(&applied, ledger.params().data_dims, blobs)?;
     let block = Block::sign_new(
         key,
         Some(parent),
@@ -156,17 +168,10 @@ pub fn propose_child(
         applied,
         ledger.state_root(),
         None,
-        ledger.params().data_dims,
+        data,
     )?;
     let block = block.verify_child(parent)?;
-    Ok((
-        Transition {
-            block: VerifiedBlock::assume_verified(block),
-            ledger,
-            events,
-        },
-        refused,
-    ))
+    Ok((settle(block, ledger, events)?, refused))
 }
 
 #[cfg(test)]

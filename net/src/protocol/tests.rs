@@ -30,7 +30,15 @@ fn sample_block() -> Block {
         kind,
     }
     .sign(&key);
-    let (child, _) = propose_child(&key, &g.block.header, &g.ledger, vec![tx], 6).expect("child");
+    let (child, _) = propose_child(
+        &key,
+        &g.block.header,
+        &g.ledger,
+        vec![tx],
+        6,
+        &Default::default(),
+    )
+    .expect("child");
     child.block.into_inner()
 }
 

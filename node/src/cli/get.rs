@@ -7,6 +7,7 @@ use futures::StreamExt;
 use nexus_storage::{BlobId, BlobIdBuilder};
 use tokio::io::AsyncWriteExt;
 
+use crate::api::{CELLS_FETCHED, CELL_BYTES_FETCHED};
 use crate::client::NodeClient;
 use crate::units::ByteSize;
 
@@ -20,11 +21,26 @@ pub(crate) struct GetArgs {
     pub(crate) output: PathBuf,
 }
 
+/// What a download got.
+pub(crate) struct Downloaded {
+    /// Bytes written.
+    pub(crate) size: u64,
+    /// For a `das` blob: cells the node fetched to rebuild it, and their bytes.
+    pub(crate) cells: Option<(u64, u64)>,
+}
+
 /// Downloads `id` into `output` (via `output.partial`, renamed only once the content's
-/// BlobId matches). Returns the size.
-pub(crate) async fn download(client: &NodeClient, id: &BlobId, output: &Path) -> Result<u64> {
+/// BlobId matches).
+pub(crate) async fn download(
+    client: &NodeClient,
+    id: &BlobId,
+    output: &Path,
+) -> Result<Downloaded> {
     let url = client.url(&format!("/v1/blobs/{id}"))?;
     let response = client.send(|http| http.get(url)).await?;
+    let number =
+        |name: &str| -> Option<u64> { response.headers().get(name)?.to_str().ok()?.parse().ok() };
+    let cells = number(CELLS_FETCHED).zip(number(CELL_BYTES_FETCHED));
     let partial = output.with_extension("partial");
     let mut file = tokio::fs::File::create(&partial)
         .await
@@ -52,16 +68,24 @@ pub(crate) async fn download(client: &NodeClient, id: &BlobId, output: &Path) ->
     tokio::fs::rename(&partial, output)
         .await
         .with_context(|| format!("cannot move the blob to {}", output.display()))?;
-    Ok(size)
+    Ok(Downloaded { size, cells })
 }
 
 /// Runs `nexus get`.
 pub(crate) async fn get(client: &NodeClient, args: GetArgs) -> Result<()> {
-    let size = download(client, &args.blob_id, &args.output).await?;
+    let got = download(client, &args.blob_id, &args.output).await?;
+    match got.cells {
+        Some((0, _)) => println!("rebuilt from the cells this node holds; none fetched"),
+        Some((cells, bytes)) => println!(
+            "rebuilt from {cells} cells ({}) fetched from custodians",
+            ByteSize(bytes)
+        ),
+        None => {}
+    }
     println!(
         "wrote {} ({}) to {}; content verified against its blob id",
         args.blob_id,
-        ByteSize(size),
+        ByteSize(got.size),
         args.output.display()
     );
     Ok(())

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::io::ReaderStream;
 
-use crate::api::{Receipt, Status};
+use crate::api::{LedgerView, Receipt, Status};
 use crate::client::NodeClient;
 use crate::units::ByteSize;
 
@@ -19,8 +19,9 @@ pub(crate) struct PutArgs {
     /// Print the receipt as JSON only.
     #[arg(long)]
     pub(crate) json: bool,
-    /// How the network keeps it: `replicated` (every node, whole) or `erasure`
-    /// (Reed-Solomon shards on an orchestrator's providers).
+    /// How the network keeps it: `replicated` (every node, whole), `erasure`
+    /// (Reed-Solomon shards on an orchestrator's providers) or `das` (in a block's payload,
+    /// as cells custodied by every storage node and sampled by light clients).
     #[arg(long, value_enum, default_value = "replicated")]
     pub(crate) policy: Policy,
     /// Epochs to pay for.
@@ -35,6 +36,8 @@ pub(crate) enum Policy {
     Replicated,
     /// Reed-Solomon shards spread over one orchestrator's providers.
     Erasure,
+    /// Carried in a block's payload, KZG tensor-coded, kept as custody cells.
+    Das,
 }
 
 /// Uploads `file`; the node answers once the blob is persisted and registered in a block.
@@ -68,6 +71,18 @@ pub(crate) async fn upload(
             );
         }
     }
+    if policy == Policy::Das {
+        let ledger: LedgerView = client.get_json("/v1/ledger").await?;
+        let max = ledger.params.max_block_data;
+        if size > max {
+            bail!(
+                "{} is {} but a das blob rides in one block, which carries at most {}: use --policy replicated or erasure",
+                file.display(),
+                ByteSize(size),
+                ByteSize(max)
+            );
+        }
+    }
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(
@@ -91,6 +106,7 @@ pub(crate) async fn upload(
     let policy = match policy {
         Policy::Replicated => "replicated",
         Policy::Erasure => "erasure",
+        Policy::Das => "das",
     };
     url.query_pairs_mut().append_pair("policy", policy);
     if let Some(e) = epochs {

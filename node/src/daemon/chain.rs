@@ -10,14 +10,15 @@ use anyhow::{bail, Result};
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, PublishError, Validation};
+use nexus_storage::block::{BlockPayload, DasBlobs};
 use nexus_storage::chain::{accept_child, accept_genesis, create_genesis, propose_child};
-use nexus_storage::ledger::{Genesis, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::ledger::{Genesis, PolicySpec, SignedTransaction, Transaction, TxError, TxKind};
 use nexus_storage::{
-    AppendError, Block, BlockError, Height, SigningKey, Store, Transition,
+    AppendError, BlobRegistration, Block, BlockError, Height, SigningKey, Store, Transition,
     MAX_TRANSACTIONS_PER_BLOCK,
 };
 
-use super::Node;
+use super::{fetch, Node};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -179,14 +180,23 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             .into_iter()
             .filter(|tx| matches!(node.store.transaction_location(&tx.id()), Ok(None)))
             .collect();
-        let (step, refused) =
-            match propose_child(&node.account, &tip.header, &tip.ledger, batch, now_ms()) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("cannot propose a block: {e}");
-                    continue;
-                }
-            };
+        let max_data = tip.ledger.params().max_block_data;
+        let (batch, blobs) = stage_das_blobs(&node, batch, max_data).await;
+        let proposed = propose_child(
+            &node.account,
+            &tip.header,
+            &tip.ledger,
+            batch,
+            now_ms(),
+            &blobs,
+        );
+        let (step, refused) = match proposed {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot propose a block: {e}");
+                continue;
+            }
+        };
         // Keep transactions that are only early (a gap in their sender's nonces).
         {
             let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
@@ -203,7 +213,10 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
         }
         let block = step.block.into_inner();
         // Encode before announcing, so the cells exist when the header reaches anyone.
-        super::custody::encode_own_block(&node, &block).await;
+        match BlockPayload::of(&block.transactions).assemble(&blobs) {
+            Ok(payload) => super::custody::encode_own_block(&node, &block, payload).await,
+            Err(e) => tracing::error!("cannot assemble own block's payload: {e}"),
+        }
         match node
             .net
             .publish(GossipMessage::Block(Box::new(block.clone())))
@@ -213,6 +226,43 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             Err(e) => tracing::warn!("cannot announce block: {e}"),
         }
     }
+}
+
+/// Gets the bytes of the `das` blobs `batch` registers, up to `max_data` bytes in all.
+/// Transactions over the cap wait in the pool for the next block; those whose bytes no
+/// peer serves are dropped (their sender's node submits them again).
+async fn stage_das_blobs(
+    node: &Node,
+    batch: Vec<SignedTransaction>,
+    max_data: u64,
+) -> (Vec<SignedTransaction>, DasBlobs) {
+    let mut blobs = DasBlobs::new();
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut total = 0u64;
+    for tx in batch {
+        let Some(reg) = BlobRegistration::of(&tx).filter(|r| r.policy == PolicySpec::Das) else {
+            kept.push(tx);
+            continue;
+        };
+        // One blob over the cap is kept, for the ledger to refuse with the reason.
+        if total > 0 && total.saturating_add(reg.size) > max_data {
+            enqueue(node, tx);
+            continue;
+        }
+        if reg.size > max_data {
+            kept.push(tx);
+            continue;
+        }
+        match fetch::blob_bytes(node, &reg).await {
+            Ok(bytes) => {
+                total += reg.size;
+                blobs.insert(reg.blob_id, Arc::new(bytes));
+                kept.push(tx);
+            }
+            Err(e) => tracing::warn!(blob = %reg.blob_id, "das blob left out of the block: {e}"),
+        }
+    }
+    (kept, blobs)
 }
 
 /// Catches up on missing blocks from peers, when woken or every two seconds.

@@ -11,7 +11,6 @@ use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy,
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
-use nexus_storage::block::BlockPayload;
 use nexus_storage::{Block, Header, Height};
 
 use super::{Fault, Node};
@@ -46,7 +45,8 @@ impl Encodings {
         }
     }
 
-    fn get(&self, height: Height) -> Option<Arc<ExtendedData>> {
+    /// The encoded payload of block `height`, if this node encoded or rebuilt it lately.
+    pub(crate) fn get(&self, height: Height) -> Option<Arc<ExtendedData>> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent
             .iter()
@@ -74,12 +74,12 @@ fn wanted(custody: &Custody<Vec<u8>>, me: &[u8], header: &Header) -> Vec<Coord> 
         .collect()
 }
 
-/// On the proposer: encodes a block it just proposed and keeps it for serving cells.
-pub(crate) async fn encode_own_block(node: &Node, block: &Block) {
+/// On the proposer: encodes the payload of a block it just proposed and keeps it for
+/// serving cells.
+pub(crate) async fn encode_own_block(node: &Node, block: &Block, payload: Vec<u8>) {
     if block.header.data.is_empty() {
         return;
     }
-    let payload = BlockPayload::of(&block.transactions).to_bytes();
     let params = block.header.data.params;
     let encoded = tokio::task::spawn_blocking(move || {
         ExtendedData::encode_with(&payload, params, ProofStrategy::FASTEST)

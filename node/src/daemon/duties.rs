@@ -98,7 +98,7 @@ pub(crate) async fn repair_loop(node: Arc<Node>) {
                 .flat_map(|(id, b)| {
                     let shards = match &b.policy {
                         PolicySpec::Erasure { shards, .. } => shards.clone(),
-                        PolicySpec::Replicated => Vec::new(),
+                        PolicySpec::Replicated | PolicySpec::Das => Vec::new(),
                     };
                     b.repair
                         .iter()

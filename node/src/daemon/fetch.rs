@@ -10,8 +10,9 @@ use nexus_net::protocol::chunks::{ChunkRequest, ChunkResponse};
 use std::sync::atomic::Ordering;
 
 use nexus_storage::ledger::PolicySpec;
+use nexus_storage::merkle::MerkleProof;
 use nexus_storage::{
-    BlobId, BlobRegistration, ChunkIndex, PutChunkError, ReadChunkError, StoredChunk, CHUNK_SIZE,
+    BlobId, BlobLayout, BlobRegistration, ChunkIndex, ReadChunkError, StoredChunk, CHUNK_SIZE,
 };
 
 use super::duties::drop_assigned_shards;
@@ -57,19 +58,15 @@ pub(crate) async fn read_local(
     read
 }
 
-/// Fetches chunk `index` of `blob_id` from some peer, verifies and stores it. The blob
-/// must already have a record in the store (see `Store::begin_replica`).
-pub(crate) async fn fetch_chunk(
+/// Asks peers in turn for chunk `index` of `blob_id` (of `size` bytes) until one serves
+/// it with a valid proof; a peer that serves a bad one is penalised.
+async fn fetch_verified_chunk(
     node: &Node,
     blob_id: BlobId,
+    size: u64,
     index: ChunkIndex,
-) -> Result<(), FetchError> {
-    let mut peers = node
-        .net
-        .info()
-        .await
-        .map(|i| i.storage_peers)
-        .unwrap_or_default();
+) -> Result<(Vec<u8>, MerkleProof), FetchError> {
+    let mut peers = node.net.storage_peers().await;
     // Spread the chunks of one blob over all peers.
     if !peers.is_empty() {
         let shift = index.0 as usize % peers.len();
@@ -94,25 +91,66 @@ pub(crate) async fn fetch_chunk(
                 continue;
             }
         };
-        let store = node.store.clone();
-        let len = data.len() as u64;
-        let put =
-            tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
-                .await
-                .map_err(|e| FetchError::Store(e.to_string()))?;
-        match put {
+        match blob_id.verify_chunk(size, index, &data, &proof) {
             Ok(()) => {
-                node.bytes_fetched.fetch_add(len, Ordering::Relaxed);
-                return Ok(());
+                node.bytes_fetched
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                return Ok((data, proof));
             }
-            Err(PutChunkError::Invalid(e)) => {
+            Err(e) => {
                 tracing::warn!(%peer, "peer served a corrupt chunk ({e}); dropping it");
                 node.net.penalise(peer).await;
             }
-            Err(e) => return Err(FetchError::Store(e.to_string())),
         }
     }
     Err(FetchError::Unavailable { blob_id, index })
+}
+
+/// Fetches chunk `index` of `blob_id` from some peer, verifies and stores it. The blob
+/// must already have a record in the store (see `Store::begin_replica`).
+pub(crate) async fn fetch_chunk(
+    node: &Node,
+    blob_id: BlobId,
+    index: ChunkIndex,
+) -> Result<(), FetchError> {
+    let size = match node.store.blob(&blob_id) {
+        Ok(Some(record)) => record.size,
+        Ok(None) => return Err(FetchError::Store(format!("blob {blob_id} has no record"))),
+        Err(e) => return Err(FetchError::Store(e.to_string())),
+    };
+    let (data, proof) = fetch_verified_chunk(node, blob_id, size, index).await?;
+    let store = node.store.clone();
+    tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
+        .await
+        .map_err(|e| FetchError::Store(e.to_string()))?
+        .map_err(|e| FetchError::Store(e.to_string()))
+}
+
+/// The whole content of a registered blob, in memory: read from the local store if held
+/// whole, else fetched chunk by chunk from peers and verified.
+pub(crate) async fn blob_bytes(node: &Node, reg: &BlobRegistration) -> Result<Vec<u8>, FetchError> {
+    let (id, size) = (reg.blob_id, reg.size);
+    let layout = BlobLayout::new(size).map_err(|e| FetchError::Store(e.to_string()))?;
+    let held = matches!(node.store.blob(&id), Ok(Some(r)) if r.complete);
+    let pieces: Vec<Result<Vec<u8>, FetchError>> = stream::iter(layout.indices())
+        .map(|index| async move {
+            if held {
+                if let Ok(chunk) = read_local(node, id, index).await {
+                    return Ok(chunk.data);
+                }
+            }
+            fetch_verified_chunk(node, id, size, index)
+                .await
+                .map(|(data, _)| data)
+        })
+        .buffered(PARALLEL_FETCHES)
+        .collect()
+        .await;
+    let mut bytes = Vec::with_capacity(size as usize);
+    for piece in pieces {
+        bytes.extend_from_slice(&piece?);
+    }
+    Ok(bytes)
 }
 
 /// Fetches every missing chunk of a registered blob and marks it complete. Returns whether

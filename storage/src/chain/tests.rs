@@ -2,9 +2,12 @@
 
 use proptest::prelude::*;
 
+use std::sync::Arc;
+
 use super::*;
 use crate::blob::BlobId;
 use crate::block::{BlockHash, Height, InclusionError};
+use crate::block::{BlockPayload, DasBlobs, DataHeader};
 use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
 
 fn key(i: u8) -> SigningKey {
@@ -39,8 +42,15 @@ fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
 fn chain(n: u64) -> (Transition, Transition) {
     let g = create_genesis(&key(1), genesis_for(&[1, 2]), 1_000).expect("genesis");
     let txs = (0..n).map(|i| store_tx(2, i, i)).collect();
-    let (child, refused) =
-        propose_child(&key(1), &g.block.header, &g.ledger, txs, 2_000).expect("child");
+    let (child, refused) = propose_child(
+        &key(1),
+        &g.block.header,
+        &g.ledger,
+        txs,
+        2_000,
+        &DasBlobs::new(),
+    )
+    .expect("child");
     assert!(refused.is_empty());
     (g, child)
 }
@@ -67,10 +77,24 @@ fn proposer_leaves_out_refused_transactions() {
         &g.ledger,
         vec![store_tx(2, 0, 0), replay],
         1,
+        &DasBlobs::new(),
     )
     .expect("child");
     assert_eq!(child.block.transactions.len(), 1);
     assert_eq!(refused.len(), 1);
+}
+
+/// A child of `parent` signed by `key`, whatever its contents, with its data committed in
+/// `dims` dimensions.
+fn signed(
+    key: &SigningKey,
+    parent: &Header,
+    transactions: Vec<SignedTransaction>,
+    state_root: Digest,
+    dims: u8,
+) -> Block {
+    let data = DataHeader::of_block(&transactions, dims, &DasBlobs::new()).expect("data");
+    Block::sign_new(key, Some(parent), 5, transactions, state_root, None, data).expect("sign")
 }
 
 #[test]
@@ -108,16 +132,7 @@ fn bad_blocks_are_rejected_with_the_reason() {
     );
 
     // Signed correctly, but the claimed state root is not what the transactions give.
-    let b = Block::sign_new(
-        &key(1),
-        Some(gh),
-        5,
-        base.transactions.clone(),
-        Digest::ZERO,
-        None,
-        2,
-    )
-    .expect("sign");
+    let b = signed(&key(1), gh, base.transactions.clone(), Digest::ZERO, 2);
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::StateRootMismatch { .. })
@@ -125,14 +140,14 @@ fn bad_blocks_are_rejected_with_the_reason() {
 
     // A transaction the ledger refuses makes the block invalid.
     let bad = vec![store_tx(2, 7, 0)];
-    let b = Block::sign_new(&key(1), Some(gh), 5, bad, gl.state_root(), None, 2).expect("sign");
+    let b = signed(&key(1), gh, bad, gl.state_root(), 2);
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::InvalidTransaction { index: 0, .. })
     ));
 
     // Another proposer cannot extend this chain.
-    let b = Block::sign_new(&key(9), Some(gh), 5, vec![], gl.state_root(), None, 2).expect("sign");
+    let b = signed(&key(9), gh, vec![], gl.state_root(), 2);
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::WrongProposer { .. })
@@ -146,16 +161,13 @@ fn bad_blocks_are_rejected_with_the_reason() {
         accept_child(b, gh, gl).err(),
         Some(BlockError::DataMismatch)
     );
-    let b = Block::sign_new(
+    let b = signed(
         &key(1),
-        Some(gh),
-        5,
+        gh,
         base.transactions.clone(),
         base.header.state_root,
-        None,
         3,
-    )
-    .expect("sign");
+    );
     assert_eq!(
         accept_child(b, gh, gl).err(),
         Some(BlockError::DataMismatch)
@@ -169,6 +181,91 @@ fn bad_blocks_are_rejected_with_the_reason() {
         accept_genesis(forged, None).is_err(),
         "ledger genesis is bound by the state root"
     );
+}
+
+fn das_tx(user: u8, nonce: u64, data: &[u8]) -> SignedTransaction {
+    Transaction {
+        sender: key(user).public(),
+        nonce,
+        kind: TxKind::StoreBlob {
+            blob_id: BlobId::of(data),
+            size: data.len() as u64,
+            policy: PolicySpec::Das,
+            epochs: 1,
+        },
+    }
+    .sign(&key(user))
+}
+
+#[test]
+fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
+    let g = create_genesis(&key(1), genesis_for(&[1, 2]), 0).expect("genesis");
+    let (gh, gl) = (&g.block.header, &g.ledger);
+    let (a, b) = (vec![7u8; 300_000], vec![9u8; 5]);
+    let txs = vec![das_tx(2, 0, &a), store_tx(2, 1, 0), das_tx(2, 2, &b)];
+
+    // The proposer needs the bytes of every das blob it includes.
+    let mut blobs = DasBlobs::new();
+    blobs.insert(BlobId::of(&a), Arc::new(a.clone()));
+    assert_eq!(
+        propose_child(&key(1), gh, gl, txs.clone(), 1, &blobs).err(),
+        Some(BlockError::MissingBlob(BlobId::of(&b)))
+    );
+    blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
+    let (child, refused) = propose_child(&key(1), gh, gl, txs, 1, &blobs).expect("child");
+    assert!(refused.is_empty());
+
+    // The payload is the registrations then each das blob, in order, and is what the
+    // header commits to.
+    let payload = BlockPayload::of(&child.block.transactions);
+    let bytes = payload.assemble(&blobs).expect("bytes");
+    assert_eq!(payload.len(), bytes.len() as u64);
+    let (offset, len) = payload.blob_range(&BlobId::of(&a)).expect("a");
+    assert_eq!(&bytes[offset as usize..(offset + len) as usize], &a[..]);
+    let (offset, len) = payload.blob_range(&BlobId::of(&b)).expect("b");
+    assert_eq!(&bytes[offset as usize..(offset + len) as usize], &b[..]);
+    assert_eq!(payload.blob_range(&BlobId::of(&0u64.to_le_bytes())), None);
+    let header = crate::block::DataHeader::commit(&bytes, 2).expect("commit");
+    assert_eq!(child.block.header.data, header);
+
+    // Others accept it without the blobs' bytes, but not with a layout that does not fit.
+    let block = child.block.clone().into_inner();
+    accept_child(block.clone(), gh, gl).expect("accepted without the bytes");
+    let mut wrong = block;
+    wrong.header.data.params.data_len += 1;
+    wrong.signature = key(1).sign(&wrong.header.hash().0);
+    assert_eq!(
+        accept_child(wrong, gh, gl).err(),
+        Some(BlockError::DataMismatch)
+    );
+}
+
+#[test]
+fn a_block_carries_at_most_the_block_data_size() {
+    let mut genesis = genesis_for(&[1, 2]);
+    genesis.params.max_block_data = 1_000;
+    let g = create_genesis(&key(1), genesis, 0).expect("genesis");
+    let (gh, gl) = (&g.block.header, &g.ledger);
+    let (a, b) = (vec![1u8; 600], vec![2u8; 600]);
+    let mut blobs = DasBlobs::new();
+    blobs.insert(BlobId::of(&a), Arc::new(a.clone()));
+    blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
+    let txs = vec![das_tx(2, 0, &a), das_tx(2, 1, &b)];
+    assert_eq!(
+        propose_child(&key(1), gh, gl, txs, 1, &blobs).err(),
+        Some(BlockError::TooMuchData {
+            max: 1_000,
+            found: 1_200
+        })
+    );
+    // One blob larger than a block is refused by the ledger with the reason.
+    let big = vec![3u8; 1_001];
+    let (_, refused) =
+        propose_child(&key(1), gh, gl, vec![das_tx(2, 0, &big)], 1, &blobs).expect("child");
+    assert!(matches!(
+        &refused[..],
+        [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")
+    ));
 }
 
 proptest! {

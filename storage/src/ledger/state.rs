@@ -15,6 +15,7 @@ use crate::blob::{BlobId, BlobLayout};
 use crate::erasure::ErasureLayout;
 use crate::keys::PublicKey;
 use crate::merkle::Digest;
+use nexus_das::CodeParams;
 
 mod epoch;
 
@@ -120,6 +121,12 @@ impl LedgerState {
             return Err(GenesisError::BadParams(
                 "epoch_blocks and data_shards must be positive, slash_bps at most 10000, \
                  data_dims 1 to 3",
+            ));
+        }
+        if CodeParams::for_data(p.data_dims, p.max_block_data).is_err() {
+            return Err(GenesisError::BadParams(
+                "max_block_data does not fit the code of data_dims dimensions \
+                 (at most 126,976 bytes, one row, for data_dims 1)",
             ));
         }
         let mut accounts = BTreeMap::new();
@@ -250,6 +257,10 @@ impl LedgerState {
     ) -> Result<(Amount, Amount), TxError> {
         let encoded = match policy {
             PolicySpec::Replicated => size,
+            // Every cell of the extended grid, 2x per dimension.
+            PolicySpec::Das => size
+                .checked_shl(u32::from(self.params.data_dims))
+                .ok_or(TxError::Overflow)?,
             PolicySpec::Erasure { shard_size, shards } => shard_size
                 .checked_mul(shards.len() as u64)
                 .ok_or(TxError::Overflow)?,
@@ -482,6 +493,13 @@ impl LedgerState {
         self.debit_check(&owner, total)?;
         let (orchestrator, placement) = match policy {
             PolicySpec::Replicated => (None, Vec::new()),
+            PolicySpec::Das if size > self.params.max_block_data => {
+                return Err(TxError::InvalidStorage(format!(
+                    "a das blob carries at most {} bytes (the block data size), this one has {size}",
+                    self.params.max_block_data
+                )))
+            }
+            PolicySpec::Das => (None, Vec::new()),
             PolicySpec::Erasure { shard_size, shards } => {
                 let p = &self.params;
                 let layout = ErasureLayout::new(size, p.data_shards, p.parity_shards)
@@ -501,7 +519,7 @@ impl LedgerState {
         // Checks are done: mutate.
         self.accounts.entry(owner).or_default().balance -= total;
         match policy {
-            PolicySpec::Replicated => self.burned = add(self.burned, total)?,
+            PolicySpec::Replicated | PolicySpec::Das => self.burned = add(self.burned, total)?,
             PolicySpec::Erasure { shard_size, .. } => {
                 self.escrow = add(self.escrow, total)?;
                 for p in placement.iter().flatten() {
@@ -519,7 +537,7 @@ impl LedgerState {
                 policy: policy.clone(),
                 epochs_left: epochs,
                 fee_per_epoch: match policy {
-                    PolicySpec::Replicated => 0,
+                    PolicySpec::Replicated | PolicySpec::Das => 0,
                     PolicySpec::Erasure { .. } => per_epoch,
                 },
                 orchestrator,

@@ -34,6 +34,7 @@ fn params() -> LedgerParams {
         failure_threshold: 1,
         slash_bps: 1_000,
         data_dims: 2,
+        max_block_data: 1 << 20,
     }
 }
 

@@ -54,6 +54,15 @@ pub struct LedgerParams {
     /// Dimensions of the KZG tensor code every block's payload is encoded with (1 to 3).
     #[serde(default = "default_data_dims")]
     pub data_dims: u8,
+    /// Most bytes of `das` blobs one block may carry in its payload.
+    #[serde(default = "default_max_block_data")]
+    pub max_block_data: u64,
+}
+
+/// 8 MiB: a block's payload then fits 67 of the 1,024 rows the code allows, and the
+/// proposer encodes it (with every proof) in about ten seconds on two cores.
+fn default_max_block_data() -> u64 {
+    8 << 20
 }
 
 /// Two dimensions, Danksharding's square: the fewest samples for a payload larger than
@@ -77,6 +86,7 @@ impl Default for LedgerParams {
             failure_threshold: 1,
             slash_bps: 1_000,
             data_dims: default_data_dims(),
+            max_block_data: default_max_block_data(),
         }
     }
 }
@@ -148,6 +158,9 @@ pub struct Provider {
 pub enum PolicySpec {
     /// Every storage node keeps it whole.
     Replicated,
+    /// In the block payload itself: encoded with the KZG tensor code, each storage node
+    /// keeps the cells of its custody, light clients sample it.
+    Das,
     /// Reed-Solomon shards, each identified by the BlobId of its bytes.
     Erasure {
         /// Bytes per shard.

@@ -8,19 +8,22 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{PolicySpec, TxKind};
-use nexus_storage::{BlobId, BlobLayout, ChunkIndex, ReadChunkError, StoreError};
+use nexus_storage::{
+    BlobId, BlobLayout, BlobRegistration, ChunkIndex, Height, ReadChunkError, StoreError,
+};
 use tokio::sync::mpsc;
 
 use super::{parse_blob_id, submit_error, ApiError, ApiResult};
-use crate::api::{BlobInfo, Receipt};
+use crate::api::{BlobInfo, Receipt, CELLS_FETCHED, CELL_BYTES_FETCHED};
 use crate::daemon::chain::submit;
 use crate::daemon::fetch::{fetch_chunk, gather_shards, read_local};
+use crate::daemon::retrieve::{das_blob, RetrieveError};
 use crate::daemon::Node;
 
 /// Longest pause allowed between two pieces of an upload.
@@ -35,7 +38,7 @@ const DEFAULT_EPOCHS: u64 = 100;
 pub(super) struct PutQuery {
     /// Epochs to pay for.
     epochs: Option<u64>,
-    /// `replicated` (default) or `erasure`.
+    /// `replicated` (default), `erasure` or `das`.
     policy: Option<String>,
 }
 
@@ -105,6 +108,9 @@ pub(super) async fn put_blob(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = announced {
         node.store.check_room(len)?;
+        if query.policy.as_deref() == Some("das") {
+            check_das_size(&node, len)?;
+        }
     }
     let mut writer = node.store.ingest()?;
     let mut stream = body.into_data_stream();
@@ -140,9 +146,13 @@ pub(super) async fn put_blob(
             let policy = match query.policy.as_deref() {
                 None | Some("replicated") => PolicySpec::Replicated,
                 Some("erasure") => erasure_policy(&node, blob_id, size).await?,
+                Some("das") => {
+                    check_das_size(&node, size)?;
+                    PolicySpec::Das
+                }
                 Some(other) => {
                     return Err(ApiError::BadRequest(format!(
-                        "unknown policy {other:?}: use replicated or erasure"
+                        "unknown policy {other:?}: use replicated, erasure or das"
                     )))
                 }
             };
@@ -181,7 +191,25 @@ fn policy_name(policy: &PolicySpec) -> &'static str {
     match policy {
         PolicySpec::Replicated => "replicated",
         PolicySpec::Erasure { .. } => "erasure",
+        PolicySpec::Das => "das",
     }
+}
+
+/// Refuses a `das` blob larger than a block's data, before it is read or paid for.
+fn check_das_size(node: &Node, size: u64) -> ApiResult<()> {
+    let max = node
+        .store
+        .tip()
+        .ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?
+        .ledger
+        .params()
+        .max_block_data;
+    if size > max {
+        return Err(ApiError::BadRequest(format!(
+            "a das blob rides in one block, which carries at most {max} bytes; this one has {size}: use the replicated or erasure policy"
+        )));
+    }
+    Ok(())
 }
 
 /// Encodes a stored blob into shards (stored here, for providers to fetch) with the
@@ -232,6 +260,8 @@ enum Source {
         shard_size: u64,
         shards: Vec<BlobId>,
     },
+    /// Cells of the block payload that carries it.
+    Cells(Height, BlobRegistration),
 }
 
 pub(super) async fn get_blob(
@@ -244,7 +274,7 @@ pub(super) async fn get_blob(
         if let Some(record) = store.blob(&id)? {
             return Ok(Source::Chunks(record.size));
         }
-        let (_, _, reg) = store.registration(&id)?.ok_or(ApiError::UnknownBlob(id))?;
+        let (height, _, reg) = store.registration(&id)?.ok_or(ApiError::UnknownBlob(id))?;
         match reg.policy {
             // Registered but not replicated here yet: fetch it on demand.
             PolicySpec::Replicated => {
@@ -256,9 +286,11 @@ pub(super) async fn get_blob(
                 shard_size,
                 shards,
             }),
+            PolicySpec::Das => Ok(Source::Cells(height, reg)),
         }
     })
     .await??;
+
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let size = match source {
         Source::Chunks(size) => {
@@ -309,6 +341,7 @@ pub(super) async fn get_blob(
             });
             size
         }
+        Source::Cells(height, reg) => return cells_response(&node, height, &reg).await,
     };
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -319,6 +352,36 @@ pub(super) async fn get_blob(
             (header::CONTENT_LENGTH, size.to_string()),
         ],
         body,
+    )
+        .into_response())
+}
+
+/// A `das` blob, rebuilt from cells; the response says how many were fetched.
+async fn cells_response(
+    node: &Node,
+    height: Height,
+    reg: &BlobRegistration,
+) -> ApiResult<Response> {
+    let got = das_blob(node, height, reg).await.map_err(|e| match e {
+        RetrieveError::Unrecoverable(_) | RetrieveError::WrongContent(_) => {
+            ApiError::Unavailable(format!("blob {}: {e}", reg.blob_id))
+        }
+        e => ApiError::Internal(e.to_string()),
+    })?;
+    tracing::info!(blob = %reg.blob_id, cells = got.cells_fetched, bytes = got.bytes_fetched, "das blob rebuilt from cells");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                HeaderName::from_static(CELLS_FETCHED),
+                got.cells_fetched.to_string(),
+            ),
+            (
+                HeaderName::from_static(CELL_BYTES_FETCHED),
+                got.bytes_fetched.to_string(),
+            ),
+        ],
+        got.bytes,
     )
         .into_response())
 }

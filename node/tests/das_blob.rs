@@ -1,0 +1,161 @@
+//! The `das` policy end to end: a blob of several MiB rides in a block's payload, storage
+//! nodes keep only their custody cells, and another node gets it back from cells after
+//! every custodian of at least a quarter of the cells (and the proposer, which holds the
+//! whole encoding in memory) has been stopped.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nexus_net::PeerId;
+use nexus_sampler::{Custody, CustodyParams};
+use support::*;
+
+const NODES: usize = 8;
+const BLOB: usize = 3 << 20;
+
+/// Column groups whose every custodian is in `stopped`, under `custody`.
+fn lost_groups(custody: &Custody<Vec<u8>>, stopped: &BTreeSet<Vec<u8>>) -> u16 {
+    let params = *custody.params();
+    (0..params.groups)
+        .filter(|&g| {
+            let column = params.columns(g).next().expect("a group has columns");
+            custody
+                .custodians(nexus_das::Coord { row: 0, column })
+                .all(|n| stopped.contains(n))
+        })
+        .count() as u16
+}
+
+#[test]
+fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<PathBuf> = (0..NODES)
+        .map(|i| tmp.path().join(format!("n{i}")))
+        .collect();
+    let interval = ["--block-interval-ms", "300"];
+    let proposer = start_proposer(tmp.path(), &dirs, &interval);
+    let boot = vec![proposer.addr()];
+    let mut nodes = vec![proposer];
+    nodes.extend(
+        dirs[1..]
+            .iter()
+            .map(|d| TestNode::start(d, false, &boot, &interval)),
+    );
+    // Custody is computed over the storage nodes each one knows: let them all meet.
+    wait_until(
+        "every node to see the others",
+        Duration::from_secs(60),
+        || {
+            nodes.iter().all(|n| {
+                n.status()["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.len() >= NODES - 1)
+            })
+        },
+    );
+
+    // Put through node 1; it keeps the upload, everyone else only cells.
+    let data = bytes(BLOB, 42);
+    let file = write_file(tmp.path(), "big", &data);
+    let out = cli_ok(&nodes[1].api, &["put", &file, "--policy", "das", "--json"]);
+    let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt");
+    let id = receipt["blob_id"].as_str().expect("id").to_string();
+    let height = receipt["height"].as_u64().expect("height");
+    assert_eq!(receipt["policy"], "das");
+
+    // A das blob must fit in one block: a larger one is refused with the reason.
+    let too_big = write_file(tmp.path(), "too-big", &bytes((8 << 20) + 1, 1));
+    let refused = cli(&nodes[1].api, &["put", &too_big, "--policy", "das"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("carries at most 8.0 MiB"), "{stderr}");
+    // The node itself refuses it from the announced length, before reading any of it.
+    let host = nodes[1].api.trim_start_matches("http://");
+    let request = format!(
+        "PUT /v1/blobs?policy=das HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        (8 << 20) + 1
+    );
+    let (code, body) = http_raw(&nodes[1].api, request.as_bytes()).expect("answer");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("at most 8388608 bytes"), "{body}");
+
+    let grid_path = format!("/v1/blocks/{height}/cells?samples=0");
+    wait_until("node 2 to have the block", Duration::from_secs(30), || {
+        get_json(&nodes[2].api, &grid_path).is_some()
+    });
+    let grid = get_json(&nodes[2].api, &grid_path).expect("grid");
+    let rows = grid["rows"].as_array().expect("rows").len() as u64;
+    let cells = rows * 128;
+    assert!(
+        rows >= 50,
+        "a {BLOB}-byte payload spans {rows} extended rows"
+    );
+    wait_until("custody to fill", Duration::from_secs(120), || {
+        let held: u64 = nodes
+            .iter()
+            .map(|n| n.status()["custody_cells"].as_u64().unwrap_or(0))
+            .sum();
+        held >= 2 * cells
+    });
+    // No node but the uploader holds the blob whole; none holds all its cells.
+    for (i, n) in nodes.iter().enumerate().skip(2) {
+        assert!(!n.has_complete(&id), "node {i} holds the blob whole");
+        let held = n.status()["custody_cells"].as_u64().expect("count");
+        assert!(held < cells, "node {i} keeps {held} of {cells} cells");
+    }
+
+    // Stop the proposer and a set of other nodes (not the uploader or the getter) so that
+    // every custodian of at least a quarter of the column groups is gone, and no more than
+    // half (beyond which no row could be decoded).
+    let ids: Vec<Vec<u8>> = nodes
+        .iter()
+        .map(|n| {
+            let id: PeerId = n.status()["peer_id"]
+                .as_str()
+                .expect("peer id")
+                .parse()
+                .expect("valid peer id");
+            id.to_bytes()
+        })
+        .collect();
+    let params = CustodyParams::DEFAULT;
+    let custody = Custody::new(params, params.epoch_of(height), ids.iter().cloned());
+    let candidates: Vec<usize> = (3..NODES).collect();
+    let (stop, lost) = (0u32..1 << candidates.len())
+        .map(|mask| {
+            let mut stop: Vec<usize> = vec![0];
+            stop.extend(
+                candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(b, _)| mask & (1 << b) != 0)
+                    .map(|(_, &n)| n),
+            );
+            let stopped: BTreeSet<Vec<u8>> = stop.iter().map(|&n| ids[n].clone()).collect();
+            let lost = lost_groups(&custody, &stopped);
+            (stop, lost)
+        })
+        .filter(|(_, lost)| (params.groups / 4..=params.groups / 2).contains(lost))
+        .min_by_key(|(stop, lost)| (*lost, stop.len()))
+        .expect("some set of nodes custodies a quarter to a half of the groups alone");
+    for &n in &stop {
+        nodes[n].kill9();
+    }
+
+    // Node 2 never held the blob: it gathers cells from the survivors and decodes.
+    let copy = tmp.path().join("copy");
+    let out = cli_ok(
+        &nodes[2].api,
+        &["get", &id, "-o", copy.to_str().expect("utf8")],
+    );
+    assert_eq!(std::fs::read(&copy).expect("copy"), data, "{out}");
+    assert!(out.contains("rebuilt from"), "{out}");
+    eprintln!(
+        "stopped {} nodes, {lost} of {} column groups left without a custodian; {out}",
+        stop.len(),
+        params.groups
+    );
+}
