@@ -111,10 +111,19 @@ fn devnet(proposer_extra: &[&str], faulty: Option<(usize, &str)>) -> Devnet {
 impl Devnet {
     /// Puts a blob of `size` bytes through storage node `via`; returns its block's height.
     fn put(&self, via: usize, size: usize, seed: u64) -> u64 {
+        self.put_with(via, size, seed, "replicated").1
+    }
+
+    /// Puts a blob with `policy`; returns its id and its block's height.
+    fn put_with(&self, via: usize, size: usize, seed: u64, policy: &str) -> (String, u64) {
         let file = write_file(self.tmp.path(), &format!("blob{seed}"), &bytes(size, seed));
-        let out = cli_ok(&self.storage[via].api, &["put", &file, "--json"]);
+        let out = cli_ok(
+            &self.storage[via].api,
+            &["put", &file, "--policy", policy, "--json"],
+        );
         let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt");
-        receipt["height"].as_u64().expect("height")
+        let id = receipt["blob_id"].as_str().expect("id").to_string();
+        (id, receipt["height"].as_u64().expect("height"))
     }
 
     /// Waits until every light client has judged every height up to `last`, and returns
@@ -208,6 +217,29 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
     assert!(net.storage[3]
         .log()
         .contains(&format!("custody store emptied held={before}")));
+
+    // A das blob rides in its block's payload: sampled like any block, and fetched by a
+    // node that never held it from the custodians' cells.
+    let (id, height) = net.put_with(0, 600_000, 77, "das");
+    for (i, reports) in net.verdicts(height).iter().enumerate() {
+        let verdict = &reports[&height];
+        assert!(
+            sampled_confidence(verdict).is_some_and(|c| c >= 0.9999),
+            "light {i}, das block {height}: {verdict}"
+        );
+    }
+    assert!(!net.storage[4].has_complete(&id));
+    let copy = net.tmp.path().join("das-copy");
+    let out = cli_ok(
+        &net.storage[4].api,
+        &["get", &id, "-o", copy.to_str().expect("utf8")],
+    );
+    assert!(out.contains("rebuilt from"), "{out}");
+    assert_eq!(
+        std::fs::read(&copy).expect("copy"),
+        bytes(600_000, 77),
+        "{out}"
+    );
 }
 
 #[test]
