@@ -42,6 +42,13 @@ pub struct LightArgs {
     pub patience_ms: u64,
 }
 
+/// Peers asked for one cell before it counts as missing: its custodians, then other
+/// storage peers. A light client discovers storage nodes gradually, so the custodians it
+/// computes from the nodes it knows may not be the real ones; asking further peers (the
+/// proposer among them, which serves every cell of recent blocks) keeps that from
+/// counting as withholding.
+const PEERS_PER_CELL: usize = 16;
+
 /// What the light client concluded about one block.
 #[derive(Debug, Clone)]
 pub struct BlockReport {
@@ -122,6 +129,7 @@ pub async fn run(
             target_confidence: args.target_confidence,
             request_timeout: Duration::from_millis(args.request_timeout_ms.max(100)),
             patience: Duration::from_millis(args.patience_ms),
+            attempts_per_cell: PEERS_PER_CELL,
             ..SamplerConfig::default()
         },
     ));

@@ -308,7 +308,19 @@ fn a_custodian_serving_wrong_proofs_is_dropped_and_cells_come_from_others() {
             );
         }
     }
-    // Whoever asked it first (a light client or a custodian) found it out and dropped it.
+    // An operator inspecting the blocks asks each cell of their custodians first, the
+    // faulty one among them.
+    wait_until("custody to fill", Duration::from_secs(30), || {
+        net.storage[2].status()["custody_cells"].as_u64() > Some(0)
+    });
+    for &h in &heights {
+        cli_ok(
+            &net.storage[0].api,
+            &["inspect", &h.to_string(), "--samples", "4096"],
+        );
+    }
+    // Whoever asked it first (a light client, a custodian or the operator) found it out
+    // and dropped it.
     let light_noticed = verdicts
         .iter()
         .any(|r| r.values().any(|v| v.contains("penalised")));

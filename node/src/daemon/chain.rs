@@ -207,16 +207,17 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
                 }
             }
         }
+        // Encode before the block is appended (peers sync appended blocks) or announced,
+        // so its cells can be served as soon as anyone sees its header.
+        match BlockPayload::of(&step.block.transactions).assemble(&blobs) {
+            Ok(payload) => super::custody::encode_own_block(&node, &step.block, payload).await,
+            Err(e) => tracing::error!("cannot assemble own block's payload: {e}"),
+        }
         if let Err(e) = append(&node, &step) {
             tracing::error!("cannot append own block: {e}");
             continue;
         }
         let block = step.block.into_inner();
-        // Encode before announcing, so the cells exist when the header reaches anyone.
-        match BlockPayload::of(&block.transactions).assemble(&blobs) {
-            Ok(payload) => super::custody::encode_own_block(&node, &block, payload).await,
-            Err(e) => tracing::error!("cannot assemble own block's payload: {e}"),
-        }
         match node
             .net
             .publish(GossipMessage::Block(Box::new(block.clone())))

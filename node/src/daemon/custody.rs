@@ -2,10 +2,11 @@
 //! cells; every storage node keeps the cells of its custody groups, fetched from peers and
 //! verified against the block's DataRoot; and anyone's cell requests are answered.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use nexus_das::params::CELLS_PER_ROW;
 use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample};
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
@@ -81,12 +82,19 @@ pub(crate) async fn encode_own_block(node: &Node, block: &Block, payload: Vec<u8
         return;
     }
     let params = block.header.data.params;
+    let started = std::time::Instant::now();
     let encoded = tokio::task::spawn_blocking(move || {
         ExtendedData::encode_with(&payload, params, ProofStrategy::FASTEST)
     })
     .await;
     match encoded {
         Ok(Ok(data)) if data.root() == block.header.data.root => {
+            tracing::info!(
+                height = %block.header.height,
+                rows = params.extended_rows(),
+                ms = started.elapsed().as_millis() as u64,
+                "encoded own block's payload"
+            );
             node.encodings.insert(block.header.height, Arc::new(data));
         }
         _ => tracing::error!(height = %block.header.height, "cannot encode own block's payload"),
@@ -235,7 +243,8 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     }
     if node.encodings.get(height).is_none() {
         let samples = fetch_verified(node, header, &missing).await;
-        node.store.put_cells(height, &samples)?;
+        // A few MiB of writes: keep them off the threads that answer peers.
+        tokio::task::block_in_place(|| node.store.put_cells(height, &samples))?;
         missing.retain(|c| !samples.iter().any(|s| s.coord == *c));
         if missing.is_empty() {
             return Ok(());
@@ -253,50 +262,113 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     }
     if let Some(data) = node.encodings.get(height) {
         let samples: Vec<Sample> = missing.iter().filter_map(|&c| data.sample(c)).collect();
-        node.store.put_cells(height, &samples)?;
+        tokio::task::block_in_place(|| node.store.put_cells(height, &samples))?;
     }
     Ok(())
 }
 
+/// Batches of cells asked for at once, each of its own peers.
+const PARALLEL_BATCHES: usize = 8;
+
 /// Asks storage peers for the cells at `coords` of the block with `header`, and returns
-/// those that verify against its DataRoot. A peer serving one that does not is penalised.
+/// those that verify against its DataRoot. Cells go out in batches of one custody group,
+/// in parallel, each to the group's custodians first and then to every other peer until
+/// its cells are found. A peer serving cells that do not verify is penalised and not asked
+/// again.
 async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<Sample> {
     let peers = node.net.storage_peers().await;
-    let mut missing: Vec<Coord> = coords.to_vec();
+    let mut nodes: Vec<Vec<u8>> = peers.iter().map(|p| p.to_bytes()).collect();
+    nodes.push(node.net.peer_id().to_bytes());
+    let custody = custody_at(&nodes, header.height);
+    let mut by_group: BTreeMap<u16, Vec<Coord>> = BTreeMap::new();
+    for &c in coords {
+        by_group
+            .entry(custody.params().group_of(c))
+            .or_default()
+            .push(c);
+    }
+    let mut batches: Vec<(Vec<PeerId>, Vec<Coord>)> = Vec::new();
+    for (group, cells) in by_group {
+        let mut order: Vec<PeerId> = cells
+            .first()
+            .map(|&c| custody.custodians(c).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|id| PeerId::from_bytes(id).ok())
+            .filter(|p| peers.contains(p))
+            .collect();
+        // The rest in an order that differs per group, to spread the load.
+        let shift = usize::from(group) % peers.len().max(1);
+        for p in peers[shift..].iter().chain(&peers[..shift]) {
+            if !order.contains(p) {
+                order.push(*p);
+            }
+        }
+        for batch in cells.chunks(MAX_CELLS_PER_REQUEST) {
+            batches.push((order.clone(), batch.to_vec()));
+        }
+    }
+    let banned: Mutex<HashSet<PeerId>> = Mutex::new(HashSet::new());
+    let found: Vec<Vec<Sample>> = futures::stream::iter(batches)
+        .map(|(order, batch)| fetch_batch(node, header, order, batch, &banned))
+        .buffer_unordered(PARALLEL_BATCHES)
+        .collect()
+        .await;
+    found.into_iter().flatten().collect()
+}
+
+/// One batch of [`fetch_verified`]: asks `peers` in order until its cells are found.
+async fn fetch_batch(
+    node: &Node,
+    header: &Header,
+    peers: Vec<PeerId>,
+    mut missing: Vec<Coord>,
+    banned: &Mutex<HashSet<PeerId>>,
+) -> Vec<Sample> {
     let mut found = Vec::new();
     for peer in peers {
-        for batch in missing.clone().chunks(MAX_CELLS_PER_REQUEST) {
-            let request = CellsRequest {
-                height: header.height,
-                coords: batch.to_vec(),
-            };
-            let response = match node.net.request_cells(peer, request).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!("cells request failed: {e}");
-                    break;
-                }
-            };
-            let samples: Vec<Sample> = response
-                .samples
-                .into_iter()
-                .zip(batch)
-                .filter_map(|(s, c)| s.filter(|s| s.coord == *c))
-                .collect();
-            if samples.is_empty() {
-                continue;
-            }
-            if verify_samples(&header.data.root, &samples).is_err() {
-                tracing::warn!(%peer, height = %header.height, "peer served cells that do not verify");
-                node.net.penalise(peer).await;
-                break;
-            }
-            missing.retain(|c| !samples.iter().any(|s| s.coord == *c));
-            found.extend(samples);
-        }
         if missing.is_empty() {
             break;
         }
+        if banned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer)
+        {
+            continue;
+        }
+        let request = CellsRequest {
+            height: header.height,
+            coords: missing.clone(),
+        };
+        let response = match node.net.request_cells(peer, request).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("cells request failed: {e}");
+                continue;
+            }
+        };
+        let samples: Vec<Sample> = response
+            .samples
+            .into_iter()
+            .zip(&missing)
+            .filter_map(|(s, c)| s.filter(|s| s.coord == *c))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let valid = tokio::task::block_in_place(|| verify_samples(&header.data.root, &samples));
+        if valid.is_err() {
+            tracing::warn!(%peer, height = %header.height, "peer served cells that do not verify");
+            banned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(peer);
+            node.net.penalise(peer).await;
+            continue;
+        }
+        missing.retain(|c| !samples.iter().any(|s| s.coord == *c));
+        found.extend(samples);
     }
     found
 }
