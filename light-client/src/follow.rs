@@ -5,7 +5,10 @@
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::GossipMessage;
 use nexus_net::{GossipId, Network, Validation};
+use nexus_sampler::CustodyParams;
 use nexus_storage::{Block, BlockError, BlockHash, Header, Height};
+
+use crate::source::custody_params;
 
 /// The chain as a light client sees it: the last accepted header.
 pub struct Follower {
@@ -14,6 +17,8 @@ pub struct Follower {
     tip: Option<Header>,
     /// False until the first catch-up reached the network's tip: history is not sampled.
     synced: bool,
+    /// The network's custody parameters, known once the genesis is accepted.
+    custody: CustodyParams,
 }
 
 impl Follower {
@@ -24,7 +29,13 @@ impl Follower {
             pin,
             tip: None,
             synced: false,
+            custody: CustodyParams::DEFAULT,
         }
+    }
+
+    /// The custody parameters of the chain followed.
+    pub fn custody(&self) -> CustodyParams {
+        self.custody
     }
 
     /// Checks `block` as the next block; returns its header once accepted.
@@ -33,6 +44,9 @@ impl Follower {
             None => block.verify_genesis(self.pin)?,
             Some(parent) => block.verify_child(parent)?,
         };
+        if let Some(genesis) = &block.genesis {
+            self.custody = custody_params(&genesis.params);
+        }
         self.tip = Some(block.header.clone());
         Ok(block.header)
     }

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nexus_net::{Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, Role};
-use nexus_sampler::{Sampler, SamplerConfig};
+use nexus_sampler::{CustodyParams, Sampler, SamplerConfig};
 use nexus_storage::{BlockHash, Header};
 use rand::SeedableRng as _;
 
 pub use follow::Follower;
-pub use source::NetCellSource;
+pub use source::{custody_params, NetCellSource};
 
 /// Options of `nexus-light` (and `nexus light`).
 #[derive(Debug, Clone, clap::Args)]
@@ -146,9 +146,12 @@ pub async fn run(
             },
             _ = tick.tick() => follower.catch_up().await,
         };
+        let custody = follower.custody();
         for header in new_headers {
             let (sampler, source, report) = (sampler.clone(), source.clone(), report.clone());
-            tokio::spawn(async move { report(sample_block(&sampler, &source, header).await) });
+            tokio::spawn(
+                async move { report(sample_block(&sampler, &source, custody, header).await) },
+            );
         }
     }
 }
@@ -157,6 +160,7 @@ pub async fn run(
 async fn sample_block(
     sampler: &Sampler<NetCellSource>,
     source: &NetCellSource,
+    custody: CustodyParams,
     header: Header,
 ) -> BlockReport {
     let start = Instant::now();
@@ -174,7 +178,7 @@ async fn sample_block(
             penalised: 0,
         };
     }
-    source.prepare(header.height, data.root).await;
+    source.prepare(header.height, data.root, custody).await;
     let mut rng = rand::rngs::StdRng::from_entropy();
     let outcome = sampler.sample(data.root, data.params, &mut rng).await;
     BlockReport {

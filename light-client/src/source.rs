@@ -8,7 +8,17 @@ use nexus_das::{Coord, DataRoot};
 use nexus_net::protocol::cells::CellsRequest;
 use nexus_net::{Network, PeerId};
 use nexus_sampler::{CellSource, Custody, CustodyParams, FetchError, Fetched};
+use nexus_storage::ledger::LedgerParams;
 use nexus_storage::Height;
+
+/// The network's custody parameters, as its genesis sets them.
+pub fn custody_params(params: &LedgerParams) -> CustodyParams {
+    CustodyParams {
+        groups: params.custody_groups,
+        custodians_per_group: params.custodians_per_group,
+        ..CustodyParams::DEFAULT
+    }
+}
 
 /// What the source knows: the custody view and which block each root belongs to.
 struct View {
@@ -49,10 +59,10 @@ impl NetCellSource {
         }
     }
 
-    /// Refreshes the storage peers and custody for block `height` committed by `root`.
-    pub async fn prepare(&self, height: Height, root: DataRoot) {
+    /// Refreshes the storage peers and the custody assignment (under `params`) for block
+    /// `height` committed by `root`.
+    pub async fn prepare(&self, height: Height, root: DataRoot, params: CustodyParams) {
         let peers = self.net.storage_peers().await;
-        let params = CustodyParams::DEFAULT;
         let custody = Custody::new(
             params,
             params.epoch_of(height.0),

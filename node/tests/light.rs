@@ -77,7 +77,11 @@ fn devnet(proposer_extra: &[&str], faulty: Option<(usize, &str)>) -> Devnet {
     let dirs: Vec<PathBuf> = (0..6).map(|i| tmp.path().join(format!("n{i}"))).collect();
     let mut extra = vec!["--block-interval-ms", "300"];
     extra.extend_from_slice(proposer_extra);
-    let proposer = start_proposer(tmp.path(), &dirs, &extra);
+    // Every cell kept by three nodes rather than the default two: custody is a network
+    // parameter.
+    let mut ledger = params(20);
+    ledger["custodians_per_group"] = 3.into();
+    let proposer = start_proposer_with(tmp.path(), &dirs, ledger, &extra);
     let boot = vec![proposer.addr()];
     let storage: Vec<TestNode> = dirs[1..]
         .iter()
@@ -187,15 +191,15 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
     assert!(drawing.contains("✗ missing: 0"), "{drawing}");
     assert!(drawing.contains('█') && drawing.contains('▓'), "{drawing}");
 
-    // The three payloads (2 rows of 128 cells each) are kept twice over in all, and no node
-    // keeps them all: custody is a share. (Exactly twice once every node sees every other;
-    // a node that computed its custody before meeting everyone keeps a larger share.)
+    // The three payloads (2 rows of 128 cells each) are kept three times over in all, and
+    // no node keeps them all: custody is a share. (Exactly three times once every node sees
+    // every other; a node that computed its custody before meeting everyone keeps more.)
     wait_until("custody to fill", Duration::from_secs(30), || {
         let held: Vec<u64> = std::iter::once(&net.proposer)
             .chain(&net.storage)
             .map(|n| n.status()["custody_cells"].as_u64().unwrap_or(0))
             .collect();
-        held.iter().sum::<u64>() >= 3 * 2 * 256 && held.iter().all(|&n| n < 3 * 256)
+        held.iter().sum::<u64>() >= 3 * 3 * 256 && held.iter().all(|&n| n < 3 * 256)
     });
 
     // A node restarted with an empty custody store fills it again from the others.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use nexus_das::params::CELLS_PER_ROW;
 use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample};
+use nexus_light_client::custody_params;
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
@@ -56,10 +57,17 @@ impl Encodings {
     }
 }
 
+/// The network's custody parameters (the defaults until this node has a chain).
+pub(crate) fn network_custody(node: &Node) -> CustodyParams {
+    node.store.tip().map_or(CustodyParams::DEFAULT, |t| {
+        custody_params(t.ledger.params())
+    })
+}
+
 /// The custody assignment for block `height` over `nodes`, the storage nodes this node
 /// knows (its identified storage peers and itself).
-fn custody_at(nodes: &[Vec<u8>], height: Height) -> Custody<Vec<u8>> {
-    let params = CustodyParams::DEFAULT;
+fn custody_at(node: &Node, nodes: &[Vec<u8>], height: Height) -> Custody<Vec<u8>> {
+    let params = network_custody(node);
     Custody::new(params, params.epoch_of(height.0), nodes.iter().cloned())
 }
 
@@ -232,7 +240,7 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     }
     prepare_prover();
     let me = node.net.peer_id().to_bytes();
-    let custody = custody_at(nodes, height);
+    let custody = custody_at(node, nodes, height);
     let held: HashSet<Coord> = node.store.cells_held(height)?.into_iter().collect();
     let mut missing: Vec<Coord> = wanted(&custody, &me, header)
         .into_iter()
@@ -279,7 +287,7 @@ async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<S
     let peers = node.net.storage_peers().await;
     let mut nodes: Vec<Vec<u8>> = peers.iter().map(|p| p.to_bytes()).collect();
     nodes.push(node.net.peer_id().to_bytes());
-    let custody = custody_at(&nodes, header.height);
+    let custody = custody_at(node, &nodes, header.height);
     let mut by_group: BTreeMap<u16, Vec<Coord>> = BTreeMap::new();
     for &c in coords {
         by_group

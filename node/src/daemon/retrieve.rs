@@ -14,6 +14,7 @@ use nexus_sampler::{Sampler, SamplerConfig};
 use nexus_storage::block::BlockPayload;
 use nexus_storage::{BlobId, BlobRegistration, Header, Height};
 
+use super::custody::network_custody;
 use super::Node;
 
 /// Longest wait for one cell from one peer.
@@ -76,7 +77,9 @@ pub(crate) async fn das_blob(
         node.net.clone(),
         node.net.peer_id(),
     ));
-    source.prepare(height, header.data.root).await;
+    source
+        .prepare(height, header.data.root, network_custody(node))
+        .await;
     let peers = node.net.storage_peers().await.len();
     let sampler = Sampler::new(
         source,
