@@ -183,14 +183,14 @@ impl DataHeader {
         self.params.data_len == 0
     }
 
-    /// Commits to the payload of a block carrying `transactions`, encoded in `dims`
-    /// dimensions, with the bytes of its `das` blobs taken from `blobs`.
-    pub fn of_block(
-        transactions: &[SignedTransaction],
+    /// Commits to `payload` encoded in `dims` dimensions, the bytes of its `das` blobs
+    /// taken from `blobs`.
+    pub fn of_payload(
+        payload: &BlockPayload,
         dims: u8,
         blobs: &DasBlobs,
     ) -> Result<DataHeader, BlockError> {
-        DataHeader::commit(&BlockPayload::of(transactions).assemble(blobs)?, dims)
+        DataHeader::commit(&payload.assemble(blobs)?, dims)
     }
 
     /// Encodes `payload` in `dims` dimensions and commits to it.

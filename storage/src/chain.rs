@@ -67,7 +67,11 @@ pub fn create_genesis(
         Vec::new(),
         ledger.state_root(),
         Some(genesis),
-        DataHeader::of_block(&[], ledger.params().data_dims, &DasBlobs::new())?,
+        DataHeader::of_payload(
+            &BlockPayload::of(&[]),
+            ledger.params().data_dims,
+            &DasBlobs::new(),
+        )?,
     )?;
     accept_genesis(block, None)
 }
@@ -142,16 +146,24 @@ pub fn accept_child(
     settle(block, ledger, events)
 }
 
+/// Commits to a payload that carries no `das` blobs (a [`propose_child`] commitment for
+/// chains without them; fails with [`BlockError::MissingBlob`] otherwise).
+pub fn without_das_blobs(payload: &BlockPayload, dims: u8) -> Result<DataHeader, BlockError> {
+    DataHeader::of_payload(payload, dims, &DasBlobs::new())
+}
+
 /// Builds and signs the child of `parent` from `candidates`, leaving out the transactions
-/// the ledger refuses (returned with the reason). `blobs` holds the bytes of every `das`
-/// blob the candidates register, which the payload carries.
+/// the ledger refuses (returned with the reason). `commit` commits to the payload of the
+/// transactions kept, in the ledger's `data_dims` dimensions (see
+/// [`DataHeader::of_payload`]); a proposer that encodes the payload on the way keeps the
+/// encoding to serve cells from.
 pub fn propose_child(
     key: &SigningKey,
     parent: &Header,
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
     timestamp_ms: u64,
-    blobs: &DasBlobs,
+    commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
 ) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
     let height = parent.height.next().ok_or(BlockError::HeightOverflow)?;
     let Execution {
@@ -160,7 +172,7 @@ pub fn propose_child(
         applied,
         refused,
     } = execute(state, height.0, &parent.hash(), candidates);
-    let data = DataHeader::of_block(&applied, ledger.params().data_dims, blobs)?;
+    let data = commit(&BlockPayload::of(&applied), ledger.params().data_dims)?;
     let block = Block::sign_new(
         key,
         Some(parent),

@@ -1,6 +1,6 @@
 //! Every wire decoder: round trips, and malformed input yields an error, never a panic.
 
-use nexus_storage::chain::{create_genesis, propose_child};
+use nexus_storage::chain::{create_genesis, propose_child, without_das_blobs};
 use nexus_storage::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 use nexus_storage::{BlobId, Block, ChunkIndex, Height, MerkleProof, SigningKey};
 use proptest::prelude::*;
@@ -36,7 +36,7 @@ fn sample_block() -> Block {
         &g.ledger,
         vec![tx],
         6,
-        &Default::default(),
+        without_das_blobs,
     )
     .expect("child");
     child.block.into_inner()

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, PublishError, Validation};
-use nexus_storage::block::{BlockPayload, DasBlobs};
+use nexus_storage::block::DasBlobs;
 use nexus_storage::chain::{accept_child, accept_genesis, create_genesis, propose_child};
 use nexus_storage::ledger::{Genesis, PolicySpec, SignedTransaction, Transaction, TxError, TxKind};
 use nexus_storage::{
@@ -182,14 +182,22 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
             .collect();
         let max_data = tip.ledger.params().max_block_data;
         let (batch, blobs) = stage_das_blobs(&node, batch, max_data).await;
-        let proposed = propose_child(
-            &node.account,
-            &tip.header,
-            &tip.ledger,
-            batch,
-            now_ms(),
-            &blobs,
-        );
+        // Encoding a payload takes seconds: off the threads that serve peers.
+        let mut encoding = None;
+        let proposed = tokio::task::block_in_place(|| {
+            propose_child(
+                &node.account,
+                &tip.header,
+                &tip.ledger,
+                batch,
+                now_ms(),
+                |payload, dims| {
+                    let (data, encoded) = super::custody::encode_payload(payload, dims, &blobs)?;
+                    encoding = encoded;
+                    Ok(data)
+                },
+            )
+        });
         let (step, refused) = match proposed {
             Ok(r) => r,
             Err(e) => {
@@ -207,11 +215,11 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
                 }
             }
         }
-        // Encode before the block is appended (peers sync appended blocks) or announced,
-        // so its cells can be served as soon as anyone sees its header.
-        match BlockPayload::of(&step.block.transactions).assemble(&blobs) {
-            Ok(payload) => super::custody::encode_own_block(&node, &step.block, payload).await,
-            Err(e) => tracing::error!("cannot assemble own block's payload: {e}"),
+        // Kept before the block is appended (peers sync appended blocks) or announced, so
+        // its cells can be served as soon as anyone sees its header.
+        if let Some(data) = encoding {
+            node.encodings
+                .insert(step.block.header.height, Arc::new(data));
         }
         if let Err(e) = append(&node, &step) {
             tracing::error!("cannot append own block: {e}");

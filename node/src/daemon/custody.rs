@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nexus_das::params::CELLS_PER_ROW;
-use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample};
+use nexus_das::{
+    verify_samples, CodeParams, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample,
+};
 use nexus_light_client::custody_params;
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
-use nexus_storage::{Block, Header, Height};
+use nexus_storage::block::{BlockPayload, DasBlobs, DataHeader};
+use nexus_storage::{BlockError, Header, Height};
 
 use super::{Fault, Node};
 
@@ -39,7 +42,8 @@ impl Encodings {
         tried.insert(height)
     }
 
-    fn insert(&self, height: Height, data: Arc<ExtendedData>) {
+    /// Keeps the encoded payload of block `height` (the oldest is dropped past the limit).
+    pub(crate) fn insert(&self, height: Height, data: Arc<ExtendedData>) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.push_back((height, data));
         while recent.len() > RECENT_ENCODINGS {
@@ -83,30 +87,33 @@ fn wanted(custody: &Custody<Vec<u8>>, me: &[u8], header: &Header) -> Vec<Coord> 
         .collect()
 }
 
-/// On the proposer: encodes the payload of a block it just proposed and keeps it for
-/// serving cells.
-pub(crate) async fn encode_own_block(node: &Node, block: &Block, payload: Vec<u8>) {
-    if block.header.data.is_empty() {
-        return;
+/// On the proposer: commits to a block's payload (the bytes of its `das` blobs taken from
+/// `blobs`) by encoding it, and returns the encoding to serve cells from; none for an empty
+/// payload.
+pub(crate) fn encode_payload(
+    payload: &BlockPayload,
+    dims: u8,
+    blobs: &DasBlobs,
+) -> Result<(DataHeader, Option<ExtendedData>), BlockError> {
+    let bytes = payload.assemble(blobs)?;
+    if bytes.is_empty() {
+        return Ok((DataHeader::commit(&bytes, dims)?, None));
     }
-    let params = block.header.data.params;
     let started = std::time::Instant::now();
-    let encoded = tokio::task::spawn_blocking(move || {
-        ExtendedData::encode_with(&payload, params, ProofStrategy::FASTEST)
-    })
-    .await;
-    match encoded {
-        Ok(Ok(data)) if data.root() == block.header.data.root => {
-            tracing::info!(
-                height = %block.header.height,
-                rows = params.extended_rows(),
-                ms = started.elapsed().as_millis() as u64,
-                "encoded own block's payload"
-            );
-            node.encodings.insert(block.header.height, Arc::new(data));
-        }
-        _ => tracing::error!(height = %block.header.height, "cannot encode own block's payload"),
-    }
+    let params = CodeParams::for_data(dims, bytes.len() as u64)
+        .map_err(|e| BlockError::Data(e.to_string()))?;
+    let data = ExtendedData::encode_with(&bytes, params, ProofStrategy::FASTEST)
+        .map_err(|e| BlockError::Data(e.to_string()))?;
+    tracing::info!(
+        rows = params.extended_rows(),
+        ms = started.elapsed().as_millis() as u64,
+        "encoded a payload to propose"
+    );
+    let header = DataHeader {
+        root: data.root(),
+        params,
+    };
+    Ok((header, Some(data)))
 }
 
 /// Answers a cell request from memory (recent blocks encoded or reconstructed here) or

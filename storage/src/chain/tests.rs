@@ -10,6 +10,11 @@ use crate::block::{BlockHash, Height, InclusionError};
 use crate::block::{BlockPayload, DasBlobs, DataHeader};
 use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
 
+/// Commits to a payload whose `das` blobs are in `blobs`.
+fn with(blobs: &DasBlobs) -> impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError> + '_ {
+    move |payload, dims| DataHeader::of_payload(payload, dims, blobs)
+}
+
 fn key(i: u8) -> SigningKey {
     SigningKey::from_seed(&[i; 32])
 }
@@ -48,7 +53,7 @@ fn chain(n: u64) -> (Transition, Transition) {
         &g.ledger,
         txs,
         2_000,
-        &DasBlobs::new(),
+        without_das_blobs,
     )
     .expect("child");
     assert!(refused.is_empty());
@@ -77,7 +82,7 @@ fn proposer_leaves_out_refused_transactions() {
         &g.ledger,
         vec![store_tx(2, 0, 0), replay],
         1,
-        &DasBlobs::new(),
+        without_das_blobs,
     )
     .expect("child");
     assert_eq!(child.block.transactions.len(), 1);
@@ -93,7 +98,8 @@ fn signed(
     state_root: Digest,
     dims: u8,
 ) -> Block {
-    let data = DataHeader::of_block(&transactions, dims, &DasBlobs::new()).expect("data");
+    let data = DataHeader::of_payload(&BlockPayload::of(&transactions), dims, &DasBlobs::new())
+        .expect("data");
     Block::sign_new(key, Some(parent), 5, transactions, state_root, None, data).expect("sign")
 }
 
@@ -208,11 +214,11 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
     let mut blobs = DasBlobs::new();
     blobs.insert(BlobId::of(&a), Arc::new(a.clone()));
     assert_eq!(
-        propose_child(&key(1), gh, gl, txs.clone(), 1, &blobs).err(),
+        propose_child(&key(1), gh, gl, txs.clone(), 1, with(&blobs)).err(),
         Some(BlockError::MissingBlob(BlobId::of(&b)))
     );
     blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
-    let (child, refused) = propose_child(&key(1), gh, gl, txs, 1, &blobs).expect("child");
+    let (child, refused) = propose_child(&key(1), gh, gl, txs, 1, with(&blobs)).expect("child");
     assert!(refused.is_empty());
 
     // The payload is the registrations then each das blob, in order, and is what the
@@ -252,7 +258,7 @@ fn a_block_carries_at_most_the_block_data_size() {
     blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
     let txs = vec![das_tx(2, 0, &a), das_tx(2, 1, &b)];
     assert_eq!(
-        propose_child(&key(1), gh, gl, txs, 1, &blobs).err(),
+        propose_child(&key(1), gh, gl, txs, 1, with(&blobs)).err(),
         Some(BlockError::TooMuchData {
             max: 1_000,
             found: 1_200
@@ -261,7 +267,7 @@ fn a_block_carries_at_most_the_block_data_size() {
     // One blob larger than a block is refused by the ledger with the reason.
     let big = vec![3u8; 1_001];
     let (_, refused) =
-        propose_child(&key(1), gh, gl, vec![das_tx(2, 0, &big)], 1, &blobs).expect("child");
+        propose_child(&key(1), gh, gl, vec![das_tx(2, 0, &big)], 1, with(&blobs)).expect("child");
     assert!(matches!(
         &refused[..],
         [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")

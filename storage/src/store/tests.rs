@@ -3,7 +3,7 @@
 use super::*;
 use crate::blob::CHUNK_SIZE;
 use crate::block::{BlobRegistration, Height};
-use crate::chain::{create_genesis, propose_child};
+use crate::chain::{create_genesis, propose_child, without_das_blobs};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 
@@ -195,15 +195,8 @@ fn chain_appends_only_children_and_indexes_registrations() {
         let store = Store::open(dir.path(), None).expect("open");
         let g = create_genesis(&key, genesis, 1).expect("genesis");
         let txs = vec![store_tx(1), store_tx(2)];
-        let (b1, refused) = propose_child(
-            &key,
-            &g.block.header,
-            &g.ledger,
-            txs,
-            2,
-            &Default::default(),
-        )
-        .expect("b1");
+        let (b1, refused) =
+            propose_child(&key, &g.block.header, &g.ledger, txs, 2, without_das_blobs).expect("b1");
         assert!(refused.is_empty());
         assert!(matches!(
             store.append_block(&b1),
