@@ -183,10 +183,11 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
         let max_data = tip.ledger.params().max_block_data;
         let (batch, blobs) = stage_das_blobs(&node, batch, max_data).await;
         // Encoding a payload takes seconds: off the threads that serve peers.
-        let mut encoding = None;
-        let proposed = tokio::task::block_in_place(|| {
-            propose_child(
-                &node.account,
+        let proposer = node.clone();
+        let proposed = tokio::task::spawn_blocking(move || {
+            let mut encoding = None;
+            let proposed = propose_child(
+                &proposer.account,
                 &tip.header,
                 &tip.ledger,
                 batch,
@@ -196,12 +197,18 @@ pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
                     encoding = encoded;
                     Ok(data)
                 },
-            )
-        });
-        let (step, refused) = match proposed {
-            Ok(r) => r,
-            Err(e) => {
+            );
+            proposed.map(|p| (p, encoding))
+        })
+        .await;
+        let ((step, refused), encoding) = match proposed {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
                 tracing::error!("cannot propose a block: {e}");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("block proposal stopped: {e}");
                 continue;
             }
         };
