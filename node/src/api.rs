@@ -74,9 +74,15 @@ pub(crate) struct GridView {
 pub(crate) struct BlobInfo {
     pub(crate) blob_id: BlobId,
     pub(crate) size: u64,
+    /// This node holds the blob whole.
     pub(crate) complete: bool,
+    /// Chunks of a copy this node should hold still missing (none for a `das` blob, which
+    /// this node keeps as custody cells unless it was put through it).
     pub(crate) missing_chunks: u64,
     pub(crate) registered_at: Option<Height>,
+    /// The policy it is registered with, once it is.
+    #[serde(default)]
+    pub(crate) policy: Option<String>,
 }
 
 /// Every error response: a machine-readable kind and a sentence for people.

@@ -102,7 +102,12 @@ fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
     });
     // No node but the uploader holds the blob whole; none holds all its cells.
     for (i, n) in nodes.iter().enumerate().skip(2) {
-        assert!(!n.has_complete(&id), "node {i} holds the blob whole");
+        let info = n.blob_info(&id).expect("info");
+        assert_eq!(
+            (&info["policy"], &info["complete"], &info["missing_chunks"]),
+            (&"das".into(), &false.into(), &0.into()),
+            "node {i}: {info}"
+        );
         let held = n.status()["custody_cells"].as_u64().expect("count");
         assert!(held < cells, "node {i} keeps {held} of {cells} cells");
     }

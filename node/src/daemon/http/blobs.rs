@@ -50,16 +50,23 @@ pub(super) async fn blob_info(
     let store = node.store.clone();
     tokio::task::spawn_blocking(move || {
         let registered = store.registration(&id)?;
+        let policy = registered
+            .as_ref()
+            .map(|(_, _, reg)| policy_name(&reg.policy).to_string());
         let Some(record) = store.blob(&id)? else {
             return match registered {
                 Some((height, _, reg)) => Ok(Json(BlobInfo {
                     blob_id: id,
                     size: reg.size,
                     complete: false,
-                    missing_chunks: BlobLayout::new(reg.size)
-                        .map_err(StoreError::from)?
-                        .chunk_count(),
+                    missing_chunks: match reg.policy {
+                        PolicySpec::Das => 0,
+                        _ => BlobLayout::new(reg.size)
+                            .map_err(StoreError::from)?
+                            .chunk_count(),
+                    },
                     registered_at: Some(height),
+                    policy,
                 })),
                 None => Err(ApiError::UnknownBlob(id)),
             };
@@ -78,6 +85,7 @@ pub(super) async fn blob_info(
             complete: record.complete,
             missing_chunks: missing,
             registered_at: registered.map(|(h, _, _)| h),
+            policy,
         }))
     })
     .await?
