@@ -223,17 +223,6 @@ pub(crate) async fn custody_loop(node: Arc<Node>) {
     }
 }
 
-/// Builds the FK20 prover's tables in the background the first time a block with data is
-/// seen, so a rebuild, if one is ever needed, does not wait seconds for them.
-fn prepare_prover() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        tokio::task::spawn_blocking(|| {
-            nexus_das::kzg::RowProver::get();
-        });
-    });
-}
-
 /// Fetches the custody cells of block `height` that are missing: from memory if this node
 /// encoded or rebuilt the payload, else from storage peers; if peers cannot supply them all,
 /// rebuilds the payload from whatever cells they have (once per block).
@@ -245,7 +234,6 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     if header.data.is_empty() {
         return Ok(());
     }
-    prepare_prover();
     let me = node.net.peer_id().to_bytes();
     let custody = custody_at(node, nodes, height);
     let held: HashSet<Coord> = node.store.cells_held(height)?.into_iter().collect();
