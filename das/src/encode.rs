@@ -9,7 +9,7 @@ use ekzg_bls12_381::{g1_batch_normalize, traits::*, G1Point, G1Projective, Scala
 use rayon::prelude::*;
 
 use crate::field::{cell_to_bytes, pack_into};
-use crate::kzg::{ProvenRow, RowCommitter, RowPoly, RowProver};
+use crate::kzg::{ProvenRow, RowCodec, RowCommitter, RowPoly, RowProver};
 use crate::line::LineCode;
 use crate::merkle::{leaf_hash, Digest, MerkleTree};
 use crate::params::{
@@ -165,7 +165,9 @@ impl ExtendedData {
                 let poly = poly.filter(|_| !params.is_original_row(row))?;
                 Some(match strategy {
                     ProofStrategy::Fk20 => prover.cells_and_proofs(RowPoly::from(poly)),
-                    ProofStrategy::ExtendInG1 => (Vec::new(), prover.cells(RowPoly::from(poly))),
+                    ProofStrategy::ExtendInG1 => {
+                        (Vec::new(), RowCodec::get().cells(RowPoly::from(poly)))
+                    }
                 })
             })
             .collect();

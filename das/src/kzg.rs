@@ -74,14 +74,11 @@ impl RowCommitter {
     }
 }
 
-/// Everything needed to prove, extend and recover rows.
-///
-/// FK20 runs with 8-bit precomputed tables: about 1.5x faster proofs for a few MB of
-/// memory and a second more at start-up, worth it on nodes that encode.
+/// Proves rows: FK20 with 8-bit precomputed tables, about 1.5x faster proofs for some
+/// seconds and tens of MB at start-up, worth it on nodes that encode.
 #[derive(Debug)]
 pub struct RowProver {
     prover: Prover,
-    rs: ReedSolomon,
 }
 
 impl RowProver {
@@ -96,7 +93,6 @@ impl RowProver {
                 EXTENDED_ROW_ELEMENTS,
                 UsePrecomp::Yes { width: 8 },
             ),
-            rs: ReedSolomon::new(ROW_ELEMENTS, 2, CELLS_PER_ROW),
         })
     }
 
@@ -105,10 +101,35 @@ impl RowProver {
         self.prover
             .compute_multi_opening_proofs(ProverInput::PolyCoeff(poly))
     }
+}
 
-    /// The 128 cells of a row, without proofs.
+/// Extends and recovers rows, without proofs and so without the prover's tables: a node
+/// that only decodes (retrieval, reconstruction) is ready in milliseconds.
+#[derive(Debug)]
+pub struct RowCodec {
+    extended_domain: Domain,
+    rs: ReedSolomon,
+}
+
+impl RowCodec {
+    /// The shared codec.
+    pub fn get() -> &'static RowCodec {
+        static CODEC: OnceLock<RowCodec> = OnceLock::new();
+        CODEC.get_or_init(|| RowCodec {
+            extended_domain: Domain::new(EXTENDED_ROW_ELEMENTS),
+            rs: ReedSolomon::new(ROW_ELEMENTS, 2, CELLS_PER_ROW),
+        })
+    }
+
+    /// The 128 cells of a row: its polynomial evaluated over the extended domain, in
+    /// EIP-7594's bit-reversed order, 64 evaluations per cell.
     pub(crate) fn cells(&self, poly: RowPoly) -> Vec<Vec<Scalar>> {
-        self.prover.extend_polynomial(ProverInput::PolyCoeff(poly))
+        let mut evaluations = self.extended_domain.fft_scalars(poly);
+        bit_reverse(&mut evaluations);
+        evaluations
+            .chunks_exact(CELL_ELEMENTS)
+            .map(<[Scalar]>::to_vec)
+            .collect()
     }
 
     /// Recovers a row's polynomial from at least 64 of its cells, given as

@@ -8,7 +8,7 @@ use ekzg_bls12_381::Scalar;
 use rayon::prelude::*;
 
 use crate::field::{cell_from_bytes, unpack_into, FieldError};
-use crate::kzg::{RowProver, RowRecoveryError};
+use crate::kzg::{RowCodec, RowRecoveryError};
 use crate::line::{LineCode, LineError};
 use crate::params::{
     CodeParams, Coord, ParamsError, BYTES_PER_CELL, CELLS_PER_ROW, CELL_ELEMENTS,
@@ -300,8 +300,8 @@ impl PartialGrid {
                     .iter()
                     .filter_map(|&c| Some((usize::from(c.column), self.elements(c)?.to_vec())))
                     .collect();
-                let prover = RowProver::get();
-                let poly = prover.recover(held).map_err(|e| match e {
+                let codec = RowCodec::get();
+                let poly = codec.recover(held).map_err(|e| match e {
                     RowRecoveryError::TooFewCells { .. } | RowRecoveryError::Inconsistent(_) => {
                         inconsistent()
                     }
@@ -309,7 +309,7 @@ impl PartialGrid {
                 if poly.len() > ROW_ELEMENTS {
                     return Err(inconsistent());
                 }
-                let cells = prover.cells(poly);
+                let cells = codec.cells(poly);
                 Ok(missing
                     .into_iter()
                     .map(|c| (c, cells[usize::from(c.column)].clone()))
