@@ -7,6 +7,7 @@ mod duties;
 mod fetch;
 mod http;
 mod keys;
+mod propose;
 mod rate;
 mod retrieve;
 mod serve;
@@ -213,7 +214,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(duties::challenge_loop(node.clone())),
         tokio::spawn(duties::repair_loop(node.clone())),
         tokio::spawn(custody::custody_loop(node.clone())),
-        tokio::spawn(chain::propose_loop(
+        tokio::spawn(propose::propose_loop(
             node.clone(),
             Duration::from_millis(args.block_interval_ms.max(10)),
         )),

@@ -1,6 +1,7 @@
-//! Following the chain: the proposer's genesis and block production, gossip validation of
+//! Following the chain: the proposer's genesis, appending blocks, gossip validation of
 //! new blocks and transactions, range sync from peers, and submitting this node's own
-//! transactions (uploads, transfers, staking) until a block includes them.
+//! transactions (uploads, transfers, staking) until a block includes them. Block
+//! production is in [`super::propose`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,18 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Result};
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
-use nexus_net::{GossipId, PeerId, PublishError, Validation};
-use nexus_storage::block::DasBlobs;
-use nexus_storage::chain::{accept_child, accept_genesis, create_genesis, propose_child};
-use nexus_storage::ledger::{Genesis, PolicySpec, SignedTransaction, Transaction, TxError, TxKind};
-use nexus_storage::{
-    AppendError, BlobRegistration, Block, BlockError, Height, SigningKey, Store, Transition,
-    MAX_TRANSACTIONS_PER_BLOCK,
-};
+use nexus_net::{GossipId, PeerId, Validation};
+use nexus_storage::chain::{accept_child, accept_genesis, create_genesis};
+use nexus_storage::ledger::{Genesis, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::{AppendError, Block, BlockError, Height, SigningKey, Store, Transition};
 
-use super::{fetch, Node};
+use super::Node;
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -63,7 +60,7 @@ fn accept_next(node: &Node, block: Block) -> Result<(), AcceptError> {
     append(node, &step).map_err(AcceptError::Store)
 }
 
-fn append(node: &Node, step: &Transition) -> Result<(), String> {
+pub(super) fn append(node: &Node, step: &Transition) -> Result<(), String> {
     match node.store.append_block(step) {
         Ok(()) => {}
         // Gossip and sync raced to append the same block: the other one won.
@@ -143,7 +140,7 @@ fn on_transaction(node: &Node, tx: SignedTransaction) -> Validation {
     Validation::Accept
 }
 
-fn enqueue(node: &Node, tx: SignedTransaction) {
+pub(super) fn enqueue(node: &Node, tx: SignedTransaction) {
     if matches!(node.store.transaction_location(&tx.id()), Ok(Some(_))) {
         return;
     }
@@ -151,134 +148,6 @@ fn enqueue(node: &Node, tx: SignedTransaction) {
     if !pool.contains(&tx) {
         pool.push(tx);
     }
-}
-
-/// The proposer's loop: every `interval`, cut a block from the pending transactions (an
-/// empty block if there are none: epochs and challenge deadlines count blocks).
-pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
-    if !node.is_proposer {
-        return;
-    }
-    // Build the FK20 tables now rather than on the first block that carries data.
-    let _ = tokio::task::spawn_blocking(|| {
-        nexus_das::kzg::RowProver::get();
-    })
-    .await;
-    let mut tick = tokio::time::interval(interval);
-    loop {
-        tick.tick().await;
-        let Some(tip) = node.store.tip() else {
-            continue;
-        };
-        let batch: Vec<_> = {
-            let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
-            let take = pool.len().min(MAX_TRANSACTIONS_PER_BLOCK);
-            pool.drain(..take).collect()
-        };
-        // A resubmission can arrive while its first copy is being included: drop those.
-        let batch: Vec<_> = batch
-            .into_iter()
-            .filter(|tx| matches!(node.store.transaction_location(&tx.id()), Ok(None)))
-            .collect();
-        let max_data = tip.ledger.params().max_block_data;
-        let (batch, blobs) = stage_das_blobs(&node, batch, max_data).await;
-        // Encoding a payload takes seconds: off the threads that serve peers.
-        let proposer = node.clone();
-        let proposed = tokio::task::spawn_blocking(move || {
-            let mut encoding = None;
-            let proposed = propose_child(
-                &proposer.account,
-                &tip.header,
-                &tip.ledger,
-                batch,
-                now_ms(),
-                |payload, dims| {
-                    let (data, encoded) = super::custody::encode_payload(payload, dims, &blobs)?;
-                    encoding = encoded;
-                    Ok(data)
-                },
-            );
-            proposed.map(|p| (p, encoding))
-        })
-        .await;
-        let ((step, refused), encoding) = match proposed {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::error!("cannot propose a block: {e}");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!("block proposal stopped: {e}");
-                continue;
-            }
-        };
-        // Keep transactions that are only early (a gap in their sender's nonces).
-        {
-            let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
-            for (tx, error) in refused {
-                match error {
-                    TxError::WrongNonce { expected, found } if found > expected => pool.push(tx),
-                    e => tracing::debug!(sender = %tx.tx.sender, "transaction refused: {e}"),
-                }
-            }
-        }
-        // Kept before the block is appended (peers sync appended blocks) or announced, so
-        // its cells can be served as soon as anyone sees its header.
-        if let Some(data) = encoding {
-            node.encodings
-                .insert(step.block.header.height, Arc::new(data));
-        }
-        if let Err(e) = append(&node, &step) {
-            tracing::error!("cannot append own block: {e}");
-            continue;
-        }
-        let block = step.block.into_inner();
-        match node
-            .net
-            .publish(GossipMessage::Block(Box::new(block.clone())))
-            .await
-        {
-            Ok(()) | Err(PublishError::NoPeers) => {}
-            Err(e) => tracing::warn!("cannot announce block: {e}"),
-        }
-    }
-}
-
-/// Gets the bytes of the `das` blobs `batch` registers, up to `max_data` bytes in all.
-/// Transactions over the cap wait in the pool for the next block; those whose bytes no
-/// peer serves are dropped (their sender's node submits them again).
-async fn stage_das_blobs(
-    node: &Node,
-    batch: Vec<SignedTransaction>,
-    max_data: u64,
-) -> (Vec<SignedTransaction>, DasBlobs) {
-    let mut blobs = DasBlobs::new();
-    let mut kept = Vec::with_capacity(batch.len());
-    let mut total = 0u64;
-    for tx in batch {
-        let Some(reg) = BlobRegistration::of(&tx).filter(|r| r.policy == PolicySpec::Das) else {
-            kept.push(tx);
-            continue;
-        };
-        // One blob over the cap is kept, for the ledger to refuse with the reason.
-        if total > 0 && total.saturating_add(reg.size) > max_data {
-            enqueue(node, tx);
-            continue;
-        }
-        if reg.size > max_data {
-            kept.push(tx);
-            continue;
-        }
-        match fetch::blob_bytes(node, &reg).await {
-            Ok(bytes) => {
-                total += reg.size;
-                blobs.insert(reg.blob_id, Arc::new(bytes));
-                kept.push(tx);
-            }
-            Err(e) => tracing::warn!(blob = %reg.blob_id, "das blob left out of the block: {e}"),
-        }
-    }
-    (kept, blobs)
 }
 
 /// Catches up on missing blocks from peers, when woken or every two seconds.

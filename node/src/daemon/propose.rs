@@ -1,0 +1,262 @@
+//! The proposer: cuts a block every interval from the pending transactions, and encodes
+//! the payloads of `das` blobs in the background, so the chain keeps going (other
+//! transactions, epochs, challenge deadlines) while a large payload is encoded; the blobs
+//! then get a block of their own, whose payload is the one encoded.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use nexus_das::ExtendedData;
+use nexus_net::protocol::gossip::GossipMessage;
+use nexus_net::PublishError;
+use nexus_storage::block::{BlockPayload, DasBlobs, DataHeader};
+use nexus_storage::chain::propose_child;
+use nexus_storage::ledger::{PolicySpec, SignedTransaction, TxError};
+use nexus_storage::merkle::Digest;
+use nexus_storage::{BlobRegistration, BlockError, Tip, MAX_TRANSACTIONS_PER_BLOCK};
+use tokio::task::JoinHandle;
+
+use super::chain::{append, enqueue, now_ms};
+use super::custody::encode_payload;
+use super::{fetch, Node};
+
+/// A payload of `das` blobs encoded for a block of their own.
+struct Encoded {
+    payload: BlockPayload,
+    dims: u8,
+    header: DataHeader,
+    data: Option<ExtendedData>,
+}
+
+/// `das` blob registrations whose payload is being encoded in the background.
+struct Preparing {
+    transactions: Vec<SignedTransaction>,
+    ids: HashSet<Digest>,
+    blobs: DasBlobs,
+    task: JoinHandle<Result<Encoded, BlockError>>,
+}
+
+/// The proposer's loop: every `interval`, cut a block from the pending transactions (an
+/// empty block if there are none: epochs and challenge deadlines count blocks).
+pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
+    if !node.is_proposer {
+        return;
+    }
+    // Build the FK20 tables now rather than on the first block that carries data.
+    let _ = tokio::task::spawn_blocking(|| {
+        nexus_das::kzg::RowProver::get();
+    })
+    .await;
+    let mut tick = tokio::time::interval(interval);
+    let mut preparing: Option<Preparing> = None;
+    loop {
+        tick.tick().await;
+        let Some(tip) = node.store.tip() else {
+            continue;
+        };
+        if preparing.as_ref().is_some_and(|p| p.task.is_finished()) {
+            if let Some(ready) = preparing.take() {
+                propose_prepared(&node, tip, ready).await;
+            }
+            continue;
+        }
+        let batch = take_batch(&node, preparing.as_ref());
+        let (das, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(is_das);
+        if preparing.is_some() {
+            // One payload at a time: these wait for the block after the one in progress.
+            for tx in das {
+                enqueue(&node, tx);
+            }
+        } else if !das.is_empty() {
+            preparing = prepare(&node, &tip, das).await;
+        }
+        propose(&node, tip, others, DasBlobs::new(), None).await;
+    }
+}
+
+/// Pending transactions for the next block, less those already included or being
+/// prepared (their senders resubmit them until they are included).
+fn take_batch(node: &Node, preparing: Option<&Preparing>) -> Vec<SignedTransaction> {
+    let batch: Vec<SignedTransaction> = {
+        let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
+        let take = pool.len().min(MAX_TRANSACTIONS_PER_BLOCK);
+        pool.drain(..take).collect()
+    };
+    batch
+        .into_iter()
+        .filter(|tx| matches!(node.store.transaction_location(&tx.id()), Ok(None)))
+        .filter(|tx| preparing.is_none_or(|p| !p.ids.contains(&tx.id())))
+        .collect()
+}
+
+fn is_das(tx: &SignedTransaction) -> bool {
+    BlobRegistration::of(tx).is_some_and(|r| r.policy == PolicySpec::Das)
+}
+
+/// Gets the bytes of `das` registrations and starts encoding their payload.
+async fn prepare(node: &Node, tip: &Tip, das: Vec<SignedTransaction>) -> Option<Preparing> {
+    let (transactions, blobs) =
+        stage_das_blobs(node, das, tip.ledger.params().max_block_data).await;
+    if transactions.is_empty() {
+        return None;
+    }
+    let payload = BlockPayload::of(&transactions);
+    let dims = tip.ledger.params().data_dims;
+    let task_blobs = blobs.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let encode = || encode_payload(&payload, dims, &task_blobs);
+        let (header, data) = match background_pool() {
+            Some(pool) => pool.install(encode)?,
+            None => encode()?,
+        };
+        Ok(Encoded {
+            payload,
+            dims,
+            header,
+            data,
+        })
+    });
+    Some(Preparing {
+        ids: transactions.iter().map(SignedTransaction::id).collect(),
+        transactions,
+        blobs,
+        task,
+    })
+}
+
+/// Threads for background encoding, apart from rayon's global pool: blocks cut meanwhile
+/// commit to their own (small) payloads on the global pool, and must not queue behind the
+/// seconds of work of a large one. `None` if the threads cannot be started (the global
+/// pool is used then).
+fn background_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("das-encode-{i}"))
+            .build()
+            .map_err(|e| tracing::warn!("no separate threads for encoding: {e}"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Proposes the block of a prepared payload.
+async fn propose_prepared(node: &Arc<Node>, tip: Tip, ready: Preparing) {
+    match ready.task.await {
+        Ok(Ok(encoded)) => propose(node, tip, ready.transactions, ready.blobs, Some(encoded)).await,
+        Ok(Err(e)) => tracing::error!("cannot encode a payload of das blobs: {e}"),
+        Err(e) => tracing::error!("encoding a payload of das blobs stopped: {e}"),
+    }
+}
+
+/// Builds, keeps the encoding of, appends and announces the next block from `candidates`.
+/// `encoded` is used when the transactions the ledger accepts have exactly its payload;
+/// otherwise the payload is encoded here.
+async fn propose(
+    node: &Arc<Node>,
+    tip: Tip,
+    candidates: Vec<SignedTransaction>,
+    blobs: DasBlobs,
+    encoded: Option<Encoded>,
+) {
+    // Encoding a payload takes seconds: off the threads that serve peers.
+    let proposer = node.clone();
+    let proposed = tokio::task::spawn_blocking(move || {
+        let mut kept = None;
+        let proposed = propose_child(
+            &proposer.account,
+            &tip.header,
+            &tip.ledger,
+            candidates,
+            now_ms(),
+            |payload, dims| match encoded {
+                Some(e) if e.payload == *payload && e.dims == dims => {
+                    kept = e.data;
+                    Ok(e.header)
+                }
+                _ => {
+                    let (header, data) = encode_payload(payload, dims, &blobs)?;
+                    kept = data;
+                    Ok(header)
+                }
+            },
+        );
+        proposed.map(|p| (p, kept))
+    })
+    .await;
+    let ((step, refused), encoding) = match proposed {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!("cannot propose a block: {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::error!("block proposal stopped: {e}");
+            return;
+        }
+    };
+    // Keep transactions that are only early (a gap in their sender's nonces).
+    for (tx, error) in refused {
+        match error {
+            TxError::WrongNonce { expected, found } if found > expected => enqueue(node, tx),
+            e => tracing::debug!(sender = %tx.tx.sender, "transaction refused: {e}"),
+        }
+    }
+    // Kept before the block is appended (peers sync appended blocks) or announced, so its
+    // cells can be served as soon as anyone sees its header.
+    if let Some(data) = encoding {
+        node.encodings
+            .insert(step.block.header.height, Arc::new(data));
+    }
+    if let Err(e) = append(node, &step) {
+        tracing::error!("cannot append own block: {e}");
+        return;
+    }
+    let block = step.block.into_inner();
+    match node
+        .net
+        .publish(GossipMessage::Block(Box::new(block)))
+        .await
+    {
+        Ok(()) | Err(PublishError::NoPeers) => {}
+        Err(e) => tracing::warn!("cannot announce block: {e}"),
+    }
+}
+
+/// Gets the bytes of the `das` blobs `batch` registers, up to `max_data` bytes in all.
+/// Transactions over the cap wait in the pool for the next payload; those whose bytes no
+/// peer serves are dropped (their sender's node submits them again).
+async fn stage_das_blobs(
+    node: &Node,
+    batch: Vec<SignedTransaction>,
+    max_data: u64,
+) -> (Vec<SignedTransaction>, DasBlobs) {
+    let mut blobs = DasBlobs::new();
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut total = 0u64;
+    for tx in batch {
+        let Some(reg) = BlobRegistration::of(&tx).filter(|r| r.policy == PolicySpec::Das) else {
+            kept.push(tx);
+            continue;
+        };
+        // One blob over the cap is kept, for the ledger to refuse with the reason.
+        if total > 0 && total.saturating_add(reg.size) > max_data {
+            enqueue(node, tx);
+            continue;
+        }
+        if reg.size > max_data {
+            kept.push(tx);
+            continue;
+        }
+        match fetch::blob_bytes(node, &reg).await {
+            Ok(bytes) => {
+                total += reg.size;
+                blobs.insert(reg.blob_id, Arc::new(bytes));
+                kept.push(tx);
+            }
+            Err(e) => tracing::warn!(blob = %reg.blob_id, "das blob left out of the block: {e}"),
+        }
+    }
+    (kept, blobs)
+}
