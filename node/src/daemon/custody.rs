@@ -8,15 +8,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nexus_das::params::CELLS_PER_ROW;
-use nexus_das::{
-    verify_samples, CodeParams, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample,
-};
+use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample};
 use nexus_light_client::custody_params;
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
-use nexus_storage::block::{BlockPayload, DasBlobs, DataHeader};
-use nexus_storage::{BlockError, Header, Height};
+use nexus_storage::{Header, Height};
 
 use super::{Fault, Node};
 
@@ -85,35 +82,6 @@ fn wanted(custody: &Custody<Vec<u8>>, me: &[u8], header: &Header) -> Vec<Coord> 
         .flat_map(|g| params.columns(g).collect::<Vec<_>>())
         .flat_map(|column| (0..rows).map(move |row| Coord { row, column }))
         .collect()
-}
-
-/// On the proposer: commits to a block's payload (the bytes of its `das` blobs taken from
-/// `blobs`) by encoding it, and returns the encoding to serve cells from; none for an empty
-/// payload.
-pub(crate) fn encode_payload(
-    payload: &BlockPayload,
-    dims: u8,
-    blobs: &DasBlobs,
-) -> Result<(DataHeader, Option<ExtendedData>), BlockError> {
-    let bytes = payload.assemble(blobs)?;
-    if bytes.is_empty() {
-        return Ok((DataHeader::commit(&bytes, dims)?, None));
-    }
-    let started = std::time::Instant::now();
-    let params = CodeParams::for_data(dims, bytes.len() as u64)
-        .map_err(|e| BlockError::Data(e.to_string()))?;
-    let data = ExtendedData::encode_with(&bytes, params, ProofStrategy::FASTEST)
-        .map_err(|e| BlockError::Data(e.to_string()))?;
-    tracing::info!(
-        rows = params.extended_rows(),
-        ms = started.elapsed().as_millis() as u64,
-        "encoded a payload to propose"
-    );
-    let header = DataHeader {
-        root: data.root(),
-        params,
-    };
-    Ok((header, Some(data)))
 }
 
 /// Answers a cell request from memory (recent blocks encoded or reconstructed here) or
@@ -248,7 +216,8 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
         let samples = fetch_verified(node, header, &missing).await;
         // A few MiB of writes: keep them off the threads that answer peers.
         tokio::task::block_in_place(|| node.store.put_cells(height, &samples))?;
-        missing.retain(|c| !samples.iter().any(|s| s.coord == *c));
+        let got: HashSet<Coord> = samples.iter().map(|s| s.coord).collect();
+        missing.retain(|c| !got.contains(c));
         if missing.is_empty() {
             return Ok(());
         }

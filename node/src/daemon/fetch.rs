@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering;
 use nexus_storage::ledger::PolicySpec;
 use nexus_storage::merkle::MerkleProof;
 use nexus_storage::{
-    BlobId, BlobLayout, BlobRegistration, ChunkIndex, ReadChunkError, StoredChunk, CHUNK_SIZE,
+    BlobId, BlobLayout, BlobRegistration, ChunkIndex, PutChunkError, ReadChunkError, StoredChunk,
+    CHUNK_SIZE,
 };
 
 use super::duties::drop_assigned_shards;
@@ -58,14 +59,26 @@ pub(crate) async fn read_local(
     read
 }
 
-/// Asks peers in turn for chunk `index` of `blob_id` (of `size` bytes) until one serves
-/// it with a valid proof; a peer that serves a bad one is penalised.
-async fn fetch_verified_chunk(
+/// Why a fetched chunk was not taken.
+enum Refusal {
+    /// The chunk does not verify: the peer is penalised and the next one asked.
+    Invalid(String),
+    /// Something local failed: stop asking.
+    Local(FetchError),
+}
+
+/// Asks peers in turn for chunk `index` of `blob_id` and hands each chunk served to
+/// `accept`, which verifies it (and stores it, or not), until one is accepted.
+async fn fetch_from_peers<T, F, Fut>(
     node: &Node,
     blob_id: BlobId,
-    size: u64,
     index: ChunkIndex,
-) -> Result<(Vec<u8>, MerkleProof), FetchError> {
+    mut accept: F,
+) -> Result<T, FetchError>
+where
+    F: FnMut(Vec<u8>, MerkleProof) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Refusal>>,
+{
     let mut peers = node.net.storage_peers().await;
     // Spread the chunks of one blob over all peers.
     if !peers.is_empty() {
@@ -91,16 +104,17 @@ async fn fetch_verified_chunk(
                 continue;
             }
         };
-        match blob_id.verify_chunk(size, index, &data, &proof) {
-            Ok(()) => {
-                node.bytes_fetched
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                return Ok((data, proof));
+        let len = data.len() as u64;
+        match accept(data, proof).await {
+            Ok(taken) => {
+                node.bytes_fetched.fetch_add(len, Ordering::Relaxed);
+                return Ok(taken);
             }
-            Err(e) => {
+            Err(Refusal::Invalid(e)) => {
                 tracing::warn!(%peer, "peer served a corrupt chunk ({e}); dropping it");
                 node.net.penalise(peer).await;
             }
+            Err(Refusal::Local(e)) => return Err(e),
         }
     }
     Err(FetchError::Unavailable { blob_id, index })
@@ -113,17 +127,19 @@ pub(crate) async fn fetch_chunk(
     blob_id: BlobId,
     index: ChunkIndex,
 ) -> Result<(), FetchError> {
-    let size = match node.store.blob(&blob_id) {
-        Ok(Some(record)) => record.size,
-        Ok(None) => return Err(FetchError::Store(format!("blob {blob_id} has no record"))),
-        Err(e) => return Err(FetchError::Store(e.to_string())),
-    };
-    let (data, proof) = fetch_verified_chunk(node, blob_id, size, index).await?;
-    let store = node.store.clone();
-    tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
-        .await
-        .map_err(|e| FetchError::Store(e.to_string()))?
-        .map_err(|e| FetchError::Store(e.to_string()))
+    fetch_from_peers(node, blob_id, index, |data, proof| async move {
+        let store = node.store.clone();
+        let put =
+            tokio::task::spawn_blocking(move || store.put_chunk(&blob_id, index, &data, &proof))
+                .await
+                .map_err(|e| Refusal::Local(FetchError::Store(e.to_string())))?;
+        match put {
+            Ok(()) => Ok(()),
+            Err(PutChunkError::Invalid(e)) => Err(Refusal::Invalid(e.to_string())),
+            Err(e) => Err(Refusal::Local(FetchError::Store(e.to_string()))),
+        }
+    })
+    .await
 }
 
 /// The whole content of a registered blob, in memory: read from the local store if held
@@ -139,9 +155,12 @@ pub(crate) async fn blob_bytes(node: &Node, reg: &BlobRegistration) -> Result<Ve
                     return Ok(chunk.data);
                 }
             }
-            fetch_verified_chunk(node, id, size, index)
-                .await
-                .map(|(data, _)| data)
+            fetch_from_peers(node, id, index, |data, proof| async move {
+                id.verify_chunk(size, index, &data, &proof)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))?;
+                Ok(data)
+            })
+            .await
         })
         .buffered(PARALLEL_FETCHES)
         .collect()

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use nexus_das::ExtendedData;
+use nexus_das::{CodeParams, ExtendedData, ProofStrategy};
 use nexus_net::protocol::gossip::GossipMessage;
 use nexus_net::PublishError;
 use nexus_storage::block::{BlockPayload, DasBlobs, DataHeader};
@@ -18,7 +18,6 @@ use nexus_storage::{BlobRegistration, BlockError, Tip, MAX_TRANSACTIONS_PER_BLOC
 use tokio::task::JoinHandle;
 
 use super::chain::{append, enqueue, now_ms};
-use super::custody::encode_payload;
 use super::{fetch, Node};
 
 /// A payload of `das` blobs encoded for a block of their own.
@@ -222,6 +221,35 @@ async fn propose(
         Ok(()) | Err(PublishError::NoPeers) => {}
         Err(e) => tracing::warn!("cannot announce block: {e}"),
     }
+}
+
+/// On the proposer: commits to a block's payload (the bytes of its `das` blobs taken from
+/// `blobs`) by encoding it, and returns the encoding to serve cells from; none for an empty
+/// payload.
+fn encode_payload(
+    payload: &BlockPayload,
+    dims: u8,
+    blobs: &DasBlobs,
+) -> Result<(DataHeader, Option<ExtendedData>), BlockError> {
+    let bytes = payload.assemble(blobs)?;
+    if bytes.is_empty() {
+        return Ok((DataHeader::commit(&bytes, dims)?, None));
+    }
+    let started = std::time::Instant::now();
+    let params = CodeParams::for_data(dims, bytes.len() as u64)
+        .map_err(|e| BlockError::Data(e.to_string()))?;
+    let data = ExtendedData::encode_with(&bytes, params, ProofStrategy::FASTEST)
+        .map_err(|e| BlockError::Data(e.to_string()))?;
+    tracing::info!(
+        rows = params.extended_rows(),
+        ms = started.elapsed().as_millis() as u64,
+        "encoded a payload to propose"
+    );
+    let header = DataHeader {
+        root: data.root(),
+        params,
+    };
+    Ok((header, Some(data)))
 }
 
 /// Gets the bytes of the `das` blobs `batch` registers, up to `max_data` bytes in all.
