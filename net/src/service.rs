@@ -209,6 +209,42 @@ pub struct Network {
     peer_id: PeerId,
 }
 
+/// An error and its sources as one line, skipping empty messages (libp2p's transport
+/// errors display as "" and keep the reason, e.g. "Address already in use", in a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.contains(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Fails if another process listens on `addr`'s TCP port. libp2p's TCP listeners set
+/// SO_REUSEPORT, so a second node on the same port would otherwise start and share the
+/// incoming connections with the first; a plain bind (without that option) cannot.
+fn ensure_port_unshared(addr: &Multiaddr) -> std::io::Result<()> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    for protocol in addr.iter() {
+        match protocol {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(port) if port != 0 => {
+                if let Some(ip) = ip {
+                    std::net::TcpListener::bind((ip, port))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Network {
     /// Builds the swarm, binds the listen addresses, dials the bootstrap peers and spawns
     /// the event loop on the current tokio runtime.
@@ -243,11 +279,15 @@ impl Network {
                 .map_err(|e| transport_err(&e))?;
         }
         for addr in &config.listen {
+            ensure_port_unshared(addr).map_err(|e| StartError::Listen {
+                addr: addr.clone(),
+                reason: error_chain(&e),
+            })?;
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| StartError::Listen {
                     addr: addr.clone(),
-                    reason: e.to_string(),
+                    reason: error_chain(&e),
                 })?;
         }
         let (commands, command_rx) = mpsc::channel(1024);

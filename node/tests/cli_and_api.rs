@@ -116,12 +116,28 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         "{}",
         stderr_of(&out)
     );
+    // A second node on the first one's p2p address stops at once and says why.
+    let dir = tmp.path().join("second");
+    let out = Command::new(NEXUS)
+        .args(["node", "start", "--listen", &node.listen, "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run nexus");
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "cannot listen on {}: Address already in use",
+            node.listen
+        )),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
 fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let base = free_port().saturating_sub(200).max(20_000);
+    let base = free_port().saturating_sub(200).max(10_000);
     let mut devnet = Command::new(NEXUS)
         .args([
             "devnet",

@@ -10,12 +10,32 @@ use std::time::{Duration, Instant};
 
 pub const NEXUS: &str = env!("CARGO_BIN_EXE_nexus");
 
-/// A port nobody listens on right now.
+/// Ports handed out below Linux's ephemeral range (32768–60999), so that the
+/// kernel never gives one of them to an outgoing connection between our check and the
+/// node's bind (a CI run lost a node that way).
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port nobody listens on right now, from [`PORTS`], different on every call in
+/// this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // A random start per test process (so concurrent test binaries spread out).
+    static START: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let span = PORTS.end - PORTS.start;
+    let start = *START.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        (h.finish() % u64::from(span)) as u16
+    });
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORTS.start + (start.wrapping_add(n.wrapping_mul(7))) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `check` every 100 ms until it holds or `limit` passes.
@@ -144,8 +164,43 @@ impl TestNode {
         node
     }
 
+    /// Starts the process and waits until it is ready. A first start whose port was
+    /// taken meanwhile moves to fresh ports; a restart (whose address peers know) waits
+    /// for its ports to free up. Any other early exit fails at once with the log.
     fn spawn(&mut self) {
+        let first_start = self.child.is_none() && !self.dir.join("node.log").exists();
+        for _ in 0..10 {
+            match self.try_spawn() {
+                Ok(()) => return,
+                Err(log) if log.contains("Address already in use") => {
+                    if first_start {
+                        self.move_to_fresh_ports();
+                    } else {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                Err(log) => panic!("node {} exited before it was ready:\n{log}", self.api),
+            }
+        }
+        panic!("node {}: its ports stayed taken\n{}", self.api, self.log());
+    }
+
+    /// Replaces the listen and API ports with fresh ones.
+    fn move_to_fresh_ports(&mut self) {
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let api = format!("127.0.0.1:{}", free_port());
+        for (flag, value) in [("--listen", &listen), ("--api", &api)] {
+            let at = self.args.iter().position(|a| a == flag).expect("flag") + 1;
+            self.args[at] = value.clone();
+        }
+        self.listen = listen;
+        self.api = format!("http://{api}");
+    }
+
+    /// One attempt: Ok once ready, Err(log) if the process exited first.
+    fn try_spawn(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).expect("dir");
+        let log_start = std::fs::metadata(self.dir.join("node.log")).map_or(0, |m| m.len());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -160,11 +215,24 @@ impl TestNode {
             .expect("spawn node");
         self.child = Some(child);
         let api = self.api.clone();
+        let mut exited = false;
         wait_until(
             &format!("node {api} ready"),
             Duration::from_secs(60),
-            || get_json(&api, "/v1/status").is_some_and(|s| !s["height"].is_null()),
+            || {
+                exited = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                exited || get_json(&api, "/v1/status").is_some_and(|s| !s["height"].is_null())
+            },
         );
+        if exited {
+            self.child = None;
+            let log = self.log();
+            return Err(log.get(log_start as usize..).unwrap_or(&log).to_string());
+        }
+        Ok(())
     }
 
     /// This node's address for others to bootstrap from.
