@@ -112,7 +112,7 @@ pub(crate) struct Node {
     /// Bytes of verified chunk data fetched from peers since start.
     pub(crate) bytes_fetched: AtomicU64,
     /// Payloads this node encoded recently (as proposer), for serving cells.
-    pub(crate) encodings: custody::Encodings,
+    pub(crate) encodings: Arc<custody::Encodings>,
     /// Highest height a proposer-signed block was announced at (sync aims for it).
     pub(crate) announced: AtomicU64,
 }
@@ -192,7 +192,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
             .map(|b| rate::RateLimit::new(b.0)),
         corrupt_chunks_found: AtomicU64::new(0),
         bytes_fetched: AtomicU64::new(0),
-        encodings: custody::Encodings::default(),
+        encodings: Arc::default(),
         announced: AtomicU64::new(0),
     });
     // Load the KZG trusted setup now, not inside the first block that carries data.

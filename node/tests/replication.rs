@@ -1,5 +1,6 @@
 //! Season 1 end to end: real `nexus` node processes on loopback replicate every blob and
-//! every block, recover from crashes, and survive peers that serve corrupted chunks.
+//! every block, recover from crashes, survive peers that serve corrupted chunks, and free
+//! what expired blobs held.
 
 mod support;
 
@@ -240,4 +241,86 @@ fn chunks_corrupted_on_disk_are_detected_and_repaired_from_a_peer() {
         Duration::from_secs(60),
         || b.has_complete(&id),
     );
+}
+
+#[test]
+fn blobs_whose_epochs_ran_out_are_deleted_everywhere_and_get_says_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+    // Epochs of 20 blocks of 200 ms: a blob paid for 2 epochs lives 4 to 8 s.
+    let slow = ["--block-interval-ms", "200"];
+    let a = start_proposer(tmp.path(), &dirs, &slow);
+    let b = TestNode::start(&dirs[1], false, &[a.addr()], &slow);
+    let c = TestNode::start(&dirs[2], false, &[a.addr()], &slow);
+    let nodes = [&a, &b, &c];
+
+    let short = put_with(
+        &a.api,
+        &write_file(tmp.path(), "short", &bytes(CHUNK + 7, 21)),
+        &["--epochs", "2"],
+    );
+    let das = put_with(
+        &a.api,
+        &write_file(tmp.path(), "das", &bytes(100_000, 22)),
+        &["--policy", "das", "--epochs", "2"],
+    );
+    let lasting_data = bytes(2 * CHUNK, 23);
+    let lasting = put(&b.api, &write_file(tmp.path(), "lasting", &lasting_data));
+    let das_height = a.blob_info(&das).expect("das info")["registered_at"]
+        .as_u64()
+        .expect("height");
+    // Cells of the das blob's block that `node` keeps.
+    let held_cells = |node: &TestNode| {
+        get_json(
+            &node.api,
+            &format!("/v1/blocks/{das_height}/cells?samples=0"),
+        )
+        .map_or(0, |g| {
+            g["rows"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| r.as_str().expect("row").matches('H').count())
+                .sum::<usize>()
+        })
+    };
+    let expired = |node: &TestNode, id: &str| {
+        http_get(&node.api, &format!("/v1/blobs/{id}/info")).is_some_and(|(code, _)| code == 410)
+    };
+    // Replicas and custody cells arrive long before the expiry, on every node but under
+    // a heavy load; the deletions below are what this test is about.
+    wait_until(
+        "replicas and custody cells",
+        Duration::from_secs(30),
+        || {
+            [&b, &c]
+                .iter()
+                .all(|n| (n.has_complete(&short) || expired(n, &short)) && n.has_complete(&lasting))
+                && (held_cells(&c) > 0 || expired(&c, &das))
+        },
+    );
+
+    for node in nodes {
+        wait_until("the short blobs to expire", Duration::from_secs(60), || {
+            expired(node, &short) && expired(node, &das)
+        });
+        wait_until("their bytes to be deleted", Duration::from_secs(30), || {
+            node.status()["used_bytes"] == lasting_data.len() as u64 && held_cells(node) == 0
+        });
+    }
+    let out = cli(&c.api, &["get", &short, "-o", "/dev/null"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("expired"),
+        "{stderr}"
+    );
+    // Expired means deleted, not forgotten: the registration stays provable.
+    cli_ok(&c.api, &["verify", &short]);
+    assert_eq!(get_bytes(&c.api, &lasting, tmp.path()), lasting_data);
+    // Nothing comes back: replication does not fetch an expired blob again.
+    std::thread::sleep(Duration::from_secs(4));
+    for node in nodes {
+        assert_eq!(node.status()["used_bytes"], lasting_data.len() as u64);
+        assert_eq!(held_cells(node), 0);
+    }
 }

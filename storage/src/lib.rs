@@ -32,6 +32,6 @@ pub use nexus_das::bytes::ParseBytesError;
 pub use nexus_das::merkle;
 #[cfg(feature = "store")]
 pub use store::{
-    AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, ShardStoreError,
-    Store, StoreError, StoreStats, StoredChunk, Tip,
+    AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, Released,
+    ShardStoreError, Store, StoreError, StoreStats, StoredChunk, Tip,
 };

@@ -10,6 +10,7 @@
 mod blobs;
 mod cells;
 mod chain;
+mod expiry;
 mod shards;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk};
 pub use chain::{AppendError, Tip};
+pub use expiry::Released;
 pub use shards::ShardStoreError;
 
 use crate::blob::{BlobId, ChunkError, ChunkIndex};

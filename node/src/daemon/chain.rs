@@ -12,7 +12,9 @@ use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, Validation};
 use nexus_storage::chain::{accept_child, accept_genesis, create_genesis};
-use nexus_storage::ledger::{Genesis, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::ledger::{
+    Genesis, LedgerEvent, SignedTransaction, Transaction, TxError, TxKind,
+};
 use nexus_storage::{AppendError, Block, BlockError, Height, SigningKey, Store, Transition};
 
 use super::Node;
@@ -71,8 +73,18 @@ pub(super) fn append(node: &Node, step: &Transition) -> Result<(), String> {
         Err(e) => return Err(e.to_string()),
     }
     node.chain_advanced();
+    let mut expired = Vec::new();
     for event in &step.events {
         tracing::info!(height = %step.block.header.height, "ledger: {event:?}");
+        if let LedgerEvent::BlobExpired(id) = event {
+            expired.push(*id);
+        }
+    }
+    if !expired.is_empty() {
+        let (store, encodings) = (node.store.clone(), node.encodings.clone());
+        tokio::task::spawn_blocking(move || {
+            super::duties::release_expired(&store, &encodings, &expired);
+        });
     }
     tracing::debug!(
         height = %step.block.header.height,

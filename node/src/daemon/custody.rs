@@ -48,6 +48,12 @@ impl Encodings {
         }
     }
 
+    /// Forgets the encoded payload of block `height` (its data expired).
+    pub(crate) fn forget(&self, height: Height) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.retain(|(h, _)| *h != height);
+    }
+
     /// The encoded payload of block `height`, if this node encoded or rebuilt it lately.
     pub(crate) fn get(&self, height: Height) -> Option<Arc<ExtendedData>> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -199,7 +205,7 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
         return Ok(());
     };
     let header = &block.header;
-    if header.data.is_empty() {
+    if header.data.is_empty() || node.store.das_blobs_expired(height)? {
         return Ok(());
     }
     let me = node.net.peer_id().to_bytes();

@@ -1,6 +1,6 @@
 //! What the ledger asks of this node: as a provider, answer storage challenges on the
 //! shards it keeps; as an orchestrator, rebuild shards the ledger moved to a new provider
-//! (repair), so the new provider can fetch them.
+//! (repair), so the new provider can fetch them; and free what expired blobs held.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,11 +8,35 @@ use std::time::{Duration, Instant};
 
 use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{Epoch, LeafAnswer, PolicySpec, TxKind};
-use nexus_storage::{leaf_proof, BlobId, ChunkIndex};
+use nexus_storage::{leaf_proof, BlobId, ChunkIndex, Store};
 
 use super::chain::submit;
+use super::custody::Encodings;
 use super::fetch::{gather_shards, read_local};
 use super::{Fault, Node};
+
+/// Deletes what this node holds for blobs whose paid epochs ran out (`ids`, from a
+/// block's `BlobExpired` events): their copies, shards and, for `das` blobs, the custody
+/// cells (stored and in memory) of blocks left with no stored `das` blob. Blocking: call
+/// off the async threads.
+pub(super) fn release_expired(store: &Store, encodings: &Encodings, ids: &[BlobId]) {
+    for id in ids {
+        match store.release_expired(id) {
+            Ok(released) => {
+                if let Some(height) = released.cells_of {
+                    encodings.forget(height);
+                }
+                tracing::info!(
+                    blob = %id,
+                    copies = released.copies,
+                    cells_of_block = ?released.cells_of.map(|h| h.0),
+                    "expired blob released"
+                );
+            }
+            Err(e) => tracing::error!(blob = %id, "cannot release an expired blob: {e}"),
+        }
+    }
+}
 
 /// Deadline for a challenge answer to be included.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(30);

@@ -37,8 +37,19 @@ pub(crate) enum ApiError {
     BadRequest(String),
     /// The ledger refuses the transaction (insufficient balance, unknown orchestrator...).
     Rejected(String),
-    UnknownBlob(BlobId),
+    /// No block this node holds registers the blob; `synced` is its tip, `network` the
+    /// highest height announced to it (above `synced` when the node is catching up).
+    UnknownBlob {
+        id: BlobId,
+        synced: u64,
+        network: u64,
+    },
     NotFound(String),
+    /// The blob's paid epochs ran out (at `height` or before): nodes deleted its bytes.
+    Expired {
+        id: BlobId,
+        registered_at: u64,
+    },
     /// The request contradicts what the chain already records.
     Conflict(String),
     QuotaExceeded(String),
@@ -48,25 +59,73 @@ pub(crate) enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind, error) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            ApiError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected", m),
-            ApiError::UnknownBlob(id) => (
-                StatusCode::NOT_FOUND,
-                "unknown_blob",
-                format!("unknown blob {id}: no node in this network registered it"),
-            ),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
-            ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
-        };
+        let (status, kind, error) = self.parts();
         let body = ErrorBody {
             kind: kind.into(),
             error,
         };
         (status, Json(body)).into_response()
+    }
+}
+
+impl ApiError {
+    /// Status code, machine-readable kind and the message for the user.
+    fn parts(self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected", m),
+            ApiError::UnknownBlob {
+                id,
+                synced,
+                network,
+            } => (
+                StatusCode::NOT_FOUND,
+                "unknown_blob",
+                if network > synced {
+                    format!(
+                        "unknown blob {id} as of height {synced}: this node is still syncing \
+                         (the network is at {network}); try again once it has caught up"
+                    )
+                } else {
+                    format!("unknown blob {id}: no block up to height {synced} registers it")
+                },
+            ),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Expired { id, registered_at } => (
+                StatusCode::GONE,
+                "expired",
+                format!(
+                    "blob {id} expired: the epochs paid for at height {registered_at} ran out \
+                     and nodes deleted its bytes (its registration stays provable)"
+                ),
+            ),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+        }
+    }
+
+    /// [`ApiError::Expired`] if the ledger at `node`'s tip no longer stores `id`, which a
+    /// block at `height` registered.
+    pub(crate) fn unless_expired(node: &Node, id: BlobId, height: Height) -> Result<(), ApiError> {
+        match node.store.tip() {
+            Some(tip) if tip.ledger.blob(&id).is_none() => Err(ApiError::Expired {
+                id,
+                registered_at: height.0,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `id` is not registered in any block `node` holds.
+    pub(crate) fn unknown_blob(node: &Node, id: BlobId) -> ApiError {
+        let synced = node.store.tip().map_or(0, |t| t.header.height.0);
+        ApiError::UnknownBlob {
+            id,
+            synced,
+            network: node.announced.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 
@@ -213,4 +272,35 @@ async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> Api
     block
         .map(|b| Json(b).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("no block at height {height} yet")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_blob_on_a_node_still_syncing_says_so() {
+        let id = BlobId([7; 32]);
+        let (status, kind, behind) = ApiError::UnknownBlob {
+            id,
+            synced: 10,
+            network: 12,
+        }
+        .parts();
+        assert_eq!((status, kind), (StatusCode::NOT_FOUND, "unknown_blob"));
+        assert!(
+            behind.contains("still syncing (the network is at 12)"),
+            "{behind}"
+        );
+        let (_, _, level) = ApiError::UnknownBlob {
+            id,
+            synced: 12,
+            network: 12,
+        }
+        .parts();
+        assert!(
+            level.ends_with("no block up to height 12 registers it"),
+            "{level}"
+        );
+    }
 }

@@ -36,10 +36,19 @@ impl Store {
 
     /// Forgets every custody cell (an operator wiping custody; tests of refilling it).
     pub fn drop_all_cells(&self) -> Result<(), StoreError> {
+        self.drop_cells_with_prefix(&[])
+    }
+
+    /// Forgets the custody cells of block `height`.
+    pub fn drop_cells(&self, height: Height) -> Result<(), StoreError> {
+        self.drop_cells_with_prefix(&height.0.to_be_bytes())
+    }
+
+    fn drop_cells_with_prefix(&self, prefix: &[u8]) -> Result<(), StoreError> {
         let keys: Vec<_> = self
             .ks
             .cells
-            .iter()
+            .prefix(prefix)
             .map(|item| item.key())
             .collect::<Result<_, _>>()?;
         for k in keys {

@@ -201,8 +201,12 @@ impl Store {
             .and_then(|block| block.inclusion_proof(index)))
     }
 
-    /// Replicated blobs this store does not hold whole yet, oldest first.
+    /// Replicated blobs the ledger stores and this store does not hold whole yet, oldest
+    /// first.
     pub fn unreplicated(&self) -> Result<Vec<BlobRegistration>, StoreError> {
+        let Some(tip) = self.tip() else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for item in self.ks.registered.iter() {
             let key = item.key()?;
@@ -214,7 +218,7 @@ impl Store {
                         reason: "key is not a blob id".into(),
                     })?,
             );
-            if self.blob(&id)?.is_some_and(|r| r.complete) {
+            if tip.ledger.blob(&id).is_none() || self.blob(&id)?.is_some_and(|r| r.complete) {
                 continue;
             }
             if let Some((height, _, reg)) = self.registration(&id)? {

@@ -284,3 +284,131 @@ fn stored_blob_encodes_to_stored_shards_and_decodes_from_any_k() {
         "{err}"
     );
 }
+
+#[test]
+fn expired_blobs_are_released_and_never_fetched_again() {
+    use crate::block::{BlockPayload, DasBlobs, DataHeader};
+    use crate::ledger::LedgerEvent;
+    use nexus_das::{encode::ExtendedData, Coord};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let key = SigningKey::from_seed(&[4; 32]);
+    let genesis = Genesis {
+        params: LedgerParams {
+            epoch_blocks: 2,
+            ..LedgerParams::default()
+        },
+        balances: vec![(key.public(), 1 << 40)],
+    };
+    // Held: a replicated blob paid for one epoch and a das blob paid for two (this node
+    // uploaded it). Not held: a replicated blob paid for one epoch and one paid for five.
+    let (held, das) = (data(300_000, 1), data(5_000, 2));
+    let (missing, lasting) = (BlobId::of(b"missing"), BlobId::of(b"lasting"));
+    for bytes in [&held, &das] {
+        ingest(&store, bytes);
+    }
+    let (held, das_bytes) = (BlobId::of(&held), das);
+    let das = BlobId::of(&das_bytes);
+    let registrations = [
+        (held, 300_000, PolicySpec::Replicated, 1),
+        (das, 5_000, PolicySpec::Das, 2),
+        (missing, 10, PolicySpec::Replicated, 1),
+        (lasting, 10, PolicySpec::Replicated, 5),
+    ];
+    let txs = registrations
+        .iter()
+        .enumerate()
+        .map(|(nonce, (blob_id, size, policy, epochs))| {
+            Transaction {
+                sender: key.public(),
+                nonce: nonce as u64,
+                kind: TxKind::StoreBlob {
+                    blob_id: *blob_id,
+                    size: *size,
+                    policy: policy.clone(),
+                    epochs: *epochs,
+                },
+            }
+            .sign(&key)
+        })
+        .collect();
+    let mut blobs = DasBlobs::new();
+    blobs.insert(das, std::sync::Arc::new(das_bytes));
+    let g = create_genesis(&key, genesis, 1).expect("genesis");
+    let (b1, refused) = propose_child(&key, &g.block.header, &g.ledger, txs, 2, |p, d| {
+        DataHeader::of_payload(p, d, &blobs)
+    })
+    .expect("b1");
+    assert!(refused.is_empty(), "{refused:?}");
+    store.append_block(&g).expect("genesis");
+    store.append_block(&b1).expect("b1");
+    let payload = BlockPayload::of(&b1.block.transactions)
+        .assemble(&blobs)
+        .expect("payload");
+    let grid = ExtendedData::encode(&payload, 2).expect("encode");
+    let coords = [Coord { row: 0, column: 0 }, Coord { row: 1, column: 5 }];
+    let samples: Vec<_> = coords.iter().filter_map(|c| grid.sample(*c)).collect();
+    store.put_cells(Height(1), &samples).expect("cells");
+    let unreplicated = || -> Vec<BlobId> {
+        let list = store.unreplicated().expect("list");
+        list.iter().map(|r| r.blob_id).collect()
+    };
+    assert_eq!(unreplicated(), vec![missing, lasting]);
+
+    // Empty blocks up to height `to`; returns the blobs that expired on the way.
+    let advance = |to: u64| -> Vec<BlobId> {
+        let mut expired = Vec::new();
+        while store.tip().expect("tip").header.height.0 < to {
+            let tip = store.tip().expect("tip");
+            let (b, _) =
+                propose_child(&key, &tip.header, &tip.ledger, vec![], 3, without_das_blobs)
+                    .expect("empty block");
+            store.append_block(&b).expect("append");
+            expired.extend(b.events.iter().filter_map(|e| match e {
+                LedgerEvent::BlobExpired(id) => Some(*id),
+                _ => None,
+            }));
+        }
+        expired
+    };
+    // A live blob is never released, whatever the caller asks.
+    assert_eq!(
+        store.release_expired(&das).expect("release"),
+        Released::default()
+    );
+    let mut expired = advance(2);
+    expired.sort();
+    let mut expected = vec![held, missing];
+    expected.sort();
+    assert_eq!(expired, expected);
+    assert_eq!(store.release_expired(&held).expect("release").copies, 1);
+    assert_eq!(store.blob(&held).expect("read"), None);
+    assert_eq!(
+        unreplicated(),
+        vec![lasting],
+        "an expired blob is not fetched again"
+    );
+    assert!(!store.das_blobs_expired(Height(1)).expect("read"));
+    assert_eq!(store.cells_held(Height(1)).expect("cells").len(), 2);
+
+    assert_eq!(advance(4), vec![das]);
+    let released = store.release_expired(&das).expect("release");
+    assert_eq!(
+        released,
+        Released {
+            copies: 1,
+            cells_of: Some(Height(1))
+        }
+    );
+    assert!(store.das_blobs_expired(Height(1)).expect("read"));
+    assert!(store.cells_held(Height(1)).expect("cells").is_empty());
+    assert_eq!(
+        store.stats().expect("stats").used_bytes,
+        0,
+        "quota given back"
+    );
+    assert_eq!(store.release_expired(&das).expect("again").copies, 0);
+    // The registrations stay provable.
+    assert!(store.inclusion_proof(&held).expect("read").is_some());
+}

@@ -47,9 +47,12 @@ pub(super) async fn blob_info(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BlobInfo>> {
     let id = parse_blob_id(&id)?;
-    let store = node.store.clone();
     tokio::task::spawn_blocking(move || {
+        let store = &node.store;
         let registered = store.registration(&id)?;
+        if let Some((height, _, _)) = &registered {
+            ApiError::unless_expired(&node, id, *height)?;
+        }
         let policy = registered
             .as_ref()
             .map(|(_, _, reg)| policy_name(&reg.policy).to_string());
@@ -68,7 +71,7 @@ pub(super) async fn blob_info(
                     registered_at: Some(height),
                     policy,
                 })),
-                None => Err(ApiError::UnknownBlob(id)),
+                None => Err(ApiError::unknown_blob(&node, id)),
             };
         };
         let missing = if record.complete {
@@ -100,7 +103,7 @@ pub(super) async fn proof(
     let proof = tokio::task::spawn_blocking(move || store.inclusion_proof(&id)).await??;
     proof
         .map(|p| Json(p).into_response())
-        .ok_or(ApiError::UnknownBlob(id))
+        .ok_or_else(|| ApiError::unknown_blob(&node, id))
 }
 
 pub(super) async fn put_blob(
@@ -277,24 +280,31 @@ pub(super) async fn get_blob(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_blob_id(&id)?;
-    let store = node.store.clone();
-    let source = tokio::task::spawn_blocking(move || -> ApiResult<Source> {
-        if let Some(record) = store.blob(&id)? {
-            return Ok(Source::Chunks(record.size));
-        }
-        let (height, _, reg) = store.registration(&id)?.ok_or(ApiError::UnknownBlob(id))?;
-        match reg.policy {
-            // Registered but not replicated here yet: fetch it on demand.
-            PolicySpec::Replicated => {
-                store.begin_replica(&reg)?;
-                Ok(Source::Chunks(reg.size))
+    let source = tokio::task::spawn_blocking({
+        let node = node.clone();
+        move || -> ApiResult<Source> {
+            let store = &node.store;
+            let registered = store.registration(&id)?;
+            if let Some((height, _, _)) = &registered {
+                ApiError::unless_expired(&node, id, *height)?;
             }
-            PolicySpec::Erasure { shard_size, shards } => Ok(Source::Shards {
-                size: reg.size,
-                shard_size,
-                shards,
-            }),
-            PolicySpec::Das => Ok(Source::Cells(height, reg)),
+            if let Some(record) = store.blob(&id)? {
+                return Ok(Source::Chunks(record.size));
+            }
+            let (height, _, reg) = registered.ok_or_else(|| ApiError::unknown_blob(&node, id))?;
+            match reg.policy {
+                // Registered but not replicated here yet: fetch it on demand.
+                PolicySpec::Replicated => {
+                    store.begin_replica(&reg)?;
+                    Ok(Source::Chunks(reg.size))
+                }
+                PolicySpec::Erasure { shard_size, shards } => Ok(Source::Shards {
+                    size: reg.size,
+                    shard_size,
+                    shards,
+                }),
+                PolicySpec::Das => Ok(Source::Cells(height, reg)),
+            }
         }
     })
     .await??;
