@@ -4,6 +4,7 @@
 //! The crate moves bytes and reports events; it holds no business logic. Peers that send
 //! invalid data are dropped through [`Network::penalise`] by whoever found out.
 
+mod bans;
 mod behaviour;
 pub mod codec;
 pub mod protocol;

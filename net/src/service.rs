@@ -4,7 +4,7 @@
 //! receiver of the events.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -17,6 +17,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bans::{Bans, FIRST_BAN};
 use crate::behaviour::{Behaviour, BehaviourEvent, Role};
 use crate::codec::{decode, encode};
 use crate::protocol::blocks::{BlockRequest, BlockResponse};
@@ -173,7 +174,8 @@ pub struct NetworkInfo {
     pub listen_addrs: Vec<Multiaddr>,
     /// Connected peers.
     pub connected: Vec<PeerId>,
-    /// Peers dropped for sending invalid data.
+    /// Peers dropped for sending invalid data, for now (a ban lasts 10 minutes and
+    /// doubles with every further offence).
     pub banned: Vec<PeerId>,
     /// Connected peers that serve cells (storage nodes), per their identify information.
     pub storage_peers: Vec<PeerId>,
@@ -302,7 +304,7 @@ impl Network {
             pending_blocks: HashMap::new(),
             pending_cells: HashMap::new(),
             replies: FuturesUnordered::new(),
-            banned: HashSet::new(),
+            bans: Bans::new(FIRST_BAN),
             storage_peers: HashSet::new(),
             listen_addrs: Vec::new(),
         };
@@ -404,7 +406,7 @@ struct EventLoop {
     pending_blocks: Pending<BlockResponse>,
     pending_cells: Pending<CellsResponse>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
-    banned: HashSet<PeerId>,
+    bans: Bans,
     storage_peers: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
 }
@@ -428,7 +430,7 @@ impl EventLoop {
     fn dial_bootstrap(&mut self) {
         for addr in self.bootstrap.clone() {
             if let Some(Protocol::P2p(peer)) = addr.iter().last() {
-                if self.banned.contains(&peer) {
+                if self.bans.contains(&peer) {
                     continue;
                 }
                 let mut base = addr.clone();
@@ -442,6 +444,12 @@ impl EventLoop {
     }
 
     fn maintain(&mut self) {
+        for peer in self.bans.lift_expired(Instant::now()) {
+            tracing::info!(%peer, "ban ended");
+            let b = self.swarm.behaviour_mut();
+            b.blocked.unblock_peer(peer);
+            b.gossipsub.remove_blacklisted_peer(&peer);
+        }
         let connected = self.swarm.connected_peers().count();
         if connected == 0 {
             self.dial_bootstrap();
@@ -499,8 +507,8 @@ impl EventLoop {
                 );
             }
             Command::Penalise(peer) => {
-                tracing::warn!(%peer, "dropping peer that sent invalid data");
-                self.banned.insert(peer);
+                let length = self.bans.ban(peer, Instant::now());
+                tracing::warn!(%peer, ?length, "dropping peer that sent invalid data");
                 b.blocked.block_peer(peer);
                 b.gossipsub.blacklist_peer(&peer);
                 b.kad.remove_peer(&peer);
@@ -510,7 +518,7 @@ impl EventLoop {
                     peer_id: *self.swarm.local_peer_id(),
                     listen_addrs: self.listen_addrs.clone(),
                     connected: self.swarm.connected_peers().copied().collect(),
-                    banned: self.banned.iter().copied().collect(),
+                    banned: self.bans.peers().copied().collect(),
                     storage_peers: self
                         .storage_peers
                         .iter()
@@ -637,7 +645,7 @@ impl EventLoop {
                 let connected = self.swarm.connected_peers().count();
                 if connected < TARGET_PEERS
                     && !self.swarm.is_connected(&peer)
-                    && !self.banned.contains(&peer)
+                    && !self.bans.contains(&peer)
                 {
                     let _ = self.swarm.dial(peer);
                 }
