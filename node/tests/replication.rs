@@ -323,4 +323,18 @@ fn blobs_whose_epochs_ran_out_are_deleted_everywhere_and_get_says_so() {
         assert_eq!(node.status()["used_bytes"], lasting_data.len() as u64);
         assert_eq!(held_cells(node), 0);
     }
+    // The same content put again is registered anew (not answered with the old receipt)
+    // and stored again.
+    let again = cli_ok(
+        &b.api,
+        &[
+            "put",
+            &tmp.path().join("short").display().to_string(),
+            "--json",
+        ],
+    );
+    let receipt: serde_json::Value = serde_json::from_str(&again).expect("receipt");
+    assert_eq!(receipt["blob_id"], short.as_str());
+    assert!(receipt["height"].as_u64().expect("height") > das_height);
+    assert_eq!(get_bytes(&c.api, &short, tmp.path()), bytes(CHUNK + 7, 21));
 }
