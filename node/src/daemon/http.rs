@@ -109,13 +109,13 @@ impl ApiError {
     /// [`ApiError::Expired`] if the ledger at `node`'s tip no longer stores `id`, which a
     /// block at `height` registered.
     pub(crate) fn unless_expired(node: &Node, id: BlobId, height: Height) -> Result<(), ApiError> {
-        match node.store.tip() {
-            Some(tip) if tip.ledger.blob(&id).is_none() => Err(ApiError::Expired {
-                id,
-                registered_at: height.0,
-            }),
-            _ => Ok(()),
+        if node.store.tip().is_none() || node.store.ledger_stores(&id) {
+            return Ok(());
         }
+        Err(ApiError::Expired {
+            id,
+            registered_at: height.0,
+        })
     }
 
     /// `id` is not registered in any block `node` holds.

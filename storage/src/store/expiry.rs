@@ -45,6 +45,11 @@ impl Store {
         Ok(released)
     }
 
+    /// Whether the ledger at the tip stores blob `id` (registered and not expired).
+    pub fn ledger_stores(&self, id: &BlobId) -> bool {
+        self.tip().is_some_and(|t| t.ledger.blob(id).is_some())
+    }
+
     /// Whether block `height` carries `das` blobs and the ledger at the tip stores none of
     /// them any more (its cells are then no longer kept).
     pub fn das_blobs_expired(&self, height: Height) -> Result<bool, StoreError> {

@@ -141,12 +141,7 @@ pub(super) async fn put_blob(
     let store = node.store.clone();
     let known = tokio::task::spawn_blocking(move || store.registration(&blob_id)).await??;
     // A registration whose epochs ran out no longer keeps the blob: register it anew.
-    let stored = |id: &BlobId| {
-        node.store
-            .tip()
-            .is_some_and(|t| t.ledger.blob(id).is_some())
-    };
-    let known = known.filter(|_| stored(&blob_id));
+    let known = known.filter(|_| node.store.ledger_stores(&blob_id));
     let wanted = query.policy.as_deref().unwrap_or("replicated");
     let (height, index) = match known {
         // Already registered (the same content was put before): nothing more to pay, as
