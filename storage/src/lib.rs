@@ -12,7 +12,7 @@ pub mod blob;
 pub mod block;
 pub mod chain;
 pub mod erasure;
-pub mod keys;
+pub use nexus_consensus::keys;
 pub mod ledger;
 #[cfg(feature = "store")]
 pub mod store;
