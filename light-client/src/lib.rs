@@ -1,7 +1,8 @@
-//! A Nexus light client: follows the chain's headers over gossipsub (back-filling gaps with
-//! request-response), checks each one's proposer signature and link, and samples every new
-//! block's data through `nexus-sampler` until it reaches the target confidence. It keeps
-//! no blob data and no database: a few recent headers and its peers.
+//! A Nexus light client: follows final headers over gossipsub (back-filling gaps with
+//! request-response), checks each one's finality proof against the committee of the
+//! trusted genesis and its link to the last, and samples every new block's data through
+//! `nexus-sampler` until it reaches the target confidence. It keeps no blob data and no
+//! database: the chain spec, the last header and its peers.
 
 mod follow;
 mod source;
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nexus_net::{Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, Role};
 use nexus_sampler::{CustodyParams, Sampler, SamplerConfig};
-use nexus_storage::{BlockHash, Header};
+use nexus_consensus::{BlockHash, Header};
 use rand::SeedableRng as _;
 
-pub use follow::Follower;
+pub use follow::{FollowError, Follower};
 pub use source::{custody_params, NetCellSource};
 
 /// Options of `nexus-light` (and `nexus light`).

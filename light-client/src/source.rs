@@ -8,14 +8,13 @@ use nexus_das::{Coord, DataRoot};
 use nexus_net::protocol::cells::CellsRequest;
 use nexus_net::{Network, PeerId};
 use nexus_sampler::{CellSource, Custody, CustodyParams, FetchError, Fetched};
-use nexus_storage::ledger::LedgerParams;
-use nexus_storage::Height;
+use nexus_consensus::{ChainSpec, Height};
 
-/// The network's custody parameters, as its genesis sets them.
-pub fn custody_params(params: &LedgerParams) -> CustodyParams {
+/// The network's custody parameters, as its chain spec sets them.
+pub fn custody_params(spec: &ChainSpec) -> CustodyParams {
     CustodyParams {
-        groups: params.custody_groups,
-        custodians_per_group: params.custodians_per_group,
+        groups: spec.custody_groups,
+        custodians_per_group: spec.custodians_per_group,
         ..CustodyParams::DEFAULT
     }
 }

@@ -9,20 +9,23 @@ use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, kad, ping, request_response,
     StreamProtocol,
 };
-use nexus_storage::Digest;
+use nexus_das::merkle::Digest;
 
 use crate::codec::CappedCodec;
 use crate::protocol::blocks::{self, BlockRequest, BlockResponse};
 use crate::protocol::cells::{self, CellsRequest, CellsResponse};
 use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
+use crate::protocol::headers::{self, HeaderRequest, HeaderResponse};
 use crate::protocol::gossip::MAX_GOSSIP_SIZE;
 
 /// What a peer does on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// A storage node: serves chunks, blocks and cells, and relays transactions.
+    /// A storage node: serves chunks, blocks, headers and cells, and relays transactions.
     Storage,
-    /// A light client: follows blocks and asks for cells, serves nothing.
+    /// A storage node that also takes part in consensus (subscribes to its topic).
+    Validator,
+    /// A light client: follows final headers and asks for cells, serves nothing.
     Light,
 }
 
@@ -30,6 +33,7 @@ impl Role {
     fn agent(self) -> &'static str {
         match self {
             Role::Storage => concat!("nexus-node/", env!("CARGO_PKG_VERSION")),
+            Role::Validator => concat!("nexus-validator/", env!("CARGO_PKG_VERSION")),
             Role::Light => concat!("nexus-light/", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -56,6 +60,7 @@ pub(crate) struct Behaviour {
     pub(crate) chunks: request_response::Behaviour<CappedCodec<ChunkRequest, ChunkResponse>>,
     pub(crate) blocks: request_response::Behaviour<CappedCodec<BlockRequest, BlockResponse>>,
     pub(crate) cells: request_response::Behaviour<CappedCodec<CellsRequest, CellsResponse>>,
+    pub(crate) headers: request_response::Behaviour<CappedCodec<HeaderRequest, HeaderResponse>>,
 }
 
 impl Behaviour {
@@ -66,7 +71,7 @@ impl Behaviour {
     ) -> Result<Self, BoxError> {
         // Light clients only ask; storage nodes also answer (and so advertise the protocols).
         let support = match role {
-            Role::Storage => request_response::ProtocolSupport::Full,
+            Role::Storage | Role::Validator => request_response::ProtocolSupport::Full,
             Role::Light => request_response::ProtocolSupport::Outbound,
         };
         let peer_id = key.public().to_peer_id();
@@ -121,7 +126,12 @@ impl Behaviour {
             ),
             cells: request_response::Behaviour::with_codec(
                 CappedCodec::new(cells::CAPS),
-                [(cells::PROTOCOL, support)],
+                [(cells::PROTOCOL, support.clone())],
+                rr_config.clone(),
+            ),
+            headers: request_response::Behaviour::with_codec(
+                CappedCodec::new(headers::CAPS),
+                [(headers::PROTOCOL, support)],
                 rr_config,
             ),
         })

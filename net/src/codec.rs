@@ -33,6 +33,34 @@ impl From<DecodeError> for io::Error {
     }
 }
 
+/// Bytes this crate carries without reading: values of the storage layer (blocks with
+/// their transactions, transactions) that only full nodes decode, with the same caps and
+/// [`decode`] as every other message.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct Encoded(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl Encoded {
+    /// The postcard encoding of `value`.
+    pub fn of<T: Serialize>(value: &T) -> Encoded {
+        Encoded(encode(value))
+    }
+
+    /// Decodes the value, refusing more than `cap` bytes or trailing bytes.
+    pub fn decode<T: DeserializeOwned>(&self, cap: usize) -> Result<T, DecodeError> {
+        decode(&self.0, cap)
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Encodes `msg` as postcard (without the length prefix).
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     // Our message types are plain data; encoding into a Vec cannot fail.

@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod cells;
 pub mod chunks;
 pub mod gossip;
+pub mod headers;
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,10 @@ use crate::protocol::blocks::{BlockRequest, BlockResponse};
 use crate::protocol::cells;
 use crate::protocol::cells::{CellsRequest, CellsResponse};
 use crate::protocol::chunks::{ChunkRequest, ChunkResponse};
-use crate::protocol::gossip::{GossipMessage, BLOCKS_TOPIC, MAX_GOSSIP_SIZE, TRANSACTIONS_TOPIC};
+use crate::protocol::gossip::{
+    GossipMessage, CONSENSUS_TOPIC, FINALIZED_TOPIC, MAX_GOSSIP_SIZE, TRANSACTIONS_TOPIC,
+};
+use crate::protocol::headers::{HeaderRequest, HeaderResponse};
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -145,6 +148,15 @@ pub enum NetworkEvent {
         /// Where to answer.
         reply: Reply<BlockResponse>,
     },
+    /// A peer asks for headers.
+    HeaderRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: HeaderRequest,
+        /// Where to answer.
+        reply: Reply<HeaderResponse>,
+    },
     /// A peer asks for cells of a block's payload.
     CellsRequest {
         /// Who asks.
@@ -196,6 +208,11 @@ enum Command {
         PeerId,
         CellsRequest,
         oneshot::Sender<Result<CellsResponse, RequestError>>,
+    ),
+    RequestHeaders(
+        PeerId,
+        HeaderRequest,
+        oneshot::Sender<Result<HeaderResponse, RequestError>>,
     ),
     Publish(GossipMessage, oneshot::Sender<Result<(), PublishError>>),
     Report(GossipId, Validation),
@@ -270,8 +287,9 @@ impl Network {
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
         let topics: &[&str] = match config.role {
-            Role::Storage => &[BLOCKS_TOPIC, TRANSACTIONS_TOPIC],
-            Role::Light => &[BLOCKS_TOPIC],
+            Role::Validator => &[CONSENSUS_TOPIC, FINALIZED_TOPIC, TRANSACTIONS_TOPIC],
+            Role::Storage => &[FINALIZED_TOPIC, TRANSACTIONS_TOPIC],
+            Role::Light => &[FINALIZED_TOPIC],
         };
         for topic in topics {
             swarm
@@ -303,6 +321,7 @@ impl Network {
             pending_chunks: HashMap::new(),
             pending_blocks: HashMap::new(),
             pending_cells: HashMap::new(),
+            pending_headers: HashMap::new(),
             replies: FuturesUnordered::new(),
             bans: Bans::new(FIRST_BAN),
             storage_peers: HashSet::new(),
@@ -357,6 +376,17 @@ impl Network {
             .unwrap_or(Err(RequestError::Stopped))
     }
 
+    /// Asks `peer` for headers. The response is unverified.
+    pub async fn request_headers(
+        &self,
+        peer: PeerId,
+        request: HeaderRequest,
+    ) -> Result<HeaderResponse, RequestError> {
+        self.call(|tx| Command::RequestHeaders(peer, request, tx))
+            .await
+            .unwrap_or(Err(RequestError::Stopped))
+    }
+
     /// Publishes a message on its gossip topic.
     pub async fn publish(&self, message: GossipMessage) -> Result<(), PublishError> {
         self.call(|tx| Command::Publish(message, tx))
@@ -392,6 +422,7 @@ enum PendingReply {
     Chunk(ResponseChannel<ChunkResponse>, Option<ChunkResponse>),
     Blocks(ResponseChannel<BlockResponse>, Option<BlockResponse>),
     Cells(ResponseChannel<CellsResponse>, Option<CellsResponse>),
+    Headers(ResponseChannel<HeaderResponse>, Option<HeaderResponse>),
 }
 
 /// Connections beyond which discovered peers are no longer dialled.
@@ -405,6 +436,7 @@ struct EventLoop {
     pending_chunks: Pending<ChunkResponse>,
     pending_blocks: Pending<BlockResponse>,
     pending_cells: Pending<CellsResponse>,
+    pending_headers: Pending<HeaderResponse>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
     bans: Bans,
     storage_peers: HashSet<PeerId>,
@@ -464,6 +496,7 @@ impl EventLoop {
             PendingReply::Chunk(ch, Some(r)) => b.chunks.send_response(ch, r).is_ok(),
             PendingReply::Blocks(ch, Some(r)) => b.blocks.send_response(ch, r).is_ok(),
             PendingReply::Cells(ch, Some(r)) => b.cells.send_response(ch, r).is_ok(),
+            PendingReply::Headers(ch, Some(r)) => b.headers.send_response(ch, r).is_ok(),
             _ => false,
         };
     }
@@ -482,6 +515,10 @@ impl EventLoop {
             Command::RequestCells(peer, req, tx) => {
                 let id = b.cells.send_request(&peer, req);
                 self.pending_cells.insert(id, tx);
+            }
+            Command::RequestHeaders(peer, req, tx) => {
+                let id = b.headers.send_request(&peer, req);
+                self.pending_headers.insert(id, tx);
             }
             Command::Publish(message, tx) => {
                 let topic = IdentTopic::new(message.topic());
@@ -594,6 +631,22 @@ impl EventLoop {
                     &self.replies,
                     PendingReply::Cells,
                     |peer, request, reply| NetworkEvent::CellsRequest {
+                        peer,
+                        request,
+                        reply,
+                    },
+                );
+                if let Some(e) = inbound {
+                    self.emit(e).await;
+                }
+            }
+            BehaviourEvent::Headers(event) => {
+                let inbound = on_request_response(
+                    event,
+                    &mut self.pending_headers,
+                    &self.replies,
+                    PendingReply::Headers,
+                    |peer, request, reply| NetworkEvent::HeaderRequest {
                         peer,
                         request,
                         reply,

@@ -9,45 +9,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobId;
-use crate::keys::{PublicKey, Signature, SigningKey};
-use crate::ledger::{Genesis, PolicySpec, SignedTransaction, TxKind};
+use crate::chain::ChainGenesis;
+use crate::ledger::{PolicySpec, SignedTransaction, TxKind};
 use crate::merkle::{Digest, MerkleProof, MerkleTree};
-use nexus_das::{fixed_bytes, CodeParams, DataCommitment, DataRoot};
+pub use nexus_consensus::{BlockHash, DataHeader, Header, Height};
+use nexus_consensus::{PublicKey, Round};
+use nexus_das::CodeParams;
 
 /// Most transactions one block may carry.
 pub const MAX_TRANSACTIONS_PER_BLOCK: usize = 2048;
-
-const HEADER_TAG: &[u8] = b"nexus/header/v1";
-
-fixed_bytes!(
-    /// Hash of a block header.
-    BlockHash,
-    32
-);
-
-impl BlockHash {
-    /// The parent hash of the genesis block.
-    pub const ZERO: BlockHash = BlockHash([0; 32]);
-}
-
-/// Position of a block in the chain; genesis is height 0.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-pub struct Height(pub u64);
-
-impl Height {
-    /// The next height, or `None` at `u64::MAX`.
-    pub fn next(self) -> Option<Height> {
-        self.0.checked_add(1).map(Height)
-    }
-}
-
-impl std::fmt::Display for Height {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// A blob registered in a block: the content of a `StoreBlob` transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,89 +137,39 @@ impl BlockPayload {
     }
 }
 
-/// What a header says about its block's data: the DataRoot and the code's parameters,
-/// which is all a light client needs to sample it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataHeader {
-    /// Commitment to the encoded payload.
-    pub root: DataRoot,
-    /// Layout of the encoded payload.
-    pub params: CodeParams,
+/// Commits to `payload` encoded in `dims` dimensions, the bytes of its `das` blobs taken
+/// from `blobs`.
+pub fn commit_payload(
+    payload: &BlockPayload,
+    dims: u8,
+    blobs: &DasBlobs,
+) -> Result<DataHeader, BlockError> {
+    Ok(DataHeader::commit(&payload.assemble(blobs)?, dims)?)
 }
 
-impl DataHeader {
-    /// Whether the block carries no data (its grid is all zero, available by definition).
-    pub fn is_empty(&self) -> bool {
-        self.params.data_len == 0
-    }
-
-    /// Commits to `payload` encoded in `dims` dimensions, the bytes of its `das` blobs
-    /// taken from `blobs`.
-    pub fn of_payload(
-        payload: &BlockPayload,
-        dims: u8,
-        blobs: &DasBlobs,
-    ) -> Result<DataHeader, BlockError> {
-        DataHeader::commit(&payload.assemble(blobs)?, dims)
-    }
-
-    /// Encodes `payload` in `dims` dimensions and commits to it.
-    pub fn commit(payload: &[u8], dims: u8) -> Result<DataHeader, BlockError> {
-        let params = CodeParams::for_data(dims, payload.len() as u64)
-            .map_err(|e| BlockError::Data(e.to_string()))?;
-        let commitment = DataCommitment::compute(payload, params)
-            .map_err(|e| BlockError::Data(e.to_string()))?;
-        Ok(DataHeader {
-            root: commitment.root(),
-            params,
-        })
-    }
-}
-
-/// The signed part of a block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Header {
-    /// Position in the chain.
-    pub height: Height,
-    /// Hash of the previous header ([`BlockHash::ZERO`] for genesis).
-    pub parent: BlockHash,
-    /// Proposer's clock, milliseconds since the Unix epoch; never below the parent's.
-    pub timestamp_ms: u64,
-    /// Merkle root over the block's transactions.
-    pub transactions_root: Digest,
-    /// Number of transactions (needed to check inclusion paths).
-    pub transaction_count: u32,
-    /// Root of the ledger state after this block.
-    pub state_root: Digest,
-    /// The proposer's BLS key.
-    pub proposer: PublicKey,
-    /// Commitment to the block's payload, for data-availability sampling.
-    pub data: DataHeader,
-}
-
-impl Header {
-    /// The header's hash, which the proposer signs and children link to.
-    pub fn hash(&self) -> BlockHash {
-        // Encoding a plain struct into a Vec cannot fail.
-        let bytes = postcard::to_stdvec(self).unwrap_or_default();
-        BlockHash(Digest::of(&[HEADER_TAG, &bytes]).0)
-    }
-}
-
-/// A header, its proposer's signature and the transactions it commits to.
+/// A header and the transactions it commits to. Its finality comes from consensus (a
+/// quorum certificate), not from a signature of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// The header.
     pub header: Header,
-    /// The proposer's signature over `header.hash()`.
-    pub signature: Signature,
     /// Transactions in block order.
     pub transactions: Vec<SignedTransaction>,
-    /// The ledger's starting point; present in the genesis block only.
-    pub genesis: Option<Genesis>,
+    /// The chain's starting point; present in the genesis block only.
+    pub genesis: Option<ChainGenesis>,
 }
 
-/// A block whose signature, links and contents were checked.
+/// A final block as stored and served: the block and why it is final (no proof for
+/// genesis, which is trusted by its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertifiedBlock {
+    /// The block.
+    pub block: Block,
+    /// Its finality proof.
+    pub proof: Option<nexus_consensus::FinalityProof>,
+}
+
+/// A block whose links, contents and ledger transition were checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedBlock(Block);
 
@@ -292,17 +212,9 @@ pub enum BlockError {
         /// Parent hash in the block.
         found: BlockHash,
     },
-    /// Signed by someone other than the chain's proposer.
-    #[error("block proposed by {found}, expected {expected}")]
-    WrongProposer {
-        /// The chain's proposer.
-        expected: PublicKey,
-        /// Proposer in the block.
-        found: PublicKey,
-    },
-    /// The signature does not verify.
-    #[error("invalid proposer signature")]
-    BadSignature,
+    /// Proposed in a round not above its parent's, or under another chain spec or epoch.
+    #[error("the block's round, epoch or chain spec does not follow its parent's")]
+    BadConsensusFields,
     /// Root or count in the header do not match the transactions carried.
     #[error("transactions do not match the header's root or count")]
     TransactionsMismatch,
@@ -348,8 +260,11 @@ pub enum BlockError {
     #[error("height overflow")]
     HeightOverflow,
     /// The payload cannot be encoded with the network's code.
-    #[error("block data cannot be encoded: {0}")]
-    Data(String),
+    #[error(transparent)]
+    Data(#[from] nexus_consensus::DataError),
+    /// The chain spec of a genesis is unusable.
+    #[error("invalid chain spec: {0}")]
+    InvalidSpec(#[from] nexus_consensus::SpecError),
     /// The header's DataRoot or parameters are not those of the block's payload.
     #[error("the header's data commitment does not match the block's payload")]
     DataMismatch,
@@ -371,75 +286,89 @@ fn transactions_tree(transactions: &[SignedTransaction]) -> MerkleTree {
     MerkleTree::from_leaves(transactions.iter().map(SignedTransaction::id).collect())
 }
 
+/// The fields of a new block's header that are not derived from its contents.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot<'a> {
+    /// The parent's header (none for genesis).
+    pub parent: Option<&'a Header>,
+    /// Round the block is proposed in.
+    pub round: Round,
+    /// Its proposer.
+    pub proposer: PublicKey,
+    /// Its timestamp (raised to the parent's if below).
+    pub timestamp_ms: u64,
+    /// Digest of the chain spec in force.
+    pub spec: Digest,
+}
+
 impl Block {
-    /// Builds and signs a block (unverified: [`crate::chain`] checks the ledger side).
-    /// With `parent = None` this is the genesis block.
-    pub(crate) fn sign_new(
-        key: &SigningKey,
-        parent: Option<&Header>,
-        timestamp_ms: u64,
+    /// Builds a block (unverified: [`crate::chain`] checks the ledger side).
+    pub(crate) fn build(
+        slot: Slot<'_>,
         transactions: Vec<SignedTransaction>,
         state_root: Digest,
-        genesis: Option<Genesis>,
+        genesis: Option<ChainGenesis>,
         data: DataHeader,
     ) -> Result<Block, BlockError> {
-        let (height, parent_hash, timestamp_ms) = match parent {
+        let (height, parent_hash, timestamp_ms, epoch) = match slot.parent {
             Some(p) => (
                 p.height.next().ok_or(BlockError::HeightOverflow)?,
                 p.hash(),
-                timestamp_ms.max(p.timestamp_ms),
+                slot.timestamp_ms.max(p.timestamp_ms),
+                p.epoch,
             ),
-            None => (Height(0), BlockHash::ZERO, timestamp_ms),
+            None => (Height(0), BlockHash::ZERO, slot.timestamp_ms, Default::default()),
         };
         let header = Header {
             height,
+            epoch,
+            round: slot.round,
             parent: parent_hash,
             timestamp_ms,
             transactions_root: transactions_tree(&transactions).root(),
             transaction_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
             state_root,
-            proposer: key.public(),
+            proposer: slot.proposer,
             data,
+            spec: slot.spec,
         };
-        let signature = key.sign(&header.hash().0);
         Ok(Block {
             header,
-            signature,
             transactions,
             genesis,
         })
     }
 
-    /// Checks a genesis block's form: height 0, no parent, no transactions, a ledger
-    /// genesis, self-signed; and, when `expected` is given, that its hash is the one pinned
-    /// by the operator.
+    /// Checks a genesis block's form: it carries a chain genesis and is exactly the block
+    /// that genesis produces; and, when `expected` is given, its hash is the one pinned by
+    /// the operator.
     pub fn verify_genesis(self, expected: Option<BlockHash>) -> Result<Block, BlockError> {
-        let h = &self.header;
-        if h.height != Height(0) || h.parent != BlockHash::ZERO {
-            return Err(BlockError::BadGenesis("height or parent is not zero"));
-        }
-        if !self.transactions.is_empty() || self.genesis.is_none() {
-            return Err(BlockError::BadGenesis(
-                "genesis must carry a ledger genesis and no transactions",
-            ));
-        }
-        if expected.is_some_and(|e| e != h.hash()) {
+        if expected.is_some_and(|e| e != self.header.hash()) {
             return Err(BlockError::BadGenesis(
                 "hash differs from the pinned genesis",
             ));
         }
-        let proposer = h.proposer;
-        self.check_contents(proposer)
+        let genesis = self
+            .genesis
+            .as_ref()
+            .ok_or(BlockError::BadGenesis("no chain genesis"))?;
+        let built = crate::chain::create_genesis(genesis.clone())?;
+        if built.block.header != self.header || !self.transactions.is_empty() {
+            return Err(BlockError::BadGenesis(
+                "not the block its chain genesis produces",
+            ));
+        }
+        Ok(self)
     }
 
-    /// Checks a block's form as the child of `parent`: height, link, timestamp, proposer,
-    /// signature and transactions root (the ledger transition is checked by
-    /// [`crate::chain`]).
+    /// Checks a block's form as the child of `parent`: height, link, round, epoch, chain
+    /// spec, timestamp, transactions root and data layout (the ledger transition is
+    /// checked by [`crate::chain`], finality by consensus).
     pub fn verify_child(self, parent: &Header) -> Result<Block, BlockError> {
         let h = &self.header;
         if self.genesis.is_some() {
             return Err(BlockError::BadGenesis(
-                "only height 0 carries a ledger genesis",
+                "only height 0 carries a chain genesis",
             ));
         }
         let expected = parent.height.next().ok_or(BlockError::HeightOverflow)?;
@@ -455,23 +384,20 @@ impl Block {
                 found: h.parent,
             });
         }
+        if h.round <= parent.round || h.epoch != parent.epoch || h.spec != parent.spec {
+            return Err(BlockError::BadConsensusFields);
+        }
         if h.timestamp_ms < parent.timestamp_ms {
             return Err(BlockError::TimestampBeforeParent {
                 parent: parent.timestamp_ms,
                 found: h.timestamp_ms,
             });
         }
-        self.check_contents(parent.proposer)
+        self.check_contents()
     }
 
-    fn check_contents(self, proposer: PublicKey) -> Result<Block, BlockError> {
+    fn check_contents(self) -> Result<Block, BlockError> {
         let h = &self.header;
-        if h.proposer != proposer {
-            return Err(BlockError::WrongProposer {
-                expected: proposer,
-                found: h.proposer,
-            });
-        }
         if self.transactions.len() > MAX_TRANSACTIONS_PER_BLOCK {
             return Err(BlockError::TooManyTransactions {
                 max: MAX_TRANSACTIONS_PER_BLOCK,
@@ -483,9 +409,6 @@ impl Block {
         {
             return Err(BlockError::TransactionsMismatch);
         }
-        if !proposer.verify(&h.hash().0, &self.signature) {
-            return Err(BlockError::BadSignature);
-        }
         let payload = BlockPayload::of(&self.transactions);
         let dims = h.data.params.dims;
         let consistent = if payload.carries_blobs() {
@@ -495,8 +418,7 @@ impl Block {
             // of whoever retrieves it.
             CodeParams::for_data(dims, payload.len()).ok() == Some(h.data.params)
         } else {
-            let bytes = payload.assemble(&DasBlobs::new())?;
-            DataHeader::commit(&bytes, dims)? == h.data
+            commit_payload(&payload, dims, &DasBlobs::new())? == h.data
         };
         if !consistent {
             return Err(BlockError::DataMismatch);
@@ -518,7 +440,6 @@ impl Block {
         let path = transactions_tree(&self.transactions).proof(u64::from(index))?;
         Some(InclusionProof {
             header: self.header.clone(),
-            signature: self.signature,
             transaction,
             index,
             path,
@@ -526,14 +447,12 @@ impl Block {
     }
 }
 
-/// Evidence that a blob is registered (by a `StoreBlob` transaction) in a signed block,
-/// checkable offline.
+/// Evidence that a blob is registered (by a `StoreBlob` transaction) in a block, checkable
+/// offline; the header's finality is proven apart (a [`nexus_consensus::FinalityProof`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InclusionProof {
     /// The block's header.
     pub header: Header,
-    /// The proposer's signature of the header.
-    pub signature: Signature,
     /// The transaction proven.
     pub transaction: SignedTransaction,
     /// Its position in the block.
@@ -553,17 +472,6 @@ pub enum InclusionError {
         /// Blob in the proof.
         found: BlobId,
     },
-    /// The header was signed by a key other than the trusted proposer.
-    #[error("header signed by {found}, but the chain's proposer is {expected}")]
-    WrongProposer {
-        /// Trusted proposer.
-        expected: PublicKey,
-        /// Proposer in the header.
-        found: PublicKey,
-    },
-    /// The header signature is invalid.
-    #[error("the header's signature is invalid")]
-    BadSignature,
     /// The Merkle path does not lead to the header's transactions root.
     #[error("the Merkle path does not lead to the header's transactions root")]
     PathMismatch,
@@ -575,19 +483,13 @@ impl InclusionProof {
         BlobRegistration::of(&self.transaction)
     }
 
-    /// Checks that `blob_id` is registered in a header signed by `proposer`.
-    pub fn verify(&self, blob_id: &BlobId, proposer: &PublicKey) -> Result<(), InclusionError> {
+    /// Checks that `blob_id` is registered by a transaction of the block of `self.header`.
+    pub fn verify(&self, blob_id: &BlobId) -> Result<(), InclusionError> {
         let found = self.registration().map(|r| r.blob_id);
         if found != Some(*blob_id) {
             return Err(InclusionError::WrongBlob {
                 expected: *blob_id,
                 found: found.unwrap_or(BlobId([0; 32])),
-            });
-        }
-        if self.header.proposer != *proposer {
-            return Err(InclusionError::WrongProposer {
-                expected: *proposer,
-                found: self.header.proposer,
             });
         }
         let root = self.path.root(
@@ -597,9 +499,6 @@ impl InclusionProof {
         );
         if root != Some(self.header.transactions_root) {
             return Err(InclusionError::PathMismatch);
-        }
-        if !proposer.verify(&self.header.hash().0, &self.signature) {
-            return Err(InclusionError::BadSignature);
         }
         Ok(())
     }

@@ -3,12 +3,71 @@
 //! ledger state, lead to the state root its header claims. Proposers build blocks with the
 //! same functions, so what they sign is what everyone else recomputes.
 
+use serde::{Deserialize, Serialize};
+
 use crate::block::{
-    Block, BlockError, BlockHash, BlockPayload, DasBlobs, DataHeader, Header, VerifiedBlock,
+    commit_payload, Block, BlockError, BlockHash, BlockPayload, DasBlobs, DataHeader, Header,
+    Slot, VerifiedBlock,
 };
-use crate::keys::SigningKey;
+use crate::keys::{PublicKey, SigningKey};
 use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};
 use crate::merkle::Digest;
+use nexus_consensus::{
+    ChainSpec, Committee, Context, Epoch, FinalityError, FinalityProof, Round, Validator,
+};
+
+mod tree;
+
+pub use tree::{BlockTree, TreeError, MAX_PENDING};
+
+/// Everything a chain starts from: its spec (chain id, validator committee, custody
+/// layout), the genesis time, and the ledger's first state. Every node given the same
+/// genesis builds the same genesis block, so validators need not exchange it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainGenesis {
+    /// Chain id, committee and custody layout.
+    pub spec: ChainSpec,
+    /// Timestamp of the genesis block, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The ledger's parameters and balances.
+    pub ledger: Genesis,
+}
+
+impl ChainGenesis {
+    /// A chain whose only validator is `validator` (stake 1), reachable at `address`.
+    pub fn solo(
+        chain_id: &str,
+        validator: &SigningKey,
+        address: &str,
+        ledger: Genesis,
+        time_ms: u64,
+    ) -> Result<ChainGenesis, nexus_consensus::CommitteeError> {
+        let committee = Committee::new(
+            Epoch(0),
+            vec![Validator {
+                key: validator.public(),
+                proof_of_possession: validator.proof_of_possession(),
+                stake: 1,
+                address: address.to_string(),
+            }],
+        )?;
+        Ok(ChainGenesis {
+            spec: ChainSpec {
+                chain_id: chain_id.to_string(),
+                committee,
+                custody_groups: 32,
+                custodians_per_group: 2,
+            },
+            time_ms,
+            ledger,
+        })
+    }
+
+    /// The verification context of this chain, whose genesis block hashes to `genesis`.
+    pub fn context(&self, genesis: BlockHash) -> Context {
+        Context::new(self.spec.clone(), genesis)
+    }
+}
 
 /// A verified block with the ledger state after it and what the state transition did.
 #[derive(Debug, Clone)]
@@ -53,27 +112,22 @@ fn execute(
     }
 }
 
-/// Creates and signs the genesis block of a new chain.
-pub fn create_genesis(
-    key: &SigningKey,
-    genesis: Genesis,
-    timestamp_ms: u64,
-) -> Result<Transition, BlockError> {
-    let ledger = LedgerState::genesis(&genesis)?;
-    let block = Block::sign_new(
-        key,
-        None,
-        timestamp_ms,
-        Vec::new(),
-        ledger.state_root(),
-        Some(genesis),
-        DataHeader::of_payload(
-            &BlockPayload::of(&[]),
-            ledger.params().data_dims,
-            &DasBlobs::new(),
-        )?,
-    )?;
-    accept_genesis(block, None)
+/// Builds the genesis block of `genesis` (deterministic: the same genesis always gives
+/// the same block).
+pub fn create_genesis(genesis: ChainGenesis) -> Result<Transition, BlockError> {
+    genesis.spec.validate()?;
+    let ledger = LedgerState::genesis(&genesis.ledger)?;
+    let dims = ledger.params().data_dims;
+    let slot = Slot {
+        parent: None,
+        round: Round(0),
+        proposer: nexus_consensus::Header::GENESIS_PROPOSER,
+        timestamp_ms: genesis.time_ms,
+        spec: genesis.spec.digest(),
+    };
+    let data = DataHeader::empty(dims)?;
+    let block = Block::build(slot, Vec::new(), ledger.state_root(), Some(genesis), data)?;
+    settle(block, ledger, Vec::new())
 }
 
 /// Accepts a genesis block from a peer (or the disk); `pin` is the hash the operator
@@ -83,8 +137,8 @@ pub fn accept_genesis(block: Block, pin: Option<BlockHash>) -> Result<Transition
     let genesis = block
         .genesis
         .as_ref()
-        .ok_or(BlockError::BadGenesis("no ledger genesis"))?;
-    let ledger = LedgerState::genesis(genesis)?;
+        .ok_or(BlockError::BadGenesis("no chain genesis"))?;
+    let ledger = LedgerState::genesis(&genesis.ledger)?;
     settle(block, ledger, Vec::new())
 }
 
@@ -146,19 +200,44 @@ pub fn accept_child(
     settle(block, ledger, events)
 }
 
+/// Why a block served as final was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FinalBlockError {
+    /// The block itself is invalid.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// Its finality proof does not hold.
+    #[error("finality proof: {0}")]
+    Finality(#[from] FinalityError),
+}
+
+/// Accepts `block`, served as final with `proof`, as the child of `parent` (state
+/// `state`) on the chain of `ctx`.
+pub fn accept_final(
+    block: Block,
+    proof: &FinalityProof,
+    parent: &Header,
+    state: &LedgerState,
+    ctx: &Context,
+) -> Result<Transition, FinalBlockError> {
+    proof.verify(&block.header, ctx)?;
+    Ok(accept_child(block, parent, state)?)
+}
+
 /// Commits to a payload that carries no `das` blobs (a [`propose_child`] commitment for
 /// chains without them; fails with [`BlockError::MissingBlob`] otherwise).
 pub fn without_das_blobs(payload: &BlockPayload, dims: u8) -> Result<DataHeader, BlockError> {
-    DataHeader::of_payload(payload, dims, &DasBlobs::new())
+    commit_payload(payload, dims, &DasBlobs::new())
 }
 
-/// Builds and signs the child of `parent` from `candidates`, leaving out the transactions
-/// the ledger refuses (returned with the reason). `commit` commits to the payload of the
-/// transactions kept, in the ledger's `data_dims` dimensions (see
-/// [`DataHeader::of_payload`]); a proposer that encodes the payload on the way keeps the
-/// encoding to serve cells from.
+/// Builds the child of `parent` for `round`, proposed by `proposer`, from `candidates`,
+/// leaving out the transactions the ledger refuses (returned with the reason). `commit`
+/// commits to the payload of the transactions kept, in the ledger's `data_dims`
+/// dimensions (see [`commit_payload`]); a proposer that encodes the payload on the way
+/// keeps the encoding to serve cells from.
 pub fn propose_child(
-    key: &SigningKey,
+    proposer: PublicKey,
+    round: Round,
     parent: &Header,
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
@@ -173,15 +252,14 @@ pub fn propose_child(
         refused,
     } = execute(state, height.0, &parent.hash(), candidates);
     let data = commit(&BlockPayload::of(&applied), ledger.params().data_dims)?;
-    let block = Block::sign_new(
-        key,
-        Some(parent),
+    let slot = Slot {
+        parent: Some(parent),
+        round,
+        proposer,
         timestamp_ms,
-        applied,
-        ledger.state_root(),
-        None,
-        data,
-    )?;
+        spec: parent.spec,
+    };
+    let block = Block::build(slot, applied, ledger.state_root(), None, data)?;
     let block = block.verify_child(parent)?;
     Ok((settle(block, ledger, events)?, refused))
 }

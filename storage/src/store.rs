@@ -4,12 +4,15 @@
 //! Keyspaces: `blobs` (BlobId → record), `chunks` (seq‖index → bytes, key-value separated),
 //! `proofs` (seq‖index → Merkle path), `uploads` (seq of uploads in progress), `blocks`
 //! (height → block), `registered` (BlobId → height‖index), `transactions` (tx id →
-//! height‖index), `cells` (height‖row‖column → custody sample), `meta` (counters, the ledger state after the tip). Every write
+//! height‖index), `cells` (height‖row‖column → custody sample), `meta` (counters, the ledger
+//! state after the tip, the validator's consensus state), `finality` (height → finality
+//! proof), `pending` (block hash → validated, not yet final block). Every write
 //! that is acknowledged to a caller is persisted with `PersistMode::SyncData` first.
 
 mod blobs;
 mod cells;
 mod chain;
+mod consensus;
 mod expiry;
 mod shards;
 
@@ -97,6 +100,8 @@ struct Keyspaces {
     transactions: Keyspace,
     cells: Keyspace,
     meta: Keyspace,
+    finality: Keyspace,
+    pending: Keyspace,
 }
 
 struct Shared {
@@ -166,6 +171,8 @@ impl Store {
             transactions: db.keyspace("transactions", plain)?,
             cells: db.keyspace("cells", plain)?,
             meta: db.keyspace("meta", plain)?,
+            finality: db.keyspace("finality", plain)?,
+            pending: db.keyspace("pending", plain)?,
         };
         let next_seq = match ks.meta.get(NEXT_SEQ_KEY)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {

@@ -4,7 +4,7 @@
 use libp2p::StreamProtocol;
 use nexus_das::params::BYTES_PER_CELL;
 use nexus_das::{Coord, Sample};
-use nexus_storage::Height;
+use nexus_consensus::Height;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Caps;

@@ -1,7 +1,7 @@
 //! `/nexus/chunk/1`: fetch one chunk of a blob with its Merkle proof.
 
 use libp2p::StreamProtocol;
-use nexus_storage::{BlobId, ChunkIndex, MerkleProof, CHUNK_SIZE};
+use nexus_das::merkle::{Digest, MerkleProof};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Caps;
@@ -9,20 +9,23 @@ use crate::codec::Caps;
 /// Protocol id.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/nexus/chunk/1");
 
+/// Largest chunk carried (the storage layer's chunks must not exceed it).
+pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
+
 /// Size caps: a request is a few dozen bytes; a response is one chunk plus a proof of at
 /// most 32 levels.
 pub const CAPS: Caps = Caps {
     request: 128,
-    response: CHUNK_SIZE + 4096,
+    response: MAX_CHUNK_BYTES + 4096,
 };
 
-/// Asks for chunk `index` of `blob_id`.
+/// Asks for chunk `index` of blob `blob_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRequest {
-    /// The blob.
-    pub blob_id: BlobId,
+    /// The blob's id (its content digest).
+    pub blob_id: Digest,
     /// The chunk.
-    pub index: ChunkIndex,
+    pub index: u32,
 }
 
 /// The answer to a [`ChunkRequest`]. The receiver must verify the chunk against the

@@ -1,22 +1,35 @@
-//! Gossipsub topics: new blocks from the proposer, and transactions submitted to it.
+//! Gossipsub topics: consensus messages among validators, final headers for everyone
+//! (light clients included), and transactions submitted to the validators.
 
-use nexus_storage::ledger::SignedTransaction;
-use nexus_storage::Block;
+use nexus_consensus::{CertifiedHeader, ConsensusMessage};
 use serde::{Deserialize, Serialize};
 
-/// Topic on which the proposer announces each new block.
-pub const BLOCKS_TOPIC: &str = "/nexus/blocks/1";
-/// Topic on which nodes submit transactions for the proposer to order.
-pub const TRANSACTIONS_TOPIC: &str = "/nexus/transactions/1";
-/// Largest gossip message accepted.
-pub const MAX_GOSSIP_SIZE: usize = 1024 * 1024;
+use crate::codec::Encoded;
 
-/// A transaction a node asks the proposer to include. `attempt` makes a resubmission a
-/// new message (gossipsub drops exact duplicates).
+/// Topic of proposals, votes and timeouts (validators only).
+pub const CONSENSUS_TOPIC: &str = "/nexus/consensus/1";
+/// Topic on which validators announce each block that became final.
+pub const FINALIZED_TOPIC: &str = "/nexus/finalized/1";
+/// Topic on which nodes submit transactions for the validators to order.
+pub const TRANSACTIONS_TOPIC: &str = "/nexus/transactions/1";
+/// Largest gossip message accepted: a proposal carries its whole block.
+pub const MAX_GOSSIP_SIZE: usize = crate::protocol::blocks::MAX_BLOCK_BYTES + 64 * 1024;
+
+/// A consensus message; a proposal travels with its block's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusGossip {
+    /// The message (unverified).
+    pub message: ConsensusMessage,
+    /// For a proposal: the encoded block (header and transactions); empty otherwise.
+    pub body: Encoded,
+}
+
+/// A transaction a node asks the validators to include. `attempt` makes a resubmission
+/// a new message (gossipsub drops exact duplicates).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxSubmission {
-    /// The signed transaction.
-    pub tx: SignedTransaction,
+    /// The encoded signed transaction.
+    pub tx: Encoded,
     /// Distinguishes resubmissions.
     pub attempt: u64,
 }
@@ -24,9 +37,11 @@ pub struct TxSubmission {
 /// Any message carried over gossip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipMessage {
-    /// A new block (unverified).
-    Block(Box<Block>),
-    /// A transaction for the proposer.
+    /// Between validators.
+    Consensus(Box<ConsensusGossip>),
+    /// A block became final: its header and the proof.
+    Finalized(Box<CertifiedHeader>),
+    /// A transaction for the validators.
     Transaction(Box<TxSubmission>),
 }
 
@@ -34,7 +49,8 @@ impl GossipMessage {
     /// The topic this message travels on.
     pub fn topic(&self) -> &'static str {
         match self {
-            GossipMessage::Block(_) => BLOCKS_TOPIC,
+            GossipMessage::Consensus(_) => CONSENSUS_TOPIC,
+            GossipMessage::Finalized(_) => FINALIZED_TOPIC,
             GossipMessage::Transaction(_) => TRANSACTIONS_TOPIC,
         }
     }

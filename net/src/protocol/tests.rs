@@ -1,45 +1,61 @@
 //! Every wire decoder: round trips, and malformed input yields an error, never a panic.
 
-use nexus_storage::chain::{create_genesis, propose_child, without_das_blobs};
-use nexus_storage::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
-use nexus_storage::{BlobId, Block, ChunkIndex, Height, MerkleProof, SigningKey};
+use nexus_consensus::{
+    BlockHash, CertifiedHeader, ChainSpec, Committee, ConsensusMessage, DataHeader, Epoch,
+    FinalityProof, Header, Height, QuorumCertificate, Round, SigningKey, Validator, Vote,
+    VoteData,
+};
+use nexus_das::merkle::{Digest, MerkleProof};
 use proptest::prelude::*;
 
 use super::blocks::{self, BlockRequest, BlockResponse};
 use super::cells::{self, CellsRequest, CellsResponse};
 use super::chunks::{self, ChunkRequest, ChunkResponse};
-use super::gossip::{GossipMessage, TxSubmission, MAX_GOSSIP_SIZE};
-use crate::codec::{decode, encode};
+use super::gossip::{ConsensusGossip, GossipMessage, TxSubmission, MAX_GOSSIP_SIZE};
+use super::headers::{self, HeaderRequest, HeaderResponse};
+use crate::codec::{decode, encode, Encoded};
 
-fn sample_block() -> Block {
+fn spec() -> ChainSpec {
     let key = SigningKey::from_seed(&[1; 32]);
-    let genesis = Genesis {
-        params: LedgerParams::default(),
-        balances: vec![(key.public(), 1_000)],
+    let validator = Validator {
+        key: key.public(),
+        proof_of_possession: key.proof_of_possession(),
+        stake: 5,
+        address: "/ip4/127.0.0.1/tcp/1".into(),
     };
-    let g = create_genesis(&key, genesis, 5).expect("genesis");
-    let kind = TxKind::StoreBlob {
-        blob_id: BlobId::of(b"x"),
-        size: 1,
-        policy: PolicySpec::Replicated,
-        epochs: 1,
-    };
-    let tx = Transaction {
-        sender: key.public(),
-        nonce: 0,
-        kind,
+    ChainSpec {
+        chain_id: "wire".into(),
+        committee: Committee::new(Epoch(0), vec![validator]).expect("committee"),
+        custody_groups: 32,
+        custodians_per_group: 2,
     }
-    .sign(&key);
-    let (child, _) = propose_child(
-        &key,
-        &g.block.header,
-        &g.ledger,
-        vec![tx],
-        6,
-        without_das_blobs,
-    )
-    .expect("child");
-    child.block.into_inner()
+}
+
+fn header() -> Header {
+    Header {
+        height: Height(3),
+        epoch: Epoch(0),
+        round: Round(4),
+        parent: BlockHash([2; 32]),
+        timestamp_ms: 9,
+        transactions_root: Digest::ZERO,
+        transaction_count: 0,
+        state_root: Digest::ZERO,
+        proposer: SigningKey::from_seed(&[1; 32]).public(),
+        data: DataHeader::empty(2).expect("empty"),
+        spec: spec().digest(),
+    }
+}
+
+fn vote() -> Vote {
+    let key = SigningKey::from_seed(&[1; 32]);
+    let data = VoteData {
+        epoch: Epoch(0),
+        round: Round(4),
+        block: header().hash(),
+        commit: Some(BlockHash([2; 32])),
+    };
+    Vote::sign(&key, &spec().tag(), data)
 }
 
 /// One valid encoding of every message type, built once (blocks and cells cost KZG work).
@@ -49,12 +65,18 @@ fn samples() -> Vec<(Vec<u8>, &'static str)> {
 }
 
 fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
-    let block = sample_block();
+    let certified = CertifiedHeader {
+        header: header(),
+        proof: FinalityProof {
+            descendants: vec![header()],
+            qc: QuorumCertificate::genesis(BlockHash([2; 32])),
+        },
+    };
     vec![
         (
             encode(&ChunkRequest {
-                blob_id: BlobId::of(b"a"),
-                index: ChunkIndex(3),
+                blob_id: Digest([3; 32]),
+                index: 3,
             }),
             "chunk request",
         ),
@@ -62,13 +84,13 @@ fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
             encode(&ChunkResponse::Chunk {
                 data: vec![1, 2, 3],
                 proof: MerkleProof {
-                    siblings: vec![nexus_storage::Digest::ZERO],
+                    siblings: vec![Digest::ZERO],
                 },
             }),
             "chunk response",
         ),
         (
-            encode(&BlockRequest {
+            encode(&BlockRequest::Range {
                 from: Height(2),
                 max: 4,
             }),
@@ -76,17 +98,24 @@ fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
         ),
         (
             encode(&BlockResponse {
-                blocks: vec![block.clone()],
+                blocks: vec![Encoded(vec![1, 2, 3])],
             }),
             "block response",
         ),
         (
-            encode(&GossipMessage::Block(Box::new(block.clone()))),
-            "gossip block",
+            encode(&GossipMessage::Consensus(Box::new(ConsensusGossip {
+                message: ConsensusMessage::Vote(Box::new(vote())),
+                body: Encoded::default(),
+            }))),
+            "gossip vote",
+        ),
+        (
+            encode(&GossipMessage::Finalized(Box::new(certified.clone()))),
+            "gossip finalized header",
         ),
         (
             encode(&GossipMessage::Transaction(Box::new(TxSubmission {
-                tx: block.transactions[0].clone(),
+                tx: Encoded(vec![9; 40]),
                 attempt: 9,
             }))),
             "gossip transaction",
@@ -103,6 +132,18 @@ fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
                 samples: vec![None, Some(sample_cell())],
             }),
             "cells response",
+        ),
+        (encode(&HeaderRequest::Genesis), "header request"),
+        (
+            encode(&HeaderResponse::Genesis {
+                header: Box::new(header()),
+                spec: Box::new(spec()),
+            }),
+            "genesis response",
+        ),
+        (
+            encode(&HeaderResponse::Headers(vec![certified])),
+            "headers response",
         ),
     ]
 }
@@ -122,16 +163,25 @@ fn decode_everything(bytes: &[u8]) {
     let _ = decode::<GossipMessage>(bytes, MAX_GOSSIP_SIZE);
     let _ = decode::<CellsRequest>(bytes, cells::CAPS.request);
     let _ = decode::<CellsResponse>(bytes, cells::CAPS.response);
+    let _ = decode::<HeaderRequest>(bytes, headers::CAPS.request);
+    let _ = decode::<HeaderResponse>(bytes, headers::CAPS.response);
 }
 
 #[test]
 fn valid_messages_round_trip() {
-    let block = sample_block();
-    let bytes = encode(&BlockResponse {
-        blocks: vec![block.clone()],
-    });
-    let back: BlockResponse = decode(&bytes, blocks::CAPS.response).expect("decode");
-    assert_eq!(back.blocks, vec![block]);
+    let response = HeaderResponse::Genesis {
+        header: Box::new(header()),
+        spec: Box::new(spec()),
+    };
+    let bytes = encode(&response);
+    let back: HeaderResponse = decode(&bytes, headers::CAPS.response).expect("decode");
+    assert_eq!(back, response);
+    let gossip = GossipMessage::Consensus(Box::new(ConsensusGossip {
+        message: ConsensusMessage::Vote(Box::new(vote())),
+        body: Encoded::default(),
+    }));
+    let back: GossipMessage = decode(&encode(&gossip), MAX_GOSSIP_SIZE).expect("decode");
+    assert_eq!(back, gossip);
     for (bytes, what) in samples() {
         decode_everything(&bytes);
         for cut in 0..bytes.len() {
@@ -159,7 +209,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_messages_never_panic(which in 0usize..8, pos in any::<usize>(), byte in any::<u8>()) {
+    fn mutated_messages_never_panic(which in 0usize..12, pos in any::<usize>(), byte in any::<u8>()) {
         let (mut bytes, _) = samples().swap_remove(which);
         let at = pos % bytes.len();
         bytes[at] = byte;

@@ -12,14 +12,14 @@ use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
 
 /// Commits to a payload whose `das` blobs are in `blobs`.
 fn with(blobs: &DasBlobs) -> impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError> + '_ {
-    move |payload, dims| DataHeader::of_payload(payload, dims, blobs)
+    move |payload, dims| commit_payload(payload, dims, blobs)
 }
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_seed(&[i; 32])
 }
 
-fn genesis_for(users: &[u8]) -> Genesis {
+fn ledger_for(users: &[u8]) -> Genesis {
     Genesis {
         params: LedgerParams::default(),
         balances: users
@@ -27,6 +27,22 @@ fn genesis_for(users: &[u8]) -> Genesis {
             .map(|u| (key(*u).public(), 1_000_000_000))
             .collect(),
     }
+}
+
+/// A chain validated by key 1 alone, funding `users`.
+fn genesis_for(users: &[u8]) -> ChainGenesis {
+    ChainGenesis::solo("test", &key(1), "", ledger_for(users), 1_000).expect("genesis")
+}
+
+/// Key 1 proposes the child of `parent` in the next round.
+fn propose(
+    parent: &Header,
+    state: &LedgerState,
+    candidates: Vec<SignedTransaction>,
+    commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
+) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
+    let round = parent.round.next().expect("round");
+    propose_child(key(1).public(), round, parent, state, candidates, 2_000, commit)
 }
 
 fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
@@ -45,17 +61,10 @@ fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
 
 /// Genesis by key 1 and one child carrying `n` StoreBlob transactions from user 2.
 fn chain(n: u64) -> (Transition, Transition) {
-    let g = create_genesis(&key(1), genesis_for(&[1, 2]), 1_000).expect("genesis");
+    let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let txs = (0..n).map(|i| store_tx(2, i, i)).collect();
-    let (child, refused) = propose_child(
-        &key(1),
-        &g.block.header,
-        &g.ledger,
-        txs,
-        2_000,
-        without_das_blobs,
-    )
-    .expect("child");
+    let (child, refused) =
+        propose(&g.block.header, &g.ledger, txs, without_das_blobs).expect("child");
     assert!(refused.is_empty());
     (g, child)
 }
@@ -74,14 +83,12 @@ fn proposed_blocks_are_accepted_by_others() {
 
 #[test]
 fn proposer_leaves_out_refused_transactions() {
-    let g = create_genesis(&key(1), genesis_for(&[1, 2]), 0).expect("genesis");
+    let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let replay = store_tx(2, 5, 0);
-    let (child, refused) = propose_child(
-        &key(1),
+    let (child, refused) = propose(
         &g.block.header,
         &g.ledger,
         vec![store_tx(2, 0, 0), replay],
-        1,
         without_das_blobs,
     )
     .expect("child");
@@ -89,18 +96,24 @@ fn proposer_leaves_out_refused_transactions() {
     assert_eq!(refused.len(), 1);
 }
 
-/// A child of `parent` signed by `key`, whatever its contents, with its data committed in
-/// `dims` dimensions.
-fn signed(
-    key: &SigningKey,
+/// A child of `parent`, whatever its contents, with its data committed in `dims`
+/// dimensions.
+fn built(
     parent: &Header,
     transactions: Vec<SignedTransaction>,
     state_root: Digest,
     dims: u8,
 ) -> Block {
-    let data = DataHeader::of_payload(&BlockPayload::of(&transactions), dims, &DasBlobs::new())
-        .expect("data");
-    Block::sign_new(key, Some(parent), 5, transactions, state_root, None, data).expect("sign")
+    let data =
+        commit_payload(&BlockPayload::of(&transactions), dims, &DasBlobs::new()).expect("data");
+    let slot = Slot {
+        parent: Some(parent),
+        round: parent.round.next().expect("round"),
+        proposer: key(1).public(),
+        timestamp_ms: 5,
+        spec: parent.spec,
+    };
+    Block::build(slot, transactions, state_root, None, data).expect("build")
 }
 
 #[test]
@@ -130,15 +143,22 @@ fn bad_blocks_are_rejected_with_the_reason() {
         Some(BlockError::TransactionsMismatch)
     );
 
+    // A round not above the parent's, or another chain spec.
     let mut b = base.clone();
-    b.header.timestamp_ms += 1;
+    b.header.round = gh.round;
     assert_eq!(
         accept_child(b, gh, gl).err(),
-        Some(BlockError::BadSignature)
+        Some(BlockError::BadConsensusFields)
+    );
+    let mut b = base.clone();
+    b.header.spec = Digest([1; 32]);
+    assert_eq!(
+        accept_child(b, gh, gl).err(),
+        Some(BlockError::BadConsensusFields)
     );
 
-    // Signed correctly, but the claimed state root is not what the transactions give.
-    let b = signed(&key(1), gh, base.transactions.clone(), Digest::ZERO, 2);
+    // The claimed state root is not what the transactions give.
+    let b = built(gh, base.transactions.clone(), Digest::ZERO, 2);
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::StateRootMismatch { .. })
@@ -146,34 +166,20 @@ fn bad_blocks_are_rejected_with_the_reason() {
 
     // A transaction the ledger refuses makes the block invalid.
     let bad = vec![store_tx(2, 7, 0)];
-    let b = signed(&key(1), gh, bad, gl.state_root(), 2);
+    let b = built(gh, bad, gl.state_root(), 2);
     assert!(matches!(
         accept_child(b, gh, gl),
         Err(BlockError::InvalidTransaction { index: 0, .. })
     ));
 
-    // Another proposer cannot extend this chain.
-    let b = signed(&key(9), gh, vec![], gl.state_root(), 2);
-    assert!(matches!(
-        accept_child(b, gh, gl),
-        Err(BlockError::WrongProposer { .. })
-    ));
-
     // The header's data commitment must be the payload's, in the network's dimensions.
     let mut b = base.clone();
     b.header.data.root = nexus_das::DataRoot([1; 32]);
-    b.signature = key(1).sign(&b.header.hash().0);
     assert_eq!(
         accept_child(b, gh, gl).err(),
         Some(BlockError::DataMismatch)
     );
-    let b = signed(
-        &key(1),
-        gh,
-        base.transactions.clone(),
-        base.header.state_root,
-        3,
-    );
+    let b = built(gh, base.transactions.clone(), base.header.state_root, 3);
     assert_eq!(
         accept_child(b, gh, gl).err(),
         Some(BlockError::DataMismatch)
@@ -182,11 +188,24 @@ fn bad_blocks_are_rejected_with_the_reason() {
     assert!(accept_genesis(g.block.clone().into_inner(), Some(BlockHash([1; 32]))).is_err());
     assert!(accept_genesis(child.block.clone().into_inner(), None).is_err());
     let mut forged = g.block.clone().into_inner();
-    forged.genesis = Some(genesis_for(&[3]));
+    let mut other = genesis_for(&[1, 2]);
+    other.ledger = ledger_for(&[3]);
+    forged.genesis = Some(other);
     assert!(
         accept_genesis(forged, None).is_err(),
         "ledger genesis is bound by the state root"
     );
+    let mut forged = g.block.clone().into_inner();
+    let mut other = genesis_for(&[1, 2]);
+    other.spec.chain_id = "another".into();
+    forged.genesis = Some(other);
+    assert!(
+        accept_genesis(forged, None).is_err(),
+        "chain spec is bound by the header"
+    );
+    // Anyone given the same genesis builds the same block.
+    let again = create_genesis(genesis_for(&[1, 2])).expect("genesis");
+    assert_eq!(again.block.header.hash(), gh.hash());
 }
 
 fn das_tx(user: u8, nonce: u64, data: &[u8]) -> SignedTransaction {
@@ -205,7 +224,7 @@ fn das_tx(user: u8, nonce: u64, data: &[u8]) -> SignedTransaction {
 
 #[test]
 fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
-    let g = create_genesis(&key(1), genesis_for(&[1, 2]), 0).expect("genesis");
+    let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let (gh, gl) = (&g.block.header, &g.ledger);
     let (a, b) = (vec![7u8; 300_000], vec![9u8; 5]);
     let txs = vec![das_tx(2, 0, &a), store_tx(2, 1, 0), das_tx(2, 2, &b)];
@@ -214,11 +233,11 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
     let mut blobs = DasBlobs::new();
     blobs.insert(BlobId::of(&a), Arc::new(a.clone()));
     assert_eq!(
-        propose_child(&key(1), gh, gl, txs.clone(), 1, with(&blobs)).err(),
+        propose(gh, gl, txs.clone(), with(&blobs)).err(),
         Some(BlockError::MissingBlob(BlobId::of(&b)))
     );
     blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
-    let (child, refused) = propose_child(&key(1), gh, gl, txs, 1, with(&blobs)).expect("child");
+    let (child, refused) = propose(gh, gl, txs, with(&blobs)).expect("child");
     assert!(refused.is_empty());
 
     // The payload is the registrations then each das blob, in order, and is what the
@@ -231,7 +250,7 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
     let (offset, len) = payload.blob_range(&BlobId::of(&b)).expect("b");
     assert_eq!(&bytes[offset as usize..(offset + len) as usize], &b[..]);
     assert_eq!(payload.blob_range(&BlobId::of(&0u64.to_le_bytes())), None);
-    let header = crate::block::DataHeader::commit(&bytes, 2).expect("commit");
+    let header = DataHeader::commit(&bytes, 2).expect("commit");
     assert_eq!(child.block.header.data, header);
 
     // Others accept it without the blobs' bytes, but not with a layout that does not fit.
@@ -239,7 +258,6 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
     accept_child(block.clone(), gh, gl).expect("accepted without the bytes");
     let mut wrong = block;
     wrong.header.data.params.data_len += 1;
-    wrong.signature = key(1).sign(&wrong.header.hash().0);
     assert_eq!(
         accept_child(wrong, gh, gl).err(),
         Some(BlockError::DataMismatch)
@@ -249,8 +267,8 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
 #[test]
 fn a_block_carries_at_most_the_block_data_size() {
     let mut genesis = genesis_for(&[1, 2]);
-    genesis.params.max_block_data = 1_000;
-    let g = create_genesis(&key(1), genesis, 0).expect("genesis");
+    genesis.ledger.params.max_block_data = 1_000;
+    let g = create_genesis(genesis).expect("genesis");
     let (gh, gl) = (&g.block.header, &g.ledger);
     let (a, b) = (vec![1u8; 600], vec![2u8; 600]);
     let mut blobs = DasBlobs::new();
@@ -258,7 +276,7 @@ fn a_block_carries_at_most_the_block_data_size() {
     blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
     let txs = vec![das_tx(2, 0, &a), das_tx(2, 1, &b)];
     assert_eq!(
-        propose_child(&key(1), gh, gl, txs, 1, with(&blobs)).err(),
+        propose(gh, gl, txs, with(&blobs)).err(),
         Some(BlockError::TooMuchData {
             max: 1_000,
             found: 1_200
@@ -267,7 +285,7 @@ fn a_block_carries_at_most_the_block_data_size() {
     // One blob larger than a block is refused by the ledger with the reason.
     let big = vec![3u8; 1_001];
     let (_, refused) =
-        propose_child(&key(1), gh, gl, vec![das_tx(2, 0, &big)], 1, with(&blobs)).expect("child");
+        propose(gh, gl, vec![das_tx(2, 0, &big)], with(&blobs)).expect("child");
     assert!(matches!(
         &refused[..],
         [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")
@@ -280,31 +298,26 @@ proptest! {
         n in 1u64..40, pick in any::<u32>(), byte in 0usize..32
     ) {
         let (_, child) = chain(n);
-        let proposer = key(1).public();
         let index = pick % n as u32;
         let proof = child.block.inclusion_proof(index).expect("in range");
         let id = proof.registration().expect("store blob").blob_id;
-        prop_assert_eq!(proof.verify(&id, &proposer), Ok(()));
-        prop_assert!(proof.verify(&id, &key(6).public()).is_err());
-        prop_assert!(proof.verify(&BlobId([0; 32]), &proposer).is_err());
+        prop_assert_eq!(proof.verify(&id), Ok(()));
+        prop_assert!(proof.verify(&BlobId([0; 32])).is_err());
 
         let mut bad = proof.clone();
         bad.index = (index + 1) % n as u32;
         if n > 1 {
-            prop_assert!(bad.verify(&id, &proposer).is_err());
+            prop_assert!(bad.verify(&id).is_err());
         }
         let mut bad = proof.clone();
-        bad.header.timestamp_ms ^= 1;
-        prop_assert_eq!(bad.verify(&id, &proposer), Err(InclusionError::BadSignature));
-        let mut bad = proof.clone();
         bad.transaction.tx.nonce += 1;
-        prop_assert_eq!(bad.verify(&id, &proposer), Err(InclusionError::PathMismatch));
+        prop_assert_eq!(bad.verify(&id), Err(InclusionError::PathMismatch));
         if let Some(s) = proof.path.siblings.first() {
             let mut bad = proof.clone();
             let mut s = *s;
             s.0[byte] ^= 0x80;
             bad.path.siblings[0] = s;
-            prop_assert_eq!(bad.verify(&id, &proposer), Err(InclusionError::PathMismatch));
+            prop_assert_eq!(bad.verify(&id), Err(InclusionError::PathMismatch));
         }
     }
 }
@@ -320,4 +333,49 @@ fn decoding_garbage_is_an_error_not_a_panic() {
     for cut in 0..bytes.len() {
         assert!(postcard::from_bytes::<Block>(&bytes[..cut]).is_err());
     }
+}
+
+#[test]
+fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
+    let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
+    let mut tree = BlockTree::new(g.block.header.clone(), Arc::new(g.ledger.clone()));
+    let child = |tree: &BlockTree, parent: &BlockHash, txs: Vec<SignedTransaction>| {
+        let (header, state) = tree.state(parent).expect("parent known");
+        propose(&header, &state, txs, without_das_blobs).expect("child").0
+    };
+    let genesis = g.block.header.hash();
+    // Two branches off genesis: a (with a transaction) then a2, and b.
+    let a = child(&tree, &genesis, vec![store_tx(2, 0, 0)]);
+    let a_hash = a.block.header.hash();
+    tree.insert(a).expect("a");
+    let a2 = child(&tree, &a_hash, vec![store_tx(2, 1, 1)]);
+    let a2_hash = a2.block.header.hash();
+    assert_eq!(a2.block.transactions.len(), 1, "executed on a's state (nonce 1)");
+    tree.insert(a2).expect("a2");
+    let b = child(&tree, &genesis, vec![]);
+    let b_hash = b.block.header.hash();
+    tree.insert(b).expect("b");
+    assert_eq!(tree.len(), 3);
+    let orphan = child(&tree, &b_hash, vec![]);
+    let mut lost = orphan.clone();
+    lost.block = crate::block::VerifiedBlock::assume_verified({
+        let mut block = orphan.block.into_inner();
+        block.header.parent = BlockHash([5; 32]);
+        block
+    });
+    assert!(matches!(tree.insert(lost), Err(TreeError::UnknownParent(_))));
+
+    let path = tree.path_to(&a2_hash).expect("path");
+    let hashes: Vec<BlockHash> = path.iter().map(|t| t.block.header.hash()).collect();
+    assert_eq!(hashes, vec![a_hash, a2_hash]);
+    assert!(matches!(
+        tree.path_to(&BlockHash([7; 32])),
+        Err(TreeError::Unknown(_))
+    ));
+    // Committing a drops b, whose branch can never be final now.
+    let committed = &path[0];
+    tree.advance_root(committed.block.header.clone(), Arc::new(committed.ledger.clone()));
+    assert!(tree.contains(&a_hash) && tree.contains(&a2_hash));
+    assert!(!tree.contains(&b_hash));
+    assert_eq!(tree.len(), 1);
 }

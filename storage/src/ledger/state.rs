@@ -123,12 +123,6 @@ impl LedgerState {
                  data_dims 1 to 3",
             ));
         }
-        let groups = p.custody_groups;
-        if groups == 0 || 128 % groups != 0 || p.custodians_per_group == 0 {
-            return Err(GenesisError::BadParams(
-                "custody_groups must divide 128 and custodians_per_group be positive",
-            ));
-        }
         if CodeParams::for_data(p.data_dims, p.max_block_data).is_err() {
             return Err(GenesisError::BadParams(
                 "max_block_data does not fit the code of data_dims dimensions \

@@ -35,8 +35,6 @@ fn params() -> LedgerParams {
         slash_bps: 1_000,
         data_dims: 2,
         max_block_data: 1 << 20,
-        custody_groups: 32,
-        custodians_per_group: 2,
     }
 }
 
@@ -77,7 +75,7 @@ fn run_to(state: &mut LedgerState, height: u64) -> Vec<LedgerEvent> {
 }
 
 #[test]
-fn genesis_refuses_unusable_data_and_custody_parameters() {
+fn genesis_refuses_unusable_data_parameters() {
     let with = |change: &dyn Fn(&mut LedgerParams)| {
         let mut p = params();
         change(&mut p);
@@ -87,9 +85,6 @@ fn genesis_refuses_unusable_data_and_custody_parameters() {
         })
     };
     assert!(with(&|_| {}).is_ok());
-    assert!(with(&|p| p.custody_groups = 3).is_err());
-    assert!(with(&|p| p.custody_groups = 0).is_err());
-    assert!(with(&|p| p.custodians_per_group = 0).is_err());
     assert!(with(&|p| p.data_dims = 4).is_err());
     // One row holds 126,976 bytes: a d = 1 network cannot carry an 8 MiB block.
     assert!(with(&|p| {
@@ -107,15 +102,7 @@ fn genesis_refuses_unusable_data_and_custody_parameters() {
         "price_per_mib_epoch":1,"data_shards":4,"parity_shards":2,"challenges_per_shard":2,
         "response_window":3,"failure_threshold":1,"slash_bps":1}"#;
     let p: LedgerParams = serde_json::from_str(json).expect("params");
-    assert_eq!(
-        (
-            p.data_dims,
-            p.max_block_data,
-            p.custody_groups,
-            p.custodians_per_group
-        ),
-        (2, 8 << 20, 32, 2)
-    );
+    assert_eq!((p.data_dims, p.max_block_data), (2, 8 << 20));
 }
 
 #[test]

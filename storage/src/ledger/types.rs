@@ -57,23 +57,6 @@ pub struct LedgerParams {
     /// Most bytes of `das` blobs one block may carry in its payload.
     #[serde(default = "default_max_block_data")]
     pub max_block_data: u64,
-    /// Custody groups the 128 cell columns are split into (a divisor of 128).
-    #[serde(default = "default_custody_groups")]
-    pub custody_groups: u16,
-    /// Storage nodes that keep each custody group: every cell is kept by this many.
-    #[serde(default = "default_custodians_per_group")]
-    pub custodians_per_group: u16,
-}
-
-/// 32 groups of 4 columns: a node keeps whole groups, so this is the granularity of its
-/// share.
-fn default_custody_groups() -> u16 {
-    32
-}
-
-/// Two: losing any one node loses no cell.
-fn default_custodians_per_group() -> u16 {
-    2
 }
 
 /// 8 MiB: a block's payload then fits 67 of the 1,024 rows the code allows, and the
@@ -104,8 +87,6 @@ impl Default for LedgerParams {
             slash_bps: 1_000,
             data_dims: default_data_dims(),
             max_block_data: default_max_block_data(),
-            custody_groups: default_custody_groups(),
-            custodians_per_group: default_custodians_per_group(),
         }
     }
 }

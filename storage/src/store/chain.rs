@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use super::{decode, encode, Store, StoreError};
 use crate::blob::BlobId;
-use crate::block::{BlobRegistration, Block, BlockHash, Header, Height, InclusionProof};
+use crate::block::{
+    BlobRegistration, Block, BlockHash, CertifiedBlock, Header, Height, InclusionProof,
+};
+use nexus_consensus::FinalityProof;
 use crate::chain::Transition;
 use crate::ledger::{LedgerState, PolicySpec};
 use crate::merkle::Digest;
@@ -109,20 +112,44 @@ impl Store {
             .transpose()
     }
 
-    /// Up to `max` consecutive blocks starting at `from`.
-    pub fn blocks_from(&self, from: Height, max: usize) -> Result<Vec<Block>, StoreError> {
+    /// Up to `max` consecutive final blocks starting at `from`, each with its finality
+    /// proof (none for genesis).
+    pub fn blocks_from(&self, from: Height, max: usize) -> Result<Vec<CertifiedBlock>, StoreError> {
         self.ks
             .blocks
             .range(from.0.to_be_bytes()..)
             .take(max)
-            .map(|item| decode("blocks", &item.into_inner()?.1))
+            .map(|item| {
+                let (key, value) = item.into_inner()?;
+                let block: Block = decode("blocks", &value)?;
+                let proof = self
+                    .ks
+                    .finality
+                    .get(key)?
+                    .map(|v| decode("finality", &v))
+                    .transpose()?;
+                Ok(CertifiedBlock { block, proof })
+            })
             .collect()
     }
 
-    /// Appends a verified block that extends the tip (or a genesis to an empty chain),
-    /// atomically with its indexes and the ledger state after it, persisted before
-    /// returning.
-    pub fn append_block(&self, step: &Transition) -> Result<(), AppendError> {
+    /// The finality proof of the block at `height` (none for genesis or unknown heights).
+    pub fn finality_proof(&self, height: Height) -> Result<Option<FinalityProof>, StoreError> {
+        self.ks
+            .finality
+            .get(height.0.to_be_bytes())?
+            .map(|v| decode("finality", &v))
+            .transpose()
+    }
+
+    /// Appends a verified, final block that extends the tip (or a genesis to an empty
+    /// chain) with the proof of its finality, atomically with its indexes and the ledger
+    /// state after it, persisted before returning.
+    pub fn append_block(
+        &self,
+        step: &Transition,
+        proof: Option<&FinalityProof>,
+    ) -> Result<(), AppendError> {
         let _guard = self.shared.append.lock().unwrap_or_else(|p| p.into_inner());
         let tip = self.tip();
         let h = &step.block.header;
@@ -152,6 +179,10 @@ impl Store {
         for (i, reg) in step.block.registrations() {
             batch.insert(&self.ks.registered, reg.blob_id.0, location(h.height, i));
         }
+        if let Some(proof) = proof {
+            batch.insert(&self.ks.finality, h.height.0.to_be_bytes(), encode(proof));
+        }
+        batch.remove(&self.ks.pending, h.hash().0);
         batch.insert(&self.ks.meta, LEDGER_KEY, encode(&step.ledger));
         batch.commit().map_err(StoreError::from)?;
         self.persist()?;

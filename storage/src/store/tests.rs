@@ -3,11 +3,30 @@
 use super::*;
 use crate::blob::CHUNK_SIZE;
 use crate::block::{BlobRegistration, Height};
-use crate::chain::{create_genesis, propose_child, without_das_blobs};
+use crate::block::{BlockError, BlockPayload, DataHeader, Header};
+use crate::chain::{create_genesis, propose_child, without_das_blobs, ChainGenesis, Transition};
+use crate::ledger::{LedgerState, SignedTransaction, TxError};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 
 /// Bytes that do not repeat within a shard, so that no two shards are equal.
+/// A chain validated by `key` alone.
+fn solo(key: &SigningKey, ledger: Genesis) -> ChainGenesis {
+    ChainGenesis::solo("store-test", key, "", ledger, 1).expect("genesis")
+}
+
+/// `key` proposes the child of `parent` in the next round.
+fn next(
+    key: &SigningKey,
+    parent: &Header,
+    state: &LedgerState,
+    txs: Vec<SignedTransaction>,
+    commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
+) -> (Transition, Vec<(SignedTransaction, TxError)>) {
+    let round = parent.round.next().expect("round");
+    propose_child(key.public(), round, parent, state, txs, 2, commit).expect("block")
+}
+
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
@@ -193,18 +212,17 @@ fn chain_appends_only_children_and_indexes_registrations() {
     };
     let ledger_root = {
         let store = Store::open(dir.path(), None).expect("open");
-        let g = create_genesis(&key, genesis, 1).expect("genesis");
+        let g = create_genesis(solo(&key, genesis)).expect("genesis");
         let txs = vec![store_tx(1), store_tx(2)];
-        let (b1, refused) =
-            propose_child(&key, &g.block.header, &g.ledger, txs, 2, without_das_blobs).expect("b1");
+        let (b1, refused) = next(&key, &g.block.header, &g.ledger, txs, without_das_blobs);
         assert!(refused.is_empty());
         assert!(matches!(
-            store.append_block(&b1),
+            store.append_block(&b1, None),
             Err(AppendError::NotNext { .. })
         ));
-        store.append_block(&g).expect("genesis");
-        store.append_block(&b1).expect("b1");
-        assert!(store.append_block(&b1).is_err(), "same block twice");
+        store.append_block(&g, None).expect("genesis");
+        store.append_block(&b1, None).expect("b1");
+        assert!(store.append_block(&b1, None).is_err(), "same block twice");
         assert_eq!(store.unreplicated().expect("list").len(), 2);
         let tx_id = b1.block.transactions[1].id();
         assert_eq!(
@@ -225,7 +243,7 @@ fn chain_appends_only_children_and_indexes_registrations() {
         .inclusion_proof(&id(2))
         .expect("read")
         .expect("registered");
-    assert_eq!(proof.verify(&id(2), &key.public()), Ok(()));
+    assert_eq!(proof.verify(&id(2)), Ok(()));
     assert_eq!(store.blocks_from(Height(0), 10).expect("range").len(), 2);
     assert_eq!(store.blocks_from(Height(1), 10).expect("range").len(), 1);
     assert!(store.inclusion_proof(&id(3)).expect("read").is_none());
@@ -287,7 +305,7 @@ fn stored_blob_encodes_to_stored_shards_and_decodes_from_any_k() {
 
 #[test]
 fn expired_blobs_are_released_and_never_fetched_again() {
-    use crate::block::{BlockPayload, DasBlobs, DataHeader};
+    use crate::block::{commit_payload, BlockPayload, DasBlobs};
     use crate::ledger::LedgerEvent;
     use nexus_das::{encode::ExtendedData, Coord};
 
@@ -335,14 +353,13 @@ fn expired_blobs_are_released_and_never_fetched_again() {
         .collect();
     let mut blobs = DasBlobs::new();
     blobs.insert(das, std::sync::Arc::new(das_bytes));
-    let g = create_genesis(&key, genesis, 1).expect("genesis");
-    let (b1, refused) = propose_child(&key, &g.block.header, &g.ledger, txs, 2, |p, d| {
-        DataHeader::of_payload(p, d, &blobs)
-    })
-    .expect("b1");
+    let g = create_genesis(solo(&key, genesis)).expect("genesis");
+    let (b1, refused) = next(&key, &g.block.header, &g.ledger, txs, |p, d| {
+        commit_payload(p, d, &blobs)
+    });
     assert!(refused.is_empty(), "{refused:?}");
-    store.append_block(&g).expect("genesis");
-    store.append_block(&b1).expect("b1");
+    store.append_block(&g, None).expect("genesis");
+    store.append_block(&b1, None).expect("b1");
     let payload = BlockPayload::of(&b1.block.transactions)
         .assemble(&blobs)
         .expect("payload");
@@ -361,10 +378,8 @@ fn expired_blobs_are_released_and_never_fetched_again() {
         let mut expired = Vec::new();
         while store.tip().expect("tip").header.height.0 < to {
             let tip = store.tip().expect("tip");
-            let (b, _) =
-                propose_child(&key, &tip.header, &tip.ledger, vec![], 3, without_das_blobs)
-                    .expect("empty block");
-            store.append_block(&b).expect("append");
+            let (b, _) = next(&key, &tip.header, &tip.ledger, vec![], without_das_blobs);
+            store.append_block(&b, None).expect("append");
             expired.extend(b.events.iter().filter_map(|e| match e {
                 LedgerEvent::BlobExpired(id) => Some(*id),
                 _ => None,
