@@ -1,23 +1,27 @@
 //! JSON bodies of the HTTP API, shared by the daemon and the CLI client.
 
 use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, Provider};
+use nexus_consensus::EngineStatus;
 use nexus_storage::{BlobId, BlockHash, Digest, Height, PublicKey};
 use serde::{Deserialize, Serialize};
 
-/// Returned by `PUT /v1/blobs` once the blob is stored, persisted and anchored.
+/// Returned by `PUT /v1/blobs` once the blob is stored, persisted and registered in a
+/// final block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Receipt {
     /// The blob's identity.
     pub(crate) blob_id: BlobId,
     /// Its size in bytes.
     pub(crate) size: u64,
-    /// The block that registers it.
+    /// The final block that registers it.
     pub(crate) height: Height,
     /// That block's header hash.
     pub(crate) block_hash: BlockHash,
     /// Position of the registration in the block.
     pub(crate) index: u32,
-    /// The proposer that signed the block.
+    /// The node's finalized height when it answered (at or above `height`).
+    pub(crate) finalized_height: Height,
+    /// The validator that proposed the block.
     pub(crate) proposer: PublicKey,
     /// How the network keeps it (`replicated` or `erasure`).
     pub(crate) policy: String,
@@ -30,15 +34,23 @@ pub(crate) struct Status {
     pub(crate) listen_addrs: Vec<String>,
     pub(crate) peers: Vec<String>,
     pub(crate) banned_peers: Vec<String>,
-    pub(crate) is_proposer: bool,
+    /// This node's validator key, if it takes part in consensus.
+    pub(crate) validator: Option<PublicKey>,
     /// The node's ledger account.
     pub(crate) account: PublicKey,
     pub(crate) balance: Amount,
     pub(crate) epoch: Option<Epoch>,
     pub(crate) state_root: Option<Digest>,
-    pub(crate) proposer: Option<PublicKey>,
+    /// The chain's id.
+    pub(crate) chain_id: Option<String>,
+    /// Validators in the committee.
+    pub(crate) validators: Option<usize>,
     pub(crate) genesis: Option<BlockHash>,
+    /// The finalized height: the last block this node holds, final with its proof.
     pub(crate) height: Option<Height>,
+    /// The highest height this node knows of: proposed blocks (on validators) or final
+    /// blocks announced by peers that it is still fetching.
+    pub(crate) latest_height: Option<Height>,
     pub(crate) tip_hash: Option<BlockHash>,
     pub(crate) blobs_complete: u64,
     pub(crate) blobs_partial: u64,
@@ -115,6 +127,28 @@ pub(crate) struct LedgerView {
     pub(crate) slashed: Amount,
     pub(crate) params: LedgerParams,
     pub(crate) orchestrators: Vec<(PublicKey, Orchestrator)>,
+}
+
+/// `GET /v1/chain`: what a verifier trusts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ChainView {
+    /// The genesis header.
+    pub(crate) genesis: nexus_consensus::Header,
+    /// The chain spec it names.
+    pub(crate) spec: nexus_consensus::ChainSpec,
+}
+
+/// `GET /v1/validator`: a validator's view of consensus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ValidatorView {
+    /// The engine's state.
+    pub(crate) engine: EngineStatus,
+    /// The finalized height.
+    pub(crate) finalized_height: Option<Height>,
+    /// Blocks validated and not final yet.
+    pub(crate) pending_blocks: usize,
+    /// Proposal-to-commit times of this validator's recent blocks, in ms: (p50, p99, count).
+    pub(crate) commit_latency_ms: Option<(f64, f64, usize)>,
 }
 
 /// `POST /v1/transactions` answer: where the node's transaction was included.

@@ -6,6 +6,7 @@ mod keys;
 mod ledger;
 mod put;
 mod status;
+mod validator;
 mod verify;
 
 pub(crate) use get::{download, get, GetArgs};
@@ -17,4 +18,5 @@ pub(crate) use ledger::{
 };
 pub(crate) use put::{put, upload, Policy, PutArgs};
 pub(crate) use status::status;
+pub(crate) use validator::{validator, ValidatorCommand};
 pub(crate) use verify::{verify, VerifyArgs};

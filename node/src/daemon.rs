@@ -1,13 +1,15 @@
 //! The storage daemon (`nexus node start`): wires the store, the network, chain following,
-//! replication, the proposer (if configured) and the HTTP API, and stops them cleanly.
+//! replication, custody, the consensus task (on validators) and the HTTP API, and stops
+//! them cleanly.
 
+mod builder;
 mod chain;
+mod consensus;
 mod custody;
 mod duties;
 mod fetch;
 mod http;
 mod keys;
-mod propose;
 mod rate;
 mod retrieve;
 mod serve;
@@ -15,18 +17,23 @@ mod serve;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context as _, Result};
 
-use nexus_net::{Multiaddr, Network, NetworkConfig, NetworkEvent};
-use nexus_storage::ledger::{Genesis, LedgerParams, SignedTransaction};
-use nexus_storage::{BlockHash, Height, SigningKey, Store};
+use nexus_consensus::{Context, EngineStatus, PacemakerConfig, PublicKey};
+use nexus_net::protocol::gossip::GossipMessage;
+use nexus_net::{Multiaddr, Network, NetworkConfig, NetworkEvent, Validation};
+use nexus_storage::ledger::{Genesis, LedgerParams, LedgerState, SignedTransaction};
+use nexus_storage::{BlockHash, BlockTree, ChainGenesis, Header, Height, SigningKey, Store};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::units::ByteSize;
-pub(crate) use keys::{load_or_create_account_key, load_or_create_identity};
+pub(crate) use consensus::Latencies;
+pub(crate) use keys::{
+    load_or_create_account_key, load_or_create_identity, load_or_create_validator_key,
+};
 
 /// Deliberate misbehaviour, for tests of how honest nodes cope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +50,9 @@ pub(crate) enum Fault {
     WrongProofs,
     /// Start with an empty custody store (then behave honestly).
     DropCustody,
+    /// As a validator, never serve the cells of the blocks it proposes (their data is
+    /// withheld, so they must never become final).
+    WithholdProposals,
 }
 
 /// Options of `nexus node start`.
@@ -60,11 +70,15 @@ pub(crate) struct StartArgs {
     /// Peers to join through, as multiaddrs (`/ip4/…/tcp/…/p2p/…`, `/dns4/…`, `/dnsaddr/…`).
     #[arg(long, num_args = 1..)]
     pub(crate) bootstrap: Vec<Multiaddr>,
-    /// Make this node the network's block proposer (creates the genesis on first start).
+    /// Take part in consensus with the validator key of the data dir (`validator.key`),
+    /// which must be in the genesis committee. A validator without `--genesis-config` on
+    /// an empty data dir starts a chain of its own, with itself as the only validator and
+    /// only its account funded.
     #[arg(long)]
-    pub(crate) proposer: bool,
-    /// Ledger genesis (JSON: params and balances) for a proposer creating a new chain;
-    /// by default only this node's account is funded.
+    pub(crate) validator: bool,
+    /// The chain's genesis (JSON: chain spec with the committee, time, ledger params and
+    /// balances). Every node given the same file builds the same genesis block; without
+    /// it, a node takes the genesis its peers serve.
     #[arg(long)]
     pub(crate) genesis_config: Option<PathBuf>,
     /// Most bytes of blob content this node keeps, e.g. `500GiB`.
@@ -73,9 +87,14 @@ pub(crate) struct StartArgs {
     /// Accept only the genesis block with this hash (otherwise the first one seen is trusted).
     #[arg(long)]
     pub(crate) genesis_hash: Option<BlockHash>,
-    /// How often the proposer cuts a block, in milliseconds.
+    /// Least time between a block and its child, in milliseconds (0: as fast as
+    /// consensus goes; empty blocks still count epochs and deadlines).
     #[arg(long, default_value_t = 1000)]
     pub(crate) block_interval_ms: u64,
+    /// How long a consensus round may last before validators time it out, in
+    /// milliseconds (grows 1.5x per failed round); at least twice the block interval.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) round_timeout_ms: u64,
     /// Cap on the bandwidth used to replicate blobs from peers, e.g. `50MiB` (per second).
     #[arg(long)]
     pub(crate) replication_bandwidth: Option<ByteSize>,
@@ -84,23 +103,24 @@ pub(crate) struct StartArgs {
     pub(crate) fault: Option<Fault>,
 }
 
-/// Balance of the proposer's own account in a default genesis.
+/// Balance of a solo validator's own account in its default genesis.
 const DEFAULT_FUNDS: u64 = 1_000_000_000_000;
 
 /// Everything the daemon's tasks share.
 pub(crate) struct Node {
     pub(crate) store: Store,
     pub(crate) net: Network,
-    /// The node's ledger account; it signs blocks too when the node is the proposer.
+    /// The node's ledger account.
     pub(crate) account: SigningKey,
-    pub(crate) is_proposer: bool,
+    /// This node's validator key, if it takes part in consensus.
+    pub(crate) validator: Option<PublicKey>,
     /// Serialises this node's own transactions so their nonces stay in order.
     pub(crate) submit_lock: tokio::sync::Mutex<()>,
     pub(crate) genesis_pin: Option<BlockHash>,
     pub(crate) fault: Option<Fault>,
-    /// Transactions waiting for the next block (proposer only).
+    /// Transactions waiting for a block (validators only).
     pub(crate) mempool: Mutex<Vec<SignedTransaction>>,
-    /// The latest appended height; watched by uploads waiting to be anchored.
+    /// The latest final height; watched by uploads waiting to be anchored.
     pub(crate) new_block: watch::Sender<Option<Height>>,
     /// Wakes chain sync early.
     pub(crate) sync_now: Notify,
@@ -113,8 +133,18 @@ pub(crate) struct Node {
     pub(crate) bytes_fetched: AtomicU64,
     /// Payloads this node encoded recently (as proposer), for serving cells.
     pub(crate) encodings: Arc<custody::Encodings>,
-    /// Highest height a proposer-signed block was announced at (sync aims for it).
+    /// Highest final height announced with a valid proof (sync aims for it).
     pub(crate) announced: AtomicU64,
+    /// The chain's spec and genesis, once the genesis block is known.
+    context: OnceLock<Context>,
+    /// Validated blocks not final yet, over the final tip (validators only).
+    tree: Mutex<Option<BlockTree>>,
+    /// The consensus engine's last snapshot (validators only).
+    pub(crate) engine_status: Mutex<Option<EngineStatus>>,
+    /// Proposal-to-commit times of this validator's blocks.
+    pub(crate) latencies: Mutex<Latencies>,
+    /// Where consensus gossip goes (validators only).
+    consensus: Option<mpsc::Sender<consensus::ConsensusEvent>>,
 }
 
 impl Node {
@@ -123,6 +153,80 @@ impl Node {
         let tip = self.store.tip().map(|t| t.header.height);
         self.new_block.send_replace(tip);
         self.replicate_now.notify_one();
+    }
+
+    /// Whether this node takes part in consensus.
+    pub(crate) fn is_validator(&self) -> bool {
+        self.validator.is_some()
+    }
+
+    /// The chain's verification context (spec, committee, genesis), once the genesis block
+    /// is stored.
+    pub(crate) fn context(&self) -> Option<Context> {
+        if let Some(ctx) = self.context.get() {
+            return Some(ctx.clone());
+        }
+        let genesis = self.store.block(Height(0)).ok().flatten()?;
+        let chain = genesis.genesis.as_ref()?;
+        let ctx = chain.context(genesis.header.hash());
+        Some(self.context.get_or_init(|| ctx).clone())
+    }
+
+    fn with_tree<T>(&self, f: impl FnOnce(&mut BlockTree) -> T) -> Option<T> {
+        if !self.is_validator() {
+            return None;
+        }
+        let mut tree = self.tree.lock().unwrap_or_else(|p| p.into_inner());
+        if tree.is_none() {
+            let tip = self.store.tip()?;
+            *tree = Some(BlockTree::new(tip.header, tip.ledger));
+        }
+        tree.as_mut().map(f)
+    }
+
+    /// The header of block `hash` and the ledger after it, if it is the final tip or a
+    /// validated pending block.
+    pub(crate) fn tree_state(&self, hash: &BlockHash) -> Option<(Header, Arc<LedgerState>)> {
+        self.with_tree(|t| t.state(hash)).flatten()
+    }
+
+    /// A validated block not final yet.
+    pub(crate) fn tree_block(&self, hash: &BlockHash) -> Option<nexus_storage::Block> {
+        self.with_tree(|t| t.block(hash).cloned()).flatten()
+    }
+
+    /// The highest validated block's height and the number of blocks pending.
+    pub(crate) fn tree_summary(&self) -> Option<(Height, usize)> {
+        self.with_tree(|t| (t.highest(), t.len()))
+    }
+
+    /// Keeps a validated block.
+    pub(crate) fn tree_insert(
+        &self,
+        step: nexus_storage::Transition,
+    ) -> Result<(), nexus_storage::chain::TreeError> {
+        self.with_tree(|t| t.insert(step)).unwrap_or(Ok(()))
+    }
+
+    /// The pending blocks up to `hash`, oldest first.
+    pub(crate) fn tree_path(
+        &self,
+        hash: &BlockHash,
+    ) -> Option<Vec<Arc<nexus_storage::Transition>>> {
+        self.with_tree(|t| t.path_to(hash).ok()).flatten()
+    }
+
+    /// Moves the tree's root to a block that became final, and forgets on disk the
+    /// pending blocks that can no longer be.
+    pub(crate) fn advance_tree(&self, header: &Header, ledger: &LedgerState) {
+        let advanced = self.with_tree(|t| {
+            t.advance_root(header.clone(), Arc::new(ledger.clone()));
+        });
+        if advanced.is_some() {
+            if let Err(e) = self.store.prune_pending(header.height, &[]) {
+                tracing::warn!("cannot prune pending blocks: {e}");
+            }
+        }
     }
 }
 
@@ -142,20 +246,39 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         store.drop_all_cells()?;
         tracing::warn!(held, "fault drop-custody: custody store emptied");
     }
-    if args.proposer {
-        let genesis = match &args.genesis_config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{} is not a ledger genesis", path.display()))?
+    let validator_key = if args.validator {
+        Some(load_or_create_validator_key(&args.data_dir)?)
+    } else {
+        None
+    };
+    let genesis = match &args.genesis_config {
+        Some(path) => Some(read_genesis(path)?),
+        None => match &validator_key {
+            // A validator with no chain and no genesis file starts a chain of its own.
+            Some(key) if store.tip().is_none() => Some(ChainGenesis::solo(
+                &format!("nexus-solo-{}", &key.public().to_string()[..12]),
+                key,
+                &args.listen.to_string(),
+                Genesis {
+                    params: LedgerParams::default(),
+                    balances: vec![(account.public(), DEFAULT_FUNDS)],
+                },
+                chain::now_ms(),
+            )?),
+            _ => None,
+        },
+    };
+    if let Some(genesis) = genesis {
+        if let Some(key) = &validator_key {
+            if genesis.spec.committee.index_of(&key.public()).is_none() {
+                bail!(
+                    "this node's validator key {} is not in the genesis committee; start it \
+                     without --validator, or add the key (shown by `nexus keys`) to the genesis",
+                    key.public()
+                );
             }
-            None => Genesis {
-                params: LedgerParams::default(),
-                balances: vec![(account.public(), DEFAULT_FUNDS)],
-            },
-        };
-        chain::ensure_genesis(&store, &account, genesis)?;
+        }
+        chain::ensure_genesis(&store, genesis)?;
     }
     if let (Some(pin), Some(genesis)) = (args.genesis_hash, store.block(Height(0))?) {
         if genesis.header.hash() != pin {
@@ -170,17 +293,22 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         listen: vec![args.listen.clone()],
         bootstrap: args.bootstrap.clone(),
         request_timeout: Duration::from_secs(30),
-        role: nexus_net::Role::Storage,
+        role: if validator_key.is_some() {
+            nexus_net::Role::Validator
+        } else {
+            nexus_net::Role::Storage
+        },
     })?;
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("cannot bind the HTTP API on {}", args.api))?;
+    let (consensus_tx, consensus_rx) = mpsc::channel(1024);
     let node = Arc::new(Node {
         new_block: watch::Sender::new(store.tip().map(|t| t.header.height)),
         store,
         net,
         account,
-        is_proposer: args.proposer,
+        validator: validator_key.as_ref().map(SigningKey::public),
         submit_lock: tokio::sync::Mutex::new(()),
         genesis_pin: args.genesis_hash,
         fault: args.fault,
@@ -194,6 +322,11 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         bytes_fetched: AtomicU64::new(0),
         encodings: Arc::default(),
         announced: AtomicU64::new(0),
+        context: OnceLock::new(),
+        tree: Mutex::new(None),
+        engine_status: Mutex::new(None),
+        latencies: Mutex::new(Latencies::default()),
+        consensus: validator_key.as_ref().map(|_| consensus_tx.clone()),
     });
     // Load the KZG trusted setup now, not inside the first block that carries data.
     tokio::task::spawn_blocking(|| {
@@ -203,7 +336,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
     tracing::info!(
         peer_id = %node.net.peer_id(),
         api = %args.api,
-        proposer = node.is_proposer,
+        validator = ?node.validator.map(|k| k.to_string()),
         account = %node.account.public(),
         "nexus node started"
     );
@@ -214,20 +347,45 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(duties::challenge_loop(node.clone())),
         tokio::spawn(duties::repair_loop(node.clone())),
         tokio::spawn(custody::custody_loop(node.clone())),
-        tokio::spawn(propose::propose_loop(
-            node.clone(),
-            Duration::from_millis(args.block_interval_ms.max(10)),
-        )),
     ];
+    let consensus_task = validator_key.map(|key| {
+        let config = PacemakerConfig {
+            round_timeout_ms: args
+                .round_timeout_ms
+                .max(args.block_interval_ms.saturating_mul(2))
+                .max(50),
+            max_round_timeout_ms: 60_000,
+            min_block_interval_ms: args.block_interval_ms,
+        };
+        tokio::spawn(consensus::run(
+            node.clone(),
+            key,
+            config,
+            consensus_tx,
+            consensus_rx,
+        ))
+    });
     let server =
         axum::serve(listener, http::router(node.clone())).with_graceful_shutdown(shutdown_signal());
     let result = server.await.context("HTTP server failed");
     tracing::info!("shutting down");
-    for t in tasks {
+    for t in tasks.into_iter().chain(consensus_task) {
         t.abort();
     }
     node.store.persist()?;
     result
+}
+
+/// Reads a genesis file.
+fn read_genesis(path: &std::path::Path) -> Result<ChainGenesis> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a chain genesis (spec with chain_id and committee, time_ms, ledger)",
+            path.display()
+        )
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -256,6 +414,19 @@ async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
             NetworkEvent::CellsRequest { request, reply, .. } => {
                 tokio::spawn(async move { reply.send(custody::serve(&node, request).await) });
             }
+            NetworkEvent::HeaderRequest { request, reply, .. } => {
+                tokio::spawn(async move { reply.send(serve::headers(&node, request).await) });
+            }
+            NetworkEvent::Gossip {
+                id,
+                message: GossipMessage::Consensus(gossip),
+            } => match &node.consensus {
+                // The consensus task validates in arrival order, off the dispatcher.
+                Some(tx) => {
+                    let _ = tx.send(consensus::ConsensusEvent::Gossip(id, gossip)).await;
+                }
+                None => node.net.report(id, Validation::Ignore).await,
+            },
             NetworkEvent::Gossip { id, message } => {
                 tokio::spawn(async move { chain::on_gossip(&node, id, message).await });
             }

@@ -1,13 +1,16 @@
-//! `nexus devnet`: N real `nexus node start` processes on loopback, node 0 the proposer,
-//! data in a fresh directory; stopped cleanly (SIGTERM, then SIGKILL) on Ctrl-C.
+//! `nexus devnet`: real `nexus node start` processes on loopback — a committee of
+//! validators and some storage nodes, all built from one genesis file — and a light
+//! client, data in a fresh directory; stopped cleanly (SIGTERM, then SIGKILL) on Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use nexus_consensus::{ChainSpec, Committee, Epoch, Validator};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use nexus_storage::ChainGenesis;
 use tokio::process::{Child, Command};
 
 use crate::api::Status;
@@ -20,8 +23,11 @@ const DEVNET_FUNDS: u64 = 1_000_000_000_000;
 /// Options of `nexus devnet`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DevnetArgs {
-    /// Number of storage nodes (node 0 also proposes blocks).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Validators (nodes 0 to V-1): they order and finalize blocks, and store data too.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) validators: u16,
+    /// Storage nodes besides the validators.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=64))]
     pub(crate) nodes: u16,
     /// Where the nodes keep their data (default: a fresh temporary directory).
     #[arg(long)]
@@ -32,6 +38,9 @@ pub(crate) struct DevnetArgs {
     /// Disk quota of each node, e.g. `10GiB`.
     #[arg(long)]
     pub(crate) capacity: Option<String>,
+    /// Least time between blocks, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) block_interval_ms: u64,
 }
 
 /// One running node of a devnet.
@@ -50,7 +59,8 @@ pub(crate) struct Devnet {
 }
 
 impl Devnet {
-    /// Starts the nodes and waits until each serves its API and holds the genesis block.
+    /// Writes the genesis, starts the nodes and waits until each serves its API and holds
+    /// the genesis block.
     pub(crate) async fn launch(args: DevnetArgs) -> Result<Devnet> {
         let dir = match &args.data_dir {
             Some(d) => d.clone(),
@@ -62,28 +72,25 @@ impl Devnet {
         };
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        if args.base_port.checked_add(100 + args.nodes).is_none() {
+        let total = args.validators + args.nodes;
+        if args.base_port.checked_add(100 + total).is_none() {
             bail!(
-                "--base-port {} leaves no room for {} nodes",
-                args.base_port,
-                args.nodes
+                "--base-port {} leaves no room for {total} nodes",
+                args.base_port
             );
         }
-        // Every node's account is funded at genesis, so that any of them can pay for uploads.
-        let accounts = (0..args.nodes)
-            .map(|i| node_keys(&dir.join(format!("node-{i}"))).map(|k| k.account))
-            .collect::<Result<Vec<_>>>()?;
-        let genesis = funded_genesis(&accounts, DEVNET_FUNDS);
-        std::fs::write(
-            dir.join("genesis.json"),
-            serde_json::to_string_pretty(&genesis)?,
-        )?;
-        let mut devnet = Devnet {
+        let devnet = Devnet {
             dir,
             nodes: Vec::new(),
             args,
         };
-        for i in 0..devnet.args.nodes {
+        let genesis = devnet.genesis()?;
+        std::fs::write(
+            devnet.dir.join("genesis.json"),
+            serde_json::to_string_pretty(&genesis)?,
+        )?;
+        let mut devnet = devnet;
+        for i in 0..total {
             let node = devnet.spawn(i).await?;
             devnet.nodes.push(node);
         }
@@ -100,6 +107,48 @@ impl Devnet {
         Ok(devnet)
     }
 
+    fn node_dir(&self, i: u16) -> PathBuf {
+        self.dir.join(format!("node-{i}"))
+    }
+
+    fn p2p_addr(&self, i: u16) -> Result<String> {
+        let peer = node_keys(&self.node_dir(i))?.peer_id;
+        Ok(format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{peer}",
+            self.args.base_port + i
+        ))
+    }
+
+    /// The chain every node builds: the validators' keys (equal stakes) and every node's
+    /// account funded (so that any of them can pay for uploads).
+    fn genesis(&self) -> Result<ChainGenesis> {
+        let total = self.args.validators + self.args.nodes;
+        let mut accounts = Vec::new();
+        let mut validators = Vec::new();
+        for i in 0..total {
+            let keys = node_keys(&self.node_dir(i))?;
+            accounts.push(keys.account);
+            if i < self.args.validators {
+                validators.push(Validator {
+                    key: keys.validator,
+                    proof_of_possession: keys.validator_proof_of_possession,
+                    stake: 1,
+                    address: self.p2p_addr(i)?,
+                });
+            }
+        }
+        Ok(ChainGenesis {
+            spec: ChainSpec {
+                chain_id: "nexus-devnet".into(),
+                committee: Committee::new(Epoch(0), validators)?,
+                custody_groups: 32,
+                custodians_per_group: 2,
+            },
+            time_ms: crate::units::now_ms(),
+            ledger: funded_genesis(&accounts, DEVNET_FUNDS),
+        })
+    }
+
     /// Starts node `i` (or restarts it on its existing data dir).
     pub(crate) async fn spawn(&self, i: u16) -> Result<DevnetNode> {
         self.spawn_with(i, &[]).await
@@ -108,9 +157,8 @@ impl Devnet {
     /// Starts node `i` with `extra` arguments.
     pub(crate) async fn spawn_with(&self, i: u16, extra: &[&str]) -> Result<DevnetNode> {
         let base = self.args.base_port;
-        let dir = self.dir.join(format!("node-{i}"));
-        let peer = node_keys(&dir)?.peer_id;
-        let p2p = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", base + i);
+        let dir = self.node_dir(i);
+        let p2p = self.p2p_addr(i)?;
         let api = format!("127.0.0.1:{}", base + 100 + i);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -125,15 +173,16 @@ impl Devnet {
             .arg("--listen")
             .arg(format!("/ip4/127.0.0.1/tcp/{}", base + i))
             .arg("--api")
-            .arg(&api);
-        if i == 0 {
-            cmd.arg("--proposer")
-                .arg("--genesis-config")
-                .arg(self.dir.join("genesis.json"));
-        } else {
-            let proposer = node_keys(&self.dir.join("node-0"))?.peer_id;
-            cmd.arg("--bootstrap")
-                .arg(format!("/ip4/127.0.0.1/tcp/{base}/p2p/{proposer}"));
+            .arg(&api)
+            .arg("--genesis-config")
+            .arg(self.dir.join("genesis.json"))
+            .arg("--block-interval-ms")
+            .arg(self.args.block_interval_ms.to_string());
+        if i < self.args.validators {
+            cmd.arg("--validator");
+        }
+        for v in (0..self.args.validators).filter(|v| *v != i) {
+            cmd.arg("--bootstrap").arg(self.p2p_addr(v)?);
         }
         if let Some(c) = &self.args.capacity {
             cmd.arg("--capacity").arg(c);
@@ -188,14 +237,16 @@ pub(crate) async fn wait_ready(api: &str, limit: Duration) -> Result<Status> {
     }
 }
 
-/// Starts a light client following the devnet through node 0; its report lines go to
-/// `DIR/light.log`.
+/// Starts a light client following the devnet through the validators; its report lines
+/// go to `DIR/light.log`.
 fn spawn_light_client(devnet: &Devnet, exe: &Path) -> Result<Child> {
     let log = std::fs::File::create(devnet.dir.join("light.log"))?;
-    let node0 = devnet.nodes.first().context("the devnet has no nodes")?;
-    Command::new(exe)
-        .args(["light", "--bootstrap", &node0.p2p])
-        .stdin(Stdio::null())
+    let mut cmd = Command::new(exe);
+    cmd.arg("light");
+    for n in devnet.nodes.iter().take(2) {
+        cmd.arg("--bootstrap").arg(&n.p2p);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true)
@@ -206,31 +257,57 @@ fn spawn_light_client(devnet: &Devnet, exe: &Path) -> Result<Child> {
 fn print_banner(devnet: &Devnet, exe: &Path) {
     let exe = exe.display();
     println!(
-        "Nexus devnet: {} storage nodes on 127.0.0.1, data in {}\n",
-        devnet.nodes.len(),
+        "Nexus devnet: {} validators and {} storage nodes on 127.0.0.1, data in {}\n",
+        devnet.args.validators,
+        devnet.args.nodes,
         devnet.dir.display()
     );
-    println!("  node  role      API                     peer address");
+    println!("  node  role       API                     peer address");
     for (i, n) in devnet.nodes.iter().enumerate() {
-        let role = if i == 0 { "proposer" } else { "storage " };
+        let role = if i < usize::from(devnet.args.validators) {
+            "validator"
+        } else {
+            "storage  "
+        };
         println!("  {i:<4}  {role}  {:<22}  {}", n.api, n.p2p);
     }
     println!(
-        "  and a light client sampling every block: tail -f {}/light.log",
+        "  and a light client checking finality and sampling every block: tail -f {}/light.log",
         devnet.dir.display()
     );
     let last = devnet.nodes.last().map_or("", |n| n.api.as_str());
     println!("\nTry it from another terminal:");
     println!(
-        "  {exe} put FILE                      # store a file (via node 0), prints its blob id"
+        "  {exe} put FILE                      # store a file (via node 0); answers once final"
     );
     println!("  NEXUS_NODE={last} {exe} get BLOBID -o copy   # fetch it from another node");
-    println!("  {exe} verify BLOBID                 # check its inclusion proof against the chain");
-    println!("  {exe} status                        # peers, height, blobs, disk");
+    println!("  {exe} verify BLOBID                 # inclusion + finality proof vs the committee");
+    println!("  {exe} status                        # peers, finalized height, blobs, disk");
+    println!("  {exe} validator status              # round, leader, last QC, votes");
     println!(
-        "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.",
+        "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.\n",
         devnet.dir.display()
     );
+}
+
+/// Prints the finalized height (and round) whenever it moved, every few seconds.
+async fn report_progress(api: String) {
+    let Ok(client) = NodeClient::new(&api) else {
+        return;
+    };
+    let mut last = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let Ok(status) = client.get_json::<Status>("/v1/status").await else {
+            continue;
+        };
+        if status.height != last {
+            last = status.height;
+            let finalized = last.map_or("-".into(), |h| h.to_string());
+            let latest = status.latest_height.map_or("-".into(), |h| h.to_string());
+            println!("finalized height {finalized} (latest {latest})");
+        }
+    }
 }
 
 /// Runs `nexus devnet` until Ctrl-C (or SIGTERM), or until a node dies.
@@ -239,6 +316,8 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     let exe = std::env::current_exe()?;
     let _light = spawn_light_client(&devnet, &exe)?;
     print_banner(&devnet, &exe);
+    let progress = devnet.nodes.first().map(|n| n.api.clone());
+    let reporter = progress.map(|api| tokio::spawn(report_progress(api)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let died = {
         let waits = devnet
@@ -252,6 +331,9 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
             ((i, status), _, _) = futures::future::select_all(waits) => Some((i, status)),
         }
     };
+    if let Some(r) = reporter {
+        r.abort();
+    }
     let dir = devnet.dir.clone();
     let count = devnet.nodes.len();
     devnet.stop().await?;

@@ -36,11 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
-    /// Store a file; prints its blob id, block height and a receipt.
+    /// Store a file; answers once its registration is final, with a receipt.
     Put(cli::PutArgs),
     /// Fetch a blob into a file, verified against its id.
     Get(cli::GetArgs),
-    /// Show a node's peers, height, blobs and disk use.
+    /// Show a node's peers, finalized and latest height, blobs and disk use.
     Status {
         /// Print JSON.
         #[arg(long)]
@@ -48,8 +48,13 @@ enum Command {
     },
     /// Draw a block's extended data as a grid: cells held, sampled from peers, missing.
     Inspect(cli::InspectArgs),
-    /// Check a blob's inclusion proof against the chain's proposer.
+    /// Check that a blob is registered in a final block (inclusion and finality proofs).
     Verify(cli::VerifyArgs),
+    /// A validator's view of consensus.
+    Validator {
+        #[command(subcommand)]
+        command: cli::ValidatorCommand,
+    },
     /// Account balance and transfers (signed by the node's account key).
     Account {
         #[command(subcommand)]
@@ -69,7 +74,7 @@ enum Command {
     Keys(cli::KeysArgs),
     /// Run a light client: follow the chain and sample every block's data (as `nexus-light`).
     Light(nexus_light_client::LightArgs),
-    /// Run a local network of storage nodes on loopback until Ctrl-C.
+    /// Run a local network of validators, storage nodes and a light client until Ctrl-C.
     Devnet(devnet::DevnetArgs),
     /// Measure figures, each beside its peer in the same run.
     Bench {
@@ -104,6 +109,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Get(args) => cli::get(&client()?, args).await,
         Command::Status { json } => cli::status(&client()?, json).await,
         Command::Verify(args) => cli::verify(&client()?, args).await,
+        Command::Validator { command } => cli::validator(&client()?, command).await,
         Command::Inspect(args) => cli::inspect(&client()?, args).await,
         Command::Keys(args) => cli::keys(args),
         Command::Account { command } => cli::account(&client()?, command).await,
@@ -119,7 +125,7 @@ fn main() {
     let cli = Cli::parse();
     let verbose = matches!(cli.command, Command::Node { .. });
     init_logging(if verbose {
-        "info,libp2p_gossipsub=warn"
+        "info,libp2p_gossipsub=error"
     } else {
         "warn"
     });

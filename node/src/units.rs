@@ -73,3 +73,10 @@ mod tests {
         assert_eq!(ByteSize(3 << 20).to_string(), "3.0 MiB");
     }
 }
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -155,8 +155,8 @@ fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
             id.to_bytes()
         })
         .collect();
-    let ledger = get_json(&nodes[2].api, "/v1/ledger").expect("ledger");
-    let group_count = |key: &str| ledger["params"][key].as_u64().expect(key) as u16;
+    let chain = get_json(&nodes[2].api, "/v1/chain").expect("chain");
+    let group_count = |key: &str| chain["spec"][key].as_u64().expect(key) as u16;
     let params = CustodyParams {
         groups: group_count("custody_groups"),
         custodians_per_group: group_count("custodians_per_group"),

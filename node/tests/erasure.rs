@@ -85,7 +85,7 @@ fn network(providers: usize, epoch_blocks: u64, block_ms: &str) -> Network {
 /// The shard ids of an erasure blob, from its inclusion proof.
 fn shard_ids(api: &str, blob: &str) -> Vec<String> {
     let proof = get_json(api, &format!("/v1/blobs/{blob}/proof")).expect("proof");
-    proof["transaction"]["tx"]["kind"]["StoreBlob"]["policy"]["erasure"]["shards"]
+    proof["inclusion"]["transaction"]["tx"]["kind"]["StoreBlob"]["policy"]["erasure"]["shards"]
         .as_array()
         .expect("erasure shards")
         .iter()

@@ -79,9 +79,8 @@ fn devnet(proposer_extra: &[&str], faulty: Option<(usize, &str)>) -> Devnet {
     extra.extend_from_slice(proposer_extra);
     // Every cell kept by three nodes rather than the default two: custody is a network
     // parameter.
-    let mut ledger = params(20);
-    ledger["custodians_per_group"] = 3.into();
-    let proposer = start_proposer_with(tmp.path(), &dirs, ledger, &extra);
+    let spec = serde_json::json!({ "custodians_per_group": 3 });
+    let proposer = start_proposer_with_spec(tmp.path(), &dirs, params(20), spec, &extra);
     let boot = vec![proposer.addr()];
     let storage: Vec<TestNode> = dirs[1..]
         .iter()

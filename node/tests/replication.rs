@@ -37,26 +37,30 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
     assert_eq!(get_bytes(&n3.api, &id, tmp.path()), data);
     assert!(n1.has_complete(&id), "the proposer keeps every blob too");
 
-    // The inclusion proof checks online, offline from a saved file, and fails when tampered.
+    // The inclusion and finality proofs check online, offline from a saved file against
+    // the trusted genesis hash, and fail when tampered.
     let proof = tmp.path().join("proof.json");
     let proof_path = proof.to_str().expect("utf8");
     let out = cli_ok(&n3.api, &["verify", &id, "--save", proof_path]);
-    assert!(out.contains("verified"), "{out}");
-    let proposer = n3.status()["proposer"]
+    assert!(out.contains("verified") && out.contains("final"), "{out}");
+    let genesis = n3.status()["genesis"]
         .as_str()
-        .expect("proposer")
+        .expect("genesis")
         .to_string();
-    let verify_offline = || {
+    let verify_with = |genesis: &str| {
         let args = [
             "verify",
             &id,
             "--proof",
             proof_path,
-            "--proposer",
-            &proposer,
+            "--genesis-hash",
+            genesis,
         ];
         cli("http://127.0.0.1:9", &args)
     };
+    let verify_offline = || verify_with(&genesis);
+    let other_chain = verify_with(&"ab".repeat(32));
+    assert!(!other_chain.status.success(), "a proof of another chain");
     assert!(
         verify_offline().status.success(),
         "offline check of a good proof"
@@ -64,7 +68,7 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
 
     let mut tampered: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&proof).expect("proof")).expect("json");
-    let size = &mut tampered["transaction"]["tx"]["kind"]["StoreBlob"]["size"];
+    let size = &mut tampered["inclusion"]["transaction"]["tx"]["kind"]["StoreBlob"]["size"];
     assert_eq!(*size, serde_json::json!(data.len()), "proof layout changed");
     *size = serde_json::json!(data.len() + 1);
     std::fs::write(&proof, tampered.to_string()).expect("write");
@@ -74,7 +78,7 @@ fn put_on_one_node_get_the_same_bytes_from_another_and_verify_inclusion() {
 
     std::fs::write(&proof, b"{ not a proof").expect("write");
     let out = verify_offline();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an inclusion proof"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a blob proof"));
 }
 
 #[test]

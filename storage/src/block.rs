@@ -55,9 +55,10 @@ pub type DasBlobs = std::collections::HashMap<BlobId, std::sync::Arc<Vec<u8>>>;
 
 /// A block's payload as the data-availability layer sees it: what its DataRoot commits to.
 ///
-/// Its bytes are the postcard encoding of the registrations followed by the bytes of each
-/// `das` blob, in registration order; empty for a block that registers nothing, so an idle
-/// chain's blocks have an empty grid that needs neither custody nor sampling.
+/// Its bytes are those of the `das` blobs the block registers, in registration order;
+/// empty for a block that registers none (the registrations themselves are transactions,
+/// which every full node holds), so such a block has an empty grid that needs neither
+/// encoding, custody nor sampling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockPayload {
     /// The blobs the block registers, in transaction order.
@@ -73,15 +74,6 @@ impl BlockPayload {
                 .filter_map(BlobRegistration::of)
                 .collect(),
         }
-    }
-
-    /// The encoded registrations: the payload's first bytes.
-    fn registration_bytes(&self) -> Vec<u8> {
-        if self.registrations.is_empty() {
-            return Vec::new();
-        }
-        // Encoding a plain struct into a Vec cannot fail.
-        postcard::to_stdvec(self).unwrap_or_default()
     }
 
     fn das_blobs(&self) -> impl Iterator<Item = &BlobRegistration> {
@@ -103,17 +95,17 @@ impl BlockPayload {
 
     /// Length of the payload's bytes.
     pub fn len(&self) -> u64 {
-        self.registration_bytes().len() as u64 + self.blob_bytes()
+        self.blob_bytes()
     }
 
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
-        self.registrations.is_empty()
+        self.len() == 0
     }
 
     /// Where `das` blob `id` lies in the payload's bytes: (offset, length).
     pub fn blob_range(&self, id: &BlobId) -> Option<(u64, u64)> {
-        let mut offset = self.registration_bytes().len() as u64;
+        let mut offset = 0u64;
         for reg in self.das_blobs() {
             if reg.blob_id == *id {
                 return Some((offset, reg.size));
@@ -126,7 +118,7 @@ impl BlockPayload {
     /// The payload's bytes, taking each `das` blob's bytes from `blobs`; fails naming a blob
     /// that is missing or whose bytes have another length.
     pub fn assemble(&self, blobs: &DasBlobs) -> Result<Vec<u8>, BlockError> {
-        let mut bytes = self.registration_bytes();
+        let mut bytes = Vec::with_capacity(self.len() as usize);
         for reg in self.das_blobs() {
             match blobs.get(&reg.blob_id) {
                 Some(b) if b.len() as u64 == reg.size => bytes.extend_from_slice(b),
@@ -501,5 +493,57 @@ impl InclusionProof {
             return Err(InclusionError::PathMismatch);
         }
         Ok(())
+    }
+}
+
+/// A blob's registration with everything needed to check it offline: the inclusion proof,
+/// the finality proof of its block, and the chain (genesis header and the spec whose
+/// committee signs) the proofs are about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobProof {
+    /// The registration in its block.
+    pub inclusion: InclusionProof,
+    /// Why that block is final.
+    pub finality: nexus_consensus::FinalityProof,
+    /// The chain's genesis header.
+    pub genesis: Header,
+    /// The chain spec the genesis header names (its committee signs the finality proof).
+    pub spec: nexus_consensus::ChainSpec,
+}
+
+/// Why a blob proof does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobProofError {
+    /// The genesis is not the trusted one, or does not name the spec given.
+    #[error("the chain is not the trusted one: {0}")]
+    Chain(&'static str),
+    /// The registration is not in the block.
+    #[error(transparent)]
+    Inclusion(#[from] InclusionError),
+    /// The block is not proven final.
+    #[error("the block is not proven final: {0}")]
+    Finality(#[from] nexus_consensus::FinalityError),
+}
+
+impl BlobProof {
+    /// Checks that `blob_id` is registered in a final block of the chain whose genesis
+    /// hashes to `trusted_genesis` (or, without one, of the chain the proof names, whose
+    /// genesis hash the caller should compare with one it trusts).
+    pub fn verify(
+        &self,
+        blob_id: &BlobId,
+        trusted_genesis: Option<BlockHash>,
+    ) -> Result<nexus_consensus::Context, BlobProofError> {
+        let genesis = self.genesis.hash();
+        if trusted_genesis.is_some_and(|t| t != genesis) {
+            return Err(BlobProofError::Chain("another genesis"));
+        }
+        if self.genesis.height != Height(0) || self.genesis.spec != self.spec.digest() {
+            return Err(BlobProofError::Chain("the spec is not the genesis's"));
+        }
+        let ctx = nexus_consensus::Context::new(self.spec.clone(), genesis);
+        self.inclusion.verify(blob_id)?;
+        self.finality.verify(&self.inclusion.header, &ctx)?;
+        Ok(ctx)
     }
 }

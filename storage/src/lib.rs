@@ -22,8 +22,8 @@ pub use blob::{
     LEAF_SIZE,
 };
 pub use block::{
-    BlobRegistration, Block, BlockError, BlockHash, Header, Height, InclusionError, InclusionProof,
-    VerifiedBlock, MAX_TRANSACTIONS_PER_BLOCK,
+    BlobProof, BlobProofError, BlobRegistration, Block, BlockError, BlockHash, CertifiedBlock,
+    Header, Height, InclusionError, InclusionProof, VerifiedBlock, MAX_TRANSACTIONS_PER_BLOCK,
 };
 pub use chain::{BlockTree, ChainGenesis, Transition};
 pub use keys::{KeyError, PublicKey, Signature, SigningKey};

@@ -74,10 +74,12 @@ pub(crate) async fn run(args: ErasureDevnetArgs) -> Result<()> {
     write_random_file(&replicated_file, size, 22)?;
 
     let mut devnet = Devnet::launch(DevnetArgs {
-        nodes: PROVIDERS + 2,
+        validators: 1,
+        nodes: PROVIDERS + 1,
         data_dir: Some(dir.join("devnet")),
         base_port: args.base_port,
         capacity: None,
+        block_interval_ms: 1000,
     })
     .await?;
     let result = measure(&mut devnet, &erasure_file, &replicated_file, size).await;

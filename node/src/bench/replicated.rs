@@ -138,10 +138,12 @@ pub(crate) async fn run(args: ReplicatedArgs) -> Result<()> {
 
     eprintln!("starting a 3-node devnet");
     let mut devnet = Devnet::launch(DevnetArgs {
-        nodes: 3,
+        validators: 1,
+        nodes: 2,
         data_dir: Some(dir.join("devnet")),
         base_port: args.base_port,
         capacity: None,
+        block_interval_ms: 1000,
     })
     .await?;
     let result = measure(&mut devnet, &big_file, &small_file, size, small, cp, &dir).await;

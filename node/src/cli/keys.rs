@@ -8,7 +8,10 @@ use nexus_storage::ledger::{Genesis, LedgerParams};
 use nexus_storage::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::{load_or_create_account_key, load_or_create_identity};
+use crate::daemon::{
+    load_or_create_account_key, load_or_create_identity, load_or_create_validator_key,
+};
+use nexus_storage::Signature;
 
 /// Options of `nexus keys`.
 #[derive(Debug, clap::Args)]
@@ -25,12 +28,19 @@ pub(crate) struct NodeKeys {
     pub(crate) peer_id: String,
     /// Ledger account (BLS public key).
     pub(crate) account: PublicKey,
+    /// Validator key (BLS), for a genesis committee.
+    pub(crate) validator: PublicKey,
+    /// Its proof of possession, which the committee checks.
+    pub(crate) validator_proof_of_possession: Signature,
 }
 
 /// Loads (or creates) the keys in `dir`.
 pub(crate) fn node_keys(dir: &Path) -> Result<NodeKeys> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let validator = load_or_create_validator_key(dir)?;
     Ok(NodeKeys {
+        validator: validator.public(),
+        validator_proof_of_possession: validator.proof_of_possession(),
         peer_id: load_or_create_identity(dir)?
             .public()
             .to_peer_id()

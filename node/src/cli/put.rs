@@ -40,7 +40,8 @@ pub(crate) enum Policy {
     Das,
 }
 
-/// Uploads `file`; the node answers once the blob is persisted and registered in a block.
+/// Uploads `file`; the node answers once the blob is persisted and registered in a final
+/// block.
 pub(crate) async fn upload(
     client: &NodeClient,
     file: &std::path::Path,
@@ -141,11 +142,11 @@ pub(crate) async fn put(client: &NodeClient, args: PutArgs) -> Result<()> {
     );
     println!("policy:     {}", receipt.policy);
     println!(
-        "block:      {} (hash {})",
-        receipt.height, receipt.block_hash
+        "block:      {} (hash {}), final; finalized height {}",
+        receipt.height, receipt.block_hash, receipt.finalized_height
     );
     println!(
-        "receipt:    registration #{} of block {}, signed by proposer {}",
+        "receipt:    registration #{} of block {}, proposed by validator {}",
         receipt.index, receipt.height, receipt.proposer
     );
     println!("check it:   nexus verify {}", receipt.blob_id);

@@ -17,14 +17,10 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
     println!("peer id:    {}", s.peer_id);
     println!("account:    {} (balance {})", s.account, s.balance);
     println!("listening:  {}", s.listen_addrs.join(", "));
-    println!(
-        "role:       {}",
-        if s.is_proposer {
-            "proposer + storage"
-        } else {
-            "storage"
-        }
-    );
+    match s.validator {
+        Some(key) => println!("role:       validator {key} + storage"),
+        None => println!("role:       storage"),
+    }
     println!("peers:      {}", s.peers.len());
     for p in &s.peers {
         println!("            {p}");
@@ -36,11 +32,20 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
         );
     }
     println!(
-        "height:     {} (tip {})",
+        "finalized:  {} (hash {})",
         opt(s.height.map(|h| h.to_string())),
         opt(s.tip_hash.map(|h| h.to_string()))
     );
-    println!("genesis:    {}", opt(s.genesis.map(|h| h.to_string())));
+    println!(
+        "latest:     {}",
+        opt(s.latest_height.map(|h| h.to_string()))
+    );
+    println!(
+        "chain:      {} ({} validators), genesis {}",
+        opt(s.chain_id.clone()),
+        opt(s.validators.map(|v| v.to_string())),
+        opt(s.genesis.map(|h| h.to_string()))
+    );
     println!(
         "ledger:     epoch {}, state root {}",
         opt(s.epoch.map(|e| e.to_string())),

@@ -1,10 +1,11 @@
-//! `nexus verify BLOBID`: checks that a blob is registered in a block signed by the chain's
-//! proposer, from an inclusion proof fetched from a node or read from a file (offline).
+//! `nexus verify BLOBID`: checks that a blob is registered in a final block: the inclusion
+//! proof against the block's header, and the header's finality certificate against the
+//! chain's committee — from a node, or offline from a saved proof.
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
-use nexus_storage::{BlobId, Block, Height, InclusionProof, PublicKey};
+use anyhow::{anyhow, Context, Result};
+use nexus_storage::{BlobId, BlobProof, BlockHash};
 
 use crate::client::NodeClient;
 
@@ -13,12 +14,13 @@ use crate::client::NodeClient;
 pub(crate) struct VerifyArgs {
     /// The blob's id.
     pub(crate) blob_id: BlobId,
-    /// Check this proof file instead of asking the node (works offline with --proposer).
+    /// Check this proof file (saved with --save) instead of asking a node: works offline.
     #[arg(long)]
     pub(crate) proof: Option<PathBuf>,
-    /// The proposer key to trust; by default the one of the node's genesis block.
+    /// The genesis hash to trust; without it the proof's own chain is checked and its
+    /// genesis hash printed, to compare with one you trust.
     #[arg(long)]
-    pub(crate) proposer: Option<PublicKey>,
+    pub(crate) genesis_hash: Option<BlockHash>,
     /// Save the proof fetched from the node to this file.
     #[arg(long)]
     pub(crate) save: Option<PathBuf>,
@@ -26,12 +28,12 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `nexus verify`.
 pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> {
-    let proof: InclusionProof = match &args.proof {
+    let proof: BlobProof = match &args.proof {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("file not readable: {}", path.display()))?;
             serde_json::from_str(&text)
-                .map_err(|e| anyhow!("{} is not an inclusion proof: {e}", path.display()))?
+                .map_err(|e| anyhow!("{} is not a blob proof: {e}", path.display()))?
         }
         None => {
             client
@@ -43,25 +45,38 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
         std::fs::write(path, serde_json::to_string_pretty(&proof)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let proposer = match args.proposer {
-        Some(p) => p,
-        None if args.proof.is_some() => bail!("offline verification needs --proposer KEY (shown by `nexus status` as the genesis proposer)"),
-        None => {
-            let genesis: Block = client.get_json(&format!("/v1/blocks/{}", Height(0))).await?;
-            genesis.header.proposer
-        }
-    };
-    proof
-        .verify(&args.blob_id, &proposer)
-        .map_err(|e| anyhow!("inclusion proof REJECTED: {e}"))?;
+    let ctx = proof
+        .verify(&args.blob_id, args.genesis_hash)
+        .map_err(|e| anyhow!("proof REJECTED: {e}"))?;
+    let header = &proof.inclusion.header;
+    let qc = &proof.finality.qc;
+    let signers: u64 = qc
+        .signers
+        .indices()
+        .map(|i| ctx.committee().stake(i))
+        .sum();
     println!(
-        "verified: blob {} ({} bytes) is registration #{} of block {} (hash {}), signed by proposer {}",
+        "verified: blob {} ({} bytes) is registration #{} of block {} (hash {})",
         args.blob_id,
-        proof.registration().map_or(0, |r| r.size),
-        proof.index,
-        proof.header.height,
-        proof.header.hash(),
-        proposer
+        proof.inclusion.registration().map_or(0, |r| r.size),
+        proof.inclusion.index,
+        header.height,
+        header.hash(),
     );
+    println!(
+        "final:    certified in round {} by {} validators holding {} of {} stake (chain {})",
+        qc.round(),
+        qc.signers.count(),
+        signers,
+        ctx.committee().total_stake(),
+        ctx.spec().chain_id,
+    );
+    match args.genesis_hash {
+        Some(g) => println!("genesis:  {g} (as trusted)"),
+        None => println!(
+            "genesis:  {} (pass --genesis-hash to check it against one you trust)",
+            ctx.genesis()
+        ),
+    }
     Ok(())
 }

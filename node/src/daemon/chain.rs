@@ -1,43 +1,45 @@
-//! Following the chain: the proposer's genesis, appending blocks, gossip validation of
-//! new blocks and transactions, range sync from peers, and submitting this node's own
-//! transactions (uploads, transfers, staking) until a block includes them. Block
-//! production is in [`super::propose`].
+//! Following the final chain: the genesis (built from a genesis file, or the first one
+//! peers serve), appending final blocks with their proofs, gossip of final headers and of
+//! transactions, range sync from peers, and submitting this node's own transactions
+//! until a final block includes them. Consensus itself is driven by
+//! [`super::consensus`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
-use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE};
+use nexus_consensus::{CertifiedHeader, FinalityProof};
+use nexus_net::codec::Encoded;
+use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCKS_PER_RESPONSE, MAX_BLOCK_BYTES};
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, Validation};
-use nexus_storage::chain::{accept_child, accept_genesis, create_genesis};
-use nexus_storage::ledger::{
-    Genesis, LedgerEvent, SignedTransaction, Transaction, TxError, TxKind,
-};
-use nexus_storage::{AppendError, Block, BlockError, Height, SigningKey, Store, Transition};
+use nexus_storage::block::CertifiedBlock;
+use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBlockError};
+use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::{AppendError, ChainGenesis, Height, Store, Transition};
 
 use super::Node;
 
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// Largest encoded transaction accepted from gossip.
+const MAX_TRANSACTION_BYTES: usize = 64 * 1024;
 
-/// Creates the genesis block on a proposer's first start; refuses a data dir whose chain
-/// belongs to another proposer.
-pub(crate) fn ensure_genesis(store: &Store, key: &SigningKey, genesis: Genesis) -> Result<()> {
+pub(super) use crate::units::now_ms;
+
+/// Builds the genesis block of `genesis` on first start; refuses a data dir that follows
+/// another chain.
+pub(crate) fn ensure_genesis(store: &Store, genesis: ChainGenesis) -> Result<()> {
+    let step = create_genesis(genesis)?;
     match store.block(Height(0))? {
-        Some(existing) if existing.header.proposer != key.public() => bail!(
-            "this data dir follows the chain of proposer {}, not this node's key {}",
-            existing.header.proposer,
-            key.public()
+        Some(existing) if existing.header.hash() != step.block.header.hash() => bail!(
+            "this data dir follows the chain with genesis {}, not the one the genesis file \
+             describes ({})",
+            existing.header.hash(),
+            step.block.header.hash()
         ),
         Some(_) => Ok(()),
         None => {
-            let step = create_genesis(key, genesis, now_ms())?;
-            store.append_block(&step)?;
+            store.append_block(&step, None)?;
             tracing::info!(hash = %step.block.header.hash(), "created genesis block");
             Ok(())
         }
@@ -47,35 +49,55 @@ pub(crate) fn ensure_genesis(store: &Store, key: &SigningKey, genesis: Genesis) 
 #[derive(Debug, thiserror::Error)]
 enum AcceptError {
     #[error(transparent)]
-    Invalid(#[from] BlockError),
+    Invalid(#[from] FinalBlockError),
+    #[error("no chain context yet")]
+    NoContext,
     #[error("store: {0}")]
     Store(String),
 }
 
-/// Verifies `block` (form and ledger transition) as the next block of the local chain, or
-/// as the genesis of an empty one, and appends it.
-fn accept_next(node: &Node, block: Block) -> Result<(), AcceptError> {
-    let step = match node.store.tip() {
-        None => accept_genesis(block, node.genesis_pin)?,
-        Some(tip) => accept_child(block, &tip.header, &tip.ledger)?,
+/// Verifies a final block from a peer (ledger transition and finality proof) as the next
+/// block of the local chain, or as the genesis of an empty one, and appends it.
+fn accept_next(node: &Node, certified: CertifiedBlock) -> Result<(), AcceptError> {
+    let CertifiedBlock { block, proof } = certified;
+    let step = match (node.store.tip(), proof) {
+        (None, _) => accept_genesis(block, node.genesis_pin).map_err(FinalBlockError::from)?,
+        (Some(tip), Some(proof)) => {
+            let ctx = node.context().ok_or(AcceptError::NoContext)?;
+            let step = accept_final(block, &proof, &tip.header, &tip.ledger, &ctx)?;
+            return append_final(node, &step, Some(proof)).map_err(AcceptError::Store);
+        }
+        (Some(_), None) => {
+            return Err(AcceptError::Invalid(FinalBlockError::Block(
+                nexus_storage::BlockError::BadGenesis("a block past genesis needs a proof"),
+            )))
+        }
     };
-    append(node, &step).map_err(AcceptError::Store)
+    append_final(node, &step, None).map_err(AcceptError::Store)
 }
 
-pub(super) fn append(node: &Node, step: &Transition) -> Result<(), String> {
-    match node.store.append_block(step) {
+/// Appends a final block (with its proof), moves the pending tree's root to it, and acts
+/// on its ledger events.
+pub(super) fn append_final(
+    node: &Node,
+    step: &Transition,
+    proof: Option<FinalityProof>,
+) -> Result<(), String> {
+    match node.store.append_block(step, proof.as_ref()) {
         Ok(()) => {}
-        // Gossip and sync raced to append the same block: the other one won.
+        // Consensus and sync raced to append the same block: the other one won.
         Err(AppendError::NotNext {
             tip: Some(tip),
             height,
         }) if tip >= height => return Ok(()),
         Err(e) => return Err(e.to_string()),
     }
+    let header = &step.block.header;
+    node.advance_tree(header, &step.ledger);
     node.chain_advanced();
     let mut expired = Vec::new();
     for event in &step.events {
-        tracing::info!(height = %step.block.header.height, "ledger: {event:?}");
+        tracing::info!(height = %header.height, "ledger: {event:?}");
         if let LedgerEvent::BlobExpired(id) = event {
             expired.push(*id);
         }
@@ -87,71 +109,59 @@ pub(super) fn append(node: &Node, step: &Transition) -> Result<(), String> {
         });
     }
     tracing::debug!(
-        height = %step.block.header.height,
+        height = %header.height,
         transactions = step.block.transactions.len(),
-        "block appended"
+        "final block appended"
     );
     Ok(())
 }
 
-/// Validates a gossiped message before it is forwarded.
+/// Validates a gossiped message (other than consensus) before it is forwarded.
 pub(crate) async fn on_gossip(node: &Node, id: GossipId, message: GossipMessage) {
     let verdict = match message {
-        GossipMessage::Block(block) => on_block(node, id.source(), *block),
-        GossipMessage::Transaction(sub) => on_transaction(node, sub.tx),
+        GossipMessage::Finalized(certified) => on_finalized(node, *certified),
+        GossipMessage::Transaction(sub) => on_transaction(node, &sub.tx),
+        // Routed to the consensus task by the dispatcher; a node that is not a validator
+        // does not subscribe to the topic.
+        GossipMessage::Consensus(_) => Validation::Ignore,
     };
     node.net.report(id, verdict).await;
 }
 
-fn on_block(node: &Node, source: PeerId, block: Block) -> Validation {
-    let Some(tip) = node.store.tip() else {
+/// A block became final elsewhere: forward the announcement if its proof holds, and
+/// fetch the block if it is ahead of us.
+fn on_finalized(node: &Node, certified: CertifiedHeader) -> Validation {
+    let Some(ctx) = node.context() else {
         node.sync_now.notify_one();
         return Validation::Ignore;
     };
-    let height = block.header.height;
-    if height <= tip.header.height {
-        return match node.store.block(height) {
-            Ok(Some(ours)) if ours.header.hash() == block.header.hash() => Validation::Ignore,
-            Ok(Some(_)) => Validation::Reject,
-            _ => Validation::Ignore,
-        };
+    let height = certified.header.height;
+    if let Err(e) = certified.verify(&ctx) {
+        tracing::warn!(%height, "final header with an invalid proof: {e}");
+        return Validation::Reject;
     }
-    if Some(height) == tip.header.height.next() {
-        return match accept_next(node, block) {
-            Ok(()) => Validation::Accept,
-            Err(AcceptError::Invalid(e)) => {
-                tracing::warn!(peer = %source, "invalid block {height}: {e}");
-                Validation::Reject
-            }
-            Err(AcceptError::Store(e)) => {
-                tracing::error!("cannot append block {height}: {e}");
-                Validation::Ignore
-            }
-        };
-    }
-    // Ahead of us: we are missing blocks. Forward it if the proposer signed it; catch up.
-    let proposer = tip.header.proposer;
-    if block.header.proposer == proposer
-        && proposer.verify(&block.header.hash().0, &block.signature)
-    {
+    let tip = node.store.tip().map_or(0, |t| t.header.height.0);
+    if height.0 > tip {
         node.announced.fetch_max(height.0, Ordering::Relaxed);
         node.sync_now.notify_one();
-        Validation::Accept
-    } else {
-        Validation::Reject
     }
+    Validation::Accept
 }
 
-fn on_transaction(node: &Node, tx: SignedTransaction) -> Validation {
+fn on_transaction(node: &Node, tx: &Encoded) -> Validation {
+    let Ok(tx) = tx.decode::<SignedTransaction>(MAX_TRANSACTION_BYTES) else {
+        return Validation::Reject;
+    };
     if !tx.signature_valid() {
         return Validation::Reject;
     }
-    if node.is_proposer {
+    if node.is_validator() {
         enqueue(node, tx);
     }
     Validation::Accept
 }
 
+/// Adds a transaction to this validator's pool, unless a final block has it already.
 pub(super) fn enqueue(node: &Node, tx: SignedTransaction) {
     if matches!(node.store.transaction_location(&tx.id()), Ok(Some(_))) {
         return;
@@ -162,7 +172,7 @@ pub(super) fn enqueue(node: &Node, tx: SignedTransaction) {
     }
 }
 
-/// Catches up on missing blocks from peers, when woken or every two seconds.
+/// Catches up on final blocks from peers, when woken or every two seconds.
 pub(crate) async fn sync_loop(node: Arc<Node>) {
     loop {
         tokio::select! {
@@ -185,7 +195,7 @@ pub(crate) async fn sync_loop(node: Arc<Node>) {
     }
 }
 
-/// Pulls blocks from `peer` until it has no more; true if we ended level with it.
+/// Pulls final blocks from `peer` until it has no more; true if we ended level with it.
 async fn sync_from(node: &Node, peer: PeerId) -> bool {
     loop {
         let from = node
@@ -193,7 +203,7 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
             .tip()
             .and_then(|t| t.header.height.next())
             .unwrap_or(Height(0));
-        let request = BlockRequest {
+        let request = BlockRequest::Range {
             from,
             max: MAX_BLOCKS_PER_RESPONSE,
         };
@@ -208,13 +218,18 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
         if count == 0 {
             return true;
         }
-        for block in response.blocks {
-            let height = block.header.height;
-            // Gossip may have appended these blocks since we asked: skip what we hold, but
-            // a different block at a height we hold is a fork from a peer to drop.
+        for encoded in response.blocks {
+            let Ok(certified) = encoded.decode::<CertifiedBlock>(MAX_BLOCK_BYTES * 2) else {
+                tracing::warn!("peer {peer} served an undecodable block");
+                node.net.penalise(peer).await;
+                return false;
+            };
+            let height = certified.block.header.height;
+            // Consensus may have appended these blocks since we asked: skip what we hold,
+            // but a different block at a height we hold is a fork from a peer to drop.
             if node.store.tip().is_some_and(|t| height <= t.header.height) {
                 match node.store.block(height) {
-                    Ok(Some(ours)) if ours.header.hash() != block.header.hash() => {
+                    Ok(Some(ours)) if ours.header.hash() != certified.block.header.hash() => {
                         tracing::warn!("peer {peer} served a conflicting block {height}");
                         node.net.penalise(peer).await;
                         return false;
@@ -222,14 +237,15 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
                     _ => continue,
                 }
             }
-            match accept_next(node, block) {
+            let result = tokio::task::block_in_place(|| accept_next(node, certified));
+            match result {
                 Ok(()) => {}
                 Err(AcceptError::Invalid(e)) => {
                     tracing::warn!("peer {peer} served invalid block {height}: {e}");
                     node.net.penalise(peer).await;
                     return false;
                 }
-                Err(AcceptError::Store(e)) => {
+                Err(e) => {
                     tracing::error!("cannot append block {height}: {e}");
                     return false;
                 }
@@ -241,14 +257,17 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
     }
 }
 
-/// Why this node's own transaction did not make it into a block.
+/// Why this node's own transaction did not make it into a final block.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SubmitError {
     #[error("this node has no chain yet (it has not reached its peers)")]
     NoChain,
     #[error("the ledger refuses it: {0}")]
     Rejected(TxError),
-    #[error("it was not included in a block within {0:?}: is the proposer reachable?")]
+    #[error(
+        "it was not final within {0:?}: are enough validators (more than two thirds of the \
+         stake) up and reachable?"
+    )]
     Timeout(Duration),
     #[error("store failure: {0}")]
     Store(String),
@@ -264,7 +283,7 @@ pub(crate) struct Included {
 }
 
 /// Signs `kind` with the node's account, checks it against the tip's ledger, hands it to
-/// the proposer and waits until a block includes it.
+/// the validators and waits until a final block includes it.
 pub(crate) async fn submit(
     node: &Node,
     kind: TxKind,
@@ -302,20 +321,19 @@ pub(crate) async fn submit(
             break;
         }
         if attempt % 4 == 0 {
-            if node.is_proposer {
+            if node.is_validator() {
                 enqueue(node, tx.clone());
-            } else {
-                let sub = TxSubmission {
-                    tx: tx.clone(),
-                    attempt,
-                };
-                if let Err(e) = node
-                    .net
-                    .publish(GossipMessage::Transaction(Box::new(sub)))
-                    .await
-                {
-                    tracing::debug!("transaction not published yet: {e}");
-                }
+            }
+            let sub = TxSubmission {
+                tx: Encoded::of(&tx),
+                attempt,
+            };
+            if let Err(e) = node
+                .net
+                .publish(GossipMessage::Transaction(Box::new(sub)))
+                .await
+            {
+                tracing::debug!("transaction not published yet: {e}");
             }
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), blocks.changed()).await;

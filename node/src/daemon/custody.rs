@@ -66,9 +66,8 @@ impl Encodings {
 
 /// The network's custody parameters (the defaults until this node has a chain).
 pub(crate) fn network_custody(node: &Node) -> CustodyParams {
-    node.store.tip().map_or(CustodyParams::DEFAULT, |t| {
-        custody_params(t.ledger.params())
-    })
+    node.context()
+        .map_or(CustodyParams::DEFAULT, |c| custody_params(c.spec()))
 }
 
 /// The custody assignment for block `height` over `nodes`, the storage nodes this node

@@ -89,7 +89,10 @@ where
         if let Some(limit) = &node.bandwidth {
             limit.acquire(CHUNK_SIZE as u64).await;
         }
-        let request = ChunkRequest { blob_id, index };
+        let request = ChunkRequest {
+            blob_id: nexus_storage::Digest(blob_id.0),
+            index: index.0,
+        };
         let response =
             tokio::time::timeout(CHUNK_TIMEOUT, node.net.request_chunk(peer, request)).await;
         let (data, proof) = match response {

@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 
 use super::chain::SubmitError;
 use super::Node;
-use crate::api::{ErrorBody, Status};
+use crate::api::{ErrorBody, Status, ValidatorView};
 
 /// Requests served at once.
 const MAX_CONCURRENT_REQUESTS: usize = 64;
@@ -169,6 +169,8 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .route("/v1/blocks/{height}/cells", get(cells))
         .route("/v1/accounts/{key}", get(ledger::account))
         .route("/v1/ledger", get(ledger::summary))
+        .route("/v1/chain", get(chain))
+        .route("/v1/validator", get(validator))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -206,26 +208,36 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         .await
         .ok_or_else(|| ApiError::Unavailable("the network service stopped".into()))?;
     let store = node.store.clone();
-    let (stats, genesis) = tokio::task::spawn_blocking(move || {
-        Ok::<_, StoreError>((store.stats()?, store.block(Height(0))?))
-    })
-    .await??;
+    let stats = tokio::task::spawn_blocking(move || store.stats()).await??;
     let tip = node.store.tip();
+    let ctx = node.context();
+    let final_height = tip.as_ref().map(|t| t.header.height);
+    let latest = [
+        final_height,
+        node.tree_summary().map(|(h, _)| h),
+        Some(Height(node.announced.load(Ordering::Relaxed))),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .filter(|_| final_height.is_some());
     Ok(Json(Status {
         peer_id: info.peer_id.to_string(),
         listen_addrs: info.listen_addrs.iter().map(ToString::to_string).collect(),
         peers: info.connected.iter().map(ToString::to_string).collect(),
         banned_peers: info.banned.iter().map(ToString::to_string).collect(),
-        is_proposer: node.is_proposer,
+        validator: node.validator,
         account: node.account.public(),
         balance: tip
             .as_ref()
             .map_or(0, |t| t.ledger.account(&node.account.public()).balance),
         epoch: tip.as_ref().map(|t| t.ledger.epoch()),
         state_root: tip.as_ref().map(|t| t.ledger.state_root()),
-        proposer: genesis.as_ref().map(|g| g.header.proposer),
-        genesis: genesis.map(|g| g.header.hash()),
-        height: tip.as_ref().map(|t| t.header.height),
+        chain_id: ctx.as_ref().map(|c| c.spec().chain_id.clone()),
+        validators: ctx.as_ref().map(|c| c.committee().len()),
+        genesis: ctx.as_ref().map(|c| c.genesis()),
+        height: final_height,
+        latest_height: latest,
         tip_hash: tip.map(|t| t.header.hash()),
         blobs_complete: stats.blobs_complete,
         blobs_partial: stats.blobs_partial,
@@ -235,6 +247,52 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),
         bytes_fetched: node.bytes_fetched.load(Ordering::Relaxed),
         custody_cells: stats.custody_cells,
+    }))
+}
+
+/// `GET /v1/chain`: the genesis header and the chain spec it names (committee included).
+async fn chain(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    let store = node.store.clone();
+    let genesis = tokio::task::spawn_blocking(move || store.block(Height(0))).await??;
+    let genesis =
+        genesis.ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?;
+    let spec = genesis
+        .genesis
+        .map(|g| g.spec)
+        .ok_or_else(|| ApiError::Internal("the genesis block has no chain genesis".into()))?;
+    Ok(Json(crate::api::ChainView {
+        genesis: genesis.header,
+        spec,
+    })
+    .into_response())
+}
+
+/// `GET /v1/validator`: consensus as this validator sees it.
+async fn validator(State(node): State<Arc<Node>>) -> ApiResult<Json<ValidatorView>> {
+    let engine = node
+        .engine_status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .ok_or_else(|| {
+            ApiError::NotFound(if node.is_validator() {
+                "this validator has not started consensus yet (no chain?)".into()
+            } else {
+                "this node is not a validator (start it with --validator)".into()
+            })
+        })?;
+    let commit_latency_ms = {
+        let latencies = node.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples: Vec<f64> = latencies.samples.iter().copied().collect();
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        (!samples.is_empty()).then(|| (at(0.5), at(0.99), samples.len()))
+    };
+    Ok(Json(ValidatorView {
+        engine,
+        finalized_height: node.store.tip().map(|t| t.header.height),
+        pending_blocks: node.tree_summary().map_or(0, |(_, n)| n),
+        commit_latency_ms,
     }))
 }
 

@@ -1,6 +1,6 @@
 //! Key files in the data directory, created on first start: `identity.key` (the libp2p
-//! ed25519 identity) and `account.key` (the BLS key of the node's ledger account, which
-//! also signs blocks on the proposer).
+//! ed25519 identity), `account.key` (the BLS key of the node's ledger account) and, on
+//! validators, `validator.key` (the BLS key that signs proposals, votes and timeouts).
 
 use std::fs;
 use std::io::Write;
@@ -42,9 +42,17 @@ pub(crate) fn load_or_create_identity(dir: &Path) -> Result<Keypair> {
 
 /// Loads the node's BLS account key from `dir/account.key`, creating it if absent.
 pub(crate) fn load_or_create_account_key(dir: &Path) -> Result<SigningKey> {
-    let path = dir.join("account.key");
+    load_or_create_bls_key(&dir.join("account.key"))
+}
+
+/// Loads the node's BLS validator key from `dir/validator.key`, creating it if absent.
+pub(crate) fn load_or_create_validator_key(dir: &Path) -> Result<SigningKey> {
+    load_or_create_bls_key(&dir.join("validator.key"))
+}
+
+fn load_or_create_bls_key(path: &Path) -> Result<SigningKey> {
     if path.exists() {
-        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let bytes: [u8; 32] = bytes
             .try_into()
             .map_err(|_| anyhow!("{} must hold exactly 32 bytes", path.display()))?;
@@ -53,7 +61,7 @@ pub(crate) fn load_or_create_account_key(dir: &Path) -> Result<SigningKey> {
     }
     let seed: [u8; 32] = rand::random();
     let key = SigningKey::from_seed(&seed);
-    write_secret(&path, &key.to_bytes())?;
+    write_secret(path, &key.to_bytes())?;
     Ok(key)
 }
 

@@ -127,9 +127,10 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// Starts a node in `dir` and waits until it has a chain (a proposer has one at once;
-    /// others once they synced the genesis).
-    pub fn start(dir: &Path, proposer: bool, bootstrap: &[String], extra: &[&str]) -> TestNode {
+    /// Starts a node in `dir` and waits until it has a chain (a node given the genesis file
+    /// has one at once; others once they synced the genesis). A `validator` takes part in
+    /// consensus with the key of its data dir.
+    pub fn start(dir: &Path, validator: bool, bootstrap: &[String], extra: &[&str]) -> TestNode {
         let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
         let api = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = vec![
@@ -145,8 +146,8 @@ impl TestNode {
         if !extra.contains(&"--block-interval-ms") {
             args.extend(["--block-interval-ms".into(), "100".into()]);
         }
-        if proposer {
-            args.push("--proposer".into());
+        if validator {
+            args.push("--validator".into());
         }
         for b in bootstrap {
             args.push("--bootstrap".into());
@@ -350,30 +351,67 @@ pub fn params(epoch_blocks: u64) -> serde_json::Value {
     })
 }
 
-/// Writes a genesis funding the accounts of the nodes in `dirs` (creating their keys with
-/// `nexus keys`) and returns its path, for `--genesis-config`.
-pub fn funded_genesis(root: &Path, dirs: &[PathBuf], params: serde_json::Value) -> String {
-    let balances: Vec<serde_json::Value> = dirs
+/// A node's keys, as `nexus keys` prints them (creating them in `dir` if missing).
+pub fn keys_of(dir: &Path) -> serde_json::Value {
+    let out = Command::new(NEXUS)
+        .args(["keys", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("nexus keys");
+    assert!(out.status.success(), "nexus keys failed");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Writes a chain genesis whose committee is the first `validators` nodes of `dirs`
+/// (stake 1 each), funding every node's account, and returns its path for
+/// `--genesis-config`. `spec` overrides fields of the chain spec (e.g. custody).
+pub fn chain_genesis(
+    root: &Path,
+    dirs: &[PathBuf],
+    validators: usize,
+    params: serde_json::Value,
+    spec: serde_json::Value,
+) -> String {
+    let keys: Vec<serde_json::Value> = dirs.iter().map(|d| keys_of(d)).collect();
+    let balances: Vec<serde_json::Value> = keys
         .iter()
-        .map(|d| {
-            let out = Command::new(NEXUS)
-                .args(["keys", "--data-dir"])
-                .arg(d)
-                .output()
-                .expect("nexus keys");
-            assert!(out.status.success(), "nexus keys failed");
-            let keys: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-            serde_json::json!([keys["account"], 1_000_000_000_000u64])
+        .map(|k| serde_json::json!([k["account"], 1_000_000_000_000u64]))
+        .collect();
+    let committee: Vec<serde_json::Value> = keys
+        .iter()
+        .take(validators)
+        .map(|k| {
+            serde_json::json!({
+                "key": k["validator"],
+                "proof_of_possession": k["validator_proof_of_possession"],
+                "stake": 1,
+                "address": "",
+            })
         })
         .collect();
-    let genesis = serde_json::json!({ "params": params, "balances": balances });
+    let mut chain = serde_json::json!({
+        "chain_id": "nexus-test",
+        "committee": { "epoch": 0, "validators": committee },
+        "custody_groups": 32,
+        "custodians_per_group": 2,
+    });
+    if let (Some(chain), Some(extra)) = (chain.as_object_mut(), spec.as_object()) {
+        for (k, v) in extra {
+            chain.insert(k.clone(), v.clone());
+        }
+    }
+    let genesis = serde_json::json!({
+        "spec": chain,
+        "time_ms": 1_700_000_000_000u64,
+        "ledger": { "params": params, "balances": balances },
+    });
     let path = root.join("genesis.json");
     std::fs::write(&path, genesis.to_string()).expect("write genesis");
     path.display().to_string()
 }
 
-/// Starts a proposer in `dirs[0]` whose genesis funds every node in `dirs` (epochs of 20
-/// blocks).
+/// Starts a single validator in `dirs[0]` whose genesis funds every node in `dirs`
+/// (epochs of 20 blocks).
 pub fn start_proposer(root: &Path, dirs: &[PathBuf], extra: &[&str]) -> TestNode {
     start_proposer_with(root, dirs, params(20), extra)
 }
@@ -385,7 +423,18 @@ pub fn start_proposer_with(
     params: serde_json::Value,
     extra: &[&str],
 ) -> TestNode {
-    let genesis = funded_genesis(root, dirs, params);
+    start_proposer_with_spec(root, dirs, params, serde_json::json!({}), extra)
+}
+
+/// Like [`start_proposer_with`], overriding fields of the chain spec.
+pub fn start_proposer_with_spec(
+    root: &Path,
+    dirs: &[PathBuf],
+    params: serde_json::Value,
+    spec: serde_json::Value,
+    extra: &[&str],
+) -> TestNode {
+    let genesis = chain_genesis(root, dirs, 1, params, spec);
     let mut args = vec!["--genesis-config", genesis.as_str()];
     args.extend_from_slice(extra);
     TestNode::start(&dirs[0], true, &[], &args)

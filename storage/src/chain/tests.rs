@@ -240,8 +240,7 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
     let (child, refused) = propose(gh, gl, txs, with(&blobs)).expect("child");
     assert!(refused.is_empty());
 
-    // The payload is the registrations then each das blob, in order, and is what the
-    // header commits to.
+    // The payload is each das blob, in order, and is what the header commits to.
     let payload = BlockPayload::of(&child.block.transactions);
     let bytes = payload.assemble(&blobs).expect("bytes");
     assert_eq!(payload.len(), bytes.len() as u64);

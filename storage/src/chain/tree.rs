@@ -71,6 +71,16 @@ impl BlockTree {
         })
     }
 
+    /// The height of the highest pending block (the root's if none is pending).
+    pub fn highest(&self) -> crate::block::Height {
+        self.pending
+            .values()
+            .map(|t| t.block.header.height)
+            .max()
+            .unwrap_or(self.root.height)
+            .max(self.root.height)
+    }
+
     /// Whether `hash` is the root or pending.
     pub fn contains(&self, hash: &BlockHash) -> bool {
         *hash == self.root.hash() || self.pending.contains_key(hash)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{decode, encode, Store, StoreError};
 use crate::blob::BlobId;
 use crate::block::{
-    BlobRegistration, Block, BlockHash, CertifiedBlock, Header, Height, InclusionProof,
+    BlobProof, BlobRegistration, Block, BlockHash, CertifiedBlock, Header, Height, InclusionProof,
 };
 use nexus_consensus::FinalityProof;
 use crate::chain::Transition;
@@ -230,6 +230,34 @@ impl Store {
         Ok(self
             .block(height)?
             .and_then(|block| block.inclusion_proof(index)))
+    }
+
+    /// The registration of `id` with the proofs that make it checkable offline: inclusion
+    /// in its block, the block's finality, and the chain's genesis and spec.
+    pub fn blob_proof(&self, id: &BlobId) -> Result<Option<BlobProof>, StoreError> {
+        let Some(inclusion) = self.inclusion_proof(id)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: &str| StoreError::CorruptRecord {
+            keyspace: "finality",
+            reason: reason.into(),
+        };
+        let finality = self
+            .finality_proof(inclusion.header.height)?
+            .ok_or_else(|| corrupt("a final block without its proof"))?;
+        let genesis = self
+            .block(Height(0))?
+            .ok_or_else(|| corrupt("blocks without a genesis"))?;
+        let spec = genesis
+            .genesis
+            .ok_or_else(|| corrupt("a genesis block without its chain genesis"))?
+            .spec;
+        Ok(Some(BlobProof {
+            inclusion,
+            finality,
+            genesis: genesis.header,
+            spec,
+        }))
     }
 
     /// Replicated blobs the ledger stores and this store does not hold whole yet, oldest

@@ -100,7 +100,7 @@ pub(super) async fn proof(
 ) -> ApiResult<Response> {
     let id = parse_blob_id(&id)?;
     let store = node.store.clone();
-    let proof = tokio::task::spawn_blocking(move || store.inclusion_proof(&id)).await??;
+    let proof = tokio::task::spawn_blocking(move || store.blob_proof(&id)).await??;
     proof
         .map(|p| Json(p).into_response())
         .ok_or_else(|| ApiError::unknown_blob(&node, id))
@@ -194,6 +194,7 @@ pub(super) async fn put_blob(
         height,
         block_hash: block.header.hash(),
         index,
+        finalized_height: node.store.tip().map_or(height, |t| t.header.height),
         proposer: block.header.proposer,
         policy: wanted.to_string(),
     }))

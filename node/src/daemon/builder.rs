@@ -1,23 +1,21 @@
-//! The proposer: cuts a block every interval from the pending transactions, and encodes
-//! the payloads of `das` blobs in the background, so the chain keeps going (other
-//! transactions, epochs, challenge deadlines) while a large payload is encoded; the blobs
-//! then get a block of their own, whose payload is the one encoded.
+//! Building this validator's proposals. A block is cut from the pending transactions on
+//! top of the block consensus says to extend; the payloads of `das` blobs are encoded in
+//! the background, so a proposal never waits for encoding: the blobs ride in a later
+//! proposal of this validator, whose payload is the one encoded.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
+use nexus_consensus::{PublicKey, Round};
 use nexus_das::{CodeParams, ExtendedData, ProofStrategy};
-use nexus_net::protocol::gossip::GossipMessage;
-use nexus_net::PublishError;
 use nexus_storage::block::{BlockPayload, DasBlobs, DataHeader};
 use nexus_storage::chain::propose_child;
-use nexus_storage::ledger::{PolicySpec, SignedTransaction, TxError};
+use nexus_storage::ledger::{LedgerState, PolicySpec, SignedTransaction, TxError};
 use nexus_storage::merkle::Digest;
-use nexus_storage::{BlobRegistration, BlockError, Tip, MAX_TRANSACTIONS_PER_BLOCK};
+use nexus_storage::{BlobRegistration, BlockError, Header, Transition, MAX_TRANSACTIONS_PER_BLOCK};
 use tokio::task::JoinHandle;
 
-use super::chain::{append, enqueue, now_ms};
+use super::chain::{enqueue, now_ms};
 use super::{fetch, Node};
 
 /// A payload of `das` blobs encoded for a block of their own.
@@ -36,41 +34,49 @@ struct Preparing {
     task: JoinHandle<Result<Encoded, BlockError>>,
 }
 
-/// The proposer's loop: every `interval`, cut a block from the pending transactions (an
-/// empty block if there are none: epochs and challenge deadlines count blocks).
-pub(crate) async fn propose_loop(node: Arc<Node>, interval: Duration) {
-    if !node.is_proposer {
-        return;
-    }
-    // Build the FK20 tables now rather than on the first block that carries data.
-    let _ = tokio::task::spawn_blocking(|| {
-        nexus_das::kzg::RowProver::get();
-    })
-    .await;
-    let mut tick = tokio::time::interval(interval);
-    let mut preparing: Option<Preparing> = None;
-    loop {
-        tick.tick().await;
-        let Some(tip) = node.store.tip() else {
-            continue;
-        };
-        if preparing.as_ref().is_some_and(|p| p.task.is_finished()) {
-            if let Some(ready) = preparing.take() {
-                propose_prepared(&node, tip, ready).await;
+/// The state of this validator's block building between its proposals.
+#[derive(Default)]
+pub(crate) struct Builder {
+    preparing: Option<Preparing>,
+}
+
+impl Builder {
+    /// The block this validator proposes for `round` on top of `parent` (ledger `state`):
+    /// a payload encoded meanwhile if one is ready, else the pending transactions (whose
+    /// `das` blobs start encoding for a later proposal). The block is kept (with its
+    /// encoding) before it is returned, so its cells can be served at once.
+    pub(crate) async fn build(
+        &mut self,
+        node: &Arc<Node>,
+        proposer: PublicKey,
+        round: Round,
+        parent: Header,
+        state: Arc<LedgerState>,
+    ) -> Result<Transition, BlockError> {
+        if self.preparing.as_ref().is_some_and(|p| p.task.is_finished()) {
+            if let Some(ready) = self.preparing.take() {
+                match ready.task.await {
+                    Ok(Ok(encoded)) => {
+                        let slot = (proposer, round, parent, state);
+                        return propose(node, slot, ready.transactions, ready.blobs, Some(encoded))
+                            .await;
+                    }
+                    Ok(Err(e)) => tracing::error!("cannot encode a payload of das blobs: {e}"),
+                    Err(e) => tracing::error!("encoding a payload of das blobs stopped: {e}"),
+                }
             }
-            continue;
         }
-        let batch = take_batch(&node, preparing.as_ref());
+        let batch = take_batch(node, self.preparing.as_ref());
         let (das, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(is_das);
-        if preparing.is_some() {
+        if self.preparing.is_some() {
             // One payload at a time: these wait for the block after the one in progress.
             for tx in das {
-                enqueue(&node, tx);
+                enqueue(node, tx);
             }
         } else if !das.is_empty() {
-            preparing = prepare(&node, &tip, das).await;
+            self.preparing = prepare(node, &state, das).await;
         }
-        propose(&node, tip, others, DasBlobs::new(), None).await;
+        propose(node, (proposer, round, parent, state), others, DasBlobs::new(), None).await
     }
 }
 
@@ -94,14 +100,17 @@ fn is_das(tx: &SignedTransaction) -> bool {
 }
 
 /// Gets the bytes of `das` registrations and starts encoding their payload.
-async fn prepare(node: &Node, tip: &Tip, das: Vec<SignedTransaction>) -> Option<Preparing> {
-    let (transactions, blobs) =
-        stage_das_blobs(node, das, tip.ledger.params().max_block_data).await;
+async fn prepare(
+    node: &Node,
+    state: &LedgerState,
+    das: Vec<SignedTransaction>,
+) -> Option<Preparing> {
+    let (transactions, blobs) = stage_das_blobs(node, das, state.params().max_block_data).await;
     if transactions.is_empty() {
         return None;
     }
     let payload = BlockPayload::of(&transactions);
-    let dims = tip.ledger.params().data_dims;
+    let dims = state.params().data_dims;
     let task_blobs = blobs.clone();
     let task = tokio::task::spawn_blocking(move || {
         let encode = || encode_payload(&payload, dims, &task_blobs);
@@ -140,33 +149,26 @@ fn background_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// Proposes the block of a prepared payload.
-async fn propose_prepared(node: &Arc<Node>, tip: Tip, ready: Preparing) {
-    match ready.task.await {
-        Ok(Ok(encoded)) => propose(node, tip, ready.transactions, ready.blobs, Some(encoded)).await,
-        Ok(Err(e)) => tracing::error!("cannot encode a payload of das blobs: {e}"),
-        Err(e) => tracing::error!("encoding a payload of das blobs stopped: {e}"),
-    }
-}
+/// Who proposes, for which round, on which parent and its ledger state.
+type Slot = (PublicKey, Round, Header, Arc<LedgerState>);
 
-/// Builds, keeps the encoding of, appends and announces the next block from `candidates`.
-/// `encoded` is used when the transactions the ledger accepts have exactly its payload;
-/// otherwise the payload is encoded here.
+/// Builds the block from `candidates` and keeps its encoding. `encoded` is used when the
+/// transactions the ledger accepts have exactly its payload; otherwise the payload is
+/// encoded here.
 async fn propose(
     node: &Arc<Node>,
-    tip: Tip,
+    (proposer, round, parent, state): Slot,
     candidates: Vec<SignedTransaction>,
     blobs: DasBlobs,
     encoded: Option<Encoded>,
-) {
-    // Encoding a payload takes seconds: off the threads that serve peers.
-    let proposer = node.clone();
-    let proposed = tokio::task::spawn_blocking(move || {
+) -> Result<Transition, BlockError> {
+    let built = tokio::task::spawn_blocking(move || {
         let mut kept = None;
-        let proposed = propose_child(
-            &proposer.account,
-            &tip.header,
-            &tip.ledger,
+        let built = propose_child(
+            proposer,
+            round,
+            &parent,
+            &state,
             candidates,
             now_ms(),
             |payload, dims| match encoded {
@@ -181,20 +183,11 @@ async fn propose(
                 }
             },
         );
-        proposed.map(|p| (p, kept))
+        built.map(|b| (b, kept))
     })
-    .await;
-    let ((step, refused), encoding) = match proposed {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::error!("cannot propose a block: {e}");
-            return;
-        }
-        Err(e) => {
-            tracing::error!("block proposal stopped: {e}");
-            return;
-        }
-    };
+    .await
+    .map_err(|e| BlockError::Data(nexus_consensus::DataError(e.to_string())))?;
+    let ((step, refused), encoding) = built?;
     // Keep transactions that are only early (a gap in their sender's nonces).
     for (tx, error) in refused {
         match error {
@@ -202,28 +195,16 @@ async fn propose(
             e => tracing::debug!(sender = %tx.tx.sender, "transaction refused: {e}"),
         }
     }
-    // Kept before the block is appended (peers sync appended blocks) or announced, so its
-    // cells can be served as soon as anyone sees its header.
+    // Kept before the block is announced, so its cells can be served as soon as anyone
+    // sees its header.
     if let Some(data) = encoding {
         node.encodings
             .insert(step.block.header.height, Arc::new(data));
     }
-    if let Err(e) = append(node, &step) {
-        tracing::error!("cannot append own block: {e}");
-        return;
-    }
-    let block = step.block.into_inner();
-    match node
-        .net
-        .publish(GossipMessage::Block(Box::new(block)))
-        .await
-    {
-        Ok(()) | Err(PublishError::NoPeers) => {}
-        Err(e) => tracing::warn!("cannot announce block: {e}"),
-    }
+    Ok(step)
 }
 
-/// On the proposer: commits to a block's payload (the bytes of its `das` blobs taken from
+/// On a proposer: commits to a block's payload (the bytes of its `das` blobs taken from
 /// `blobs`) by encoding it, and returns the encoding to serve cells from; none for an empty
 /// payload.
 fn encode_payload(
@@ -236,10 +217,11 @@ fn encode_payload(
         return Ok((DataHeader::commit(&bytes, dims)?, None));
     }
     let started = std::time::Instant::now();
-    let params = CodeParams::for_data(dims, bytes.len() as u64)
-        .map_err(|e| BlockError::Data(e.to_string()))?;
+    let data_error = |e: String| BlockError::Data(nexus_consensus::DataError(e));
+    let params =
+        CodeParams::for_data(dims, bytes.len() as u64).map_err(|e| data_error(e.to_string()))?;
     let data = ExtendedData::encode_with(&bytes, params, ProofStrategy::FASTEST)
-        .map_err(|e| BlockError::Data(e.to_string()))?;
+        .map_err(|e| data_error(e.to_string()))?;
     tracing::info!(
         rows = params.extended_rows(),
         ms = started.elapsed().as_millis() as u64,

@@ -1,0 +1,60 @@
+//! `nexus validator status`: consensus as a validator sees it.
+
+use anyhow::Result;
+
+use crate::api::ValidatorView;
+use crate::client::NodeClient;
+
+/// Subcommands of `nexus validator`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ValidatorCommand {
+    /// Round, leader, last QC, finalized height, and this validator's votes and timeouts.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `nexus validator ...`.
+pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) -> Result<()> {
+    let ValidatorCommand::Status { json } = command;
+    let v: ValidatorView = client.get_json("/v1/validator").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let e = &v.engine;
+    let me = e.validator.map_or("- (observer)".into(), |k| k.to_string());
+    println!("validator:     {me}");
+    println!(
+        "round:         {} (leader {}{})",
+        e.round,
+        e.leader,
+        if Some(e.leader) == e.validator {
+            ", this node"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "last QC:       round {} on block {}",
+        e.high_qc_round, e.high_qc_block
+    );
+    println!(
+        "finalized:     height {} (last commit at round {})",
+        v.finalized_height.map_or("-".into(), |h| h.to_string()),
+        e.committed_round
+    );
+    println!("pending:       {} blocks validated, not final", v.pending_blocks);
+    let c = e.counters;
+    println!(
+        "signed:        {} proposals, {} votes, {} timeouts; {} rounds ended by timeout \
+         certificates; {} conflicting messages seen",
+        c.proposals, c.votes, c.timeouts, c.timeout_certificates, c.evidence
+    );
+    if let Some((p50, p99, n)) = v.commit_latency_ms {
+        println!("commit time:   p50 {p50:.1} ms, p99 {p99:.1} ms over this node's last {n} blocks");
+    }
+    Ok(())
+}

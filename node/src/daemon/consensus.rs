@@ -1,0 +1,485 @@
+//! The validator's consensus task: a thin driver around [`nexus_consensus::Engine`]. It
+//! feeds the engine verified messages, timer ticks and sampling results, and carries out
+//! what the engine asks — persisting its state (fsync) before anything signed leaves,
+//! broadcasting, building proposals, sampling, appending final blocks — in order. The
+//! protocol's rules are all in the engine and in `nexus_storage::chain`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nexus_consensus::{
+    Action, BlockHash, CertifiedHeader, ConsensusMessage, Context, Engine, FinalityProof, Header,
+    Input, PacemakerConfig, Proposal, QuorumCertificate, Round, SigningKey,
+};
+use nexus_light_client::NetCellSource;
+use nexus_net::codec::Encoded;
+use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCK_BYTES};
+use nexus_net::protocol::gossip::{ConsensusGossip, GossipMessage};
+use nexus_net::{GossipId, PeerId, PublishError, Validation};
+use nexus_sampler::{Sampler, SamplerConfig};
+use nexus_storage::chain::accept_child;
+use nexus_storage::{Block, Transition};
+use rand::SeedableRng as _;
+use tokio::sync::mpsc;
+
+use super::builder::Builder;
+use super::chain::{append_final, now_ms};
+use super::custody::network_custody;
+use super::{Fault, Node};
+
+/// Ancestors of a proposal fetched by hash before giving up (and syncing final blocks).
+const MAX_ANCESTORS_FETCHED: usize = 32;
+/// Deadline of one block-by-hash request.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a validator samples a block before giving up on it (its round times out).
+const SAMPLING_PATIENCE: Duration = Duration::from_secs(4);
+
+/// What reaches the consensus task from the rest of the node.
+pub(crate) enum ConsensusEvent {
+    /// A consensus message from gossip, to validate and report.
+    Gossip(GossipId, Box<ConsensusGossip>),
+    /// This node's sampling found the block's data available.
+    Available(BlockHash),
+}
+
+/// Commit latencies of blocks this node proposed (proposal to commit), for figures.
+#[derive(Default)]
+pub(crate) struct Latencies {
+    proposed: HashMap<BlockHash, Instant>,
+    /// Milliseconds from proposal to commit, most recent last.
+    pub(crate) samples: VecDeque<f64>,
+}
+
+/// Commit latencies kept for `GET /v1/validator`.
+const LATENCY_SAMPLES: usize = 4096;
+
+struct Driver {
+    node: Arc<Node>,
+    engine: Engine,
+    ctx: Context,
+    builder: Builder,
+    key_public: nexus_consensus::PublicKey,
+    events: mpsc::Sender<ConsensusEvent>,
+}
+
+/// Runs the validator until the node stops.
+pub(crate) async fn run(
+    node: Arc<Node>,
+    key: SigningKey,
+    config: PacemakerConfig,
+    events_tx: mpsc::Sender<ConsensusEvent>,
+    mut events: mpsc::Receiver<ConsensusEvent>,
+) {
+    // The genesis comes from the genesis file or, failing that, from peers.
+    let ctx = loop {
+        if let Some(ctx) = node.context() {
+            break ctx;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if ctx.committee().index_of(&key.public()).is_none() {
+        tracing::error!(
+            key = %key.public(),
+            "this node's validator key is not in the committee: it follows the chain only"
+        );
+    }
+    let recovered = match node.store.consensus_state() {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("cannot read the consensus state, refusing to vote: {e}");
+            return;
+        }
+    };
+    restore_pending(&node);
+    let key_public = key.public();
+    let engine = Engine::new(ctx.clone(), config, Some(key), recovered, now_ms());
+    let mut driver = Driver {
+        node,
+        engine,
+        ctx,
+        builder: Builder::default(),
+        key_public,
+        events: events_tx,
+    };
+    let actions = driver.engine.start(now_ms());
+    driver.execute(actions).await;
+    loop {
+        driver.publish_status();
+        let wake = driver.engine.next_wakeup();
+        let sleep = Duration::from_millis(wake.saturating_sub(now_ms()));
+        let input = tokio::select! {
+            event = events.recv() => match event {
+                Some(ConsensusEvent::Gossip(id, gossip)) => driver.admit(id, *gossip).await,
+                Some(ConsensusEvent::Available(block)) => Some(Input::Available(block)),
+                None => return,
+            },
+            _ = tokio::time::sleep(sleep) => Some(Input::Tick),
+        };
+        if let Some(input) = input {
+            let actions = driver.engine.step(now_ms(), input);
+            driver.execute(actions).await;
+        }
+    }
+}
+
+/// Re-executes the pending blocks kept on disk on top of the committed tip, so that a
+/// certified block survives a restart.
+fn restore_pending(node: &Node) {
+    let blocks = match node.store.pending_blocks() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("cannot read pending blocks: {e}");
+            return;
+        }
+    };
+    let mut restored = 0;
+    for block in blocks {
+        if node.tree_state(&block.header.parent).is_some() && validate(node, block).is_ok() {
+            restored += 1;
+        }
+    }
+    if restored > 0 {
+        tracing::info!(restored, "pending blocks restored");
+    }
+}
+
+/// Executes `block` on its parent's state and keeps it in the tree (and on disk).
+fn validate(node: &Node, block: Block) -> Result<Transition, String> {
+    let (parent, state) = node
+        .tree_state(&block.header.parent)
+        .ok_or("unknown parent")?;
+    let step = accept_child(block, &parent, &state).map_err(|e| e.to_string())?;
+    node.store
+        .put_pending(&step.block)
+        .map_err(|e| e.to_string())?;
+    node.tree_insert(step.clone()).map_err(|e| e.to_string())?;
+    Ok(step)
+}
+
+impl Driver {
+    /// Checks a gossiped message (signatures; for a proposal, its block too) and reports
+    /// the verdict to gossip; returns the engine's input if it is valid.
+    async fn admit(&mut self, id: GossipId, gossip: ConsensusGossip) -> Option<Input> {
+        let ConsensusGossip { message, body } = gossip;
+        let ctx = self.ctx.clone();
+        let verified = tokio::task::spawn_blocking(move || message.verify(&ctx)).await;
+        let verified = match verified {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %id.source(), "invalid consensus message: {e}");
+                self.node.net.report(id, Validation::Reject).await;
+                return None;
+            }
+            Err(_) => return None,
+        };
+        if let ConsensusMessage::Proposal(p) = &*verified {
+            match self.admit_block(p, &body, id.source()).await {
+                Ok(()) => {}
+                Err(Verdict::Invalid(e)) => {
+                    tracing::warn!(peer = %id.source(), round = %p.header.round, "invalid proposal: {e}");
+                    self.node.net.report(id, Validation::Reject).await;
+                    return None;
+                }
+                Err(Verdict::NotNow(e)) => {
+                    tracing::debug!(round = %p.header.round, "proposal set aside: {e}");
+                    self.node.net.report(id, Validation::Ignore).await;
+                    return None;
+                }
+            }
+        }
+        self.node.net.report(id, Validation::Accept).await;
+        Some(Input::Message(verified))
+    }
+
+    /// Decodes a proposal's block, fetches missing ancestors, and executes it.
+    async fn admit_block(
+        &mut self,
+        proposal: &Proposal,
+        body: &Encoded,
+        source: PeerId,
+    ) -> Result<(), Verdict> {
+        let block: Block = body
+            .decode(MAX_BLOCK_BYTES)
+            .map_err(|e| Verdict::Invalid(format!("undecodable block: {e}")))?;
+        if block.header != proposal.header {
+            return Err(Verdict::Invalid("the block is not the proposed header's".into()));
+        }
+        let hash = proposal.block();
+        if self.node.tree_state(&hash).is_some() {
+            return Ok(());
+        }
+        if self.node.tree_state(&block.header.parent).is_none() {
+            self.fetch_ancestors(block.header.parent, source).await?;
+        }
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || validate(&node, block))
+            .await
+            .map_err(|e| Verdict::NotNow(e.to_string()))?
+            .map_err(Verdict::Invalid)?;
+        Ok(())
+    }
+
+    /// Fetches the blocks between the tree and `missing` by hash and executes them, oldest
+    /// first. Too long a gap means this node is behind: final blocks are synced instead.
+    async fn fetch_ancestors(&mut self, missing: BlockHash, source: PeerId) -> Result<(), Verdict> {
+        let mut chain = Vec::new();
+        let mut cursor = missing;
+        while self.node.tree_state(&cursor).is_none() {
+            if chain.len() >= MAX_ANCESTORS_FETCHED {
+                self.node.sync_now.notify_one();
+                return Err(Verdict::NotNow("too far behind; syncing final blocks".into()));
+            }
+            let block = self.fetch_block(cursor, source).await.ok_or_else(|| {
+                self.node.sync_now.notify_one();
+                Verdict::NotNow(format!("no peer serves block {cursor}"))
+            })?;
+            cursor = block.header.parent;
+            chain.push(block);
+        }
+        for block in chain.into_iter().rev() {
+            let node = self.node.clone();
+            tokio::task::spawn_blocking(move || validate(&node, block))
+                .await
+                .map_err(|e| Verdict::NotNow(e.to_string()))?
+                .map_err(|e| Verdict::NotNow(format!("an ancestor does not execute: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The block with `hash` from `first` or any storage peer, checked against the hash.
+    async fn fetch_block(&self, hash: BlockHash, first: PeerId) -> Option<Block> {
+        let mut peers = vec![first];
+        peers.extend(self.node.net.storage_peers().await);
+        peers.dedup();
+        for peer in peers {
+            let request = BlockRequest::ByHash(hash);
+            let response =
+                tokio::time::timeout(FETCH_TIMEOUT, self.node.net.request_blocks(peer, request))
+                    .await;
+            let Ok(Ok(response)) = response else {
+                continue;
+            };
+            for encoded in response.blocks {
+                if let Ok(block) = encoded.decode::<Block>(MAX_BLOCK_BYTES) {
+                    if block.header.hash() == hash {
+                        return Some(block);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Carries out the engine's actions in order; a failed persist stops the rest (nothing
+    /// signed after it may leave).
+    async fn execute(&mut self, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Persist(state) => {
+                    let store = self.node.store.clone();
+                    let saved =
+                        tokio::task::spawn_blocking(move || store.save_consensus_state(&state))
+                            .await;
+                    if !matches!(saved, Ok(Ok(()))) {
+                        tracing::error!("cannot persist the consensus state; not sending");
+                        return;
+                    }
+                }
+                Action::Broadcast(message) => self.broadcast(message).await,
+                Action::Propose { round, parent } => {
+                    if let Some(header) = self.build(round, parent).await {
+                        queue.extend(self.engine.step(now_ms(), Input::Built(Box::new(header))));
+                    }
+                }
+                Action::Sample { block, header } => self.sample(block, header),
+                Action::Commit { block, qc } => self.commit(block, qc).await,
+                Action::Evidence(evidence) => {
+                    tracing::warn!("a validator signed conflicting messages: {evidence:?}");
+                }
+            }
+        }
+    }
+
+    async fn broadcast(&self, message: ConsensusMessage) {
+        let body = match &message {
+            ConsensusMessage::Proposal(p) => match self.node.tree_block(&p.block()) {
+                Some(block) => Encoded::of(&block),
+                None => return,
+            },
+            _ => Encoded::default(),
+        };
+        let gossip = GossipMessage::Consensus(Box::new(ConsensusGossip { message, body }));
+        match self.node.net.publish(gossip).await {
+            Ok(()) | Err(PublishError::NoPeers) => {}
+            Err(e) => tracing::warn!("cannot broadcast a consensus message: {e}"),
+        }
+    }
+
+    /// Builds this node's block for `round` on `parent`; `None` if it cannot (the round
+    /// then times out).
+    async fn build(&mut self, round: Round, parent: BlockHash) -> Option<Header> {
+        if self.node.tree_state(&parent).is_none() {
+            let first = self.node.net.storage_peers().await.first().copied()?;
+            if let Err(e) = self.fetch_ancestors(parent, first).await {
+                tracing::warn!(%round, "cannot build on {parent}: {e:?}");
+                return None;
+            }
+        }
+        let (header, state) = self.node.tree_state(&parent)?;
+        let node = self.node.clone();
+        match self
+            .builder
+            .build(&node, self.key_public, round, header, state)
+            .await
+        {
+            Ok(step) => {
+                let header = step.block.header.clone();
+                if let Err(e) = self.node.store.put_pending(&step.block) {
+                    tracing::error!("cannot keep the proposed block: {e}");
+                    return None;
+                }
+                if let Err(e) = self.node.tree_insert(step) {
+                    tracing::error!("cannot keep the proposed block: {e}");
+                    return None;
+                }
+                if self.node.fault == Some(Fault::WithholdProposals) && !header.data.is_empty() {
+                    tracing::warn!(%round, "fault withhold-proposals: this block's cells stay here");
+                    self.node.encodings.forget(header.height);
+                }
+                self.node
+                    .latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .proposed
+                    .insert(header.hash(), Instant::now());
+                Some(header)
+            }
+            Err(e) => {
+                tracing::error!(%round, "cannot build a block: {e}");
+                None
+            }
+        }
+    }
+
+    /// Samples a proposed block's data in the background; reports availability. A node
+    /// holding the whole encoding (it built the block) has nothing to sample.
+    fn sample(&self, block: BlockHash, header: Header) {
+        let (node, events) = (self.node.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let held = node.encodings.get(header.height);
+            if held.is_some_and(|data| data.root() == header.data.root) {
+                let _ = events.send(ConsensusEvent::Available(block)).await;
+                return;
+            }
+            let source = Arc::new(NetCellSource::for_storage_node(
+                node.net.clone(),
+                node.net.peer_id(),
+            ));
+            source
+                .prepare(header.height, header.data.root, network_custody(&node))
+                .await;
+            let peers = node.net.storage_peers().await.len();
+            let sampler = Sampler::new(
+                source,
+                SamplerConfig {
+                    attempts_per_cell: peers.max(1),
+                    patience: SAMPLING_PATIENCE,
+                    ..SamplerConfig::default()
+                },
+            );
+            let mut rng = rand::rngs::StdRng::from_entropy();
+            let started = Instant::now();
+            let report = sampler
+                .sample(header.data.root, header.data.params, &mut rng)
+                .await;
+            tracing::info!(
+                height = %header.height,
+                available = report.available,
+                confidence = report.confidence,
+                samples = report.verified,
+                ms = started.elapsed().as_millis() as u64,
+                "sampled a proposed block"
+            );
+            if report.available {
+                let _ = events.send(ConsensusEvent::Available(block)).await;
+            }
+        });
+    }
+
+    /// Appends `block` and its uncommitted ancestors, each with its finality proof, and
+    /// announces them.
+    async fn commit(&mut self, block: BlockHash, qc: QuorumCertificate) {
+        let path = match self.node.tree_path(&block) {
+            Some(path) => path,
+            None => {
+                // Committed by others before this node saw the block: sync fetches it.
+                self.node.sync_now.notify_one();
+                return;
+            }
+        };
+        let headers: Vec<Header> = path.iter().map(|t| t.block.header.clone()).collect();
+        for (i, step) in path.iter().enumerate() {
+            let proof = FinalityProof {
+                descendants: headers[i + 1..].to_vec(),
+                qc: qc.clone(),
+            };
+            let node = self.node.clone();
+            let (step, kept) = (step.clone(), proof.clone());
+            let appended =
+                tokio::task::spawn_blocking(move || append_final(&node, &step, Some(kept))).await;
+            if !matches!(appended, Ok(Ok(()))) {
+                tracing::error!("cannot append a final block: {appended:?}");
+                return;
+            }
+            self.record_latency(&headers[i].hash());
+            let certified = CertifiedHeader {
+                header: headers[i].clone(),
+                proof,
+            };
+            let announce = GossipMessage::Finalized(Box::new(certified));
+            match self.node.net.publish(announce).await {
+                Ok(()) | Err(PublishError::NoPeers) => {}
+                Err(e) => tracing::debug!("cannot announce a final block: {e}"),
+            }
+        }
+    }
+
+    fn record_latency(&self, block: &BlockHash) {
+        let mut latencies = self
+            .node
+            .latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(proposed) = latencies.proposed.remove(block) {
+            latencies
+                .samples
+                .push_back(proposed.elapsed().as_secs_f64() * 1000.0);
+            while latencies.samples.len() > LATENCY_SAMPLES {
+                latencies.samples.pop_front();
+            }
+        }
+        if latencies.proposed.len() > LATENCY_SAMPLES {
+            latencies.proposed.clear();
+        }
+    }
+
+    fn publish_status(&self) {
+        let status = self.engine.status();
+        *self
+            .node
+            .engine_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+}
+
+/// Why a proposal was not passed to the engine.
+#[derive(Debug)]
+enum Verdict {
+    /// Its block is invalid: the sender is at fault.
+    Invalid(String),
+    /// It cannot be checked now (missing ancestors): no fault.
+    NotNow(String),
+}
