@@ -267,9 +267,19 @@ impl Engine {
         self.schedule_proposal();
     }
 
-    /// A leader asks for its block once the minimum interval after its parent passed.
+    /// A leader asks for its block once the minimum interval after its parent passed;
+    /// never in a round it already proposed, voted or timed out in (a restarted leader
+    /// must not propose a second block).
     fn schedule_proposal(&mut self) {
-        if !self.is_leader(self.round) || self.proposal_due.is_some() || self.building.is_some() {
+        let voted = self.safety.as_ref().is_some_and(|s| {
+            let data = s.data();
+            data.last_voted_round.max(data.last_proposed_round) >= self.round
+        });
+        if !self.is_leader(self.round)
+            || voted
+            || self.proposal_due.is_some()
+            || self.building.is_some()
+        {
             return;
         }
         let parent = self.high_qc.block();
@@ -447,23 +457,33 @@ impl Engine {
         let Some(building) = self.building.take() else {
             return;
         };
-        let Some(safety) = self.safety.as_ref() else {
+        let Some(safety) = self.safety.as_mut() else {
             return;
         };
-        let key = safety.key();
         if building.round != self.round
             || header.round != building.round
             || header.parent != building.qc.block()
-            || header.proposer != key.public()
-            || header.epoch != self.epoch()
+            || header.proposer != safety.key().public()
+            || header.epoch != self.ctx.committee().epoch()
         {
             return;
         }
-        let proposal = Proposal::sign(key, self.ctx.tag(), header, building.qc, building.tc);
+        let Ok(proposal) = safety.propose(header, building.qc, building.tc) else {
+            return;
+        };
         self.counters.proposals += 1;
         let message = ConsensusMessage::Proposal(Box::new(proposal));
-        self.actions.push(Action::Broadcast(message.clone()));
-        self.on_proposal(Verified::assume_valid(message));
+        // Vote for it at once (unless its data must be sampled first); one persist then
+        // covers the proposal and the vote, and must precede both.
+        let at = self.actions.len();
+        self.on_proposal(Verified::assume_valid(message.clone()));
+        if !matches!(self.actions.get(at), Some(Action::Persist(_))) {
+            self.persist();
+            if let Some(persist) = self.actions.pop() {
+                self.actions.insert(at, persist);
+            }
+        }
+        self.actions.insert(at + 1, Action::Broadcast(message));
     }
 
     fn count_vote(&mut self, vote: &Vote) {

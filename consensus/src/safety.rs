@@ -8,10 +8,13 @@
 //! - Time out round r only if r follows the highest QC (or TC) held, that QC is at least
 //!   the preferred (locked) round, and no higher round was voted in; then never vote in r.
 //! - A vote for a block whose parent is of the previous round commits the parent.
+//! - Propose at most once per round, and not in a round already voted or timed out in
+//!   (not needed for safety, but a restarted leader must not equivocate).
 
 use serde::{Deserialize, Serialize};
 
 use crate::certificate::{QuorumCertificate, TimeoutCertificate, VoteData};
+use crate::header::Header;
 use crate::ids::{Epoch, Round};
 use crate::keys::SigningKey;
 use crate::message::{Proposal, Timeout, Vote};
@@ -31,6 +34,9 @@ pub struct SafetyData {
     pub highest_timeout_round: Round,
     /// The last vote, re-sent as is if asked again for its round.
     pub last_vote: Option<Vote>,
+    /// Highest round this validator proposed in: never a second proposal there.
+    #[serde(default)]
+    pub last_proposed_round: Round,
 }
 
 /// Why the safety rules refused to sign.
@@ -105,6 +111,30 @@ impl SafetyRules {
                 found: epoch,
             })
         }
+    }
+
+    /// Signs `header` as this validator's proposal for its round, justified by `qc` (and
+    /// `tc`); refuses a round it already proposed or voted in.
+    pub fn propose(
+        &mut self,
+        header: Header,
+        qc: QuorumCertificate,
+        tc: Option<TimeoutCertificate>,
+    ) -> Result<Proposal, SafetyError> {
+        let round = header.round;
+        self.check_epoch(header.epoch)?;
+        let last = self
+            .data
+            .last_proposed_round
+            .max(self.data.last_voted_round);
+        if round <= last {
+            return Err(SafetyError::RoundTooLow {
+                round,
+                last_voted: last,
+            });
+        }
+        self.data.last_proposed_round = round;
+        Ok(Proposal::sign(&self.key, &self.chain, header, qc, tc))
     }
 
     /// Signs a vote for `proposal` (whose certificates were verified), or explains why not.

@@ -241,3 +241,43 @@ fn a_restarted_validator_resends_its_vote_and_never_signs_another() {
     let other = net.proposal(1, false, 6);
     assert!(votes(&fresh.step(21, message(&other))).is_empty());
 }
+
+#[test]
+fn a_restarted_leader_never_proposes_twice_in_a_round() {
+    let net = Net::new();
+    let leader = || SigningKey::from_bytes(&net.key_of(Round(1)).to_bytes()).expect("key");
+    let mut engine = Engine::new(net.ctx.clone(), CONFIG, Some(leader()), None, 0);
+    let actions = engine.start(0);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Propose {
+                round: Round(1),
+                ..
+            }
+        )),
+        "the leader of round 1 is asked to propose: {actions:?}"
+    );
+    // Its block carries data, so it persists and sends the proposal before it can vote.
+    let mut header = net.proposal(1, true, 8).header;
+    header.proposer = leader().public();
+    let actions = engine.step(1, Input::Built(Box::new(header)));
+    assert!(
+        matches!(
+            &actions[..2],
+            [
+                Action::Persist(_),
+                Action::Broadcast(ConsensusMessage::Proposal(_))
+            ]
+        ),
+        "{actions:?}"
+    );
+    let state = persisted_first(&actions).expect("persisted");
+    // Killed before its vote, restarted from what it persisted: no second proposal.
+    let mut again = Engine::new(net.ctx.clone(), CONFIG, Some(leader()), Some(state), 5);
+    let actions = again.start(5);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Propose { .. })),
+        "{actions:?}"
+    );
+}

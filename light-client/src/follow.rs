@@ -73,8 +73,7 @@ impl Follower {
         if self.pin.is_some_and(|p| p != hash) {
             return Err(FollowError::Genesis("hash differs from the pinned genesis"));
         }
-        if header.height != Height(0) || header.spec != spec.digest() || spec.validate().is_err()
-        {
+        if header.height != Height(0) || header.spec != spec.digest() || spec.validate().is_err() {
             return Err(FollowError::Genesis("the chain spec is not the genesis's"));
         }
         self.ctx = Some(Context::new(*spec, hash));

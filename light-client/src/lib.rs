@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use nexus_consensus::{BlockHash, Header};
 use nexus_net::{Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, Role};
 use nexus_sampler::{CustodyParams, Sampler, SamplerConfig};
-use nexus_consensus::{BlockHash, Header};
 use rand::SeedableRng as _;
 
 pub use follow::{FollowError, Follower};

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
+use nexus_consensus::{ChainSpec, Height};
 use nexus_das::{Coord, DataRoot};
 use nexus_net::protocol::cells::CellsRequest;
 use nexus_net::{Network, PeerId};
 use nexus_sampler::{CellSource, Custody, CustodyParams, FetchError, Fetched};
-use nexus_consensus::{ChainSpec, Height};
 
 /// The network's custody parameters, as its chain spec sets them.
 pub fn custody_params(spec: &ChainSpec) -> CustodyParams {

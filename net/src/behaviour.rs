@@ -15,8 +15,8 @@ use crate::codec::CappedCodec;
 use crate::protocol::blocks::{self, BlockRequest, BlockResponse};
 use crate::protocol::cells::{self, CellsRequest, CellsResponse};
 use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
-use crate::protocol::headers::{self, HeaderRequest, HeaderResponse};
 use crate::protocol::gossip::MAX_GOSSIP_SIZE;
+use crate::protocol::headers::{self, HeaderRequest, HeaderResponse};
 
 /// What a peer does on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

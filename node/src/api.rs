@@ -1,7 +1,7 @@
 //! JSON bodies of the HTTP API, shared by the daemon and the CLI client.
 
-use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, Provider};
 use nexus_consensus::EngineStatus;
+use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, Provider};
 use nexus_storage::{BlobId, BlockHash, Digest, Height, PublicKey};
 use serde::{Deserialize, Serialize};
 

@@ -50,8 +50,8 @@ pub(crate) enum Fault {
     WrongProofs,
     /// Start with an empty custody store (then behave honestly).
     DropCustody,
-    /// As a validator, never serve the cells of the blocks it proposes (their data is
-    /// withheld, so they must never become final).
+    /// As a validator, keep its own transactions to itself and never serve the cells of
+    /// the blocks it proposes (their data is withheld, so they must never become final).
     WithholdProposals,
 }
 
@@ -95,6 +95,10 @@ pub(crate) struct StartArgs {
     /// milliseconds (grows 1.5x per failed round); at least twice the block interval.
     #[arg(long, default_value_t = 2000)]
     pub(crate) round_timeout_ms: u64,
+    /// How long an upload (or transaction) waits for a final block to include it before
+    /// the node answers that it is not final, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) finality_deadline_secs: u64,
     /// Cap on the bandwidth used to replicate blobs from peers, e.g. `50MiB` (per second).
     #[arg(long)]
     pub(crate) replication_bandwidth: Option<ByteSize>,
@@ -114,6 +118,8 @@ pub(crate) struct Node {
     pub(crate) account: SigningKey,
     /// This node's validator key, if it takes part in consensus.
     pub(crate) validator: Option<PublicKey>,
+    /// How long this node's own transactions wait to be final.
+    pub(crate) finality_deadline: Duration,
     /// Serialises this node's own transactions so their nonces stay in order.
     pub(crate) submit_lock: tokio::sync::Mutex<()>,
     pub(crate) genesis_pin: Option<BlockHash>,
@@ -309,6 +315,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         net,
         account,
         validator: validator_key.as_ref().map(SigningKey::public),
+        finality_deadline: Duration::from_secs(args.finality_deadline_secs.max(1)),
         submit_lock: tokio::sync::Mutex::new(()),
         genesis_pin: args.genesis_hash,
         fault: args.fault,

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nexus_consensus::{ChainSpec, Committee, Epoch, Validator};
+use nexus_storage::ChainGenesis;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use nexus_storage::ChainGenesis;
 use tokio::process::{Child, Command};
 
 use crate::api::Status;

@@ -309,7 +309,12 @@ impl Block {
                 slot.timestamp_ms.max(p.timestamp_ms),
                 p.epoch,
             ),
-            None => (Height(0), BlockHash::ZERO, slot.timestamp_ms, Default::default()),
+            None => (
+                Height(0),
+                BlockHash::ZERO,
+                slot.timestamp_ms,
+                Default::default(),
+            ),
         };
         let header = Header {
             height,

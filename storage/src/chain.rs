@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::block::{
-    commit_payload, Block, BlockError, BlockHash, BlockPayload, DasBlobs, DataHeader, Header,
-    Slot, VerifiedBlock,
+    commit_payload, Block, BlockError, BlockHash, BlockPayload, DasBlobs, DataHeader, Header, Slot,
+    VerifiedBlock,
 };
 use crate::keys::{PublicKey, SigningKey};
 use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};

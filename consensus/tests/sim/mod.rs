@@ -210,6 +210,9 @@ pub struct Sim {
     /// What each honest validator voted for, per round: two different votes is a
     /// violation even if no fork follows (a restarted node must remember its votes).
     honest_votes: HashMap<(usize, Round), VoteData>,
+    /// What each honest validator proposed, per round (a restarted leader must not
+    /// propose again).
+    honest_proposals: HashMap<(usize, Round), BlockHash>,
     /// Every QC seen so far, for byzantine leaders to build conflicting blocks on.
     qcs: Vec<QuorumCertificate>,
     proposed_at: HashMap<BlockHash, u64>,
@@ -303,6 +306,7 @@ impl Sim {
             verified: HashMap::new(),
             qcs: Vec::new(),
             honest_votes: HashMap::new(),
+            honest_proposals: HashMap::new(),
             proposed_at: HashMap::new(),
             committed_at: HashMap::new(),
             report: Report::default(),
@@ -578,6 +582,21 @@ impl Sim {
                     self.nodes[node].persisted = Some(*state);
                 }
                 Action::Broadcast(message) => {
+                    if let ConsensusMessage::Proposal(p) = &message {
+                        if !self.nodes[node].behaviour.is_faulty() {
+                            let key = (self.nodes[node].validator, p.header.round);
+                            match self.honest_proposals.insert(key, p.block()) {
+                                Some(first) if first != p.block() => {
+                                    self.report.violation = Some(format!(
+                                        "honest node {node} proposed two blocks in round {}",
+                                        p.header.round
+                                    ));
+                                    return;
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
                     if let ConsensusMessage::Vote(v) = &message {
                         if !self.nodes[node].behaviour.is_faulty() {
                             let key = (self.nodes[node].validator, v.data.round);

@@ -2,9 +2,9 @@
 //! Merkle path (a [`Sample`]); used by custodians filling their custody and by samplers.
 
 use libp2p::StreamProtocol;
+use nexus_consensus::Height;
 use nexus_das::params::BYTES_PER_CELL;
 use nexus_das::{Coord, Sample};
-use nexus_consensus::Height;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Caps;

@@ -22,6 +22,9 @@ pub struct ConsensusGossip {
     pub message: ConsensusMessage,
     /// For a proposal: the encoded block (header and transactions); empty otherwise.
     pub body: Encoded,
+    /// Distinguishes sends of the same message (gossipsub drops exact duplicates, and a
+    /// timeout is re-sent until its round ends, for validators that were away).
+    pub send: u64,
 }
 
 /// A transaction a node asks the validators to include. `attempt` makes a resubmission

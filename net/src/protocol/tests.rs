@@ -2,8 +2,7 @@
 
 use nexus_consensus::{
     BlockHash, CertifiedHeader, ChainSpec, Committee, ConsensusMessage, DataHeader, Epoch,
-    FinalityProof, Header, Height, QuorumCertificate, Round, SigningKey, Validator, Vote,
-    VoteData,
+    FinalityProof, Header, Height, QuorumCertificate, Round, SigningKey, Validator, Vote, VoteData,
 };
 use nexus_das::merkle::{Digest, MerkleProof};
 use proptest::prelude::*;
@@ -106,6 +105,7 @@ fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
             encode(&GossipMessage::Consensus(Box::new(ConsensusGossip {
                 message: ConsensusMessage::Vote(Box::new(vote())),
                 body: Encoded::default(),
+                send: 1,
             }))),
             "gossip vote",
         ),
@@ -179,6 +179,7 @@ fn valid_messages_round_trip() {
     let gossip = GossipMessage::Consensus(Box::new(ConsensusGossip {
         message: ConsensusMessage::Vote(Box::new(vote())),
         body: Encoded::default(),
+        send: 2,
     }));
     let back: GossipMessage = decode(&encode(&gossip), MAX_GOSSIP_SIZE).expect("decode");
     assert_eq!(back, gossip);

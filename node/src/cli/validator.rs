@@ -46,7 +46,10 @@ pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) ->
         v.finalized_height.map_or("-".into(), |h| h.to_string()),
         e.committed_round
     );
-    println!("pending:       {} blocks validated, not final", v.pending_blocks);
+    println!(
+        "pending:       {} blocks validated, not final",
+        v.pending_blocks
+    );
     let c = e.counters;
     println!(
         "signed:        {} proposals, {} votes, {} timeouts; {} rounds ended by timeout \
@@ -54,7 +57,9 @@ pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) ->
         c.proposals, c.votes, c.timeouts, c.timeout_certificates, c.evidence
     );
     if let Some((p50, p99, n)) = v.commit_latency_ms {
-        println!("commit time:   p50 {p50:.1} ms, p99 {p99:.1} ms over this node's last {n} blocks");
+        println!(
+            "commit time:   p50 {p50:.1} ms, p99 {p99:.1} ms over this node's last {n} blocks"
+        );
     }
     Ok(())
 }

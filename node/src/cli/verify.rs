@@ -50,11 +50,7 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
         .map_err(|e| anyhow!("proof REJECTED: {e}"))?;
     let header = &proof.inclusion.header;
     let qc = &proof.finality.qc;
-    let signers: u64 = qc
-        .signers
-        .indices()
-        .map(|i| ctx.committee().stake(i))
-        .sum();
+    let signers: u64 = qc.signers.indices().map(|i| ctx.committee().stake(i)).sum();
     println!(
         "verified: blob {} ({} bytes) is registration #{} of block {} (hash {})",
         args.blob_id,

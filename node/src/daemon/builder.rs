@@ -53,7 +53,11 @@ impl Builder {
         parent: Header,
         state: Arc<LedgerState>,
     ) -> Result<Transition, BlockError> {
-        if self.preparing.as_ref().is_some_and(|p| p.task.is_finished()) {
+        if self
+            .preparing
+            .as_ref()
+            .is_some_and(|p| p.task.is_finished())
+        {
             if let Some(ready) = self.preparing.take() {
                 match ready.task.await {
                     Ok(Ok(encoded)) => {
@@ -76,7 +80,14 @@ impl Builder {
         } else if !das.is_empty() {
             self.preparing = prepare(node, &state, das).await;
         }
-        propose(node, (proposer, round, parent, state), others, DasBlobs::new(), None).await
+        propose(
+            node,
+            (proposer, round, parent, state),
+            others,
+            DasBlobs::new(),
+            None,
+        )
+        .await
     }
 }
 

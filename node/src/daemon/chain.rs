@@ -328,12 +328,15 @@ pub(crate) async fn submit(
                 tx: Encoded::of(&tx),
                 attempt,
             };
-            if let Err(e) = node
-                .net
-                .publish(GossipMessage::Transaction(Box::new(sub)))
-                .await
-            {
-                tracing::debug!("transaction not published yet: {e}");
+            let withheld = node.fault == Some(super::Fault::WithholdProposals);
+            if !withheld {
+                if let Err(e) = node
+                    .net
+                    .publish(GossipMessage::Transaction(Box::new(sub)))
+                    .await
+                {
+                    tracing::debug!("transaction not published yet: {e}");
+                }
             }
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), blocks.changed()).await;

@@ -161,7 +161,7 @@ impl Driver {
     /// Checks a gossiped message (signatures; for a proposal, its block too) and reports
     /// the verdict to gossip; returns the engine's input if it is valid.
     async fn admit(&mut self, id: GossipId, gossip: ConsensusGossip) -> Option<Input> {
-        let ConsensusGossip { message, body } = gossip;
+        let ConsensusGossip { message, body, .. } = gossip;
         let ctx = self.ctx.clone();
         let verified = tokio::task::spawn_blocking(move || message.verify(&ctx)).await;
         let verified = match verified {
@@ -203,7 +203,9 @@ impl Driver {
             .decode(MAX_BLOCK_BYTES)
             .map_err(|e| Verdict::Invalid(format!("undecodable block: {e}")))?;
         if block.header != proposal.header {
-            return Err(Verdict::Invalid("the block is not the proposed header's".into()));
+            return Err(Verdict::Invalid(
+                "the block is not the proposed header's".into(),
+            ));
         }
         let hash = proposal.block();
         if self.node.tree_state(&hash).is_some() {
@@ -228,7 +230,9 @@ impl Driver {
         while self.node.tree_state(&cursor).is_none() {
             if chain.len() >= MAX_ANCESTORS_FETCHED {
                 self.node.sync_now.notify_one();
-                return Err(Verdict::NotNow("too far behind; syncing final blocks".into()));
+                return Err(Verdict::NotNow(
+                    "too far behind; syncing final blocks".into(),
+                ));
             }
             let block = self.fetch_block(cursor, source).await.ok_or_else(|| {
                 self.node.sync_now.notify_one();
@@ -310,7 +314,11 @@ impl Driver {
             },
             _ => Encoded::default(),
         };
-        let gossip = GossipMessage::Consensus(Box::new(ConsensusGossip { message, body }));
+        let gossip = GossipMessage::Consensus(Box::new(ConsensusGossip {
+            message,
+            body,
+            send: rand::random(),
+        }));
         match self.node.net.publish(gossip).await {
             Ok(()) | Err(PublishError::NoPeers) => {}
             Err(e) => tracing::warn!("cannot broadcast a consensus message: {e}"),

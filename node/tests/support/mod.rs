@@ -236,6 +236,15 @@ impl TestNode {
         Ok(())
     }
 
+    /// This node's address, from its key file (works while it is down).
+    pub fn addr_offline(&self) -> String {
+        format!(
+            "{}/p2p/{}",
+            self.listen,
+            keys_of(&self.dir)["peer_id"].as_str().expect("peer id")
+        )
+    }
+
     /// This node's address for others to bootstrap from.
     pub fn addr(&self) -> String {
         let status = get_json(&self.api, "/v1/status").expect("status");
@@ -438,4 +447,55 @@ pub fn start_proposer_with_spec(
     let mut args = vec!["--genesis-config", genesis.as_str()];
     args.extend_from_slice(extra);
     TestNode::start(&dirs[0], true, &[], &args)
+}
+
+/// A `nexus light` process; its report lines go to a file.
+pub struct LightClient {
+    child: Child,
+    out: PathBuf,
+}
+
+impl LightClient {
+    /// Starts a light client following the chain through `bootstrap`, reporting to `out`.
+    pub fn start(out: PathBuf, bootstrap: &[String]) -> LightClient {
+        let file = std::fs::File::create(&out).expect("light client output");
+        let mut cmd = Command::new(NEXUS);
+        cmd.args([
+            "light",
+            "--target-confidence",
+            "0.9999",
+            "--patience-ms",
+            "10000",
+        ]);
+        for b in bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("output"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn light client");
+        LightClient { child, out }
+    }
+
+    /// The report line per height printed so far.
+    pub fn reports(&self) -> std::collections::BTreeMap<u64, String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("height ")?;
+                let (h, verdict) = rest.split_once(": ")?;
+                Some((h.parse().ok()?, verdict.to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for LightClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -42,7 +42,15 @@ fn propose(
     commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
 ) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
     let round = parent.round.next().expect("round");
-    propose_child(key(1).public(), round, parent, state, candidates, 2_000, commit)
+    propose_child(
+        key(1).public(),
+        round,
+        parent,
+        state,
+        candidates,
+        2_000,
+        commit,
+    )
 }
 
 fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
@@ -283,8 +291,7 @@ fn a_block_carries_at_most_the_block_data_size() {
     );
     // One blob larger than a block is refused by the ledger with the reason.
     let big = vec![3u8; 1_001];
-    let (_, refused) =
-        propose(gh, gl, vec![das_tx(2, 0, &big)], with(&blobs)).expect("child");
+    let (_, refused) = propose(gh, gl, vec![das_tx(2, 0, &big)], with(&blobs)).expect("child");
     assert!(matches!(
         &refused[..],
         [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")
@@ -340,7 +347,9 @@ fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
     let mut tree = BlockTree::new(g.block.header.clone(), Arc::new(g.ledger.clone()));
     let child = |tree: &BlockTree, parent: &BlockHash, txs: Vec<SignedTransaction>| {
         let (header, state) = tree.state(parent).expect("parent known");
-        propose(&header, &state, txs, without_das_blobs).expect("child").0
+        propose(&header, &state, txs, without_das_blobs)
+            .expect("child")
+            .0
     };
     let genesis = g.block.header.hash();
     // Two branches off genesis: a (with a transaction) then a2, and b.
@@ -349,7 +358,11 @@ fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
     tree.insert(a).expect("a");
     let a2 = child(&tree, &a_hash, vec![store_tx(2, 1, 1)]);
     let a2_hash = a2.block.header.hash();
-    assert_eq!(a2.block.transactions.len(), 1, "executed on a's state (nonce 1)");
+    assert_eq!(
+        a2.block.transactions.len(),
+        1,
+        "executed on a's state (nonce 1)"
+    );
     tree.insert(a2).expect("a2");
     let b = child(&tree, &genesis, vec![]);
     let b_hash = b.block.header.hash();
@@ -362,7 +375,10 @@ fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
         block.header.parent = BlockHash([5; 32]);
         block
     });
-    assert!(matches!(tree.insert(lost), Err(TreeError::UnknownParent(_))));
+    assert!(matches!(
+        tree.insert(lost),
+        Err(TreeError::UnknownParent(_))
+    ));
 
     let path = tree.path_to(&a2_hash).expect("path");
     let hashes: Vec<BlockHash> = path.iter().map(|t| t.block.header.hash()).collect();
@@ -373,7 +389,10 @@ fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
     ));
     // Committing a drops b, whose branch can never be final now.
     let committed = &path[0];
-    tree.advance_root(committed.block.header.clone(), Arc::new(committed.ledger.clone()));
+    tree.advance_root(
+        committed.block.header.clone(),
+        Arc::new(committed.ledger.clone()),
+    );
     assert!(tree.contains(&a_hash) && tree.contains(&a2_hash));
     assert!(!tree.contains(&b_hash));
     assert_eq!(tree.len(), 1);

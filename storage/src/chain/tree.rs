@@ -66,9 +66,9 @@ impl BlockTree {
         if *hash == self.root.hash() {
             return Some((self.root.clone(), self.root_ledger.clone()));
         }
-        self.pending.get(hash).map(|t| {
-            (t.block.header.clone(), Arc::new(t.ledger.clone()))
-        })
+        self.pending
+            .get(hash)
+            .map(|t| (t.block.header.clone(), Arc::new(t.ledger.clone())))
     }
 
     /// The height of the highest pending block (the root's if none is pending).
@@ -115,7 +115,10 @@ impl BlockTree {
         let mut path = Vec::new();
         let mut cursor = *hash;
         while cursor != root {
-            let step = self.pending.get(&cursor).ok_or(TreeError::Unknown(cursor))?;
+            let step = self
+                .pending
+                .get(&cursor)
+                .ok_or(TreeError::Unknown(cursor))?;
             cursor = step.block.header.parent;
             path.push(step.clone());
         }
@@ -154,6 +157,7 @@ impl BlockTree {
                 keep.insert(h, descends);
             }
         }
-        self.pending.retain(|h, _| keep.get(h).copied().unwrap_or(false));
+        self.pending
+            .retain(|h, _| keep.get(h).copied().unwrap_or(false));
     }
 }

@@ -8,10 +8,10 @@ use crate::blob::BlobId;
 use crate::block::{
     BlobProof, BlobRegistration, Block, BlockHash, CertifiedBlock, Header, Height, InclusionProof,
 };
-use nexus_consensus::FinalityProof;
 use crate::chain::Transition;
 use crate::ledger::{LedgerState, PolicySpec};
 use crate::merkle::Digest;
+use nexus_consensus::FinalityProof;
 
 const LEDGER_KEY: &[u8] = b"ledger";
 

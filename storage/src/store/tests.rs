@@ -5,9 +5,9 @@ use crate::blob::CHUNK_SIZE;
 use crate::block::{BlobRegistration, Height};
 use crate::block::{BlockError, BlockPayload, DataHeader, Header};
 use crate::chain::{create_genesis, propose_child, without_das_blobs, ChainGenesis, Transition};
-use crate::ledger::{LedgerState, SignedTransaction, TxError};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
+use crate::ledger::{LedgerState, SignedTransaction, TxError};
 
 /// Bytes that do not repeat within a shard, so that no two shards are equal.
 /// A chain validated by `key` alone.

@@ -28,8 +28,6 @@ use crate::daemon::Node;
 
 /// Longest pause allowed between two pieces of an upload.
 const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for a stored blob to be registered in a block.
-const ANCHOR_DEADLINE: Duration = Duration::from_secs(60);
 /// Epochs paid for when the uploader does not say.
 const DEFAULT_EPOCHS: u64 = 100;
 
@@ -175,12 +173,14 @@ pub(super) async fn put_blob(
                 policy,
                 epochs: query.epochs.unwrap_or(DEFAULT_EPOCHS),
             };
-            let included = submit(&node, kind, ANCHOR_DEADLINE).await.map_err(|e| {
-                submit_error(
-                    &format!("blob {blob_id} is stored here but not registered"),
-                    e,
-                )
-            })?;
+            let included = submit(&node, kind, node.finality_deadline)
+                .await
+                .map_err(|e| {
+                    submit_error(
+                        &format!("blob {blob_id} is stored here but not registered"),
+                        e,
+                    )
+                })?;
             (included.height, included.index)
         }
     };

@@ -2,7 +2,6 @@
 //! their roles, and a summary of the ledger at the tip.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -14,9 +13,6 @@ use crate::api::{AccountView, LedgerView, TxReceipt};
 use crate::daemon::chain::submit;
 use crate::daemon::Node;
 
-/// Longest wait for a transaction to be included.
-const TX_DEADLINE: Duration = Duration::from_secs(60);
-
 /// Signs `kind` with this node's account and waits until a block includes it.
 pub(super) async fn transaction(
     State(node): State<Arc<Node>>,
@@ -27,7 +23,7 @@ pub(super) async fn transaction(
             "store blobs with PUT /v1/blobs, which also uploads them".into(),
         ));
     }
-    let included = submit(&node, kind, TX_DEADLINE)
+    let included = submit(&node, kind, node.finality_deadline)
         .await
         .map_err(|e| submit_error("transaction not applied", e))?;
     Ok(Json(TxReceipt {
