@@ -46,9 +46,14 @@ impl DataHeader {
         })
     }
 
-    /// The commitment of a block without data, in `dims` dimensions.
+    /// The commitment of a block without data, in `dims` dimensions (computed once).
     pub fn empty(dims: u8) -> Result<DataHeader, DataError> {
-        DataHeader::commit(&[], dims)
+        static EMPTY: [std::sync::OnceLock<Result<DataHeader, DataError>>; 4] =
+            [const { std::sync::OnceLock::new() }; 4];
+        match EMPTY.get(usize::from(dims)) {
+            Some(cell) => cell.get_or_init(|| DataHeader::commit(&[], dims)).clone(),
+            None => DataHeader::commit(&[], dims),
+        }
     }
 }
 

@@ -113,6 +113,7 @@ impl CellSource for NetCellSource {
             let height = height.ok_or(FetchError::Failed("unknown block".into()))?;
             let request = CellsRequest {
                 height,
+                root,
                 coords: vec![coord],
             };
             let response = net

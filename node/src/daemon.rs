@@ -2,6 +2,7 @@
 //! replication, custody, the consensus task (on validators) and the HTTP API, and stops
 //! them cleanly.
 
+mod availability;
 mod builder;
 mod chain;
 mod consensus;
@@ -42,7 +43,9 @@ pub(crate) enum Fault {
     CorruptChunks,
     /// Delete every shard assigned to this node and never fetch them again.
     DropShards,
-    /// Never serve the cells of a smallest unrecoverable corner of any block's payload.
+    /// Once a block is final, never serve the cells of a smallest unrecoverable corner of
+    /// its payload (on the uploader of a das blob: its data goes missing after validators
+    /// sampled it).
     WithholdCorner,
     /// Like `withhold-corner`, but serve one cell of the corner (so it stays recoverable).
     WithholdCornerButOne,
@@ -50,8 +53,9 @@ pub(crate) enum Fault {
     WrongProofs,
     /// Start with an empty custody store (then behave honestly).
     DropCustody,
-    /// As a validator, keep its own transactions to itself and never serve the cells of
-    /// the blocks it proposes (their data is withheld, so they must never become final).
+    /// Keep its own transactions to itself and serve no cells: as a validator, it proposes
+    /// the das blobs put through it, whose data only it holds (so they must never become
+    /// final).
     WithholdProposals,
 }
 
@@ -137,8 +141,10 @@ pub(crate) struct Node {
     pub(crate) corrupt_chunks_found: AtomicU64,
     /// Bytes of verified chunk data fetched from peers since start.
     pub(crate) bytes_fetched: AtomicU64,
-    /// Payloads this node encoded recently (as proposer), for serving cells.
+    /// Grids this node encoded (its das uploads) or rebuilt lately, for serving cells.
     pub(crate) encodings: Arc<custody::Encodings>,
+    /// What this node's sampling found about das grids.
+    pub(crate) availability: availability::Availability,
     /// Highest final height announced with a valid proof (sync aims for it).
     pub(crate) announced: AtomicU64,
     /// The chain's spec and genesis, once the genesis block is known.
@@ -328,6 +334,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         corrupt_chunks_found: AtomicU64::new(0),
         bytes_fetched: AtomicU64::new(0),
         encodings: Arc::default(),
+        availability: availability::Availability::default(),
         announced: AtomicU64::new(0),
         context: OnceLock::new(),
         tree: Mutex::new(None),

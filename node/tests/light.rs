@@ -15,8 +15,8 @@ use support::*;
 /// cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Six storage nodes (the proposer started with `proposer_extra`, storage node `faulty.0`
-/// with `--fault faulty.1`) and two light clients following them.
+/// Six storage nodes (one of them the validator; storage node `faulty.0` started with
+/// `--fault faulty.1`) and two light clients following them.
 struct Devnet {
     proposer: TestNode,
     storage: Vec<TestNode>,
@@ -24,11 +24,10 @@ struct Devnet {
     tmp: tempfile::TempDir,
 }
 
-fn devnet(proposer_extra: &[&str], faulty: Option<(usize, &str)>) -> Devnet {
+fn devnet(faulty: Option<(usize, &str)>) -> Devnet {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dirs: Vec<PathBuf> = (0..6).map(|i| tmp.path().join(format!("n{i}"))).collect();
-    let mut extra = vec!["--block-interval-ms", "300"];
-    extra.extend_from_slice(proposer_extra);
+    let extra = vec!["--block-interval-ms", "300"];
     // Every cell kept by three nodes rather than the default two: custody is a network
     // parameter.
     let spec = serde_json::json!({ "custodians_per_group": 3 });
@@ -112,7 +111,7 @@ fn sampled_confidence(verdict: &str) -> Option<f64> {
 #[test]
 fn light_clients_find_every_block_available_on_a_six_node_devnet() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(&[], None);
+    let net = devnet(None);
     // Blocks with data: das blobs of a few sizes (one row each), put through different
     // nodes.
     let heights: Vec<u64> = [10_000usize, 60_000, 120_000]
@@ -202,16 +201,17 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
 #[test]
 fn a_withheld_corner_makes_light_clients_report_the_block_unavailable() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(&["--fault", "withhold-corner"], None);
+    // Storage node 0 uploads the blob, and withholds a corner of it once it is final.
+    let net = devnet(Some((0, "withhold-corner")));
     let height = net.put(0, 50_000, 7);
     for (i, reports) in net.verdicts(height + 1).iter().enumerate() {
         let verdict = &reports[&height];
         assert!(verdict.starts_with("UNAVAILABLE"), "light {i}: {verdict}");
         assert!(reports[&(height + 1)].starts_with("available"), "light {i}");
     }
-    // The operator's view shows the hole.
+    // Another node's operator sees the hole.
     let drawing = cli_ok(
-        &net.storage[0].api,
+        &net.storage[1].api,
         &["inspect", &height.to_string(), "--samples", "256"],
     );
     assert!(!drawing.contains("✗ missing: 0"), "{drawing}");
@@ -220,7 +220,7 @@ fn a_withheld_corner_makes_light_clients_report_the_block_unavailable() {
 #[test]
 fn one_cell_short_of_the_corner_is_rebuilt_by_storage_nodes_and_available() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(&["--fault", "withhold-corner-but-one"], None);
+    let net = devnet(Some((0, "withhold-corner-but-one")));
     // The first rebuild waits for the nodes to build their FK20 tables (seconds on a loaded
     // machine); judge the block after it.
     net.put(0, 50_000, 9);
@@ -246,7 +246,7 @@ fn one_cell_short_of_the_corner_is_rebuilt_by_storage_nodes_and_available() {
 #[test]
 fn a_custodian_serving_wrong_proofs_is_dropped_and_cells_come_from_others() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(&[], Some((2, "wrong-proofs")));
+    let net = devnet(Some((2, "wrong-proofs")));
     let faulty = net.storage[2].status()["peer_id"]
         .as_str()
         .expect("peer id")

@@ -14,7 +14,6 @@ use crate::ledger::{PolicySpec, SignedTransaction, TxKind};
 use crate::merkle::{Digest, MerkleProof, MerkleTree};
 pub use nexus_consensus::{BlockHash, DataHeader, Header, Height};
 use nexus_consensus::{PublicKey, Round};
-use nexus_das::CodeParams;
 
 /// Most transactions one block may carry.
 pub const MAX_TRANSACTIONS_PER_BLOCK: usize = 2048;
@@ -49,94 +48,20 @@ impl BlobRegistration {
     }
 }
 
-/// Bytes of the `das` blobs a proposer includes, by id: the proposer must hold every one
-/// its block registers.
-pub type DasBlobs = std::collections::HashMap<BlobId, std::sync::Arc<Vec<u8>>>;
-
-/// A block's payload as the data-availability layer sees it: what its DataRoot commits to.
-///
-/// Its bytes are those of the `das` blobs the block registers, in registration order;
-/// empty for a block that registers none (the registrations themselves are transactions,
-/// which every full node holds), so such a block has an empty grid that needs neither
-/// encoding, custody nor sampling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockPayload {
-    /// The blobs the block registers, in transaction order.
-    pub registrations: Vec<BlobRegistration>,
-}
-
-impl BlockPayload {
-    /// The payload of a block carrying `transactions`.
-    pub fn of(transactions: &[SignedTransaction]) -> BlockPayload {
-        BlockPayload {
-            registrations: transactions
-                .iter()
-                .filter_map(BlobRegistration::of)
-                .collect(),
-        }
+/// The data commitment a block carrying `transactions` must have: the one its `das`
+/// registration brings (the uploader encoded the blob and committed to it), or the empty
+/// grid's. A block carries at most one `das` blob, so a light client samples one grid per
+/// block whatever the number of blobs registered.
+pub fn block_data(transactions: &[SignedTransaction], dims: u8) -> Result<DataHeader, BlockError> {
+    let mut das = transactions
+        .iter()
+        .filter_map(BlobRegistration::of)
+        .filter_map(|r| r.policy.das_data());
+    match (das.next(), das.next()) {
+        (None, _) => Ok(DataHeader::empty(dims)?),
+        (Some(data), None) => Ok(data),
+        (Some(_), Some(_)) => Err(BlockError::TooManyDasBlobs),
     }
-
-    fn das_blobs(&self) -> impl Iterator<Item = &BlobRegistration> {
-        self.registrations
-            .iter()
-            .filter(|r| r.policy == PolicySpec::Das)
-    }
-
-    /// Whether `das` blobs ride in the payload (then only their proposer and uploader hold
-    /// all of its bytes).
-    pub fn carries_blobs(&self) -> bool {
-        self.das_blobs().next().is_some()
-    }
-
-    /// Bytes of `das` blobs in the payload.
-    pub fn blob_bytes(&self) -> u64 {
-        self.das_blobs().map(|r| r.size).sum()
-    }
-
-    /// Length of the payload's bytes.
-    pub fn len(&self) -> u64 {
-        self.blob_bytes()
-    }
-
-    /// Whether the payload is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Where `das` blob `id` lies in the payload's bytes: (offset, length).
-    pub fn blob_range(&self, id: &BlobId) -> Option<(u64, u64)> {
-        let mut offset = 0u64;
-        for reg in self.das_blobs() {
-            if reg.blob_id == *id {
-                return Some((offset, reg.size));
-            }
-            offset += reg.size;
-        }
-        None
-    }
-
-    /// The payload's bytes, taking each `das` blob's bytes from `blobs`; fails naming a blob
-    /// that is missing or whose bytes have another length.
-    pub fn assemble(&self, blobs: &DasBlobs) -> Result<Vec<u8>, BlockError> {
-        let mut bytes = Vec::with_capacity(self.len() as usize);
-        for reg in self.das_blobs() {
-            match blobs.get(&reg.blob_id) {
-                Some(b) if b.len() as u64 == reg.size => bytes.extend_from_slice(b),
-                _ => return Err(BlockError::MissingBlob(reg.blob_id)),
-            }
-        }
-        Ok(bytes)
-    }
-}
-
-/// Commits to `payload` encoded in `dims` dimensions, the bytes of its `das` blobs taken
-/// from `blobs`.
-pub fn commit_payload(
-    payload: &BlockPayload,
-    dims: u8,
-    blobs: &DasBlobs,
-) -> Result<DataHeader, BlockError> {
-    Ok(DataHeader::commit(&payload.assemble(blobs)?, dims)?)
 }
 
 /// A header and the transactions it commits to. Its finality comes from consensus (a
@@ -260,17 +185,9 @@ pub enum BlockError {
     /// The header's DataRoot or parameters are not those of the block's payload.
     #[error("the header's data commitment does not match the block's payload")]
     DataMismatch,
-    /// The proposer does not hold the bytes of a `das` blob the block registers.
-    #[error("the bytes of das blob {0} are not at hand")]
-    MissingBlob(BlobId),
-    /// The block's `das` blobs exceed the network's block data size.
-    #[error("the block carries {found} bytes of das blobs, at most {max} allowed")]
-    TooMuchData {
-        /// The cap.
-        max: u64,
-        /// The block's bytes.
-        found: u64,
-    },
+    /// More than one `das` blob in a block.
+    #[error("a block carries at most one das blob")]
+    TooManyDasBlobs,
 }
 
 /// Merkle tree over transactions, in order.
@@ -406,18 +323,11 @@ impl Block {
         {
             return Err(BlockError::TransactionsMismatch);
         }
-        let payload = BlockPayload::of(&self.transactions);
-        let dims = h.data.params.dims;
-        let consistent = if payload.carries_blobs() {
-            // Nodes do not hold the bytes of `das` blobs, so the DataRoot cannot be
-            // recomputed: the layout must fit, and sampling checks the data is there. A
-            // proposer that commits other bytes than a blob's is caught by the BlobId check
-            // of whoever retrieves it.
-            CodeParams::for_data(dims, payload.len()).ok() == Some(h.data.params)
-        } else {
-            commit_payload(&payload, dims, &DasBlobs::new())? == h.data
-        };
-        if !consistent {
+        // The DataRoot of a `das` blob cannot be recomputed (nodes do not hold its bytes):
+        // it must be the one its registration carries, sampling checks the data is there,
+        // and an uploader that committed other bytes than its blob's is caught by the
+        // BlobId check of whoever retrieves it.
+        if block_data(&self.transactions, h.data.params.dims)? != h.data {
             return Err(BlockError::DataMismatch);
         }
         Ok(self)

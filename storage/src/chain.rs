@@ -5,10 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{
-    commit_payload, Block, BlockError, BlockHash, BlockPayload, DasBlobs, DataHeader, Header, Slot,
-    VerifiedBlock,
-};
+use crate::block::{block_data, Block, BlockError, BlockHash, Header, Slot, VerifiedBlock};
 use crate::keys::{PublicKey, SigningKey};
 use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};
 use crate::merkle::Digest;
@@ -125,7 +122,7 @@ pub fn create_genesis(genesis: ChainGenesis) -> Result<Transition, BlockError> {
         timestamp_ms: genesis.time_ms,
         spec: genesis.spec.digest(),
     };
-    let data = DataHeader::empty(dims)?;
+    let data = block_data(&[], dims)?;
     let block = Block::build(slot, Vec::new(), ledger.state_root(), Some(genesis), data)?;
     settle(block, ledger, Vec::new())
 }
@@ -150,13 +147,6 @@ fn settle(
 ) -> Result<Transition, BlockError> {
     if block.header.data.params.dims != ledger.params().data_dims {
         return Err(BlockError::DataMismatch);
-    }
-    let (max, found) = (
-        ledger.params().max_block_data,
-        BlockPayload::of(&block.transactions).blob_bytes(),
-    );
-    if found > max {
-        return Err(BlockError::TooMuchData { max, found });
     }
     if ledger.state_root() != block.header.state_root {
         return Err(BlockError::StateRootMismatch {
@@ -224,17 +214,10 @@ pub fn accept_final(
     Ok(accept_child(block, parent, state)?)
 }
 
-/// Commits to a payload that carries no `das` blobs (a [`propose_child`] commitment for
-/// chains without them; fails with [`BlockError::MissingBlob`] otherwise).
-pub fn without_das_blobs(payload: &BlockPayload, dims: u8) -> Result<DataHeader, BlockError> {
-    commit_payload(payload, dims, &DasBlobs::new())
-}
-
 /// Builds the child of `parent` for `round`, proposed by `proposer`, from `candidates`,
-/// leaving out the transactions the ledger refuses (returned with the reason). `commit`
-/// commits to the payload of the transactions kept, in the ledger's `data_dims`
-/// dimensions (see [`commit_payload`]); a proposer that encodes the payload on the way
-/// keeps the encoding to serve cells from.
+/// leaving out the transactions the ledger refuses (returned with the reason). Its data
+/// commitment is its `das` registration's ([`block_data`]): building a block never
+/// encodes anything, whatever it carries.
 pub fn propose_child(
     proposer: PublicKey,
     round: Round,
@@ -242,7 +225,6 @@ pub fn propose_child(
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
     timestamp_ms: u64,
-    commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
 ) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
     let height = parent.height.next().ok_or(BlockError::HeightOverflow)?;
     let Execution {
@@ -251,7 +233,7 @@ pub fn propose_child(
         applied,
         refused,
     } = execute(state, height.0, &parent.hash(), candidates);
-    let data = commit(&BlockPayload::of(&applied), ledger.params().data_dims)?;
+    let data = block_data(&applied, ledger.params().data_dims)?;
     let slot = Slot {
         parent: Some(parent),
         round,

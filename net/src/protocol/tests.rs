@@ -123,6 +123,7 @@ fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
         (
             encode(&CellsRequest {
                 height: Height(5),
+                root: nexus_das::DataRoot([4; 32]),
                 coords: vec![nexus_das::Coord { row: 1, column: 2 }],
             }),
             "cells request",

@@ -17,8 +17,9 @@ use nexus_net::{GossipId, PeerId, Validation};
 use nexus_storage::block::CertifiedBlock;
 use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBlockError};
 use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError, TxKind};
-use nexus_storage::{AppendError, ChainGenesis, Height, Store, Transition};
+use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
 
+use super::availability::Availability;
 use super::Node;
 
 /// Largest encoded transaction accepted from gossip.
@@ -117,7 +118,7 @@ pub(super) fn append_final(
 }
 
 /// Validates a gossiped message (other than consensus) before it is forwarded.
-pub(crate) async fn on_gossip(node: &Node, id: GossipId, message: GossipMessage) {
+pub(crate) async fn on_gossip(node: &Arc<Node>, id: GossipId, message: GossipMessage) {
     let verdict = match message {
         GossipMessage::Finalized(certified) => on_finalized(node, *certified),
         GossipMessage::Transaction(sub) => on_transaction(node, &sub.tx),
@@ -148,7 +149,7 @@ fn on_finalized(node: &Node, certified: CertifiedHeader) -> Validation {
     Validation::Accept
 }
 
-fn on_transaction(node: &Node, tx: &Encoded) -> Validation {
+fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
     let Ok(tx) = tx.decode::<SignedTransaction>(MAX_TRANSACTION_BYTES) else {
         return Validation::Reject;
     };
@@ -156,6 +157,13 @@ fn on_transaction(node: &Node, tx: &Encoded) -> Validation {
         return Validation::Reject;
     }
     if node.is_validator() {
+        // A das blob is sampled as soon as its registration arrives, so that it is known
+        // available (or not) before this validator leads or votes on a block carrying it.
+        let das = BlobRegistration::of(&tx).and_then(|r| r.policy.das_data());
+        if let (Some(data), Some(tip)) = (das, node.store.tip()) {
+            let next = tip.header.height.next().unwrap_or(tip.header.height);
+            Availability::check(node, next, data, |_| ());
+        }
         enqueue(node, tx);
     }
     Validation::Accept

@@ -12,28 +12,23 @@ use nexus_consensus::{
     Action, BlockHash, CertifiedHeader, ConsensusMessage, Context, Engine, FinalityProof, Header,
     Input, PacemakerConfig, Proposal, QuorumCertificate, Round, SigningKey,
 };
-use nexus_light_client::NetCellSource;
 use nexus_net::codec::Encoded;
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCK_BYTES};
 use nexus_net::protocol::gossip::{ConsensusGossip, GossipMessage};
 use nexus_net::{GossipId, PeerId, PublishError, Validation};
-use nexus_sampler::{Sampler, SamplerConfig};
 use nexus_storage::chain::accept_child;
 use nexus_storage::{Block, Transition};
-use rand::SeedableRng as _;
 use tokio::sync::mpsc;
 
-use super::builder::Builder;
+use super::availability::Availability;
+use super::builder;
 use super::chain::{append_final, now_ms};
-use super::custody::network_custody;
 use super::{Fault, Node};
 
 /// Ancestors of a proposal fetched by hash before giving up (and syncing final blocks).
 const MAX_ANCESTORS_FETCHED: usize = 32;
 /// Deadline of one block-by-hash request.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest a validator samples a block before giving up on it (its round times out).
-const SAMPLING_PATIENCE: Duration = Duration::from_secs(4);
 
 /// What reaches the consensus task from the rest of the node.
 pub(crate) enum ConsensusEvent {
@@ -58,7 +53,6 @@ struct Driver {
     node: Arc<Node>,
     engine: Engine,
     ctx: Context,
-    builder: Builder,
     key_public: nexus_consensus::PublicKey,
     events: mpsc::Sender<ConsensusEvent>,
 }
@@ -98,7 +92,6 @@ pub(crate) async fn run(
         node,
         engine,
         ctx,
-        builder: Builder::default(),
         key_public,
         events: events_tx,
     };
@@ -336,12 +329,7 @@ impl Driver {
             }
         }
         let (header, state) = self.node.tree_state(&parent)?;
-        let node = self.node.clone();
-        match self
-            .builder
-            .build(&node, self.key_public, round, header, state)
-            .await
-        {
+        match builder::build(&self.node, self.key_public, round, header, state).await {
             Ok(step) => {
                 let header = step.block.header.clone();
                 if let Err(e) = self.node.store.put_pending(&step.block) {
@@ -353,8 +341,7 @@ impl Driver {
                     return None;
                 }
                 if self.node.fault == Some(Fault::WithholdProposals) && !header.data.is_empty() {
-                    tracing::warn!(%round, "fault withhold-proposals: this block's cells stay here");
-                    self.node.encodings.forget(header.height);
+                    tracing::warn!(%round, "fault withhold-proposals: proposing data it withholds");
                 }
                 self.node
                     .latencies
@@ -371,49 +358,19 @@ impl Driver {
         }
     }
 
-    /// Samples a proposed block's data in the background; reports availability. A node
-    /// holding the whole encoding (it built the block) has nothing to sample.
+    /// Reports the proposed block's data available once this node's sampling says so
+    /// (at once if it was sampled before, as a `das` blob waiting in the pool).
     fn sample(&self, block: BlockHash, header: Header) {
-        let (node, events) = (self.node.clone(), self.events.clone());
-        tokio::spawn(async move {
-            let held = node.encodings.get(header.height);
-            if held.is_some_and(|data| data.root() == header.data.root) {
-                let _ = events.send(ConsensusEvent::Available(block)).await;
-                return;
+        let events = self.events.clone();
+        let report = move |available: bool| {
+            if available {
+                // The engine forgets the block if its round ended meanwhile.
+                let _ = events.try_send(ConsensusEvent::Available(block));
             }
-            let source = Arc::new(NetCellSource::for_storage_node(
-                node.net.clone(),
-                node.net.peer_id(),
-            ));
-            source
-                .prepare(header.height, header.data.root, network_custody(&node))
-                .await;
-            let peers = node.net.storage_peers().await.len();
-            let sampler = Sampler::new(
-                source,
-                SamplerConfig {
-                    attempts_per_cell: peers.max(1),
-                    patience: SAMPLING_PATIENCE,
-                    ..SamplerConfig::default()
-                },
-            );
-            let mut rng = rand::rngs::StdRng::from_entropy();
-            let started = Instant::now();
-            let report = sampler
-                .sample(header.data.root, header.data.params, &mut rng)
-                .await;
-            tracing::info!(
-                height = %header.height,
-                available = report.available,
-                confidence = report.confidence,
-                samples = report.verified,
-                ms = started.elapsed().as_millis() as u64,
-                "sampled a proposed block"
-            );
-            if report.available {
-                let _ = events.send(ConsensusEvent::Available(block)).await;
-            }
-        });
+        };
+        if Availability::check(&self.node, header.height, header.data, report) {
+            let _ = self.events.try_send(ConsensusEvent::Available(block));
+        }
     }
 
     /// Appends `block` and its uncommitted ancestors, each with its finality proof, and

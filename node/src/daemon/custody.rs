@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nexus_das::params::CELLS_PER_ROW;
-use nexus_das::{verify_samples, Coord, ExtendedData, PartialGrid, ProofStrategy, Sample};
+use nexus_das::{
+    verify_samples, Coord, DataRoot, ExtendedData, PartialGrid, ProofStrategy, Sample,
+};
 use nexus_light_client::custody_params;
 use nexus_net::protocol::cells::{CellsRequest, CellsResponse, MAX_CELLS_PER_REQUEST};
 use nexus_net::PeerId;
@@ -17,15 +19,16 @@ use nexus_storage::{Header, Height};
 
 use super::{Fault, Node};
 
-/// Encoded payloads of the most recent blocks this node proposed, served from memory.
-const RECENT_ENCODINGS: usize = 64;
+/// Encoded grids (das blobs this node uploaded, payloads it rebuilt) served from memory;
+/// a 6 MiB blob's grid with its proofs takes about 30 MiB.
+const RECENT_ENCODINGS: usize = 16;
 /// Blocks behind the tip whose custody is still checked and filled.
 const CUSTODY_WINDOW: u64 = 256;
 
-/// Recent encoded payloads, newest last, and the blocks a rebuild was tried for.
+/// Recent encoded grids by DataRoot, newest last, and the blocks a rebuild was tried for.
 #[derive(Default)]
 pub(crate) struct Encodings {
-    recent: Mutex<VecDeque<(Height, Arc<ExtendedData>)>>,
+    recent: Mutex<VecDeque<Arc<ExtendedData>>>,
     rebuilds: Mutex<BTreeSet<Height>>,
 }
 
@@ -39,28 +42,26 @@ impl Encodings {
         tried.insert(height)
     }
 
-    /// Keeps the encoded payload of block `height` (the oldest is dropped past the limit).
-    pub(crate) fn insert(&self, height: Height, data: Arc<ExtendedData>) {
+    /// Keeps an encoded grid (the oldest is dropped past the limit).
+    pub(crate) fn insert(&self, data: Arc<ExtendedData>) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_back((height, data));
+        recent.retain(|d| d.root() != data.root());
+        recent.push_back(data);
         while recent.len() > RECENT_ENCODINGS {
             recent.pop_front();
         }
     }
 
-    /// Forgets the encoded payload of block `height` (its data expired).
-    pub(crate) fn forget(&self, height: Height) {
+    /// Forgets the grid committed by `root` (its data expired, or is withheld).
+    pub(crate) fn forget(&self, root: &DataRoot) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.retain(|(h, _)| *h != height);
+        recent.retain(|d| d.root() != *root);
     }
 
-    /// The encoded payload of block `height`, if this node encoded or rebuilt it lately.
-    pub(crate) fn get(&self, height: Height) -> Option<Arc<ExtendedData>> {
+    /// The grid committed by `root`, if this node encoded or rebuilt it lately.
+    pub(crate) fn get(&self, root: &DataRoot) -> Option<Arc<ExtendedData>> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent
-            .iter()
-            .find(|(h, _)| *h == height)
-            .map(|(_, d)| d.clone())
+        recent.iter().find(|d| d.root() == *root).cloned()
     }
 }
 
@@ -97,8 +98,8 @@ pub(crate) async fn serve(node: &Node, request: CellsRequest) -> CellsResponse {
         .into_iter()
         .take(MAX_CELLS_PER_REQUEST)
         .collect();
-    let height = request.height;
-    let samples: Vec<Option<Sample>> = match node.encodings.get(height) {
+    let (height, root) = (request.height, request.root);
+    let samples: Vec<Option<Sample>> = match node.encodings.get(&root) {
         Some(data) => coords.iter().map(|&c| data.sample(c)).collect(),
         None => {
             let store = node.store.clone();
@@ -113,13 +114,21 @@ pub(crate) async fn serve(node: &Node, request: CellsRequest) -> CellsResponse {
             .unwrap_or_default()
         }
     };
+    // Faults that withhold cells strike once the grid is a final block's payload: the data
+    // was there when validators sampled it, and goes missing after.
+    let is_final = node.fault.is_some()
+        && matches!(node.store.block(height), Ok(Some(b)) if b.header.data.root == root);
     CellsResponse {
-        samples: samples.into_iter().map(|s| misbehave(node, s)).collect(),
+        samples: samples
+            .into_iter()
+            .map(|s| misbehave(node, is_final, s))
+            .collect(),
     }
 }
 
-/// What a node started with a cell fault does to a sample it is about to serve.
-fn misbehave(node: &Node, sample: Option<Sample>) -> Option<Sample> {
+/// What a node started with a cell fault does to a sample it is about to serve (of a
+/// final block's payload if `is_final`).
+fn misbehave(node: &Node, is_final: bool, sample: Option<Sample>) -> Option<Sample> {
     let mut sample = sample?;
     let params = sample.params;
     let corner = |c: Coord| {
@@ -141,12 +150,17 @@ fn misbehave(node: &Node, sample: Option<Sample>) -> Option<Sample> {
         column: far(0) as u16,
     };
     match node.fault {
-        Some(Fault::WithholdCorner) if corner(sample.coord) => None,
-        Some(Fault::WithholdCornerButOne) if corner(sample.coord) && sample.coord != spared => None,
+        Some(Fault::WithholdCorner) if is_final && corner(sample.coord) => None,
+        Some(Fault::WithholdCornerButOne)
+            if is_final && corner(sample.coord) && sample.coord != spared =>
+        {
+            None
+        }
         Some(Fault::WrongProofs) => {
             sample.proof = sample.commitment;
             Some(sample)
         }
+        Some(Fault::WithholdProposals) => None,
         _ => Some(sample),
     }
 }
@@ -217,7 +231,8 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     if missing.is_empty() {
         return Ok(());
     }
-    if node.encodings.get(height).is_none() {
+    let root = header.data.root;
+    if node.encodings.get(&root).is_none() {
         let samples = fetch_verified(node, header, &missing).await;
         // A few MiB of writes: keep them off the threads that answer peers.
         tokio::task::block_in_place(|| node.store.put_cells(height, &samples))?;
@@ -235,9 +250,9 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
         tracing::debug!(%height, missing = missing.len(), "custody cells unavailable, rebuilding");
         let data = rebuild(node, header).await?;
         tracing::info!(%height, "rebuilt a block's payload from peers' cells");
-        node.encodings.insert(height, Arc::new(data));
+        node.encodings.insert(Arc::new(data));
     }
-    if let Some(data) = node.encodings.get(height) {
+    if let Some(data) = node.encodings.get(&root) {
         let samples: Vec<Sample> = missing.iter().filter_map(|&c| data.sample(c)).collect();
         tokio::task::block_in_place(|| node.store.put_cells(height, &samples))?;
     }
@@ -316,6 +331,7 @@ async fn fetch_batch(
         }
         let request = CellsRequest {
             height: header.height,
+            root: header.data.root,
             coords: missing.clone(),
         };
         let response = match node.net.request_cells(peer, request).await {
@@ -401,7 +417,7 @@ pub(crate) async fn grid_view(
     let params = header.data.params;
     let rows = params.extended_rows();
     let mut grid = vec![vec![b'.'; CELLS_PER_ROW]; rows];
-    let held: HashSet<Coord> = match node.encodings.get(height) {
+    let held: HashSet<Coord> = match node.encodings.get(&header.data.root) {
         Some(_) => grid_coords(rows).collect(),
         None => node.store.cells_held(height)?.into_iter().collect(),
     };

@@ -24,7 +24,9 @@ pub(super) fn release_expired(store: &Store, encodings: &Encodings, ids: &[BlobI
         match store.release_expired(id) {
             Ok(released) => {
                 if let Some(height) = released.cells_of {
-                    encodings.forget(height);
+                    if let Ok(Some(block)) = store.block(height) {
+                        encodings.forget(&block.header.data.root);
+                    }
                 }
                 tracing::info!(
                     blob = %id,
@@ -122,7 +124,7 @@ pub(crate) async fn repair_loop(node: Arc<Node>) {
                 .flat_map(|(id, b)| {
                     let shards = match &b.policy {
                         PolicySpec::Erasure { shards, .. } => shards.clone(),
-                        PolicySpec::Replicated | PolicySpec::Das => Vec::new(),
+                        PolicySpec::Replicated | PolicySpec::Das { .. } => Vec::new(),
                     };
                     b.repair
                         .iter()

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_das::params::{CELLS_PER_ROW, ORIGINAL_CELLS_PER_ROW};
-use nexus_das::{Coord, PartialGrid, ReconstructError};
+use nexus_das::{Coord, DataRoot, PartialGrid, ReconstructError};
 use nexus_light_client::NetCellSource;
 use nexus_sampler::{Sampler, SamplerConfig};
-use nexus_storage::block::BlockPayload;
 use nexus_storage::{BlobId, BlobRegistration, Header, Height};
 
 use super::custody::network_custody;
@@ -39,7 +38,7 @@ pub(crate) enum RetrieveError {
     NotInPayload(BlobId),
     #[error("not enough cells could be fetched: {0}")]
     Unrecoverable(ReconstructError),
-    #[error("the decoded bytes are not blob {0}: the proposer committed other data")]
+    #[error("the decoded bytes are not blob {0}: its uploader committed other data")]
     WrongContent(BlobId),
     #[error("{0}")]
     Internal(String),
@@ -62,16 +61,18 @@ pub(crate) async fn das_blob(
         .block(height)
         .map_err(|e| RetrieveError::Internal(e.to_string()))?
         .ok_or(RetrieveError::NoBlock(height))?;
-    let (offset, len) = BlockPayload::of(&block.transactions)
-        .blob_range(&reg.blob_id)
-        .ok_or(RetrieveError::NotInPayload(reg.blob_id))?;
+    // A das blob is the whole payload of its block.
     let header = &block.header;
+    if reg.policy.das_data() != Some(header.data) {
+        return Err(RetrieveError::NotInPayload(reg.blob_id));
+    }
+    let (offset, len) = (0, reg.size);
     let params = header.data.params;
     let rows = params
         .rows_holding(offset, len)
         .ok_or(RetrieveError::NotInPayload(reg.blob_id))?;
     let mut grid = PartialGrid::new(params).map_err(RetrieveError::Unrecoverable)?;
-    insert_local(node, height, &rows, &mut grid)?;
+    insert_local(node, (height, header.data.root), &rows, &mut grid)?;
 
     let source = Arc::new(NetCellSource::for_storage_node(
         node.net.clone(),
@@ -147,12 +148,12 @@ pub(crate) async fn das_blob(
 /// payload, else those of its custody.
 fn insert_local(
     node: &Node,
-    height: Height,
+    (height, root): (Height, DataRoot),
     rows: &[u32],
     grid: &mut PartialGrid,
 ) -> Result<(), RetrieveError> {
     let internal = |e: ReconstructError| RetrieveError::Internal(e.to_string());
-    if let Some(data) = node.encodings.get(height) {
+    if let Some(data) = node.encodings.get(&root) {
         for &row in rows {
             for column in 0..CELLS_PER_ROW as u16 {
                 let c = Coord { row, column };

@@ -6,14 +6,9 @@ use std::sync::Arc;
 
 use super::*;
 use crate::blob::BlobId;
+use crate::block::{block_data, DataHeader};
 use crate::block::{BlockHash, Height, InclusionError};
-use crate::block::{BlockPayload, DasBlobs, DataHeader};
 use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
-
-/// Commits to a payload whose `das` blobs are in `blobs`.
-fn with(blobs: &DasBlobs) -> impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError> + '_ {
-    move |payload, dims| commit_payload(payload, dims, blobs)
-}
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_seed(&[i; 32])
@@ -39,18 +34,9 @@ fn propose(
     parent: &Header,
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
-    commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
 ) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
     let round = parent.round.next().expect("round");
-    propose_child(
-        key(1).public(),
-        round,
-        parent,
-        state,
-        candidates,
-        2_000,
-        commit,
-    )
+    propose_child(key(1).public(), round, parent, state, candidates, 2_000)
 }
 
 fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
@@ -71,8 +57,7 @@ fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
 fn chain(n: u64) -> (Transition, Transition) {
     let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let txs = (0..n).map(|i| store_tx(2, i, i)).collect();
-    let (child, refused) =
-        propose(&g.block.header, &g.ledger, txs, without_das_blobs).expect("child");
+    let (child, refused) = propose(&g.block.header, &g.ledger, txs).expect("child");
     assert!(refused.is_empty());
     (g, child)
 }
@@ -93,13 +78,8 @@ fn proposed_blocks_are_accepted_by_others() {
 fn proposer_leaves_out_refused_transactions() {
     let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let replay = store_tx(2, 5, 0);
-    let (child, refused) = propose(
-        &g.block.header,
-        &g.ledger,
-        vec![store_tx(2, 0, 0), replay],
-        without_das_blobs,
-    )
-    .expect("child");
+    let (child, refused) =
+        propose(&g.block.header, &g.ledger, vec![store_tx(2, 0, 0), replay]).expect("child");
     assert_eq!(child.block.transactions.len(), 1);
     assert_eq!(refused.len(), 1);
 }
@@ -112,8 +92,7 @@ fn built(
     state_root: Digest,
     dims: u8,
 ) -> Block {
-    let data =
-        commit_payload(&BlockPayload::of(&transactions), dims, &DasBlobs::new()).expect("data");
+    let data = block_data(&transactions, dims).expect("data");
     let slot = Slot {
         parent: Some(parent),
         round: parent.round.next().expect("round"),
@@ -216,14 +195,16 @@ fn bad_blocks_are_rejected_with_the_reason() {
     assert_eq!(again.block.header.hash(), gh.hash());
 }
 
+/// A `das` registration of `data`, committed the way its uploader would.
 fn das_tx(user: u8, nonce: u64, data: &[u8]) -> SignedTransaction {
+    let commitment = DataHeader::commit(data, 2).expect("commit");
     Transaction {
         sender: key(user).public(),
         nonce,
         kind: TxKind::StoreBlob {
             blob_id: BlobId::of(data),
             size: data.len() as u64,
-            policy: PolicySpec::Das,
+            policy: PolicySpec::Das { data: commitment },
             epochs: 1,
         },
     }
@@ -231,36 +212,24 @@ fn das_tx(user: u8, nonce: u64, data: &[u8]) -> SignedTransaction {
 }
 
 #[test]
-fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
+fn a_das_blob_brings_its_own_commitment_and_rides_alone() {
     let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let (gh, gl) = (&g.block.header, &g.ledger);
     let (a, b) = (vec![7u8; 300_000], vec![9u8; 5]);
-    let txs = vec![das_tx(2, 0, &a), store_tx(2, 1, 0), das_tx(2, 2, &b)];
 
-    // The proposer needs the bytes of every das blob it includes.
-    let mut blobs = DasBlobs::new();
-    blobs.insert(BlobId::of(&a), Arc::new(a.clone()));
-    assert_eq!(
-        propose(gh, gl, txs.clone(), with(&blobs)).err(),
-        Some(BlockError::MissingBlob(BlobId::of(&b)))
-    );
-    blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
-    let (child, refused) = propose(gh, gl, txs, with(&blobs)).expect("child");
+    // The block's data commitment is the registration's: nothing is encoded to build it.
+    let txs = vec![das_tx(2, 0, &a), store_tx(2, 1, 0)];
+    let (child, refused) = propose(gh, gl, txs).expect("child");
     assert!(refused.is_empty());
+    assert_eq!(
+        child.block.header.data,
+        DataHeader::commit(&a, 2).expect("commit")
+    );
+    // A block without a das blob commits to the empty grid.
+    let (plain, _) = propose(gh, gl, vec![store_tx(2, 0, 0)]).expect("child");
+    assert!(plain.block.header.data.is_empty());
 
-    // The payload is each das blob, in order, and is what the header commits to.
-    let payload = BlockPayload::of(&child.block.transactions);
-    let bytes = payload.assemble(&blobs).expect("bytes");
-    assert_eq!(payload.len(), bytes.len() as u64);
-    let (offset, len) = payload.blob_range(&BlobId::of(&a)).expect("a");
-    assert_eq!(&bytes[offset as usize..(offset + len) as usize], &a[..]);
-    let (offset, len) = payload.blob_range(&BlobId::of(&b)).expect("b");
-    assert_eq!(&bytes[offset as usize..(offset + len) as usize], &b[..]);
-    assert_eq!(payload.blob_range(&BlobId::of(&0u64.to_le_bytes())), None);
-    let header = DataHeader::commit(&bytes, 2).expect("commit");
-    assert_eq!(child.block.header.data, header);
-
-    // Others accept it without the blobs' bytes, but not with a layout that does not fit.
+    // Others accept it without the blob's bytes, but not with another commitment.
     let block = child.block.clone().into_inner();
     accept_child(block.clone(), gh, gl).expect("accepted without the bytes");
     let mut wrong = block;
@@ -269,32 +238,37 @@ fn das_blobs_ride_in_the_payload_and_are_checked_by_layout() {
         accept_child(wrong, gh, gl).err(),
         Some(BlockError::DataMismatch)
     );
+
+    // Two das blobs never share a block: one grid per block for light clients.
+    assert_eq!(
+        propose(gh, gl, vec![das_tx(2, 0, &a), das_tx(2, 1, &b)]).err(),
+        Some(BlockError::TooManyDasBlobs)
+    );
 }
 
 #[test]
-fn a_block_carries_at_most_the_block_data_size() {
+fn the_ledger_refuses_das_blobs_too_large_or_with_a_layout_that_does_not_fit() {
     let mut genesis = genesis_for(&[1, 2]);
     genesis.ledger.params.max_block_data = 1_000;
     let g = create_genesis(genesis).expect("genesis");
     let (gh, gl) = (&g.block.header, &g.ledger);
-    let (a, b) = (vec![1u8; 600], vec![2u8; 600]);
-    let mut blobs = DasBlobs::new();
-    blobs.insert(BlobId::of(&a), Arc::new(a.clone()));
-    blobs.insert(BlobId::of(&b), Arc::new(b.clone()));
-    let txs = vec![das_tx(2, 0, &a), das_tx(2, 1, &b)];
-    assert_eq!(
-        propose(gh, gl, txs, with(&blobs)).err(),
-        Some(BlockError::TooMuchData {
-            max: 1_000,
-            found: 1_200
-        })
-    );
     // One blob larger than a block is refused by the ledger with the reason.
     let big = vec![3u8; 1_001];
-    let (_, refused) = propose(gh, gl, vec![das_tx(2, 0, &big)], with(&blobs)).expect("child");
+    let (_, refused) = propose(gh, gl, vec![das_tx(2, 0, &big)]).expect("child");
     assert!(matches!(
         &refused[..],
         [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")
+    ));
+    // A commitment whose layout is not the blob's size in the network's dimensions.
+    let mut lying = das_tx(2, 0, &[1u8; 100]);
+    if let TxKind::StoreBlob { size, .. } = &mut lying.tx.kind {
+        *size = 999;
+    }
+    let lying = lying.tx.sign(&key(2));
+    let (_, refused) = propose(gh, gl, vec![lying]).expect("child");
+    assert!(matches!(
+        &refused[..],
+        [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("layout")
     ));
 }
 
@@ -347,9 +321,7 @@ fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
     let mut tree = BlockTree::new(g.block.header.clone(), Arc::new(g.ledger.clone()));
     let child = |tree: &BlockTree, parent: &BlockHash, txs: Vec<SignedTransaction>| {
         let (header, state) = tree.state(parent).expect("parent known");
-        propose(&header, &state, txs, without_das_blobs)
-            .expect("child")
-            .0
+        propose(&header, &state, txs).expect("child").0
     };
     let genesis = g.block.header.hash();
     // Two branches off genesis: a (with a transaction) then a2, and b.

@@ -258,7 +258,7 @@ impl LedgerState {
         let encoded = match policy {
             PolicySpec::Replicated => size,
             // Every cell of the extended grid, 2x per dimension.
-            PolicySpec::Das => size
+            PolicySpec::Das { .. } => size
                 .checked_shl(u32::from(self.params.data_dims))
                 .ok_or(TxError::Overflow)?,
             PolicySpec::Erasure { shard_size, shards } => shard_size
@@ -493,13 +493,24 @@ impl LedgerState {
         self.debit_check(&owner, total)?;
         let (orchestrator, placement) = match policy {
             PolicySpec::Replicated => (None, Vec::new()),
-            PolicySpec::Das if size > self.params.max_block_data => {
+            PolicySpec::Das { .. } if size > self.params.max_block_data => {
                 return Err(TxError::InvalidStorage(format!(
                     "a das blob carries at most {} bytes (the block data size), this one has {size}",
                     self.params.max_block_data
                 )))
             }
-            PolicySpec::Das => (None, Vec::new()),
+            PolicySpec::Das { data } => {
+                let layout = CodeParams::for_data(self.params.data_dims, size)
+                    .map_err(|e| TxError::InvalidStorage(e.to_string()))?;
+                if data.params != layout {
+                    return Err(TxError::InvalidStorage(format!(
+                        "the das commitment's layout {:?} is not that of a {size}-byte blob \
+                         in {} dimensions",
+                        data.params, self.params.data_dims
+                    )));
+                }
+                (None, Vec::new())
+            }
             PolicySpec::Erasure { shard_size, shards } => {
                 let p = &self.params;
                 let layout = ErasureLayout::new(size, p.data_shards, p.parity_shards)
@@ -519,7 +530,9 @@ impl LedgerState {
         // Checks are done: mutate.
         self.accounts.entry(owner).or_default().balance -= total;
         match policy {
-            PolicySpec::Replicated | PolicySpec::Das => self.burned = add(self.burned, total)?,
+            PolicySpec::Replicated | PolicySpec::Das { .. } => {
+                self.burned = add(self.burned, total)?
+            }
             PolicySpec::Erasure { shard_size, .. } => {
                 self.escrow = add(self.escrow, total)?;
                 for p in placement.iter().flatten() {
@@ -537,7 +550,7 @@ impl LedgerState {
                 policy: policy.clone(),
                 epochs_left: epochs,
                 fee_per_epoch: match policy {
-                    PolicySpec::Replicated | PolicySpec::Das => 0,
+                    PolicySpec::Replicated | PolicySpec::Das { .. } => 0,
                     PolicySpec::Erasure { .. } => per_epoch,
                 },
                 orchestrator,

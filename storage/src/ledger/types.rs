@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobId;
 use crate::keys::PublicKey;
+use nexus_consensus::DataHeader;
 
 /// An amount of the native token, in base units.
 pub type Amount = u64;
@@ -158,9 +159,13 @@ pub struct Provider {
 pub enum PolicySpec {
     /// Every storage node keeps it whole.
     Replicated,
-    /// In the block payload itself: encoded with the KZG tensor code, each storage node
-    /// keeps the cells of its custody, light clients sample it.
-    Das,
+    /// The payload of a block of its own: encoded by its uploader with the KZG tensor code
+    /// (whose commitment this is), each storage node keeps the cells of its custody, light
+    /// clients and validators sample it.
+    Das {
+        /// The blob's DataRoot and code parameters, which its block's header carries.
+        data: DataHeader,
+    },
     /// Reed-Solomon shards, each identified by the BlobId of its bytes.
     Erasure {
         /// Bytes per shard.
@@ -168,6 +173,21 @@ pub enum PolicySpec {
         /// Ids of the data shards then the parity shards.
         shards: Vec<BlobId>,
     },
+}
+
+impl PolicySpec {
+    /// Whether the blob is kept as `das` cells.
+    pub fn is_das(&self) -> bool {
+        matches!(self, PolicySpec::Das { .. })
+    }
+
+    /// The data commitment of a `das` blob.
+    pub fn das_data(&self) -> Option<DataHeader> {
+        match self {
+            PolicySpec::Das { data } => Some(*data),
+            _ => None,
+        }
+    }
 }
 
 /// A blob the ledger pays for.

@@ -38,7 +38,7 @@ impl Store {
                 released.copies += 1;
             }
         }
-        if reg.policy == PolicySpec::Das && self.das_blobs_expired(height)? {
+        if reg.policy.is_das() && self.das_blobs_expired(height)? {
             self.drop_cells(height)?;
             released.cells_of = Some(height);
         }
@@ -58,7 +58,7 @@ impl Store {
         };
         let mut das = block
             .registrations()
-            .filter(|(_, reg)| reg.policy == PolicySpec::Das)
+            .filter(|(_, reg)| reg.policy.is_das())
             .peekable();
         Ok(das.peek().is_some() && das.all(|(_, reg)| tip.ledger.blob(&reg.blob_id).is_none()))
     }

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::blob::CHUNK_SIZE;
+use crate::block::Header;
 use crate::block::{BlobRegistration, Height};
-use crate::block::{BlockError, BlockPayload, DataHeader, Header};
-use crate::chain::{create_genesis, propose_child, without_das_blobs, ChainGenesis, Transition};
+use crate::chain::{create_genesis, propose_child, ChainGenesis, Transition};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 use crate::ledger::{LedgerState, SignedTransaction, TxError};
@@ -21,10 +21,9 @@ fn next(
     parent: &Header,
     state: &LedgerState,
     txs: Vec<SignedTransaction>,
-    commit: impl FnOnce(&BlockPayload, u8) -> Result<DataHeader, BlockError>,
 ) -> (Transition, Vec<(SignedTransaction, TxError)>) {
     let round = parent.round.next().expect("round");
-    propose_child(key.public(), round, parent, state, txs, 2, commit).expect("block")
+    propose_child(key.public(), round, parent, state, txs, 2).expect("block")
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -214,7 +213,7 @@ fn chain_appends_only_children_and_indexes_registrations() {
         let store = Store::open(dir.path(), None).expect("open");
         let g = create_genesis(solo(&key, genesis)).expect("genesis");
         let txs = vec![store_tx(1), store_tx(2)];
-        let (b1, refused) = next(&key, &g.block.header, &g.ledger, txs, without_das_blobs);
+        let (b1, refused) = next(&key, &g.block.header, &g.ledger, txs);
         assert!(refused.is_empty());
         assert!(matches!(
             store.append_block(&b1, None),
@@ -305,7 +304,6 @@ fn stored_blob_encodes_to_stored_shards_and_decodes_from_any_k() {
 
 #[test]
 fn expired_blobs_are_released_and_never_fetched_again() {
-    use crate::block::{commit_payload, BlockPayload, DasBlobs};
     use crate::ledger::LedgerEvent;
     use nexus_das::{encode::ExtendedData, Coord};
 
@@ -328,9 +326,14 @@ fn expired_blobs_are_released_and_never_fetched_again() {
     }
     let (held, das_bytes) = (BlobId::of(&held), das);
     let das = BlobId::of(&das_bytes);
+    let grid = ExtendedData::encode(&das_bytes, 2).expect("encode");
+    let commitment = crate::block::DataHeader {
+        root: grid.root(),
+        params: *grid.params(),
+    };
     let registrations = [
         (held, 300_000, PolicySpec::Replicated, 1),
-        (das, 5_000, PolicySpec::Das, 2),
+        (das, 5_000, PolicySpec::Das { data: commitment }, 2),
         (missing, 10, PolicySpec::Replicated, 1),
         (lasting, 10, PolicySpec::Replicated, 5),
     ];
@@ -351,19 +354,11 @@ fn expired_blobs_are_released_and_never_fetched_again() {
             .sign(&key)
         })
         .collect();
-    let mut blobs = DasBlobs::new();
-    blobs.insert(das, std::sync::Arc::new(das_bytes));
     let g = create_genesis(solo(&key, genesis)).expect("genesis");
-    let (b1, refused) = next(&key, &g.block.header, &g.ledger, txs, |p, d| {
-        commit_payload(p, d, &blobs)
-    });
+    let (b1, refused) = next(&key, &g.block.header, &g.ledger, txs);
     assert!(refused.is_empty(), "{refused:?}");
     store.append_block(&g, None).expect("genesis");
     store.append_block(&b1, None).expect("b1");
-    let payload = BlockPayload::of(&b1.block.transactions)
-        .assemble(&blobs)
-        .expect("payload");
-    let grid = ExtendedData::encode(&payload, 2).expect("encode");
     let coords = [Coord { row: 0, column: 0 }, Coord { row: 1, column: 5 }];
     let samples: Vec<_> = coords.iter().filter_map(|c| grid.sample(*c)).collect();
     store.put_cells(Height(1), &samples).expect("cells");
@@ -378,7 +373,7 @@ fn expired_blobs_are_released_and_never_fetched_again() {
         let mut expired = Vec::new();
         while store.tip().expect("tip").header.height.0 < to {
             let tip = store.tip().expect("tip");
-            let (b, _) = next(&key, &tip.header, &tip.ledger, vec![], without_das_blobs);
+            let (b, _) = next(&key, &tip.header, &tip.ledger, vec![]);
             store.append_block(&b, None).expect("append");
             expired.extend(b.events.iter().filter_map(|e| match e {
                 LedgerEvent::BlobExpired(id) => Some(*id),

@@ -12,6 +12,8 @@ use axum::http::{header, HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
+use nexus_consensus::DataHeader;
+use nexus_das::{CodeParams, ExtendedData, ProofStrategy};
 use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{PolicySpec, TxKind};
 use nexus_storage::{
@@ -61,7 +63,7 @@ pub(super) async fn blob_info(
                     size: reg.size,
                     complete: false,
                     missing_chunks: match reg.policy {
-                        PolicySpec::Das => 0,
+                        PolicySpec::Das { .. } => 0,
                         _ => BlobLayout::new(reg.size)
                             .map_err(StoreError::from)?
                             .chunk_count(),
@@ -159,7 +161,7 @@ pub(super) async fn put_blob(
                 Some("erasure") => erasure_policy(&node, blob_id, size).await?,
                 Some("das") => {
                     check_das_size(&node, size)?;
-                    PolicySpec::Das
+                    das_policy(&node, blob_id, size).await?
                 }
                 Some(other) => {
                     return Err(ApiError::BadRequest(format!(
@@ -205,7 +207,7 @@ fn policy_name(policy: &PolicySpec) -> &'static str {
     match policy {
         PolicySpec::Replicated => "replicated",
         PolicySpec::Erasure { .. } => "erasure",
-        PolicySpec::Das => "das",
+        PolicySpec::Das { .. } => "das",
     }
 }
 
@@ -224,6 +226,45 @@ fn check_das_size(node: &Node, size: u64) -> ApiResult<()> {
         )));
     }
     Ok(())
+}
+
+/// Encodes a stored blob with the network's tensor code (its cells and proofs, kept here
+/// to serve the validators that sample it and the custodians that keep it) and returns
+/// the policy carrying its commitment. This is where a `das` blob is encoded, once, before
+/// its registration is proposed.
+async fn das_policy(node: &Arc<Node>, blob_id: BlobId, size: u64) -> ApiResult<PolicySpec> {
+    let tip = node
+        .store
+        .tip()
+        .ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?;
+    let dims = tip.ledger.params().data_dims;
+    let reg = BlobRegistration {
+        blob_id,
+        size,
+        policy: PolicySpec::Replicated,
+    };
+    let bytes = crate::daemon::fetch::blob_bytes(node, &reg)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let started = std::time::Instant::now();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let params = CodeParams::for_data(dims, size).map_err(|e| e.to_string())?;
+        ExtendedData::encode_with(&bytes, params, ProofStrategy::FASTEST).map_err(|e| e.to_string())
+    })
+    .await?;
+    let data = encoded.map_err(|e| ApiError::BadRequest(format!("cannot encode the blob: {e}")))?;
+    tracing::info!(
+        blob = %blob_id,
+        rows = data.params().extended_rows(),
+        ms = started.elapsed().as_millis() as u64,
+        "encoded a das blob"
+    );
+    let commitment = DataHeader {
+        root: data.root(),
+        params: *data.params(),
+    };
+    node.encodings.insert(Arc::new(data));
+    Ok(PolicySpec::Das { data: commitment })
 }
 
 /// Encodes a stored blob into shards (stored here, for providers to fetch) with the
@@ -306,7 +347,7 @@ pub(super) async fn get_blob(
                     shard_size,
                     shards,
                 }),
-                PolicySpec::Das => Ok(Source::Cells(height, reg)),
+                PolicySpec::Das { .. } => Ok(Source::Cells(height, reg)),
             }
         }
     })

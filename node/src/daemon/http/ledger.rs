@@ -57,7 +57,7 @@ pub(super) async fn account(
             PolicySpec::Erasure { shard_size, .. } => {
                 shard_size * b.placement.iter().flatten().count() as u64
             }
-            PolicySpec::Replicated | PolicySpec::Das => 0,
+            PolicySpec::Replicated | PolicySpec::Das { .. } => 0,
         })
         .sum();
     Ok(Json(AccountView {

@@ -24,7 +24,7 @@ impl LedgerState {
             .flat_map(|(id, b)| {
                 let size = match &b.policy {
                     PolicySpec::Erasure { shard_size, .. } => *shard_size,
-                    PolicySpec::Replicated | PolicySpec::Das => 0,
+                    PolicySpec::Replicated | PolicySpec::Das { .. } => 0,
                 };
                 b.placement
                     .iter()
