@@ -1,14 +1,14 @@
-//! What the CLI reads from a node or a file (inclusion proofs, blocks, ids): errors, never
+//! What the CLI reads from a node or a file (blob proofs, blocks, ids): errors, never
 //! panics; a proof that parses is checked without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nexus_storage::{BlobId, Block, InclusionProof, PublicKey};
+use nexus_storage::{BlobId, BlobProof, Block, PublicKey};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(proof) = serde_json::from_slice::<InclusionProof>(data) {
-        if let Some(reg) = proof.registration() {
-            let _ = proof.verify(&reg.blob_id, &proof.header.proposer);
+    if let Ok(proof) = serde_json::from_slice::<BlobProof>(data) {
+        if let Some(reg) = proof.inclusion.registration() {
+            let _ = proof.verify(&reg.blob_id, None);
         }
     }
     let _ = serde_json::from_slice::<Block>(data);
