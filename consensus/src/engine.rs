@@ -204,6 +204,13 @@ impl Engine {
         &self.high_qc
     }
 
+    /// Whether `qc` is the aggregate of votes this engine counted (each verified on its
+    /// own), so that a proposal carrying it need not have it verified again. The genesis
+    /// QC is never "recognized": it is checked by value.
+    pub fn recognizes(&self, qc: &QuorumCertificate) -> bool {
+        self.votes.recognizes(self.ctx.committee(), qc)
+    }
+
     /// The verification context (chain spec, committee, genesis).
     pub fn context(&self) -> &Context {
         &self.ctx

@@ -170,7 +170,7 @@ impl Proposal {
         self.header.round
     }
 
-    fn verify(&self, ctx: &Context) -> Result<(), MessageError> {
+    fn verify(&self, ctx: &Context, qc_known: bool) -> Result<(), MessageError> {
         let h = &self.header;
         check_epoch(ctx, h.epoch)?;
         if h.spec != ctx.spec_digest() {
@@ -209,7 +209,9 @@ impl Proposal {
         if !h.proposer.verify(&message, &self.signature) {
             return Err(MessageError::BadSignature);
         }
-        self.qc.verify(ctx)?;
+        if !qc_known {
+            self.qc.verify(ctx)?;
+        }
         if let Some(tc) = &self.tc {
             tc.verify(ctx)?;
         }
@@ -299,12 +301,77 @@ impl Timeout {
 impl ConsensusMessage {
     /// Checks every signature and certificate the message carries against `ctx`.
     pub fn verify(self, ctx: &Context) -> Result<Verified<ConsensusMessage>, MessageError> {
+        self.verify_with(ctx, false)
+    }
+
+    /// Like [`ConsensusMessage::verify`], but trusts a proposal's QC when `qc_known`: the
+    /// caller found it to be exactly the aggregate of votes it verified one by one
+    /// ([`crate::Engine::recognizes`]), which saves a pairing check per proposal.
+    pub fn verify_with(
+        self,
+        ctx: &Context,
+        qc_known: bool,
+    ) -> Result<Verified<ConsensusMessage>, MessageError> {
         match &self {
-            ConsensusMessage::Proposal(p) => p.verify(ctx)?,
+            ConsensusMessage::Proposal(p) => p.verify(ctx, qc_known)?,
             ConsensusMessage::Vote(v) => v.verify(ctx)?,
             ConsensusMessage::Timeout(t) => t.verify(ctx)?,
         }
         Ok(Verified(self))
+    }
+
+    /// Checks many votes at once: those of one vote data by one weighted batch check (one
+    /// hash to the curve and one pairing check for all of them), falling back to one check
+    /// per vote only if the batch fails. Results are in the order of `votes`.
+    pub fn verify_votes(
+        ctx: &Context,
+        votes: Vec<Vote>,
+    ) -> Vec<Result<Verified<ConsensusMessage>, MessageError>> {
+        let mut groups: std::collections::HashMap<VoteData, Vec<usize>> =
+            std::collections::HashMap::new();
+        let mut results: Vec<Option<Result<(), MessageError>>> = vec![None; votes.len()];
+        for (i, vote) in votes.iter().enumerate() {
+            let stateless = check_epoch(ctx, vote.data.epoch)
+                .and_then(|()| check_author(ctx, &vote.author).map(|_| ()));
+            match stateless {
+                Ok(()) => groups.entry(vote.data).or_default().push(i),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (data, members) in groups {
+            let keys: Option<Vec<&crate::keys::ValidKey>> = members
+                .iter()
+                .map(|&i| {
+                    let index = ctx.committee().index_of(&votes[i].author)?;
+                    ctx.committee().valid_key(index)
+                })
+                .collect();
+            let signatures: Vec<Signature> = members.iter().map(|&i| votes[i].signature).collect();
+            let together = members.len() > 1
+                && keys.is_some_and(|keys| {
+                    crate::keys::verify_batch_same(
+                        &keys,
+                        &data.signing_bytes(ctx.tag()),
+                        &signatures,
+                    )
+                });
+            for &i in &members {
+                results[i] = Some(if together {
+                    Ok(())
+                } else {
+                    votes[i].verify(ctx)
+                });
+            }
+        }
+        votes
+            .into_iter()
+            .zip(results)
+            .map(|(vote, result)| {
+                result
+                    .unwrap_or(Err(MessageError::Malformed("not checked")))
+                    .map(|()| Verified(ConsensusMessage::Vote(Box::new(vote))))
+            })
+            .collect()
     }
 
     /// The round the message is about.

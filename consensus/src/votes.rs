@@ -98,6 +98,29 @@ impl VoteCollector {
     pub(crate) fn prune_below(&mut self, round: Round) {
         self.rounds = self.rounds.split_off(&round);
     }
+
+    /// Whether `qc` is exactly the aggregate of votes counted here (each verified on its
+    /// own): every signer's vote is held for the same data, they hold a quorum of stake,
+    /// and their sum is its signature.
+    pub(crate) fn recognizes(&self, committee: &Committee, qc: &QuorumCertificate) -> bool {
+        let Some(round) = self.rounds.get(&qc.vote.round) else {
+            return false;
+        };
+        if !qc.signers.fits(committee.len()) {
+            return false;
+        }
+        let mut signatures = Vec::new();
+        let mut stake = 0u64;
+        for index in qc.signers.indices() {
+            match round.by_author.get(&index) {
+                Some(vote) if vote.data == qc.vote => signatures.push(vote.signature),
+                _ => return false,
+            }
+            stake = stake.saturating_add(committee.stake(index));
+        }
+        committee.is_quorum(stake)
+            && crate::keys::aggregate(signatures.iter()).is_some_and(|sum| sum == qc.signature)
+    }
 }
 
 /// What adding a timeout did.

@@ -252,3 +252,27 @@ fn finality_proofs_walk_links_to_a_committing_qc() {
         Err(FinalityError::BrokenLink { index: 0 })
     );
 }
+
+#[test]
+fn votes_checked_in_a_batch_pass_or_fail_one_by_one() {
+    let keys = keys(5);
+    let ctx = context(&keys[..4], &[1, 1, 1, 1], "batch");
+    let mut votes: Vec<Vote> = keys[..3]
+        .iter()
+        .map(|k| Vote::sign(k, ctx.tag(), data(9)))
+        .collect();
+    // A bad signature among good ones, a vote for other data, and a stranger's vote.
+    let mut forged = Vote::sign(&keys[3], ctx.tag(), data(9));
+    forged.signature = votes[0].signature;
+    votes.push(forged);
+    votes.push(Vote::sign(&keys[3], ctx.tag(), data(10)));
+    votes.push(Vote::sign(&keys[4], ctx.tag(), data(9)));
+    let results = ConsensusMessage::verify_votes(&ctx, votes);
+    let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(ok, vec![true, true, true, false, true, false]);
+    assert_eq!(results[3].as_ref().err(), Some(&MessageError::BadSignature));
+    assert_eq!(
+        results[5].as_ref().err(),
+        Some(&MessageError::NotValidator(keys[4].public()))
+    );
+}

@@ -3,7 +3,7 @@
 use nexus_consensus::{
     Action, BlockHash, ChainSpec, Committee, ConsensusMessage, Context, DataHeader, Engine, Epoch,
     Header, Height, Input, PacemakerConfig, Proposal, QuorumCertificate, RecoveryState, Round,
-    SigningKey, Validator, Verified, Vote,
+    SigningKey, Validator, Verified, Vote, VoteData,
 };
 use nexus_das::merkle::Digest;
 use nexus_das::{CodeParams, DataRoot};
@@ -280,4 +280,51 @@ fn a_restarted_leader_never_proposes_twice_in_a_round() {
         !actions.iter().any(|a| matches!(a, Action::Propose { .. })),
         "{actions:?}"
     );
+}
+
+#[test]
+fn a_qc_made_of_votes_already_verified_is_recognized_and_a_forged_one_is_not() {
+    let net = Net::new();
+    let mut engine = Engine::new(
+        net.ctx.clone(),
+        CONFIG,
+        Some(net.follower(Round(1))),
+        None,
+        0,
+    );
+    engine.start(0);
+    let p = net.proposal(1, false, 9);
+    engine.step(1, message(&p));
+    let data = VoteData {
+        epoch: Epoch(0),
+        round: Round(1),
+        block: p.block(),
+        commit: Some(net.ctx.genesis()),
+    };
+    let votes: Vec<Vote> = net
+        .keys
+        .iter()
+        .map(|k| Vote::sign(k, net.ctx.tag(), data))
+        .collect();
+    let mut formed = None;
+    for v in &votes {
+        let input = Input::Message(Verified::assume_valid(ConsensusMessage::Vote(Box::new(
+            v.clone(),
+        ))));
+        engine.step(2, input);
+        if engine.high_qc().round() == Round(1) && formed.is_none() {
+            formed = Some(engine.high_qc().clone());
+        }
+    }
+    let qc = formed.expect("a QC formed from the votes");
+    assert!(engine.recognizes(&qc));
+    // One signature short of its claimed signers, or a quorum claimed by fewer: refused.
+    let mut forged = qc.clone();
+    forged.signature = votes[0].signature;
+    assert!(!engine.recognizes(&forged));
+    let mut thin = qc;
+    let first = thin.signers.indices().next().expect("signer");
+    thin.signers = nexus_consensus::SignerBitmap::from_indices(4, [first]);
+    assert!(!engine.recognizes(&thin));
+    assert!(!engine.recognizes(&QuorumCertificate::genesis(net.ctx.genesis())));
 }

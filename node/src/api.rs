@@ -1,6 +1,8 @@
 //! JSON bodies of the HTTP API, shared by the daemon and the CLI client.
 
 use nexus_consensus::EngineStatus;
+
+use crate::daemon::{Series, Summary};
 use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, Provider};
 use nexus_storage::{BlobId, BlockHash, Digest, Height, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -23,8 +25,11 @@ pub(crate) struct Receipt {
     pub(crate) finalized_height: Height,
     /// The validator that proposed the block.
     pub(crate) proposer: PublicKey,
-    /// How the network keeps it (`replicated` or `erasure`).
+    /// How the network keeps it (`replicated`, `erasure` or `das`).
     pub(crate) policy: String,
+    /// For a `das` blob: how long this node took to encode it (cells and proofs), in ms.
+    #[serde(default)]
+    pub(crate) encode_ms: Option<u64>,
 }
 
 /// `GET /v1/status`.
@@ -147,8 +152,14 @@ pub(crate) struct ValidatorView {
     pub(crate) finalized_height: Option<Height>,
     /// Blocks validated and not final yet.
     pub(crate) pending_blocks: usize,
-    /// Proposal-to-commit times of this validator's recent blocks, in ms: (p50, p99, count).
-    pub(crate) commit_latency_ms: Option<(f64, f64, usize)>,
+    /// Proposal-to-commit times of this validator's recent blocks, in ms.
+    pub(crate) commit_ms: Option<Summary>,
+    /// Times to build its recent proposals without data, in ms.
+    pub(crate) build_ms: Option<Summary>,
+    /// Times to build its recent proposals carrying a das blob, in ms.
+    pub(crate) build_with_data_ms: Option<Summary>,
+    /// The commit times themselves (most recent 4,096) and how many were ever taken.
+    pub(crate) commits: Series,
 }
 
 /// `POST /v1/transactions` answer: where the node's transaction was included.

@@ -1,5 +1,6 @@
 //! `nexus bench`: measured figures, each beside its peer in the same run.
 
+mod consensus;
 mod erasure;
 mod erasure_devnet;
 mod replicated;
@@ -9,6 +10,9 @@ use anyhow::Result;
 /// Which benchmark to run.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
+    /// Finality: commit latency and blocks/s of real validator processes, idle and under
+    /// load, and the das upload path, beside the floor this machine sets.
+    Consensus(consensus::ConsensusArgs),
     /// Season 1: put/get vs `cp`, catch-up time and peak RSS on a 3-node devnet.
     Replicated(replicated::ReplicatedArgs),
     /// Season 2: erasure encode/decode of our path vs raw reed-solomon-simd.
@@ -20,6 +24,7 @@ pub(crate) enum BenchCommand {
 /// Runs the chosen benchmark and prints a Markdown table.
 pub(crate) async fn run(command: BenchCommand) -> Result<()> {
     match command {
+        BenchCommand::Consensus(args) => consensus::run(args).await,
         BenchCommand::Replicated(args) => replicated::run(args).await,
         BenchCommand::Erasure(args) => erasure::run(args),
         BenchCommand::ErasureDevnet(args) => erasure_devnet::run(args).await,

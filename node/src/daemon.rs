@@ -14,6 +14,7 @@ mod keys;
 mod rate;
 mod retrieve;
 mod serve;
+mod timings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,10 +32,10 @@ use nexus_storage::{BlockHash, BlockTree, ChainGenesis, Header, Height, SigningK
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::units::ByteSize;
-pub(crate) use consensus::Latencies;
 pub(crate) use keys::{
     load_or_create_account_key, load_or_create_identity, load_or_create_validator_key,
 };
+pub(crate) use timings::{summarize, Series, Summary};
 
 /// Deliberate misbehaviour, for tests of how honest nodes cope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,8 +154,8 @@ pub(crate) struct Node {
     tree: Mutex<Option<BlockTree>>,
     /// The consensus engine's last snapshot (validators only).
     pub(crate) engine_status: Mutex<Option<EngineStatus>>,
-    /// Proposal-to-commit times of this validator's blocks.
-    pub(crate) latencies: Mutex<Latencies>,
+    /// Build and commit times of this validator's blocks.
+    pub(crate) timings: Mutex<timings::Timings>,
     /// Where consensus gossip goes (validators only).
     consensus: Option<mpsc::Sender<consensus::ConsensusEvent>>,
 }
@@ -207,6 +208,15 @@ impl Node {
         self.with_tree(|t| t.block(hash).cloned()).flatten()
     }
 
+    /// The height of the last block this validator committed (its store may lag a little).
+    pub(crate) fn tree_root_height(&self) -> Option<Height> {
+        if !self.is_validator() {
+            return None;
+        }
+        let tree = self.tree.lock().unwrap_or_else(|p| p.into_inner());
+        tree.as_ref().map(|t| t.root().height)
+    }
+
     /// The highest validated block's height and the number of blocks pending.
     pub(crate) fn tree_summary(&self) -> Option<(Height, usize)> {
         self.with_tree(|t| (t.highest(), t.len()))
@@ -228,16 +238,15 @@ impl Node {
         self.with_tree(|t| t.path_to(hash).ok()).flatten()
     }
 
-    /// Moves the tree's root to a block that became final, and forgets on disk the
-    /// pending blocks that can no longer be.
+    /// Moves the tree's root to a block that became final (synced, or committed here)
+    /// and forgets on disk the pending blocks dropped: the final ones are appended from
+    /// memory (or synced again after a crash), the others can never be final.
     pub(crate) fn advance_tree(&self, header: &Header, ledger: &LedgerState) {
-        let advanced = self.with_tree(|t| {
-            t.advance_root(header.clone(), Arc::new(ledger.clone()));
-        });
-        if advanced.is_some() {
-            if let Err(e) = self.store.prune_pending(header.height, &[]) {
-                tracing::warn!("cannot prune pending blocks: {e}");
-            }
+        let dropped = self
+            .with_tree(|t| t.advance_root(header.clone(), Arc::new(ledger.clone())))
+            .unwrap_or_default();
+        if let Err(e) = self.store.forget_pending(&dropped) {
+            tracing::warn!("cannot forget pending blocks: {e}");
         }
     }
 }
@@ -339,7 +348,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         context: OnceLock::new(),
         tree: Mutex::new(None),
         engine_status: Mutex::new(None),
-        latencies: Mutex::new(Latencies::default()),
+        timings: Mutex::new(timings::Timings::default()),
         consensus: validator_key.as_ref().map(|_| consensus_tx.clone()),
     });
     // Load the KZG trusted setup now, not inside the first block that carries data.

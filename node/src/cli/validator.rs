@@ -56,10 +56,16 @@ pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) ->
          certificates; {} conflicting messages seen",
         c.proposals, c.votes, c.timeouts, c.timeout_certificates, c.evidence
     );
-    if let Some((p50, p99, n)) = v.commit_latency_ms {
-        println!(
-            "commit time:   p50 {p50:.1} ms, p99 {p99:.1} ms over this node's last {n} blocks"
-        );
-    }
+    let show = |what: &str, s: Option<crate::daemon::Summary>| {
+        if let Some(s) = s {
+            println!(
+                "{what}p50 {:.1} ms, p99 {:.1} ms over this node's last {} blocks",
+                s.p50, s.p99, s.count
+            );
+        }
+    };
+    show("commit time:   ", v.commit_ms);
+    show("build time:    ", v.build_ms);
+    show("  with data:   ", v.build_with_data_ms);
     Ok(())
 }

@@ -137,15 +137,21 @@ fn on_finalized(node: &Node, certified: CertifiedHeader) -> Validation {
         return Validation::Ignore;
     };
     let height = certified.header.height;
+    // A block already held (or committed here, the store catching up) is not checked again.
+    let held = node
+        .store
+        .tip()
+        .map_or(0, |t| t.header.height.0)
+        .max(node.tree_root_height().map_or(0, |h| h.0));
+    if height.0 <= held {
+        return Validation::Ignore;
+    }
     if let Err(e) = certified.verify(&ctx) {
         tracing::warn!(%height, "final header with an invalid proof: {e}");
         return Validation::Reject;
     }
-    let tip = node.store.tip().map_or(0, |t| t.header.height.0);
-    if height.0 > tip {
-        node.announced.fetch_max(height.0, Ordering::Relaxed);
-        node.sync_now.notify_one();
-    }
+    node.announced.fetch_max(height.0, Ordering::Relaxed);
+    node.sync_now.notify_one();
     Validation::Accept
 }
 
@@ -245,9 +251,13 @@ async fn sync_from(node: &Node, peer: PeerId) -> bool {
                     _ => continue,
                 }
             }
+            let hash = certified.block.header.hash();
             let result = tokio::task::block_in_place(|| accept_next(node, certified));
             match result {
                 Ok(()) => {}
+                // Consensus appended this very block meanwhile: not the peer's fault.
+                Err(AcceptError::Invalid(_)) if matches!(node.store.block(height), Ok(Some(ours)) if ours.header.hash() == hash) =>
+                    {}
                 Err(AcceptError::Invalid(e)) => {
                     tracing::warn!("peer {peer} served invalid block {height}: {e}");
                     node.net.penalise(peer).await;

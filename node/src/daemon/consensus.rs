@@ -4,7 +4,7 @@
 //! broadcasting, building proposals, sampling, appending final blocks — in order. The
 //! protocol's rules are all in the engine and in `nexus_storage::chain`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,23 +38,56 @@ pub(crate) enum ConsensusEvent {
     Available(BlockHash),
 }
 
-/// Commit latencies of blocks this node proposed (proposal to commit), for figures.
-#[derive(Default)]
-pub(crate) struct Latencies {
-    proposed: HashMap<BlockHash, Instant>,
-    /// Milliseconds from proposal to commit, most recent last.
-    pub(crate) samples: VecDeque<f64>,
-}
-
-/// Commit latencies kept for `GET /v1/validator`.
-const LATENCY_SAMPLES: usize = 4096;
-
 struct Driver {
     node: Arc<Node>,
     engine: Engine,
     ctx: Context,
     key_public: nexus_consensus::PublicKey,
     events: mpsc::Sender<ConsensusEvent>,
+    commits: mpsc::UnboundedSender<Commit>,
+}
+
+/// Blocks that became final (oldest first) and the QC that commits the last of them.
+type Commit = (Vec<Arc<Transition>>, QuorumCertificate);
+
+/// Appends final blocks in order, each with its finality proof, and announces them.
+async fn committer(node: Arc<Node>, mut commits: mpsc::UnboundedReceiver<Commit>) {
+    while let Some((path, qc)) = commits.recv().await {
+        let headers: Vec<Header> = path.iter().map(|t| t.block.header.clone()).collect();
+        for (i, step) in path.into_iter().enumerate() {
+            let proof = FinalityProof {
+                descendants: headers[i + 1..].to_vec(),
+                qc: qc.clone(),
+            };
+            let (appender, kept) = (node.clone(), proof.clone());
+            let appended =
+                tokio::task::spawn_blocking(move || append_final(&appender, &step, Some(kept)))
+                    .await;
+            if !matches!(appended, Ok(Ok(()))) {
+                tracing::error!("cannot append a final block: {appended:?}");
+                node.sync_now.notify_one();
+                break;
+            }
+            node.timings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .committed(&headers[i].hash());
+            // Its proposer announces it (one announcement per block, not one per
+            // validator); a block whose proposer is away is learnt from the next one's.
+            if Some(headers[i].proposer) != node.validator {
+                continue;
+            }
+            let certified = CertifiedHeader {
+                header: headers[i].clone(),
+                proof,
+            };
+            let announce = GossipMessage::Finalized(Box::new(certified));
+            match node.net.publish(announce).await {
+                Ok(()) | Err(PublishError::NoPeers) => {}
+                Err(e) => tracing::debug!("cannot announce a final block: {e}"),
+            }
+        }
+    }
 }
 
 /// Runs the validator until the node stops.
@@ -88,12 +121,15 @@ pub(crate) async fn run(
     restore_pending(&node);
     let key_public = key.public();
     let engine = Engine::new(ctx.clone(), config, Some(key), recovered, now_ms());
+    let (commits, to_commit) = mpsc::unbounded_channel();
+    tokio::spawn(committer(node.clone(), to_commit));
     let mut driver = Driver {
         node,
         engine,
         ctx,
         key_public,
         events: events_tx,
+        commits,
     };
     let actions = driver.engine.start(now_ms());
     driver.execute(actions).await;
@@ -101,20 +137,32 @@ pub(crate) async fn run(
         driver.publish_status();
         let wake = driver.engine.next_wakeup();
         let sleep = Duration::from_millis(wake.saturating_sub(now_ms()));
-        let input = tokio::select! {
+        let first = tokio::select! {
             event = events.recv() => match event {
-                Some(ConsensusEvent::Gossip(id, gossip)) => driver.admit(id, *gossip).await,
-                Some(ConsensusEvent::Available(block)) => Some(Input::Available(block)),
+                Some(event) => event,
                 None => return,
             },
-            _ = tokio::time::sleep(sleep) => Some(Input::Tick),
+            _ = tokio::time::sleep(sleep) => {
+                let actions = driver.engine.step(now_ms(), Input::Tick);
+                driver.execute(actions).await;
+                continue;
+            }
         };
-        if let Some(input) = input {
-            let actions = driver.engine.step(now_ms(), input);
-            driver.execute(actions).await;
+        // Whatever else is queued is handled with it: votes of one round then share one
+        // batch signature check.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match events.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
         }
+        driver.handle(batch).await;
     }
 }
+
+/// Most queued events handled together.
+const MAX_BATCH: usize = 64;
 
 /// Re-executes the pending blocks kept on disk on top of the committed tip, so that a
 /// certified block survives a restart.
@@ -151,12 +199,75 @@ fn validate(node: &Node, block: Block) -> Result<Transition, String> {
 }
 
 impl Driver {
+    /// Handles queued events: the votes first, checked together (one batch per vote
+    /// data), so that a proposal in the same batch finds its QC made of votes already
+    /// counted; then the rest, in order.
+    async fn handle(&mut self, batch: Vec<ConsensusEvent>) {
+        let (votes, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|e| {
+            matches!(e, ConsensusEvent::Gossip(_, g) if matches!(g.message, ConsensusMessage::Vote(_)))
+        });
+        for input in self.check_votes(votes).await {
+            let actions = self.engine.step(now_ms(), input);
+            self.execute(actions).await;
+        }
+        for event in others {
+            let input = match event {
+                ConsensusEvent::Available(block) => Some(Input::Available(block)),
+                ConsensusEvent::Gossip(id, gossip) => self.admit(id, *gossip).await,
+            };
+            if let Some(input) = input {
+                let actions = self.engine.step(now_ms(), input);
+                self.execute(actions).await;
+            }
+        }
+    }
+
+    /// Checks gossiped votes in one batch and reports each verdict.
+    async fn check_votes(&mut self, events: Vec<ConsensusEvent>) -> Vec<Input> {
+        let mut ids = Vec::with_capacity(events.len());
+        let mut votes = Vec::with_capacity(events.len());
+        for event in events {
+            if let ConsensusEvent::Gossip(id, gossip) = event {
+                if let ConsensusMessage::Vote(v) = gossip.message {
+                    ids.push(id);
+                    votes.push(*v);
+                }
+            }
+        }
+        if votes.is_empty() {
+            return Vec::new();
+        }
+        let ctx = self.ctx.clone();
+        let Ok(results) =
+            tokio::task::spawn_blocking(move || ConsensusMessage::verify_votes(&ctx, votes)).await
+        else {
+            return Vec::new();
+        };
+        let mut inputs = Vec::new();
+        for (id, result) in ids.into_iter().zip(results) {
+            match result {
+                Ok(vote) => {
+                    self.node.net.report(id, Validation::Accept).await;
+                    inputs.push(Input::Message(vote));
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %id.source(), "invalid vote: {e}");
+                    self.node.net.report(id, Validation::Reject).await;
+                }
+            }
+        }
+        inputs
+    }
+
     /// Checks a gossiped message (signatures; for a proposal, its block too) and reports
     /// the verdict to gossip; returns the engine's input if it is valid.
     async fn admit(&mut self, id: GossipId, gossip: ConsensusGossip) -> Option<Input> {
         let ConsensusGossip { message, body, .. } = gossip;
         let ctx = self.ctx.clone();
-        let verified = tokio::task::spawn_blocking(move || message.verify(&ctx)).await;
+        let qc_known =
+            matches!(&message, ConsensusMessage::Proposal(p) if self.engine.recognizes(&p.qc));
+        let verified =
+            tokio::task::spawn_blocking(move || message.verify_with(&ctx, qc_known)).await;
         let verified = match verified {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -291,7 +402,7 @@ impl Driver {
                     }
                 }
                 Action::Sample { block, header } => self.sample(block, header),
-                Action::Commit { block, qc } => self.commit(block, qc).await,
+                Action::Commit { block, qc } => self.commit(block, qc),
                 Action::Evidence(evidence) => {
                     tracing::warn!("a validator signed conflicting messages: {evidence:?}");
                 }
@@ -329,6 +440,7 @@ impl Driver {
             }
         }
         let (header, state) = self.node.tree_state(&parent)?;
+        let started = Instant::now();
         match builder::build(&self.node, self.key_public, round, header, state).await {
             Ok(step) => {
                 let header = step.block.header.clone();
@@ -344,11 +456,14 @@ impl Driver {
                     tracing::warn!(%round, "fault withhold-proposals: proposing data it withholds");
                 }
                 self.node
-                    .latencies
+                    .timings
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .proposed
-                    .insert(header.hash(), Instant::now());
+                    .proposed(
+                        header.hash(),
+                        started.elapsed().as_secs_f64() * 1000.0,
+                        !header.data.is_empty(),
+                    );
                 Some(header)
             }
             Err(e) => {
@@ -375,58 +490,23 @@ impl Driver {
 
     /// Appends `block` and its uncommitted ancestors, each with its finality proof, and
     /// announces them.
-    async fn commit(&mut self, block: BlockHash, qc: QuorumCertificate) {
+    fn commit(&mut self, block: BlockHash, qc: QuorumCertificate) {
         let path = match self.node.tree_path(&block) {
-            Some(path) => path,
+            Some(path) if !path.is_empty() => path,
+            Some(_) => return,
             None => {
                 // Committed by others before this node saw the block: sync fetches it.
                 self.node.sync_now.notify_one();
                 return;
             }
         };
-        let headers: Vec<Header> = path.iter().map(|t| t.block.header.clone()).collect();
-        for (i, step) in path.iter().enumerate() {
-            let proof = FinalityProof {
-                descendants: headers[i + 1..].to_vec(),
-                qc: qc.clone(),
-            };
-            let node = self.node.clone();
-            let (step, kept) = (step.clone(), proof.clone());
-            let appended =
-                tokio::task::spawn_blocking(move || append_final(&node, &step, Some(kept))).await;
-            if !matches!(appended, Ok(Ok(()))) {
-                tracing::error!("cannot append a final block: {appended:?}");
-                return;
-            }
-            self.record_latency(&headers[i].hash());
-            let certified = CertifiedHeader {
-                header: headers[i].clone(),
-                proof,
-            };
-            let announce = GossipMessage::Finalized(Box::new(certified));
-            match self.node.net.publish(announce).await {
-                Ok(()) | Err(PublishError::NoPeers) => {}
-                Err(e) => tracing::debug!("cannot announce a final block: {e}"),
-            }
+        // The tree moves on at once (later proposals execute on it); the store catches up
+        // in the committer, off this task.
+        if let Some(last) = path.last() {
+            self.node.advance_tree(&last.block.header, &last.ledger);
         }
-    }
-
-    fn record_latency(&self, block: &BlockHash) {
-        let mut latencies = self
-            .node
-            .latencies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(proposed) = latencies.proposed.remove(block) {
-            latencies
-                .samples
-                .push_back(proposed.elapsed().as_secs_f64() * 1000.0);
-            while latencies.samples.len() > LATENCY_SAMPLES {
-                latencies.samples.pop_front();
-            }
-        }
-        if latencies.proposed.len() > LATENCY_SAMPLES {
-            latencies.proposed.clear();
+        if self.commits.send((path, qc)).is_err() {
+            tracing::error!("the committer stopped");
         }
     }
 

@@ -281,18 +281,15 @@ async fn validator(State(node): State<Arc<Node>>) -> ApiResult<Json<ValidatorVie
                 "this node is not a validator (start it with --validator)".into()
             })
         })?;
-    let commit_latency_ms = {
-        let latencies = node.latencies.lock().unwrap_or_else(|p| p.into_inner());
-        let mut samples: Vec<f64> = latencies.samples.iter().copied().collect();
-        samples.sort_by(f64::total_cmp);
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        (!samples.is_empty()).then(|| (at(0.5), at(0.99), samples.len()))
-    };
+    let timings = node.timings.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Json(ValidatorView {
         engine,
         finalized_height: node.store.tip().map(|t| t.header.height),
         pending_blocks: node.tree_summary().map_or(0, |(_, n)| n),
-        commit_latency_ms,
+        commit_ms: timings.commit.summary(),
+        build_ms: timings.build.summary(),
+        build_with_data_ms: timings.build_with_data.summary(),
+        commits: timings.commit.clone(),
     }))
 }
 

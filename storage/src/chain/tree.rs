@@ -127,8 +127,13 @@ impl BlockTree {
     }
 
     /// Makes `header` (with `ledger`) the new root once it is committed, keeping only the
-    /// pending blocks that descend from it.
-    pub fn advance_root(&mut self, header: Header, ledger: Arc<LedgerState>) {
+    /// pending blocks that descend from it; returns the hashes of those dropped (the
+    /// committed ones included). A root never moves back: a header at or below the
+    /// current root's height is ignored.
+    pub fn advance_root(&mut self, header: Header, ledger: Arc<LedgerState>) -> Vec<BlockHash> {
+        if header.height <= self.root.height {
+            return Vec::new();
+        }
         let root = header.hash();
         let height = header.height;
         self.root = header;
@@ -157,7 +162,15 @@ impl BlockTree {
                 keep.insert(h, descends);
             }
         }
-        self.pending
-            .retain(|h, _| keep.get(h).copied().unwrap_or(false));
+        let dropped: Vec<BlockHash> = self
+            .pending
+            .keys()
+            .filter(|h| !keep.get(h).copied().unwrap_or(false))
+            .copied()
+            .collect();
+        for h in &dropped {
+            self.pending.remove(h);
+        }
+        dropped
     }
 }

@@ -3,7 +3,7 @@
 //! certified block survives a restart of every validator).
 
 use super::{decode, encode, Store, StoreError};
-use crate::block::{Block, BlockHash, Height};
+use crate::block::{Block, BlockHash};
 use nexus_consensus::RecoveryState;
 
 const CONSENSUS_KEY: &[u8] = b"consensus";
@@ -45,16 +45,13 @@ impl Store {
         Ok(blocks)
     }
 
-    /// Forgets pending blocks at or below `height` (final or abandoned) and `others`.
-    pub fn prune_pending(&self, height: Height, others: &[BlockHash]) -> Result<(), StoreError> {
-        let mut batch = self.db.batch();
-        for item in self.ks.pending.iter() {
-            let (k, v) = item.into_inner()?;
-            if decode::<Block>("pending", &v)?.header.height <= height {
-                batch.remove(&self.ks.pending, k);
-            }
+    /// Forgets the pending blocks `hashes` (final now, or abandoned).
+    pub fn forget_pending(&self, hashes: &[BlockHash]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
         }
-        for h in others {
+        let mut batch = self.db.batch();
+        for h in hashes {
             batch.remove(&self.ks.pending, h.0);
         }
         batch.commit()?;

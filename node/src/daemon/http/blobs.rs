@@ -143,6 +143,7 @@ pub(super) async fn put_blob(
     // A registration whose epochs ran out no longer keeps the blob: register it anew.
     let known = known.filter(|_| node.store.ledger_stores(&blob_id));
     let wanted = query.policy.as_deref().unwrap_or("replicated");
+    let mut encode_ms = None;
     let (height, index) = match known {
         // Already registered (the same content was put before): nothing more to pay, as
         // long as it is kept the way the uploader asks.
@@ -161,7 +162,10 @@ pub(super) async fn put_blob(
                 Some("erasure") => erasure_policy(&node, blob_id, size).await?,
                 Some("das") => {
                     check_das_size(&node, size)?;
-                    das_policy(&node, blob_id, size).await?
+                    let started = std::time::Instant::now();
+                    let policy = das_policy(&node, blob_id, size).await?;
+                    encode_ms = Some(started.elapsed().as_millis() as u64);
+                    policy
                 }
                 Some(other) => {
                     return Err(ApiError::BadRequest(format!(
@@ -199,6 +203,7 @@ pub(super) async fn put_blob(
         finalized_height: node.store.tip().map_or(height, |t| t.header.height),
         proposer: block.header.proposer,
         policy: wanted.to_string(),
+        encode_ms,
     }))
 }
 
