@@ -64,6 +64,20 @@ impl Behaviour {
     }
 }
 
+/// What a node's CPU spends per operation, in µs, as measured on the machine running the
+/// simulation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Costs {
+    /// Signing a vote, timeout or proposal.
+    pub sign_us: u64,
+    /// Checking one signature or certificate (a proposal, a timeout).
+    pub verify_us: u64,
+    /// Each further vote of a round checked in the same batch.
+    pub vote_us: u64,
+    /// Persisting the safety state (fsync).
+    pub persist_us: u64,
+}
+
 /// A scenario's knobs.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -88,8 +102,8 @@ pub struct Scenario {
     /// Verify every distinct message with real BLS (else trust senders' signatures, which
     /// in the simulation are always made with real keys).
     pub verify: bool,
-    /// Simulated CPU time: (sign, verify, persist) in µs, to measure latency figures.
-    pub costs_us: (u64, u64, u64),
+    /// Simulated CPU time, to measure latency figures (all zero: time stands still).
+    pub costs: Costs,
     /// Chance that a proposal carries data to sample.
     pub data_rate: f64,
 }
@@ -113,7 +127,7 @@ impl Scenario {
                 min_block_interval_ms: 5,
             },
             verify: false,
-            costs_us: (0, 0, 0),
+            costs: Costs::default(),
             data_rate: 0.3,
         }
     }
@@ -167,6 +181,8 @@ struct Node {
     busy_until: u64,
     /// Blocks this node voted for per round (byzantine double voting).
     seen_proposals: HashMap<Round, Vec<BlockHash>>,
+    /// Rounds whose vote batch this node already paid a verification for.
+    batched: HashSet<Round>,
 }
 
 type Engine2 = nexus_consensus::Engine;
@@ -498,8 +514,20 @@ impl Sim {
         if self.nodes[to].engine.is_none() {
             return;
         }
-        let (_, verify_us, _) = self.scenario.costs_us;
-        self.charge(to, verify_us);
+        let costs = self.scenario.costs;
+        // Votes of a round are checked in one batch: the first costs a verification, the
+        // others their share of the batch.
+        let cost = match &message {
+            ConsensusMessage::Vote(v) => {
+                if self.nodes[to].batched.insert(v.data.round) {
+                    costs.verify_us
+                } else {
+                    costs.vote_us
+                }
+            }
+            _ => costs.verify_us,
+        };
+        self.charge(to, cost);
         let verified = if self.scenario.verify {
             let digest = message_digest(&message);
             let ctx = self.ctx.clone();
@@ -574,7 +602,11 @@ impl Sim {
     }
 
     fn run_actions(&mut self, node: usize, actions: Vec<Action>) {
-        let (sign_us, _, persist_us) = self.scenario.costs_us;
+        let Costs {
+            sign_us,
+            persist_us,
+            ..
+        } = self.scenario.costs;
         for action in actions {
             match action {
                 Action::Persist(state) => {
@@ -836,6 +868,7 @@ impl Node {
             wake_at: None,
             busy_until: 0,
             seen_proposals: HashMap::new(),
+            batched: HashSet::new(),
         }
     }
 }
