@@ -237,12 +237,10 @@ impl Driver {
         if votes.is_empty() {
             return Vec::new();
         }
-        let ctx = self.ctx.clone();
-        let Ok(results) =
-            tokio::task::spawn_blocking(move || ConsensusMessage::verify_votes(&ctx, votes)).await
-        else {
-            return Vec::new();
-        };
+        // CPU work the task waits for anyway: done on this worker thread (the runtime moves
+        // its other tasks elsewhere) rather than handed to another thread and back.
+        let results =
+            tokio::task::block_in_place(|| ConsensusMessage::verify_votes(&self.ctx, votes));
         let mut inputs = Vec::new();
         for (id, result) in ids.into_iter().zip(results) {
             match result {
@@ -263,19 +261,16 @@ impl Driver {
     /// the verdict to gossip; returns the engine's input if it is valid.
     async fn admit(&mut self, id: GossipId, gossip: ConsensusGossip) -> Option<Input> {
         let ConsensusGossip { message, body, .. } = gossip;
-        let ctx = self.ctx.clone();
         let qc_known =
             matches!(&message, ConsensusMessage::Proposal(p) if self.engine.recognizes(&p.qc));
-        let verified =
-            tokio::task::spawn_blocking(move || message.verify_with(&ctx, qc_known)).await;
+        let verified = tokio::task::block_in_place(|| message.verify_with(&self.ctx, qc_known));
         let verified = match verified {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
+            Ok(v) => v,
+            Err(e) => {
                 tracing::warn!(peer = %id.source(), "invalid consensus message: {e}");
                 self.node.net.report(id, Validation::Reject).await;
                 return None;
             }
-            Err(_) => return None,
         };
         if let ConsensusMessage::Proposal(p) = &*verified {
             match self.admit_block(p, &body, id.source()).await {
@@ -318,11 +313,7 @@ impl Driver {
         if self.node.tree_state(&block.header.parent).is_none() {
             self.fetch_ancestors(block.header.parent, source).await?;
         }
-        let node = self.node.clone();
-        tokio::task::spawn_blocking(move || validate(&node, block))
-            .await
-            .map_err(|e| Verdict::NotNow(e.to_string()))?
-            .map_err(Verdict::Invalid)?;
+        tokio::task::block_in_place(|| validate(&self.node, block)).map_err(Verdict::Invalid)?;
         Ok(())
     }
 
@@ -386,11 +377,10 @@ impl Driver {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Persist(state) => {
-                    let store = self.node.store.clone();
-                    let saved =
-                        tokio::task::spawn_blocking(move || store.save_consensus_state(&state))
-                            .await;
-                    if !matches!(saved, Ok(Ok(()))) {
+                    let saved = tokio::task::block_in_place(|| {
+                        self.node.store.save_consensus_state(&state)
+                    });
+                    if saved.is_err() {
                         tracing::error!("cannot persist the consensus state; not sending");
                         return;
                     }
