@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Epoch, Round};
-use crate::keys::{PublicKey, Signature, ValidKey};
+use crate::keys::{PublicKey, Signature, SigningKey, ValidKey};
 use nexus_das::merkle::Digest;
 
 /// Most validators a committee may have (signer bitmaps stay under 128 bytes).
@@ -22,6 +22,19 @@ pub struct Validator {
     pub stake: u64,
     /// Network address (a libp2p multiaddr with the peer id), opaque to consensus.
     pub address: String,
+}
+
+impl Validator {
+    /// The registration of `key` with `stake`, reachable at `address`, with its proof of
+    /// possession made here.
+    pub fn new(key: &SigningKey, stake: u64, address: impl Into<String>) -> Validator {
+        Validator {
+            key: key.public(),
+            proof_of_possession: key.proof_of_possession(),
+            stake,
+            address: address.into(),
+        }
+    }
 }
 
 /// Why a committee is not acceptable.
@@ -220,7 +233,6 @@ impl Committee {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SigningKey;
 
     fn validator(seed: u8, stake: u64) -> Validator {
         let key = SigningKey::from_seed(&[seed; 32]);

@@ -58,6 +58,16 @@ pub enum SpecError {
 }
 
 impl ChainSpec {
+    /// The spec of chain `chain_id` with `committee` and the default custody layout.
+    pub fn new(chain_id: impl Into<String>, committee: Committee) -> ChainSpec {
+        ChainSpec {
+            chain_id: chain_id.into(),
+            committee,
+            custody_groups: default_custody_groups(),
+            custodians_per_group: default_custodians_per_group(),
+        }
+    }
+
     /// Checks the parts the committee's own checks do not cover.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.chain_id.is_empty() || self.chain_id.len() > MAX_CHAIN_ID_LEN {

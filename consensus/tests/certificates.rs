@@ -18,19 +18,12 @@ fn context(keys: &[SigningKey], stakes: &[u64], chain: &str) -> Context {
     let validators = keys
         .iter()
         .zip(stakes)
-        .map(|(k, s)| Validator {
-            key: k.public(),
-            proof_of_possession: k.proof_of_possession(),
-            stake: *s,
-            address: String::new(),
-        })
+        .map(|(k, s)| Validator::new(k, *s, ""))
         .collect();
-    let spec = ChainSpec {
-        chain_id: chain.into(),
-        committee: Committee::new(Epoch(0), validators).expect("committee"),
-        custody_groups: 32,
-        custodians_per_group: 2,
-    };
+    let spec = ChainSpec::new(
+        chain,
+        Committee::new(Epoch(0), validators).expect("committee"),
+    );
     Context::new(spec, BlockHash([9; 32]))
 }
 

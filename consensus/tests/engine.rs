@@ -24,21 +24,11 @@ impl Net {
         let keys: Vec<SigningKey> = (0..4u8)
             .map(|i| SigningKey::from_seed(&[i + 40; 32]))
             .collect();
-        let validators = keys
-            .iter()
-            .map(|k| Validator {
-                key: k.public(),
-                proof_of_possession: k.proof_of_possession(),
-                stake: 1,
-                address: String::new(),
-            })
-            .collect();
-        let spec = ChainSpec {
-            chain_id: "script".into(),
-            committee: Committee::new(Epoch(0), validators).expect("committee"),
-            custody_groups: 32,
-            custodians_per_group: 2,
-        };
+        let validators = keys.iter().map(|k| Validator::new(k, 1, "")).collect();
+        let spec = ChainSpec::new(
+            "script",
+            Committee::new(Epoch(0), validators).expect("committee"),
+        );
         Net {
             ctx: Context::new(spec, BlockHash([1; 32])),
             keys,
@@ -62,6 +52,19 @@ impl Net {
             .find(|k| k.public() != leader)
             .expect("follower");
         SigningKey::from_bytes(&k.to_bytes()).expect("key")
+    }
+
+    /// A fresh engine of a validator that does not lead round 1, started at time 0.
+    fn started_follower(&self) -> Engine {
+        let mut engine = Engine::new(
+            self.ctx.clone(),
+            CONFIG,
+            Some(self.follower(Round(1))),
+            None,
+            0,
+        );
+        engine.start(0);
+        engine
     }
 
     fn proposal(&self, round: u64, data: bool, salt: u8) -> Proposal {
@@ -156,14 +159,7 @@ fn votes_once_per_round_and_persists_before_sending() {
 #[test]
 fn data_blocks_get_a_vote_only_after_sampling_succeeds() {
     let net = Net::new();
-    let mut engine = Engine::new(
-        net.ctx.clone(),
-        CONFIG,
-        Some(net.follower(Round(1))),
-        None,
-        0,
-    );
-    engine.start(0);
+    let mut engine = net.started_follower();
     let p = net.proposal(1, true, 3);
     let actions = engine.step(1, message(&p));
     assert!(
@@ -183,14 +179,7 @@ fn data_blocks_get_a_vote_only_after_sampling_succeeds() {
 #[test]
 fn withheld_data_means_a_timeout_not_a_vote() {
     let net = Net::new();
-    let mut engine = Engine::new(
-        net.ctx.clone(),
-        CONFIG,
-        Some(net.follower(Round(1))),
-        None,
-        0,
-    );
-    engine.start(0);
+    let mut engine = net.started_follower();
     let p = net.proposal(1, true, 4);
     engine.step(1, message(&p));
     let deadline = engine.next_wakeup();
@@ -285,14 +274,7 @@ fn a_restarted_leader_never_proposes_twice_in_a_round() {
 #[test]
 fn a_qc_made_of_votes_already_verified_is_recognized_and_a_forged_one_is_not() {
     let net = Net::new();
-    let mut engine = Engine::new(
-        net.ctx.clone(),
-        CONFIG,
-        Some(net.follower(Round(1))),
-        None,
-        0,
-    );
-    engine.start(0);
+    let mut engine = net.started_follower();
     let p = net.proposal(1, false, 9);
     engine.step(1, message(&p));
     let data = VoteData {

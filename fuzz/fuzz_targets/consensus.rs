@@ -17,20 +17,10 @@ fn context() -> &'static Context {
         let validators = (0..4u8)
             .map(|i| {
                 let key = SigningKey::from_seed(&[i + 1; 32]);
-                Validator {
-                    key: key.public(),
-                    proof_of_possession: key.proof_of_possession(),
-                    stake: 1,
-                    address: String::new(),
-                }
+                Validator::new(&key, 1, "")
             })
             .collect();
-        let spec = ChainSpec {
-            chain_id: "fuzz".into(),
-            committee: Committee::new(Epoch(0), validators).expect("committee"),
-            custody_groups: 32,
-            custodians_per_group: 2,
-        };
+        let spec = ChainSpec::new("fuzz", Committee::new(Epoch(0), validators).expect("committee"));
         Context::new(spec, BlockHash([1; 32]))
     })
 }

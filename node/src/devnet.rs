@@ -138,12 +138,7 @@ impl Devnet {
             }
         }
         Ok(ChainGenesis {
-            spec: ChainSpec {
-                chain_id: "nexus-devnet".into(),
-                committee: Committee::new(Epoch(0), validators)?,
-                custody_groups: 32,
-                custodians_per_group: 2,
-            },
+            spec: ChainSpec::new("nexus-devnet", Committee::new(Epoch(0), validators)?),
             time_ms: crate::units::now_ms(),
             ledger: funded_genesis(&accounts, DEVNET_FUNDS),
         })

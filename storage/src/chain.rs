@@ -39,15 +39,7 @@ impl ChainGenesis {
         ledger: Genesis,
         time_ms: u64,
     ) -> Result<ChainGenesis, nexus_consensus::CommitteeError> {
-        let committee = Committee::new(
-            Epoch(0),
-            vec![Validator {
-                key: validator.public(),
-                proof_of_possession: validator.proof_of_possession(),
-                stake: 1,
-                address: address.to_string(),
-            }],
-        )?;
+        let committee = Committee::new(Epoch(0), vec![Validator::new(validator, 1, address)])?;
         Ok(ChainGenesis {
             spec: ChainSpec {
                 chain_id: chain_id.to_string(),

@@ -32,21 +32,11 @@ pub fn committee(n: usize, chain: &str) -> (Vec<SigningKey>, Context) {
             SigningKey::from_seed(&seed)
         })
         .collect();
-    let validators = keys
-        .iter()
-        .map(|k| Validator {
-            key: k.public(),
-            proof_of_possession: k.proof_of_possession(),
-            stake: 1,
-            address: String::new(),
-        })
-        .collect();
-    let spec = ChainSpec {
-        chain_id: chain.into(),
-        committee: Committee::new(Epoch(0), validators).expect("committee"),
-        custody_groups: 32,
-        custodians_per_group: 2,
-    };
+    let validators = keys.iter().map(|k| Validator::new(k, 1, "")).collect();
+    let spec = ChainSpec::new(
+        chain,
+        Committee::new(Epoch(0), validators).expect("committee"),
+    );
     (keys, Context::new(spec, BlockHash([1; 32])))
 }
 

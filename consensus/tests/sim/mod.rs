@@ -262,12 +262,7 @@ impl Sim {
             .enumerate()
             .map(|(i, seed)| {
                 let k = SigningKey::from_seed(seed);
-                nexus_consensus::Validator {
-                    key: k.public(),
-                    proof_of_possession: k.proof_of_possession(),
-                    stake: stake(i),
-                    address: format!("sim-{i}"),
-                }
+                nexus_consensus::Validator::new(&k, stake(i), format!("sim-{i}"))
             })
             .collect();
         let committee = Committee::new(Epoch(0), validators).expect("committee");

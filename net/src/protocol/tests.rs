@@ -16,18 +16,11 @@ use crate::codec::{decode, encode, Encoded};
 
 fn spec() -> ChainSpec {
     let key = SigningKey::from_seed(&[1; 32]);
-    let validator = Validator {
-        key: key.public(),
-        proof_of_possession: key.proof_of_possession(),
-        stake: 5,
-        address: "/ip4/127.0.0.1/tcp/1".into(),
-    };
-    ChainSpec {
-        chain_id: "wire".into(),
-        committee: Committee::new(Epoch(0), vec![validator]).expect("committee"),
-        custody_groups: 32,
-        custodians_per_group: 2,
-    }
+    let validator = Validator::new(&key, 5, "/ip4/127.0.0.1/tcp/1");
+    ChainSpec::new(
+        "wire",
+        Committee::new(Epoch(0), vec![validator]).expect("committee"),
+    )
 }
 
 fn header() -> Header {

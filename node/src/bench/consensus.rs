@@ -75,21 +75,8 @@ impl Floor {
     fn measure(dir: &Path) -> Result<Floor> {
         let store = Store::open(&dir.join("floor-store"), None)?;
         let keys: Vec<SigningKey> = (0..4u8).map(|i| SigningKey::from_seed(&[i; 32])).collect();
-        let validators = keys
-            .iter()
-            .map(|k| Validator {
-                key: k.public(),
-                proof_of_possession: k.proof_of_possession(),
-                stake: 1,
-                address: String::new(),
-            })
-            .collect();
-        let spec = ChainSpec {
-            chain_id: "floor".into(),
-            committee: Committee::new(Epoch(0), validators)?,
-            custody_groups: 32,
-            custodians_per_group: 2,
-        };
+        let validators = keys.iter().map(|k| Validator::new(k, 1, "")).collect();
+        let spec = ChainSpec::new("floor", Committee::new(Epoch(0), validators)?);
         let data = VoteData {
             epoch: Epoch(0),
             round: Round(7),
