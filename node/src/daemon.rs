@@ -349,7 +349,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tree: Mutex::new(None),
         engine_status: Mutex::new(None),
         timings: Mutex::new(timings::Timings::default()),
-        consensus: validator_key.as_ref().map(|_| consensus_tx.clone()),
+        consensus: validator_key.as_ref().map(|_| consensus_tx),
     });
     // Load the KZG trusted setup now, not inside the first block that carries data.
     tokio::task::spawn_blocking(|| {
@@ -380,13 +380,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
             max_round_timeout_ms: 60_000,
             min_block_interval_ms: args.block_interval_ms,
         };
-        tokio::spawn(consensus::run(
-            node.clone(),
-            key,
-            config,
-            consensus_tx,
-            consensus_rx,
-        ))
+        tokio::spawn(consensus::run(node.clone(), key, config, consensus_rx))
     });
     let server =
         axum::serve(listener, http::router(node.clone())).with_graceful_shutdown(shutdown_signal());
@@ -444,9 +438,15 @@ async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
                 id,
                 message: GossipMessage::Consensus(gossip),
             } => match &node.consensus {
-                // The consensus task validates in arrival order, off the dispatcher.
+                // The consensus task validates in arrival order, off the dispatcher; when it
+                // is behind, what does not fit its queue is dropped (gossip ignores it) so
+                // that a flood never stalls the network.
                 Some(tx) => {
-                    let _ = tx.send(consensus::ConsensusEvent::Gossip(id, gossip)).await;
+                    if let Err(e) = tx.try_send(consensus::ConsensusEvent::Gossip(id, gossip)) {
+                        if let consensus::ConsensusEvent::Gossip(id, _) = e.into_inner() {
+                            node.net.report(id, Validation::Ignore).await;
+                        }
+                    }
                 }
                 None => node.net.report(id, Validation::Ignore).await,
             },

@@ -23,6 +23,18 @@ const PATIENCE: Duration = Duration::from_secs(4);
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Grids remembered (the oldest verdicts are forgotten first).
 const REMEMBERED: usize = 1024;
+/// Samplings of pending registrations under way at once (a flood of registrations must
+/// not turn into a flood of cell requests); a block to vote on is always sampled.
+const MAX_AHEAD: usize = 8;
+
+/// Why a grid is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A registration waiting in the pool: sampled ahead if there is room.
+    Ahead,
+    /// A proposed block this validator may vote for: always sampled.
+    Vote,
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Verdict {
@@ -48,10 +60,12 @@ pub(crate) struct Availability {
 
 impl Availability {
     /// Whether the grid of `data` is known available: this node holds it whole, or its
-    /// sampling succeeded. Otherwise starts sampling it (unless it is under way, or failed
-    /// a moment ago) and answers false; `done` is called with `true` once it succeeds.
+    /// sampling succeeded. Otherwise starts sampling it (unless it is under way, failed a
+    /// moment ago, or `purpose` is [`Purpose::Ahead`] and enough samplings are under way)
+    /// and answers false; `done` is then called with the verdict.
     pub(crate) fn check(
         node: &Arc<Node>,
+        purpose: Purpose,
         height: Height,
         data: DataHeader,
         done: impl FnOnce(bool) + Send + 'static,
@@ -83,6 +97,13 @@ impl Availability {
                     ..
                 }) if at.elapsed() < RETRY_AFTER => return false,
                 _ => {}
+            }
+            let ahead = verdicts
+                .values()
+                .filter(|e| matches!(e.verdict, Verdict::Sampling))
+                .count();
+            if purpose == Purpose::Ahead && ahead >= MAX_AHEAD {
+                return false;
             }
             if verdicts.len() >= REMEMBERED {
                 let oldest = verdicts

@@ -11,7 +11,7 @@ use nexus_storage::chain::propose_child;
 use nexus_storage::ledger::{LedgerState, SignedTransaction, TxError};
 use nexus_storage::{BlobRegistration, BlockError, Header, Transition, MAX_TRANSACTIONS_PER_BLOCK};
 
-use super::availability::Availability;
+use super::availability::{Availability, Purpose};
 use super::chain::{enqueue, now_ms};
 use super::Node;
 
@@ -59,7 +59,7 @@ fn take_batch(node: &Arc<Node>, height: nexus_consensus::Height) -> Vec<SignedTr
         let ready = match das {
             None => batch.len() < MAX_TRANSACTIONS_PER_BLOCK,
             Some(data) => {
-                !has_das && Availability::check(node, height, data, |_| ()) && {
+                !has_das && Availability::check(node, Purpose::Ahead, height, data, |_| ()) && {
                     has_das = true;
                     true
                 }

@@ -19,7 +19,7 @@ use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBl
 use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError, TxKind};
 use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
 
-use super::availability::Availability;
+use super::availability::{Availability, Purpose};
 use super::Node;
 
 /// Largest encoded transaction accepted from gossip.
@@ -168,7 +168,7 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
         let das = BlobRegistration::of(&tx).and_then(|r| r.policy.das_data());
         if let (Some(data), Some(tip)) = (das, node.store.tip()) {
             let next = tip.header.height.next().unwrap_or(tip.header.height);
-            Availability::check(node, next, data, |_| ());
+            Availability::check(node, Purpose::Ahead, next, data, |_| ());
         }
         enqueue(node, tx);
     }

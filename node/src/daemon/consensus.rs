@@ -20,7 +20,7 @@ use nexus_storage::chain::accept_child;
 use nexus_storage::{Block, Transition};
 use tokio::sync::mpsc;
 
-use super::availability::Availability;
+use super::availability::{Availability, Purpose};
 use super::builder;
 use super::chain::{append_final, now_ms};
 use super::{Fault, Node};
@@ -43,7 +43,7 @@ struct Driver {
     engine: Engine,
     ctx: Context,
     key_public: nexus_consensus::PublicKey,
-    events: mpsc::Sender<ConsensusEvent>,
+    sampled: mpsc::UnboundedSender<BlockHash>,
     commits: mpsc::UnboundedSender<Commit>,
 }
 
@@ -95,7 +95,6 @@ pub(crate) async fn run(
     node: Arc<Node>,
     key: SigningKey,
     config: PacemakerConfig,
-    events_tx: mpsc::Sender<ConsensusEvent>,
     mut events: mpsc::Receiver<ConsensusEvent>,
 ) {
     // The genesis comes from the genesis file or, failing that, from peers.
@@ -123,12 +122,15 @@ pub(crate) async fn run(
     let engine = Engine::new(ctx.clone(), config, Some(key), recovered, now_ms());
     let (commits, to_commit) = mpsc::unbounded_channel();
     tokio::spawn(committer(node.clone(), to_commit));
+    // Sampling verdicts come on a queue of their own: a flood of gossip must not crowd
+    // them out (at most one per block this validator may vote for).
+    let (sampled, mut verdicts) = mpsc::unbounded_channel();
     let mut driver = Driver {
         node,
         engine,
         ctx,
         key_public,
-        events: events_tx,
+        sampled,
         commits,
     };
     let actions = driver.engine.start(now_ms());
@@ -142,6 +144,7 @@ pub(crate) async fn run(
                 Some(event) => event,
                 None => return,
             },
+            Some(block) = verdicts.recv() => ConsensusEvent::Available(block),
             _ = tokio::time::sleep(sleep) => {
                 let actions = driver.engine.step(now_ms(), Input::Tick);
                 driver.execute(actions).await;
@@ -466,15 +469,21 @@ impl Driver {
     /// Reports the proposed block's data available once this node's sampling says so
     /// (at once if it was sampled before, as a `das` blob waiting in the pool).
     fn sample(&self, block: BlockHash, header: Header) {
-        let events = self.events.clone();
+        let sampled = self.sampled.clone();
         let report = move |available: bool| {
             if available {
                 // The engine forgets the block if its round ended meanwhile.
-                let _ = events.try_send(ConsensusEvent::Available(block));
+                let _ = sampled.send(block);
             }
         };
-        if Availability::check(&self.node, header.height, header.data, report) {
-            let _ = self.events.try_send(ConsensusEvent::Available(block));
+        if Availability::check(
+            &self.node,
+            Purpose::Vote,
+            header.height,
+            header.data,
+            report,
+        ) {
+            let _ = self.sampled.send(block);
         }
     }
 
