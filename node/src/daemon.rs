@@ -203,6 +203,11 @@ impl Node {
         self.with_tree(|t| t.state(hash)).flatten()
     }
 
+    /// Whether `hash` is the final tip or a validated pending block.
+    pub(crate) fn tree_contains(&self, hash: &BlockHash) -> bool {
+        self.with_tree(|t| t.contains(hash)).unwrap_or(false)
+    }
+
     /// A validated block not final yet.
     pub(crate) fn tree_block(&self, hash: &BlockHash) -> Option<nexus_storage::Block> {
         self.with_tree(|t| t.block(hash).cloned()).flatten()

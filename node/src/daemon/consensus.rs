@@ -179,7 +179,7 @@ fn restore_pending(node: &Node) {
     };
     let mut restored = 0;
     for block in blocks {
-        if node.tree_state(&block.header.parent).is_some() && validate(node, block).is_ok() {
+        if node.tree_contains(&block.header.parent) && validate(node, block).is_ok() {
             restored += 1;
         }
     }
@@ -310,10 +310,10 @@ impl Driver {
             ));
         }
         let hash = proposal.block();
-        if self.node.tree_state(&hash).is_some() {
+        if self.node.tree_contains(&hash) {
             return Ok(());
         }
-        if self.node.tree_state(&block.header.parent).is_none() {
+        if !self.node.tree_contains(&block.header.parent) {
             self.fetch_ancestors(block.header.parent, source).await?;
         }
         tokio::task::block_in_place(|| validate(&self.node, block)).map_err(Verdict::Invalid)?;
@@ -325,7 +325,7 @@ impl Driver {
     async fn fetch_ancestors(&mut self, missing: BlockHash, source: PeerId) -> Result<(), Verdict> {
         let mut chain = Vec::new();
         let mut cursor = missing;
-        while self.node.tree_state(&cursor).is_none() {
+        while !self.node.tree_contains(&cursor) {
             if chain.len() >= MAX_ANCESTORS_FETCHED {
                 self.node.sync_now.notify_one();
                 return Err(Verdict::NotNow(
@@ -425,7 +425,7 @@ impl Driver {
     /// Builds this node's block for `round` on `parent`; `None` if it cannot (the round
     /// then times out).
     async fn build(&mut self, round: Round, parent: BlockHash) -> Option<Header> {
-        if self.node.tree_state(&parent).is_none() {
+        if !self.node.tree_contains(&parent) {
             let first = self.node.net.storage_peers().await.first().copied()?;
             if let Err(e) = self.fetch_ancestors(parent, first).await {
                 tracing::warn!(%round, "cannot build on {parent}: {e:?}");

@@ -28,11 +28,17 @@ pub enum TreeError {
     Full,
 }
 
+/// A validated block and (shared, for its children's execution) the ledger after it.
+struct Pending {
+    step: Arc<Transition>,
+    ledger: Arc<LedgerState>,
+}
+
 /// The committed tip and the validated blocks above it.
 pub struct BlockTree {
     root: Header,
     root_ledger: Arc<LedgerState>,
-    pending: HashMap<BlockHash, Arc<Transition>>,
+    pending: HashMap<BlockHash, Pending>,
 }
 
 impl BlockTree {
@@ -68,14 +74,14 @@ impl BlockTree {
         }
         self.pending
             .get(hash)
-            .map(|t| (t.block.header.clone(), Arc::new(t.ledger.clone())))
+            .map(|p| (p.step.block.header.clone(), p.ledger.clone()))
     }
 
     /// The height of the highest pending block (the root's if none is pending).
     pub fn highest(&self) -> crate::block::Height {
         self.pending
             .values()
-            .map(|t| t.block.header.height)
+            .map(|p| p.step.block.header.height)
             .max()
             .unwrap_or(self.root.height)
             .max(self.root.height)
@@ -88,7 +94,7 @@ impl BlockTree {
 
     /// A pending block.
     pub fn block(&self, hash: &BlockHash) -> Option<&Block> {
-        self.pending.get(hash).map(|t| &*t.block)
+        self.pending.get(hash).map(|p| &*p.step.block)
     }
 
     /// Adds a block validated on top of a block of the tree.
@@ -104,7 +110,14 @@ impl BlockTree {
         if self.pending.len() >= MAX_PENDING {
             return Err(TreeError::Full);
         }
-        self.pending.insert(hash, Arc::new(step));
+        let ledger = Arc::new(step.ledger.clone());
+        self.pending.insert(
+            hash,
+            Pending {
+                step: Arc::new(step),
+                ledger,
+            },
+        );
         Ok(())
     }
 
@@ -115,12 +128,12 @@ impl BlockTree {
         let mut path = Vec::new();
         let mut cursor = *hash;
         while cursor != root {
-            let step = self
+            let pending = self
                 .pending
                 .get(&cursor)
                 .ok_or(TreeError::Unknown(cursor))?;
-            cursor = step.block.header.parent;
-            path.push(step.clone());
+            cursor = pending.step.block.header.parent;
+            path.push(pending.step.clone());
         }
         path.reverse();
         Ok(path)
@@ -151,9 +164,9 @@ impl BlockTree {
                     break *known;
                 }
                 match self.pending.get(&cursor) {
-                    Some(t) if t.block.header.height > height => {
+                    Some(p) if p.step.block.header.height > height => {
                         trail.push(cursor);
-                        cursor = t.block.header.parent;
+                        cursor = p.step.block.header.parent;
                     }
                     _ => break false,
                 }
