@@ -154,6 +154,7 @@ fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn devnet");
+    let _stop = InterruptOnPanic(devnet.id());
     let stdout = devnet.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut banner = String::new();
@@ -187,6 +188,20 @@ fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
         http_get(&api1, "/v1/status").is_none(),
         "node 1 still answers"
     );
+}
+
+/// Sends Ctrl-C to the devnet (which then stops its nodes) if the test fails before it
+/// does: a failed test must not leave node processes behind.
+struct InterruptOnPanic(u32);
+
+impl Drop for InterruptOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.to_string()])
+                .status();
+        }
+    }
 }
 
 fn nix_interrupt(pid: u32) {
