@@ -21,6 +21,9 @@ use super::Node;
 const PATIENCE: Duration = Duration::from_secs(4);
 /// How long a grid found unavailable is not sampled again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long a grid found available is trusted to stay so; after that it is sampled again
+/// before this validator proposes or votes for it.
+const TRUSTED_FOR: Duration = Duration::from_secs(30);
 /// Grids remembered (the oldest verdicts are forgotten first).
 const REMEMBERED: usize = 1024;
 /// Samplings of pending registrations under way at once (a flood of registrations must
@@ -82,8 +85,9 @@ impl Availability {
             match verdicts.get_mut(&data.root) {
                 Some(Entry {
                     verdict: Verdict::Available,
+                    since,
                     ..
-                }) => return true,
+                }) if since.elapsed() < TRUSTED_FOR => return true,
                 Some(Entry {
                     verdict: Verdict::Sampling,
                     waiters,
