@@ -11,6 +11,7 @@ mod duties;
 mod fetch;
 mod http;
 mod keys;
+mod prefetch;
 mod rate;
 mod retrieve;
 mod serve;
@@ -54,6 +55,9 @@ pub(crate) enum Fault {
     WrongProofs,
     /// Start with an empty custody store (then behave honestly).
     DropCustody,
+    /// Fetch custody cells only once their block is final (not when the registration of a
+    /// das blob arrives), so that custody depends on whoever serves them after finality.
+    LateCustody,
     /// Keep its own transactions to itself and serve no cells: as a validator, it proposes
     /// the das blobs put through it, whose data only it holds (so they must never become
     /// final).
@@ -107,9 +111,9 @@ pub(crate) struct StartArgs {
     /// Cap on the bandwidth used to replicate blobs from peers, e.g. `50MiB` (per second).
     #[arg(long)]
     pub(crate) replication_bandwidth: Option<ByteSize>,
-    /// Misbehave on purpose (tests only).
+    /// Misbehave on purpose (tests only; may be repeated).
     #[arg(long, hide = true)]
-    pub(crate) fault: Option<Fault>,
+    pub(crate) fault: Vec<Fault>,
 }
 
 /// Balance of a solo validator's own account in its default genesis.
@@ -128,7 +132,7 @@ pub(crate) struct Node {
     /// Serialises this node's own transactions so their nonces stay in order.
     pub(crate) submit_lock: tokio::sync::Mutex<()>,
     pub(crate) genesis_pin: Option<BlockHash>,
-    pub(crate) fault: Option<Fault>,
+    pub(crate) faults: Vec<Fault>,
     /// Transactions waiting for a block (validators only).
     pub(crate) mempool: Mutex<Vec<SignedTransaction>>,
     /// The latest final height; watched by uploads waiting to be anchored.
@@ -146,6 +150,8 @@ pub(crate) struct Node {
     pub(crate) encodings: Arc<custody::Encodings>,
     /// What this node's sampling found about das grids.
     pub(crate) availability: availability::Availability,
+    /// Custody cells of das blobs fetched before their block is final.
+    pub(crate) staged: prefetch::Staged,
     /// Highest final height announced with a valid proof (sync aims for it).
     pub(crate) announced: AtomicU64,
     /// The chain's spec and genesis, once the genesis block is known.
@@ -166,6 +172,11 @@ impl Node {
         let tip = self.store.tip().map(|t| t.header.height);
         self.new_block.send_replace(tip);
         self.replicate_now.notify_one();
+    }
+
+    /// Whether this node was started to misbehave with `fault` (tests only).
+    pub(crate) fn has_fault(&self, fault: Fault) -> bool {
+        self.faults.contains(&fault)
     }
 
     /// Whether this node takes part in consensus.
@@ -267,7 +278,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
             .await?
             .context("cannot open the store (is another node using this data dir?)")?;
-    if args.fault == Some(Fault::DropCustody) {
+    if args.fault.contains(&Fault::DropCustody) {
         let held = store.stats()?.custody_cells;
         store.drop_all_cells()?;
         tracing::warn!(held, "fault drop-custody: custody store emptied");
@@ -338,7 +349,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         finality_deadline: Duration::from_secs(args.finality_deadline_secs.max(1)),
         submit_lock: tokio::sync::Mutex::new(()),
         genesis_pin: args.genesis_hash,
-        fault: args.fault,
+        faults: args.fault.clone(),
         mempool: Mutex::new(Vec::new()),
         sync_now: Notify::new(),
         replicate_now: Notify::new(),
@@ -349,6 +360,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         bytes_fetched: AtomicU64::new(0),
         encodings: Arc::default(),
         availability: availability::Availability::default(),
+        staged: prefetch::Staged::default(),
         announced: AtomicU64::new(0),
         context: OnceLock::new(),
         tree: Mutex::new(None),

@@ -199,3 +199,59 @@ fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
         params.groups
     );
 }
+
+#[test]
+fn custody_is_filled_before_finality_so_the_uploader_may_leave_once_final() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<PathBuf> = (0..5).map(|i| tmp.path().join(format!("u{i}"))).collect();
+    // Slow blocks: the registration travels well before its block is final.
+    let interval = ["--block-interval-ms", "1500"];
+    let validator = start_proposer(tmp.path(), &dirs, &interval);
+    let boot = vec![validator.addr()];
+    let mut nodes = vec![validator];
+    nodes.extend(
+        dirs[1..]
+            .iter()
+            .map(|d| TestNode::start(d, false, &boot, &interval)),
+    );
+    wait_until(
+        "every node to see the others",
+        Duration::from_secs(60),
+        || {
+            nodes.iter().all(|n| {
+                n.status()["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.len() >= nodes.len() - 1)
+            })
+        },
+    );
+    let data = bytes(1 << 20, 77);
+    let file = write_file(tmp.path(), "leaving", &data);
+    let out = cli_ok(&nodes[1].api, &["put", &file, "--policy", "das", "--json"]);
+    let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt");
+    let id = receipt["blob_id"].as_str().expect("id").to_string();
+    // The uploader, the only node that ever held the blob whole, leaves at once.
+    nodes[1].kill9();
+    for n in nodes.iter().skip(2) {
+        assert!(
+            n.log().contains("custody cells staged"),
+            "node {} fetched no custody cells before the blob's block was final",
+            n.api
+        );
+    }
+    let copy = tmp.path().join("copy");
+    let mut last = String::new();
+    wait_until(
+        "another node to rebuild the blob",
+        Duration::from_secs(60),
+        || {
+            let out = cli(
+                &nodes[4].api,
+                &["get", &id, "-o", copy.to_str().expect("utf8")],
+            );
+            last = String::from_utf8_lossy(&out.stderr).to_string();
+            out.status.success()
+        },
+    );
+    assert_eq!(std::fs::read(&copy).expect("copy"), data, "{last}");
+}

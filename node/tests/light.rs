@@ -11,12 +11,16 @@ use std::time::Duration;
 use support::*;
 
 /// A `nexus light` process whose report lines go to a file.
+/// Custody fetched only once blocks are final: what a withholding uploader then holds back
+/// is missing everywhere.
+const LATE_CUSTODY: [&str; 2] = ["--fault", "late-custody"];
+
 /// These tests run eight processes each; one at a time keeps their timing honest on two
 /// cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Six storage nodes (one of them the validator; storage node `faulty.0` started with
-/// `--fault faulty.1`) and two light clients following them.
+/// `--fault faulty.1`, every node with `everyone`) and two light clients following them.
 struct Devnet {
     proposer: TestNode,
     storage: Vec<TestNode>,
@@ -24,10 +28,11 @@ struct Devnet {
     tmp: tempfile::TempDir,
 }
 
-fn devnet(faulty: Option<(usize, &str)>) -> Devnet {
+fn devnet(faulty: Option<(usize, &str)>, everyone: &[&str]) -> Devnet {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dirs: Vec<PathBuf> = (0..6).map(|i| tmp.path().join(format!("n{i}"))).collect();
-    let extra = vec!["--block-interval-ms", "300"];
+    let mut extra = vec!["--block-interval-ms", "300"];
+    extra.extend_from_slice(everyone);
     // Every cell kept by three nodes rather than the default two: custody is a network
     // parameter.
     let spec = serde_json::json!({ "custodians_per_group": 3 });
@@ -37,7 +42,7 @@ fn devnet(faulty: Option<(usize, &str)>) -> Devnet {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let mut extra = vec!["--block-interval-ms", "300"];
+            let mut extra = extra.clone();
             if let Some((_, fault)) = faulty.filter(|(f, _)| *f == i) {
                 extra.extend(["--fault", fault]);
             }
@@ -111,7 +116,7 @@ fn sampled_confidence(verdict: &str) -> Option<f64> {
 #[test]
 fn light_clients_find_every_block_available_on_a_six_node_devnet() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(None);
+    let net = devnet(None, &[]);
     // Blocks with data: das blobs of a few sizes (one row each), put through different
     // nodes.
     let heights: Vec<u64> = [10_000usize, 60_000, 120_000]
@@ -201,8 +206,9 @@ fn light_clients_find_every_block_available_on_a_six_node_devnet() {
 #[test]
 fn a_withheld_corner_makes_light_clients_report_the_block_unavailable() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    // Storage node 0 uploads the blob, and withholds a corner of it once it is final.
-    let net = devnet(Some((0, "withhold-corner")));
+    // Storage node 0 uploads the blob, and withholds a corner of it once it is final;
+    // custodians fetch their cells only then (not ahead, as they do by default).
+    let net = devnet(Some((0, "withhold-corner")), &LATE_CUSTODY);
     let height = net.put(0, 50_000, 7);
     for (i, reports) in net.verdicts(height + 1).iter().enumerate() {
         let verdict = &reports[&height];
@@ -220,7 +226,7 @@ fn a_withheld_corner_makes_light_clients_report_the_block_unavailable() {
 #[test]
 fn one_cell_short_of_the_corner_is_rebuilt_by_storage_nodes_and_available() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(Some((0, "withhold-corner-but-one")));
+    let net = devnet(Some((0, "withhold-corner-but-one")), &LATE_CUSTODY);
     // The first rebuild waits for the nodes to build their FK20 tables (seconds on a loaded
     // machine); judge the block after it.
     net.put(0, 50_000, 9);
@@ -246,7 +252,7 @@ fn one_cell_short_of_the_corner_is_rebuilt_by_storage_nodes_and_available() {
 #[test]
 fn a_custodian_serving_wrong_proofs_is_dropped_and_cells_come_from_others() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let net = devnet(Some((2, "wrong-proofs")));
+    let net = devnet(Some((2, "wrong-proofs")), &[]);
     let faulty = net.storage[2].status()["peer_id"]
         .as_str()
         .expect("peer id")

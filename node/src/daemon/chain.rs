@@ -20,6 +20,7 @@ use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError
 use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
 
 use super::availability::{Availability, Purpose};
+use super::prefetch::Staged;
 use super::Node;
 
 /// Largest encoded transaction accepted from gossip.
@@ -162,10 +163,14 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
     if !tx.signature_valid() {
         return Validation::Reject;
     }
+    let das = BlobRegistration::of(&tx).and_then(|r| r.policy.das_data());
+    if let Some(data) = das {
+        // Every storage node fetches its custody cells now, while the uploader serves them.
+        Staged::start(node, data);
+    }
     if node.is_validator() {
         // A das blob is sampled as soon as its registration arrives, so that it is known
         // available (or not) before this validator leads or votes on a block carrying it.
-        let das = BlobRegistration::of(&tx).and_then(|r| r.policy.das_data());
         if let (Some(data), Some(tip)) = (das, node.store.tip()) {
             let next = tip.header.height.next().unwrap_or(tip.header.height);
             Availability::check(node, Purpose::Ahead, next, data, |_| ());
@@ -346,7 +351,7 @@ pub(crate) async fn submit(
                 tx: Encoded::of(&tx),
                 attempt,
             };
-            let withheld = node.fault == Some(super::Fault::WithholdProposals);
+            let withheld = node.has_fault(super::Fault::WithholdProposals);
             if !withheld {
                 if let Err(e) = node
                     .net

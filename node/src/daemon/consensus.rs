@@ -445,7 +445,7 @@ impl Driver {
                     tracing::error!("cannot keep the proposed block: {e}");
                     return None;
                 }
-                if self.node.fault == Some(Fault::WithholdProposals) && !header.data.is_empty() {
+                if self.node.has_fault(Fault::WithholdProposals) && !header.data.is_empty() {
                     tracing::warn!(%round, "fault withhold-proposals: proposing data it withholds");
                 }
                 self.node

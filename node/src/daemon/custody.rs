@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use nexus_consensus::DataHeader;
 use nexus_das::params::CELLS_PER_ROW;
+use nexus_das::CodeParams;
 use nexus_das::{
     verify_samples, Coord, DataRoot, ExtendedData, PartialGrid, ProofStrategy, Sample,
 };
@@ -73,15 +75,15 @@ pub(crate) fn network_custody(node: &Node) -> CustodyParams {
 
 /// The custody assignment for block `height` over `nodes`, the storage nodes this node
 /// knows (its identified storage peers and itself).
-fn custody_at(node: &Node, nodes: &[Vec<u8>], height: Height) -> Custody<Vec<u8>> {
+pub(crate) fn custody_at(node: &Node, nodes: &[Vec<u8>], height: Height) -> Custody<Vec<u8>> {
     let params = network_custody(node);
     Custody::new(params, params.epoch_of(height.0), nodes.iter().cloned())
 }
 
-/// The cells of block `header`'s payload that this node keeps.
-fn wanted(custody: &Custody<Vec<u8>>, me: &[u8], header: &Header) -> Vec<Coord> {
+/// The cells of a grid laid out as `layout` that this node keeps.
+pub(crate) fn wanted(custody: &Custody<Vec<u8>>, me: &[u8], layout: &CodeParams) -> Vec<Coord> {
     let params = custody.params();
-    let rows = header.data.params.extended_rows() as u32;
+    let rows = layout.extended_rows() as u32;
     custody
         .groups_of(&me.to_vec())
         .into_iter()
@@ -99,9 +101,13 @@ pub(crate) async fn serve(node: &Node, request: CellsRequest) -> CellsResponse {
         .take(MAX_CELLS_PER_REQUEST)
         .collect();
     let (height, root) = (request.height, request.root);
+    // Cells kept in custody are filed by height: served only if that final block's payload
+    // is the grid asked for (a grid not final yet may be asked for by a height it will not
+    // end up at).
+    let is_final = matches!(node.store.block(height), Ok(Some(b)) if b.header.data.root == root);
     let samples: Vec<Option<Sample>> = match node.encodings.get(&root) {
         Some(data) => coords.iter().map(|&c| data.sample(c)).collect(),
-        None => {
+        None if is_final => {
             let store = node.store.clone();
             let wanted = coords.clone();
             tokio::task::spawn_blocking(move || {
@@ -113,11 +119,10 @@ pub(crate) async fn serve(node: &Node, request: CellsRequest) -> CellsResponse {
             .await
             .unwrap_or_default()
         }
+        None => vec![None; coords.len()],
     };
     // Faults that withhold cells strike once the grid is a final block's payload: the data
     // was there when validators sampled it, and goes missing after.
-    let is_final = node.fault.is_some()
-        && matches!(node.store.block(height), Ok(Some(b)) if b.header.data.root == root);
     CellsResponse {
         samples: samples
             .into_iter()
@@ -149,20 +154,19 @@ fn misbehave(node: &Node, is_final: bool, sample: Option<Sample>) -> Option<Samp
         row: params.row_at([far(1), far(2)]) as u32,
         column: far(0) as u16,
     };
-    match node.fault {
-        Some(Fault::WithholdCorner) if is_final && corner(sample.coord) => None,
-        Some(Fault::WithholdCornerButOne)
-            if is_final && corner(sample.coord) && sample.coord != spared =>
-        {
-            None
-        }
-        Some(Fault::WrongProofs) => {
-            sample.proof = sample.commitment;
-            Some(sample)
-        }
-        Some(Fault::WithholdProposals) => None,
-        _ => Some(sample),
+    let withheld = (is_final && node.has_fault(Fault::WithholdCorner) && corner(sample.coord))
+        || (is_final
+            && node.has_fault(Fault::WithholdCornerButOne)
+            && corner(sample.coord)
+            && sample.coord != spared)
+        || node.has_fault(Fault::WithholdProposals);
+    if withheld {
+        return None;
     }
+    if node.has_fault(Fault::WrongProofs) {
+        sample.proof = sample.commitment;
+    }
+    Some(sample)
 }
 
 /// Keeps this node's custody filled for recent blocks: every few seconds, and whenever the
@@ -210,9 +214,10 @@ pub(crate) async fn custody_loop(node: Arc<Node>) {
     }
 }
 
-/// Fetches the custody cells of block `height` that are missing: from memory if this node
-/// encoded or rebuilt the payload, else from storage peers; if peers cannot supply them all,
-/// rebuilds the payload from whatever cells they have (once per block).
+/// Fetches the custody cells of block `height` that are missing: those staged before the
+/// block was final, from memory if this node encoded or rebuilt the payload, else from
+/// storage peers; if peers cannot supply them all, rebuilds the payload from whatever
+/// cells they have (once per block).
 async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<()> {
     let Some(block) = node.store.block(height)? else {
         return Ok(());
@@ -224,7 +229,7 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     let me = node.net.peer_id().to_bytes();
     let custody = custody_at(node, nodes, height);
     let held: HashSet<Coord> = node.store.cells_held(height)?.into_iter().collect();
-    let mut missing: Vec<Coord> = wanted(&custody, &me, header)
+    let mut missing: Vec<Coord> = wanted(&custody, &me, &header.data.params)
         .into_iter()
         .filter(|c| !held.contains(c))
         .collect();
@@ -232,8 +237,21 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
         return Ok(());
     }
     let root = header.data.root;
+    if let Some(staged) = node.staged.take(&root) {
+        let wanted: HashSet<Coord> = missing.iter().copied().collect();
+        let keep: Vec<Sample> = staged
+            .into_iter()
+            .filter(|s| wanted.contains(&s.coord))
+            .collect();
+        tokio::task::block_in_place(|| node.store.put_cells(height, &keep))?;
+        let got: HashSet<Coord> = keep.iter().map(|s| s.coord).collect();
+        missing.retain(|c| !got.contains(c));
+        if missing.is_empty() {
+            return Ok(());
+        }
+    }
     if node.encodings.get(&root).is_none() {
-        let samples = fetch_verified(node, header, &missing).await;
+        let samples = fetch_verified(node, height, &header.data, &missing).await;
         // A few MiB of writes: keep them off the threads that answer peers.
         tokio::task::block_in_place(|| node.store.put_cells(height, &samples))?;
         let got: HashSet<Coord> = samples.iter().map(|s| s.coord).collect();
@@ -267,11 +285,16 @@ const PARALLEL_BATCHES: usize = 8;
 /// in parallel, each to the group's custodians first and then to every other peer until
 /// its cells are found. A peer serving cells that do not verify is penalised and not asked
 /// again.
-async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<Sample> {
+pub(crate) async fn fetch_verified(
+    node: &Node,
+    height: Height,
+    data: &DataHeader,
+    coords: &[Coord],
+) -> Vec<Sample> {
     let peers = node.net.storage_peers().await;
     let mut nodes: Vec<Vec<u8>> = peers.iter().map(|p| p.to_bytes()).collect();
     nodes.push(node.net.peer_id().to_bytes());
-    let custody = custody_at(node, &nodes, header.height);
+    let custody = custody_at(node, &nodes, height);
     let mut by_group: BTreeMap<u16, Vec<Coord>> = BTreeMap::new();
     for &c in coords {
         by_group
@@ -302,7 +325,7 @@ async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<S
     }
     let banned: Mutex<HashSet<PeerId>> = Mutex::new(HashSet::new());
     let found: Vec<Vec<Sample>> = futures::stream::iter(batches)
-        .map(|(order, batch)| fetch_batch(node, header, order, batch, &banned))
+        .map(|(order, batch)| fetch_batch(node, (height, data), order, batch, &banned))
         .buffer_unordered(PARALLEL_BATCHES)
         .collect()
         .await;
@@ -312,7 +335,7 @@ async fn fetch_verified(node: &Node, header: &Header, coords: &[Coord]) -> Vec<S
 /// One batch of [`fetch_verified`]: asks `peers` in order until its cells are found.
 async fn fetch_batch(
     node: &Node,
-    header: &Header,
+    (height, data): (Height, &DataHeader),
     peers: Vec<PeerId>,
     mut missing: Vec<Coord>,
     banned: &Mutex<HashSet<PeerId>>,
@@ -330,8 +353,8 @@ async fn fetch_batch(
             continue;
         }
         let request = CellsRequest {
-            height: header.height,
-            root: header.data.root,
+            height,
+            root: data.root,
             coords: missing.clone(),
         };
         let response = match node.net.request_cells(peer, request).await {
@@ -350,9 +373,9 @@ async fn fetch_batch(
         if samples.is_empty() {
             continue;
         }
-        let valid = tokio::task::block_in_place(|| verify_samples(&header.data.root, &samples));
+        let valid = tokio::task::block_in_place(|| verify_samples(&data.root, &samples));
         if valid.is_err() {
-            tracing::warn!(%peer, height = %header.height, "peer served cells that do not verify");
+            tracing::warn!(%peer, %height, "peer served cells that do not verify");
             banned
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -385,7 +408,7 @@ async fn rebuild(node: &Node, header: &Header) -> anyhow::Result<ExtendedData> {
         "rebuild: asking peers for {} cells",
         wanted.len()
     );
-    for sample in fetch_verified(node, header, &wanted).await {
+    for sample in fetch_verified(node, header.height, &header.data, &wanted).await {
         grid.insert(sample.coord, &sample.cell.0)?;
     }
     tracing::debug!(held = grid.held(), "rebuild: decoding");
@@ -430,7 +453,7 @@ pub(crate) async fn grid_view(
     if header.data.is_empty() {
         others.clear();
     }
-    let found: HashSet<Coord> = fetch_verified(node, header, &others)
+    let found: HashSet<Coord> = fetch_verified(node, height, &header.data, &others)
         .await
         .into_iter()
         .map(|s| s.coord)

@@ -221,7 +221,7 @@ async fn repair(node: &Node, blob_id: BlobId, shard: u16) -> Result<(), RepairEr
 /// With `Fault::DropShards`, deletes the shards this node was given (a provider that lost
 /// its data); returns true when the fault is active.
 pub(crate) fn drop_assigned_shards(node: &Node, assigned: &[BlobId]) -> bool {
-    if node.fault != Some(Fault::DropShards) {
+    if !node.has_fault(Fault::DropShards) {
         return false;
     }
     for shard in assigned {

@@ -16,7 +16,7 @@ pub(crate) async fn chunk(node: &Node, request: ChunkRequest) -> ChunkResponse {
     let (blob_id, index) = (BlobId(request.blob_id.0), ChunkIndex(request.index));
     match read_local(node, blob_id, index).await {
         Ok(mut chunk) => {
-            if node.fault == Some(Fault::CorruptChunks) {
+            if node.has_fault(Fault::CorruptChunks) {
                 if let Some(b) = chunk.data.first_mut() {
                     *b ^= 0xff;
                 }
