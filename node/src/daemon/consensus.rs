@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nexus_consensus::{
     Action, BlockHash, CertifiedHeader, ConsensusMessage, Context, Engine, FinalityProof, Header,
-    Input, PacemakerConfig, Proposal, QuorumCertificate, Round, SigningKey,
+    Input, PacemakerConfig, Proposal, QuorumCertificate, Round, SigningKey, Verified,
 };
 use nexus_net::codec::Encoded;
 use nexus_net::protocol::blocks::{BlockRequest, MAX_BLOCK_BYTES};
@@ -45,6 +45,8 @@ struct Driver {
     key_public: nexus_consensus::PublicKey,
     sampled: mpsc::UnboundedSender<BlockHash>,
     commits: mpsc::UnboundedSender<Commit>,
+    /// Proposals whose missing ancestors were fetched meanwhile.
+    retry: mpsc::UnboundedSender<(Verified<ConsensusMessage>, Encoded)>,
 }
 
 /// Blocks that became final (oldest first) and the QC that commits the last of them.
@@ -125,6 +127,7 @@ pub(crate) async fn run(
     // Sampling verdicts come on a queue of their own: a flood of gossip must not crowd
     // them out (at most one per block this validator may vote for).
     let (sampled, mut verdicts) = mpsc::unbounded_channel();
+    let (retry, mut retries) = mpsc::unbounded_channel();
     let mut driver = Driver {
         node,
         engine,
@@ -132,6 +135,7 @@ pub(crate) async fn run(
         key_public,
         sampled,
         commits,
+        retry,
     };
     let actions = driver.engine.start(now_ms());
     driver.execute(actions).await;
@@ -145,6 +149,13 @@ pub(crate) async fn run(
                 None => return,
             },
             Some(block) = verdicts.recv() => ConsensusEvent::Available(block),
+            Some((message, body)) = retries.recv() => {
+                if let Some(input) = driver.readmit(message, body) {
+                    let actions = driver.engine.step(now_ms(), input);
+                    driver.execute(actions).await;
+                }
+                continue;
+            }
             _ = tokio::time::sleep(sleep) => {
                 let actions = driver.engine.step(now_ms(), Input::Tick);
                 driver.execute(actions).await;
@@ -276,7 +287,23 @@ impl Driver {
             }
         };
         if let ConsensusMessage::Proposal(p) = &*verified {
-            match self.admit_block(p, &body, id.source()).await {
+            let parent = p.header.parent;
+            if !self.node.tree_contains(&parent) && !self.node.tree_contains(&p.block()) {
+                // Fetched off this task (a slow or silent peer must not stall consensus);
+                // the proposal comes back once its ancestors are in the tree.
+                let (node, retry, source) = (self.node.clone(), self.retry.clone(), id.source());
+                tokio::spawn(async move {
+                    match fetch_ancestors(&node, parent, source).await {
+                        Ok(()) => {
+                            let _ = retry.send((verified, body));
+                        }
+                        Err(e) => tracing::debug!("proposal set aside: {e:?}"),
+                    }
+                });
+                self.node.net.report(id, Validation::Ignore).await;
+                return None;
+            }
+            match self.admit_block(p, &body) {
                 Ok(()) => {}
                 Err(Verdict::Invalid(e)) => {
                     tracing::warn!(peer = %id.source(), round = %p.header.round, "invalid proposal: {e}");
@@ -294,13 +321,8 @@ impl Driver {
         Some(Input::Message(verified))
     }
 
-    /// Decodes a proposal's block, fetches missing ancestors, and executes it.
-    async fn admit_block(
-        &mut self,
-        proposal: &Proposal,
-        body: &Encoded,
-        source: PeerId,
-    ) -> Result<(), Verdict> {
+    /// Decodes a proposal's block and executes it on its parent (which the tree holds).
+    fn admit_block(&mut self, proposal: &Proposal, body: &Encoded) -> Result<(), Verdict> {
         let block: Block = body
             .decode(MAX_BLOCK_BYTES)
             .map_err(|e| Verdict::Invalid(format!("undecodable block: {e}")))?;
@@ -309,68 +331,27 @@ impl Driver {
                 "the block is not the proposed header's".into(),
             ));
         }
-        let hash = proposal.block();
-        if self.node.tree_contains(&hash) {
+        if self.node.tree_contains(&proposal.block()) {
             return Ok(());
-        }
-        if !self.node.tree_contains(&block.header.parent) {
-            self.fetch_ancestors(block.header.parent, source).await?;
         }
         tokio::task::block_in_place(|| validate(&self.node, block)).map_err(Verdict::Invalid)?;
         Ok(())
     }
 
-    /// Fetches the blocks between the tree and `missing` by hash and executes them, oldest
-    /// first. Too long a gap means this node is behind: final blocks are synced instead.
-    async fn fetch_ancestors(&mut self, missing: BlockHash, source: PeerId) -> Result<(), Verdict> {
-        let mut chain = Vec::new();
-        let mut cursor = missing;
-        while !self.node.tree_contains(&cursor) {
-            if chain.len() >= MAX_ANCESTORS_FETCHED {
-                self.node.sync_now.notify_one();
-                return Err(Verdict::NotNow(
-                    "too far behind; syncing final blocks".into(),
-                ));
-            }
-            let block = self.fetch_block(cursor, source).await.ok_or_else(|| {
-                self.node.sync_now.notify_one();
-                Verdict::NotNow(format!("no peer serves block {cursor}"))
-            })?;
-            cursor = block.header.parent;
-            chain.push(block);
-        }
-        for block in chain.into_iter().rev() {
-            let node = self.node.clone();
-            tokio::task::spawn_blocking(move || validate(&node, block))
-                .await
-                .map_err(|e| Verdict::NotNow(e.to_string()))?
-                .map_err(|e| Verdict::NotNow(format!("an ancestor does not execute: {e}")))?;
-        }
-        Ok(())
-    }
-
-    /// The block with `hash` from `first` or any storage peer, checked against the hash.
-    async fn fetch_block(&self, hash: BlockHash, first: PeerId) -> Option<Block> {
-        let mut peers = vec![first];
-        peers.extend(self.node.net.storage_peers().await);
-        peers.dedup();
-        for peer in peers {
-            let request = BlockRequest::ByHash(hash);
-            let response =
-                tokio::time::timeout(FETCH_TIMEOUT, self.node.net.request_blocks(peer, request))
-                    .await;
-            let Ok(Ok(response)) = response else {
-                continue;
-            };
-            for encoded in response.blocks {
-                if let Ok(block) = encoded.decode::<Block>(MAX_BLOCK_BYTES) {
-                    if block.header.hash() == hash {
-                        return Some(block);
-                    }
-                }
+    /// A proposal set aside for its missing ancestors, now fetched: executed and handed to
+    /// the engine (its gossip verdict was given already).
+    fn readmit(&mut self, message: Verified<ConsensusMessage>, body: Encoded) -> Option<Input> {
+        let ConsensusMessage::Proposal(p) = &*message else {
+            return None;
+        };
+        let p: &Proposal = p;
+        match self.admit_block(p, &body) {
+            Ok(()) => Some(Input::Message(message)),
+            Err(e) => {
+                tracing::debug!(round = %p.header.round, "proposal dropped: {e:?}");
+                None
             }
         }
-        None
     }
 
     /// Carries out the engine's actions in order; a failed persist stops the rest (nothing
@@ -427,7 +408,7 @@ impl Driver {
     async fn build(&mut self, round: Round, parent: BlockHash) -> Option<Header> {
         if !self.node.tree_contains(&parent) {
             let first = self.node.net.storage_peers().await.first().copied()?;
-            if let Err(e) = self.fetch_ancestors(parent, first).await {
+            if let Err(e) = fetch_ancestors(&self.node, parent, first).await {
                 tracing::warn!(%round, "cannot build on {parent}: {e:?}");
                 return None;
             }
@@ -517,6 +498,62 @@ impl Driver {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(status);
     }
+}
+
+/// Fetches the blocks between the tree and `missing` by hash and executes them, oldest
+/// first. Too long a gap means this node is behind: final blocks are synced instead.
+async fn fetch_ancestors(
+    node: &Arc<Node>,
+    missing: BlockHash,
+    source: PeerId,
+) -> Result<(), Verdict> {
+    let mut chain = Vec::new();
+    let mut cursor = missing;
+    while !node.tree_contains(&cursor) {
+        if chain.len() >= MAX_ANCESTORS_FETCHED {
+            node.sync_now.notify_one();
+            return Err(Verdict::NotNow(
+                "too far behind; syncing final blocks".into(),
+            ));
+        }
+        let block = fetch_block(node, cursor, source).await.ok_or_else(|| {
+            node.sync_now.notify_one();
+            Verdict::NotNow(format!("no peer serves block {cursor}"))
+        })?;
+        cursor = block.header.parent;
+        chain.push(block);
+    }
+    for block in chain.into_iter().rev() {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || validate(&node, block))
+            .await
+            .map_err(|e| Verdict::NotNow(e.to_string()))?
+            .map_err(|e| Verdict::NotNow(format!("an ancestor does not execute: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The block with `hash` from `first` or any storage peer, checked against the hash.
+async fn fetch_block(node: &Node, hash: BlockHash, first: PeerId) -> Option<Block> {
+    let mut peers = vec![first];
+    peers.extend(node.net.storage_peers().await);
+    peers.dedup();
+    for peer in peers {
+        let request = BlockRequest::ByHash(hash);
+        let response =
+            tokio::time::timeout(FETCH_TIMEOUT, node.net.request_blocks(peer, request)).await;
+        let Ok(Ok(response)) = response else {
+            continue;
+        };
+        for encoded in response.blocks {
+            if let Ok(block) = encoded.decode::<Block>(MAX_BLOCK_BYTES) {
+                if block.header.hash() == hash {
+                    return Some(block);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Why a proposal was not passed to the engine.
