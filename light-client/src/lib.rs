@@ -46,7 +46,7 @@ pub struct LightArgs {
 /// Peers asked for one cell before it counts as missing: its custodians, then other
 /// storage peers. A light client discovers storage nodes gradually, so the custodians it
 /// computes from the nodes it knows may not be the real ones; asking further peers (the
-/// proposer among them, which serves every cell of recent blocks) keeps that from
+/// blob's uploader among them, which serves every cell of its grid) keeps that from
 /// counting as withholding.
 const PEERS_PER_CELL: usize = 16;
 

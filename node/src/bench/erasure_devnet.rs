@@ -1,4 +1,4 @@
-//! `nexus bench erasure-devnet`: on a devnet of real node processes (a proposer that is
+//! `nexus bench erasure-devnet`: on a devnet of real node processes (a validator that is
 //! also the orchestrator, 6 providers, an uploader), times `put --policy erasure` and
 //! `put --policy replicated` of blobs of the same size in the same run, until the data is
 //! where the policy wants it, and measures the bytes each policy keeps across the network.
@@ -175,7 +175,7 @@ async fn measure(
 
     let mb = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
     Ok(format!(
-        "| {sz} blob, devnet of 8 processes (proposer + orchestrator, {PROVIDERS} providers, uploader) | value |\n|---|---|\n\
+        "| {sz} blob, devnet of 8 processes (validator + orchestrator, {PROVIDERS} providers, uploader) | value |\n|---|---|\n\
          | put --policy replicated (stored, anchored) | {rp:.2?} ({rpm:.0} MB/s) |\n\
          | put --policy erasure (stored, encoded, anchored) | {ep:.2?} ({epm:.0} MB/s) |\n\
          | **erasure / replicated put throughput** | **{ratio:.2}** |\n\

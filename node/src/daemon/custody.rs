@@ -1,4 +1,4 @@
-//! Custody of block payloads: the proposer encodes each block's payload and serves its
+//! Custody of block payloads: the uploader of a `das` blob encodes it and serves its
 //! cells; every storage node keeps the cells of its custody groups, fetched from peers and
 //! verified against the block's DataRoot; and anyone's cell requests are answered.
 

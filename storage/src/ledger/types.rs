@@ -60,8 +60,8 @@ pub struct LedgerParams {
     pub max_block_data: u64,
 }
 
-/// 8 MiB: a block's payload then fits 67 of the 1,024 rows the code allows, and the
-/// proposer encodes it (with every proof) in about ten seconds on two cores.
+/// 8 MiB: a block's payload then fits 67 of the 1,024 rows the code allows, and its
+/// uploader encodes it (with every proof) in about ten seconds on two cores.
 fn default_max_block_data() -> u64 {
     8 << 20
 }
