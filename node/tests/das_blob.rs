@@ -29,22 +29,19 @@ fn lost_groups(custody: &Custody<Vec<u8>>, stopped: &BTreeSet<Vec<u8>>) -> u16 {
         .count() as u16
 }
 
-#[test]
-fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dirs: Vec<PathBuf> = (0..NODES)
-        .map(|i| tmp.path().join(format!("n{i}")))
-        .collect();
-    let interval = ["--block-interval-ms", "300"];
-    let proposer = start_proposer(tmp.path(), &dirs, &interval);
-    let boot = vec![proposer.addr()];
-    let mut nodes = vec![proposer];
+/// A validator and `count - 1` storage nodes in `root` with blocks `interval_ms` apart,
+/// once every node sees every other (custody is computed over the nodes each one knows).
+fn meshed(root: &std::path::Path, count: usize, interval_ms: &str) -> Vec<TestNode> {
+    let dirs: Vec<PathBuf> = (0..count).map(|i| root.join(format!("n{i}"))).collect();
+    let interval = ["--block-interval-ms", interval_ms];
+    let validator = start_proposer(root, &dirs, &interval);
+    let boot = vec![validator.addr()];
+    let mut nodes = vec![validator];
     nodes.extend(
         dirs[1..]
             .iter()
             .map(|d| TestNode::start(d, false, &boot, &interval)),
     );
-    // Custody is computed over the storage nodes each one knows: let them all meet.
     wait_until(
         "every node to see the others",
         Duration::from_secs(60),
@@ -52,10 +49,18 @@ fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
             nodes.iter().all(|n| {
                 n.status()["peers"]
                     .as_array()
-                    .is_some_and(|p| p.len() >= NODES - 1)
+                    .is_some_and(|p| p.len() >= count - 1)
             })
         },
     );
+    nodes
+}
+
+#[test]
+fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Custody is computed over the storage nodes each one knows: let them all meet.
+    let mut nodes = meshed(tmp.path(), NODES, "300");
 
     // Put through node 1; it keeps the upload, everyone else only cells.
     let data = bytes(BLOB, 42);
@@ -203,28 +208,8 @@ fn a_das_blob_is_rebuilt_from_cells_with_a_quarter_of_custodians_stopped() {
 #[test]
 fn custody_is_filled_before_finality_so_the_uploader_may_leave_once_final() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dirs: Vec<PathBuf> = (0..5).map(|i| tmp.path().join(format!("u{i}"))).collect();
     // Slow blocks: the registration travels well before its block is final.
-    let interval = ["--block-interval-ms", "1500"];
-    let validator = start_proposer(tmp.path(), &dirs, &interval);
-    let boot = vec![validator.addr()];
-    let mut nodes = vec![validator];
-    nodes.extend(
-        dirs[1..]
-            .iter()
-            .map(|d| TestNode::start(d, false, &boot, &interval)),
-    );
-    wait_until(
-        "every node to see the others",
-        Duration::from_secs(60),
-        || {
-            nodes.iter().all(|n| {
-                n.status()["peers"]
-                    .as_array()
-                    .is_some_and(|p| p.len() >= nodes.len() - 1)
-            })
-        },
-    );
+    let mut nodes = meshed(tmp.path(), 5, "1500");
     let data = bytes(1 << 20, 77);
     let file = write_file(tmp.path(), "leaving", &data);
     let out = cli_ok(&nodes[1].api, &["put", &file, "--policy", "das", "--json"]);
