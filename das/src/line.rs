@@ -26,6 +26,9 @@ pub enum LineError {
     /// The known values are not evaluations of one polynomial of degree below `k`.
     #[error("the known values are not a codeword")]
     Inconsistent,
+    /// The line does not have `2k` positions, or its known positions differ in lanes.
+    #[error("malformed line: {0}")]
+    Malformed(&'static str),
 }
 
 /// Reverses the low `bits` bits of `i`.
@@ -126,7 +129,16 @@ impl LineCode {
         values: &mut [Vec<Scalar>],
     ) -> Result<(), LineError> {
         let len = 2 * self.k;
-        debug_assert_eq!(known.len(), len);
+        if known.len() != len || values.len() != len {
+            return Err(LineError::Malformed("a line must have 2k positions"));
+        }
+        let mut lanes_known = known.iter().zip(values.iter()).filter(|(k, _)| **k);
+        let lanes = lanes_known.next().map_or(0, |(_, v)| v.len());
+        if lanes_known.any(|(_, v)| v.len() != lanes) {
+            return Err(LineError::Malformed(
+                "known positions must hold the same number of lanes",
+            ));
+        }
         let bits = len.trailing_zeros();
         let present = known.iter().filter(|&&k| k).count();
         if present == len {
@@ -148,7 +160,6 @@ impl LineCode {
         let mut z_outside_inv = self.full.coset_fft_scalars(z, &self.outside);
         batch_inverse(&mut z_outside_inv);
 
-        let lanes = values.iter().map(Vec::len).max().unwrap_or(0);
         for lane in 0..lanes {
             // E·Z in the natural order of the domain; Z zeroes the unknown positions.
             let ez: Vec<Scalar> = (0..len)
@@ -246,6 +257,26 @@ mod tests {
             code.recover(&known, &mut values),
             Err(LineError::Inconsistent)
         );
+    }
+
+    #[test]
+    fn malformed_lines_are_refused_not_indexed() {
+        let code = LineCode::new(4);
+        let mut values: Vec<Vec<Scalar>> = scalars(8, 1).into_iter().map(|v| vec![v]).collect();
+        assert!(matches!(
+            code.recover(&[true; 7], &mut values),
+            Err(LineError::Malformed(_))
+        ));
+        assert!(matches!(
+            code.recover(&[true; 8], &mut values[..6]),
+            Err(LineError::Malformed(_))
+        ));
+        values[2].push(Scalar::ONE);
+        let known = [true, true, true, true, true, false, false, false];
+        assert!(matches!(
+            code.recover(&known, &mut values),
+            Err(LineError::Malformed(_))
+        ));
     }
 
     #[test]

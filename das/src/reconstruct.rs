@@ -8,8 +8,8 @@ use ekzg_bls12_381::Scalar;
 use rayon::prelude::*;
 
 use crate::field::{cell_from_bytes, unpack_into, FieldError};
-use crate::kzg::{RowCodec, RowRecoveryError};
-use crate::line::{LineCode, LineError};
+use crate::kzg::RowCodec;
+use crate::line::LineCode;
 use crate::params::{
     CodeParams, Coord, ParamsError, BYTES_PER_CELL, CELLS_PER_ROW, CELL_ELEMENTS,
     ORIGINAL_CELLS_PER_ROW, ROW_DATA_BYTES, ROW_ELEMENTS,
@@ -32,6 +32,17 @@ pub enum ReconstructError {
     /// A coordinate is outside the grid.
     #[error("cell {0:?} is outside the grid")]
     OutsideGrid(Coord),
+    /// A cell does not hold exactly 64 field elements.
+    #[error("cell {coord:?} holds {len} elements, not {CELL_ELEMENTS}")]
+    BadCellLength {
+        /// Where.
+        coord: Coord,
+        /// Elements given.
+        len: usize,
+    },
+    /// A cell already held was given again with different contents (never overwritten).
+    #[error("cell {0:?} was given twice with different contents")]
+    Conflicting(Coord),
     /// Original cells are still missing and no line has enough cells to go on.
     #[error(
         "{missing_original} original cells cannot be recovered ({held} of {total} cells held); \
@@ -129,14 +140,28 @@ impl PartialGrid {
         self.insert_elements(coord, &elements)
     }
 
-    /// Adds a cell given as its 64 field elements.
+    /// Adds a cell given as its 64 field elements. Giving a held cell again is accepted
+    /// only with the same contents: a different copy is refused, never written over.
     pub fn insert_elements(
         &mut self,
         coord: Coord,
         elements: &[Scalar],
     ) -> Result<(), ReconstructError> {
-        if !self.params.contains(coord) || elements.len() != CELL_ELEMENTS {
+        if !self.params.contains(coord) {
             return Err(ReconstructError::OutsideGrid(coord));
+        }
+        if elements.len() != CELL_ELEMENTS {
+            return Err(ReconstructError::BadCellLength {
+                coord,
+                len: elements.len(),
+            });
+        }
+        if let Some(held) = self.elements(coord) {
+            return if held == elements {
+                Ok(())
+            } else {
+                Err(ReconstructError::Conflicting(coord))
+            };
         }
         let i = self.index(coord);
         self.known[i] = true;
@@ -301,11 +326,7 @@ impl PartialGrid {
                     .filter_map(|&c| Some((usize::from(c.column), self.elements(c)?.to_vec())))
                     .collect();
                 let codec = RowCodec::get();
-                let poly = codec.recover(held).map_err(|e| match e {
-                    RowRecoveryError::TooFewCells { .. } | RowRecoveryError::Inconsistent(_) => {
-                        inconsistent()
-                    }
-                })?;
+                let poly = codec.recover(held).map_err(|_| inconsistent())?;
                 if poly.len() > ROW_ELEMENTS {
                     return Err(inconsistent());
                 }
@@ -322,9 +343,8 @@ impl PartialGrid {
                     .iter()
                     .map(|&c| self.elements(c).map(<[Scalar]>::to_vec).unwrap_or_default())
                     .collect();
-                code.recover(&known, &mut values).map_err(|e| match e {
-                    LineError::TooFewKnown { .. } | LineError::Inconsistent => inconsistent(),
-                })?;
+                code.recover(&known, &mut values)
+                    .map_err(|_| inconsistent())?;
                 Ok(line
                     .coords
                     .iter()

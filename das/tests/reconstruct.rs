@@ -165,15 +165,38 @@ fn altered_cells_are_reported_as_inconsistent() {
     let mut rng = StdRng::seed_from_u64(7);
     let data = random_data(&mut rng, 100);
     let encoded = ExtendedData::encode(&data, 1).expect("encode");
-    let mut grid = grid_with(&encoded, |c| c.column % 4 != 0);
-    let mut cell = encoded.cell(Coord { row: 0, column: 1 }).expect("in grid");
+    let at = Coord { row: 0, column: 1 };
+    let mut grid = grid_with(&encoded, |c| c.column % 4 != 0 && c != at);
+    let mut cell = encoded.cell(at).expect("in grid");
     cell[31] ^= 1;
-    grid.insert(Coord { row: 0, column: 1 }, &cell)
-        .expect("canonical");
+    grid.insert(at, &cell).expect("canonical");
     assert!(matches!(
         grid.into_data(),
         Err(ReconstructError::Inconsistent { .. })
     ));
+}
+
+#[test]
+fn a_second_different_copy_of_a_cell_is_refused_and_the_first_kept() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let data = random_data(&mut rng, 100);
+    let encoded = ExtendedData::encode(&data, 1).expect("encode");
+    let mut grid = grid_with(&encoded, |c| c.column % 4 != 0);
+    let at = Coord { row: 0, column: 1 };
+    let honest = encoded.cell(at).expect("in grid");
+    grid.insert(at, &honest)
+        .expect("the same copy again is fine");
+    let mut altered = honest;
+    altered[31] ^= 1;
+    assert_eq!(
+        grid.insert(at, &altered),
+        Err(ReconstructError::Conflicting(at))
+    );
+    assert_eq!(
+        grid.insert_elements(at, &[]),
+        Err(ReconstructError::BadCellLength { coord: at, len: 0 })
+    );
+    assert_eq!(grid.into_data().expect("the honest copy was kept"), data);
 }
 
 #[test]
