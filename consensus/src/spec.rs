@@ -10,14 +10,20 @@ use nexus_das::merkle::Digest;
 /// Longest chain id accepted.
 pub const MAX_CHAIN_ID_LEN: usize = 64;
 
-/// The 32 bytes that put every consensus signature in one chain's domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The 32 bytes that put every signature — consensus messages and transactions — in one
+/// chain's domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChainTag(pub(crate) [u8; 32]);
 
 impl ChainTag {
     /// The tag of chain `chain_id`.
     pub fn of(chain_id: &str) -> ChainTag {
         ChainTag(Digest::of(&[b"nexus/chain/v1", chain_id.as_bytes()]).0)
+    }
+
+    /// The tag's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 

@@ -29,6 +29,7 @@ use nexus_consensus::{Context, EngineStatus, PacemakerConfig, PublicKey};
 use nexus_net::protocol::gossip::GossipMessage;
 use nexus_net::{Multiaddr, Network, NetworkConfig, NetworkEvent, Validation};
 use nexus_storage::ledger::{Genesis, LedgerParams, LedgerState, SignedTransaction};
+use nexus_storage::mempool::{Mempool, PoolLimits};
 use nexus_storage::{BlockHash, BlockTree, ChainGenesis, Header, Height, SigningKey, Store};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -129,12 +130,13 @@ pub(crate) struct Node {
     pub(crate) validator: Option<PublicKey>,
     /// How long this node's own transactions wait to be final.
     pub(crate) finality_deadline: Duration,
-    /// Serialises this node's own transactions so their nonces stay in order.
-    pub(crate) submit_lock: tokio::sync::Mutex<()>,
+    /// This node's own transactions not yet seen final, in nonce order: the next one
+    /// takes the nonce after them, so concurrent submissions never collide.
+    pub(crate) own_txs: Mutex<Vec<SignedTransaction>>,
     pub(crate) genesis_pin: Option<BlockHash>,
     pub(crate) faults: Vec<Fault>,
-    /// Transactions waiting for a block (validators only).
-    pub(crate) mempool: Mutex<Vec<SignedTransaction>>,
+    /// Transactions waiting for a block (validators only), admitted by the ledger's rules.
+    pub(crate) mempool: Mutex<Mempool>,
     /// The latest final height; watched by uploads waiting to be anchored.
     pub(crate) new_block: watch::Sender<Option<Height>>,
     /// Wakes chain sync early.
@@ -347,10 +349,10 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         account,
         validator: validator_key.as_ref().map(SigningKey::public),
         finality_deadline: Duration::from_secs(args.finality_deadline_secs.max(1)),
-        submit_lock: tokio::sync::Mutex::new(()),
+        own_txs: Mutex::new(Vec::new()),
         genesis_pin: args.genesis_hash,
         faults: args.fault.clone(),
-        mempool: Mutex::new(Vec::new()),
+        mempool: Mutex::new(Mempool::new(PoolLimits::default())),
         sync_now: Notify::new(),
         replicate_now: Notify::new(),
         bandwidth: args

@@ -105,7 +105,7 @@ fn execute(
 /// the same block).
 pub fn create_genesis(genesis: ChainGenesis) -> Result<Transition, BlockError> {
     genesis.spec.validate()?;
-    let ledger = LedgerState::genesis(&genesis.ledger)?;
+    let ledger = LedgerState::genesis(&genesis.ledger, genesis.spec.tag())?;
     let dims = ledger.params().data_dims;
     let slot = Slot {
         parent: None,
@@ -127,7 +127,7 @@ pub fn accept_genesis(block: Block, pin: Option<BlockHash>) -> Result<Transition
         .genesis
         .as_ref()
         .ok_or(BlockError::BadGenesis("no chain genesis"))?;
-    let ledger = LedgerState::genesis(&genesis.ledger)?;
+    let ledger = LedgerState::genesis(&genesis.ledger, genesis.spec.tag())?;
     settle(block, ledger, Vec::new())
 }
 

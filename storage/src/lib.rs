@@ -15,6 +15,7 @@ pub mod chain;
 pub mod erasure;
 pub use nexus_consensus::keys;
 pub mod ledger;
+pub mod mempool;
 pub mod store;
 
 pub use blob::{

@@ -17,6 +17,7 @@ use nexus_net::{GossipId, PeerId, Validation};
 use nexus_storage::block::CertifiedBlock;
 use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBlockError};
 use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::mempool::AdmitError;
 use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
 
 use super::availability::{Availability, Purpose};
@@ -96,6 +97,10 @@ pub(super) fn append_final(
     }
     let header = &step.block.header;
     node.advance_tree(header, &step.ledger);
+    node.mempool
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .prune(&step.ledger, now_ms());
     node.chain_advanced();
     let mut expired = Vec::new();
     for event in &step.events {
@@ -160,7 +165,12 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
     let Ok(tx) = tx.decode::<SignedTransaction>(MAX_TRANSACTION_BYTES) else {
         return Validation::Reject;
     };
-    if !tx.signature_valid() {
+    let Some(tip) = node.store.tip() else {
+        return Validation::Ignore;
+    };
+    // What could never pay (unfunded sender, another chain, a forged signature) is not
+    // relayed: spam stops at the first honest node.
+    if tip.ledger.check_payable(&tx).is_err() {
         return Validation::Reject;
     }
     let das = BlobRegistration::of(&tx).and_then(|r| r.policy.das_data());
@@ -171,24 +181,28 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
     if node.is_validator() {
         // A das blob is sampled as soon as its registration arrives, so that it is known
         // available (or not) before this validator leads or votes on a block carrying it.
-        if let (Some(data), Some(tip)) = (das, node.store.tip()) {
+        if let Some(data) = das {
             let next = tip.header.height.next().unwrap_or(tip.header.height);
             Availability::check(node, Purpose::Ahead, next, data, |_| ());
         }
-        enqueue(node, tx);
+        if let Err(e) = enqueue(node, tx) {
+            tracing::debug!("transaction not admitted: {e}");
+            if e.is_invalid() {
+                return Validation::Reject;
+            }
+        }
     }
     Validation::Accept
 }
 
-/// Adds a transaction to this validator's pool, unless a final block has it already.
-pub(super) fn enqueue(node: &Node, tx: SignedTransaction) {
-    if matches!(node.store.transaction_location(&tx.id()), Ok(Some(_))) {
-        return;
-    }
-    let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
-    if !pool.contains(&tx) {
-        pool.push(tx);
-    }
+/// Admits a transaction to this validator's pool by the ledger's rules, against the
+/// latest final state.
+pub(super) fn enqueue(node: &Node, tx: SignedTransaction) -> Result<(), AdmitError> {
+    let tip = node.store.tip().ok_or(AdmitError::PoolFull)?;
+    node.mempool
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(tx, &tip.ledger, now_ms())
 }
 
 /// Catches up on final blocks from peers, when woken or every two seconds.
@@ -306,25 +320,61 @@ pub(crate) struct Included {
 }
 
 /// Signs `kind` with the node's account, checks it against the tip's ledger, hands it to
-/// the validators and waits until a final block includes it.
+/// the validators and waits until a final block includes it. Any number of submissions
+/// may run at once: each takes the nonce after this node's transactions still waiting.
 pub(crate) async fn submit(
     node: &Node,
     kind: TxKind,
     deadline: Duration,
 ) -> Result<Included, SubmitError> {
-    let _turn = node.submit_lock.lock().await;
+    let tx = sign_next(node, kind)?;
+    let outcome = wait_final(node, &tx, deadline).await;
+    if outcome.is_err() {
+        // It will not land: later transactions take its place (its nonce is reused).
+        let id = tx.id();
+        node.own_txs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|t| t.id() != id);
+    }
+    outcome
+}
+
+/// Signs `kind` with the nonce after this node's waiting transactions, once a dry run on
+/// the tip's ledger (after those transactions) accepts it, and adds it to them.
+fn sign_next(node: &Node, kind: TxKind) -> Result<SignedTransaction, SubmitError> {
     let tip = node.store.tip().ok_or(SubmitError::NoChain)?;
     let sender = node.account.public();
-    let nonce = tip.ledger.account(&sender).nonce;
-    let tx = Transaction {
-        sender,
-        nonce,
-        kind,
-    }
-    .sign(&node.account);
+    let mut own = node.own_txs.lock().unwrap_or_else(|p| p.into_inner());
+    // Those the tip's ledger has passed landed (or were superseded).
+    let next = tip.ledger.account(&sender).nonce;
+    own.retain(|t| t.tx.nonce >= next);
     let mut dry_run = (*tip.ledger).clone();
-    dry_run.apply_tx(&tx).map_err(SubmitError::Rejected)?;
+    for t in own.iter() {
+        // One that no longer applies will fail on its own; it does not decide this one.
+        let _ = dry_run.apply_unsigned(&t.tx);
+    }
+    let mut tx = Transaction {
+        chain: tip.ledger.chain(),
+        sender,
+        nonce: dry_run.account(&sender).nonce,
+        fee: tip.ledger.params().min_tx_fee,
+        kind,
+    };
+    dry_run.apply_unsigned(&tx).map_err(SubmitError::Rejected)?;
+    tx.nonce = next + own.len() as u64;
+    let signed = tx.sign(&node.account);
+    own.push(signed.clone());
+    Ok(signed)
+}
 
+/// Publishes `tx` (and adds it to this validator's pool) until a final block includes it.
+async fn wait_final(
+    node: &Node,
+    tx: &SignedTransaction,
+    deadline: Duration,
+) -> Result<Included, SubmitError> {
+    let (sender, nonce) = (tx.tx.sender, tx.tx.nonce);
     let mut blocks = node.new_block.subscribe();
     let started = tokio::time::Instant::now();
     let id = tx.id();
@@ -335,9 +385,14 @@ pub(crate) async fn submit(
             Err(e) => return Err(SubmitError::Store(e.to_string())),
         }
         // Our nonce was used by another transaction of this account: ours can never land.
+        // (The store indexes a block's transactions before it moves the tip: look again.)
         if let Some(t) = node.store.tip() {
             if t.ledger.account(&sender).nonce > nonce {
-                return Err(SubmitError::Superseded);
+                return match node.store.transaction_location(&id) {
+                    Ok(Some((height, index))) => Ok(Included { height, index }),
+                    Ok(None) => Err(SubmitError::Superseded),
+                    Err(e) => Err(SubmitError::Store(e.to_string())),
+                };
             }
         }
         if started.elapsed() >= deadline {
@@ -345,10 +400,12 @@ pub(crate) async fn submit(
         }
         if attempt % 4 == 0 {
             if node.is_validator() {
-                enqueue(node, tx.clone());
+                if let Err(e) = enqueue(node, tx.clone()) {
+                    tracing::debug!(nonce, "own transaction not admitted yet: {e}");
+                }
             }
             let sub = TxSubmission {
-                tx: Encoded::of(&tx),
+                tx: Encoded::of(tx),
                 attempt,
             };
             let withheld = node.has_fault(super::Fault::WithholdProposals);

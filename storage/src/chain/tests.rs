@@ -9,6 +9,7 @@ use crate::blob::BlobId;
 use crate::block::{block_data, DataHeader};
 use crate::block::{BlockHash, Height, InclusionError};
 use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
+use nexus_consensus::ChainTag;
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_seed(&[i; 32])
@@ -41,6 +42,8 @@ fn propose(
 
 fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
     Transaction {
+        chain: ChainTag::of("test"),
+        fee: 1,
         sender: key(user).public(),
         nonce,
         kind: TxKind::StoreBlob {
@@ -199,6 +202,8 @@ fn bad_blocks_are_rejected_with_the_reason() {
 fn das_tx(user: u8, nonce: u64, data: &[u8]) -> SignedTransaction {
     let commitment = DataHeader::commit(data, 2).expect("commit");
     Transaction {
+        chain: ChainTag::of("test"),
+        fee: 1,
         sender: key(user).public(),
         nonce,
         kind: TxKind::StoreBlob {

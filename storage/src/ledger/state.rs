@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::tx::{SignedTransaction, TxError, TxKind};
+use super::tx::{SignedTransaction, Transaction, TxError, TxKind};
 use super::types::{
     Account, Amount, Challenge, Epoch, Genesis, LedgerParams, Orchestrator, PolicySpec, Provider,
     StoredBlob, Unbonding, BPS,
@@ -15,6 +15,7 @@ use crate::blob::{BlobId, BlobLayout};
 use crate::erasure::ErasureLayout;
 use crate::keys::PublicKey;
 use crate::merkle::Digest;
+use nexus_consensus::ChainTag;
 use nexus_das::CodeParams;
 
 mod epoch;
@@ -81,6 +82,7 @@ pub enum GenesisError {
 /// The replicated ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
+    chain: ChainTag,
     params: LedgerParams,
     accounts: BTreeMap<PublicKey, Account>,
     orchestrators: BTreeMap<PublicKey, Orchestrator>,
@@ -110,8 +112,8 @@ fn draw(parts: &[&[u8]]) -> u64 {
 }
 
 impl LedgerState {
-    /// The state at genesis.
-    pub fn genesis(genesis: &Genesis) -> Result<LedgerState, GenesisError> {
+    /// The state at genesis of chain `chain`: only transactions signed for it apply.
+    pub fn genesis(genesis: &Genesis, chain: ChainTag) -> Result<LedgerState, GenesisError> {
         let p = &genesis.params;
         if p.epoch_blocks == 0
             || p.data_shards == 0
@@ -140,6 +142,7 @@ impl LedgerState {
             }
         }
         Ok(LedgerState {
+            chain,
             params: genesis.params.clone(),
             accounts,
             orchestrators: BTreeMap::new(),
@@ -152,6 +155,11 @@ impl LedgerState {
             height: 0,
             epoch: Epoch(0),
         })
+    }
+
+    /// The chain whose transactions this ledger applies.
+    pub fn chain(&self) -> ChainTag {
+        self.chain
     }
 
     /// Parameters.
@@ -271,6 +279,40 @@ impl LedgerState {
         Ok((per_epoch, total))
     }
 
+    /// What `tx` takes from its sender's balance if it applies: its fee plus what its
+    /// action moves out (a transfer, a stake, a blob's storage fee for every epoch).
+    pub fn upfront_cost(&self, tx: &Transaction) -> Result<Amount, TxError> {
+        let action = match &tx.kind {
+            TxKind::Transfer { amount, .. } | TxKind::AddStake { amount } => *amount,
+            TxKind::RegisterOrchestrator { stake, .. } => *stake,
+            TxKind::StoreBlob {
+                size,
+                policy,
+                epochs,
+                ..
+            } => self.storage_fee(*size, policy, *epochs)?.1,
+            TxKind::Unbond { .. }
+            | TxKind::JoinOrchestrator { .. }
+            | TxKind::LeaveOrchestrator
+            | TxKind::ChallengeResponse { .. } => 0,
+        };
+        add(tx.fee, action)
+    }
+
+    /// The chain, the minimum fee, and a balance that covers the fee.
+    fn check_fee(&self, tx: &Transaction) -> Result<(), TxError> {
+        if tx.chain != self.chain {
+            return Err(TxError::WrongChain);
+        }
+        if tx.fee < self.params.min_tx_fee {
+            return Err(TxError::FeeTooLow {
+                offered: tx.fee,
+                min: self.params.min_tx_fee,
+            });
+        }
+        self.debit_check(&tx.sender, tx.fee)
+    }
+
     fn debit_check(&self, who: &PublicKey, amount: Amount) -> Result<(), TxError> {
         let available = self.account(who).balance;
         if available < amount {
@@ -282,12 +324,26 @@ impl LedgerState {
         Ok(())
     }
 
-    /// Applies one transaction. On error nothing changes.
-    pub fn apply_tx(&mut self, stx: &SignedTransaction) -> Result<(), TxError> {
+    /// Checks what makes a transaction payable at all — its chain, its signature, its
+    /// fee and that the sender's balance covers the fee — without its nonce or action.
+    pub fn check_payable(&self, stx: &SignedTransaction) -> Result<(), TxError> {
+        self.check_fee(&stx.tx)?;
         if !stx.signature_valid() {
             return Err(TxError::BadSignature);
         }
-        let tx = &stx.tx;
+        Ok(())
+    }
+
+    /// Applies one transaction, burning its fee. On error nothing changes.
+    pub fn apply_tx(&mut self, stx: &SignedTransaction) -> Result<(), TxError> {
+        self.check_payable(stx)?;
+        self.apply_unsigned(&stx.tx)
+    }
+
+    /// Applies `tx` as if its signature had been checked: for an account's dry runs of its
+    /// own transactions, never for anything received. On error nothing changes.
+    pub fn apply_unsigned(&mut self, tx: &Transaction) -> Result<(), TxError> {
+        self.check_fee(tx)?;
         let expected = self.account(&tx.sender).nonce;
         if tx.nonce != expected {
             return Err(TxError::WrongNonce {
@@ -296,7 +352,22 @@ impl LedgerState {
             });
         }
         let sender = tx.sender;
-        match &tx.kind {
+        // Fails early on the (absurd) overflow of the burned sink.
+        add(self.burned, tx.fee)?;
+        // The action sees the balance left after the fee; if it fails the fee returns.
+        self.accounts.entry(sender).or_default().balance -= tx.fee;
+        if let Err(e) = self.apply_action(sender, &tx.kind) {
+            self.accounts.entry(sender).or_default().balance += tx.fee;
+            return Err(e);
+        }
+        self.burned = self.burned.saturating_add(tx.fee);
+        self.accounts.entry(sender).or_default().nonce += 1;
+        Ok(())
+    }
+
+    /// Carries out `kind` for `sender`. On error nothing changes.
+    fn apply_action(&mut self, sender: PublicKey, kind: &TxKind) -> Result<(), TxError> {
+        match kind {
             TxKind::Transfer { to, amount } => self.transfer(sender, *to, *amount)?,
             TxKind::RegisterOrchestrator {
                 stake,
@@ -329,7 +400,6 @@ impl LedgerState {
             } => self.answer(sender, *blob_id, *shard, *epoch, answers)?,
         }
         // Every path above either failed before mutating or succeeded.
-        self.accounts.entry(sender).or_default().nonce += 1;
         Ok(())
     }
 

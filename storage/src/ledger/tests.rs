@@ -9,6 +9,7 @@ use crate::blob::{leaf_proof, BlobId, BlobIdBuilder, BlobLayout, CHUNK_SIZE};
 use crate::erasure::{encode_all, ErasureLayout};
 use crate::keys::{PublicKey, SigningKey};
 use crate::merkle::{Digest, MerkleProof};
+use nexus_consensus::ChainTag;
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_seed(&[i; 32])
@@ -35,20 +36,31 @@ fn params() -> LedgerParams {
         slash_bps: 1_000,
         data_dims: 2,
         max_block_data: 1 << 20,
+        min_tx_fee: 0,
     }
 }
 
+/// The chain these tests sign for.
+fn chain() -> ChainTag {
+    ChainTag::of("ledger-test")
+}
+
 fn genesis(accounts: u8) -> LedgerState {
-    LedgerState::genesis(&Genesis {
-        params: params(),
-        balances: (1..=accounts).map(|i| (pk(i), FUNDS)).collect(),
-    })
+    LedgerState::genesis(
+        &Genesis {
+            params: params(),
+            balances: (1..=accounts).map(|i| (pk(i), FUNDS)).collect(),
+        },
+        chain(),
+    )
     .expect("genesis")
 }
 
 /// Signs `kind` from account `i` with its next nonce.
 fn tx(state: &LedgerState, i: u8, kind: TxKind) -> SignedTransaction {
     Transaction {
+        chain: chain(),
+        fee: 0,
         sender: pk(i),
         nonce: state.account(&pk(i)).nonce,
         kind,
@@ -75,14 +87,64 @@ fn run_to(state: &mut LedgerState, height: u64) -> Vec<LedgerEvent> {
 }
 
 #[test]
+fn fees_are_burned_when_a_transaction_applies_and_returned_when_it_fails() {
+    let mut state = LedgerState::genesis(
+        &Genesis {
+            params: LedgerParams {
+                min_tx_fee: 5,
+                ..params()
+            },
+            balances: vec![(pk(1), 100)],
+        },
+        chain(),
+    )
+    .expect("genesis");
+    let send = |nonce: u64, fee: u64, amount: u64| {
+        Transaction {
+            chain: chain(),
+            sender: pk(1),
+            nonce,
+            fee,
+            kind: TxKind::Transfer { to: pk(2), amount },
+        }
+        .sign(&key(1))
+    };
+    assert_eq!(
+        state.apply_tx(&send(0, 4, 10)),
+        Err(TxError::FeeTooLow { offered: 4, min: 5 })
+    );
+    state.apply_tx(&send(0, 5, 10)).expect("transfer");
+    assert_eq!(state.account(&pk(1)).balance, 85);
+    assert_eq!(state.sinks().1, 5);
+    // 85 cannot pay a fee of 5 and move 81: refused, the fee stays with the sender.
+    let before = state.clone();
+    assert!(matches!(
+        state.apply_tx(&send(1, 5, 81)),
+        Err(TxError::InsufficientBalance { .. })
+    ));
+    assert_eq!(state, before);
+    // Signed for another chain: never applies here.
+    let mut elsewhere = send(1, 5, 1).tx;
+    elsewhere.chain = ChainTag::of("another");
+    assert_eq!(
+        state.apply_tx(&elsewhere.sign(&key(1))),
+        Err(TxError::WrongChain)
+    );
+    assert_eq!(state.total_supply(), 100);
+}
+
+#[test]
 fn genesis_refuses_unusable_data_parameters() {
     let with = |change: &dyn Fn(&mut LedgerParams)| {
         let mut p = params();
         change(&mut p);
-        LedgerState::genesis(&Genesis {
-            params: p,
-            balances: vec![],
-        })
+        LedgerState::genesis(
+            &Genesis {
+                params: p,
+                balances: vec![],
+            },
+            chain(),
+        )
     };
     assert!(with(&|_| {}).is_ok());
     assert!(with(&|p| p.data_dims = 4).is_err());
@@ -131,6 +193,8 @@ fn rejected_transactions_say_why_and_change_nothing() {
     assert_eq!(s.apply_tx(&forged), Err(TxError::BadSignature));
 
     let replay = Transaction {
+        chain: chain(),
+        fee: 0,
         sender: pk(1),
         nonce: 0,
         kind: TxKind::AddStake { amount: 1 },
@@ -554,6 +618,8 @@ proptest! {
                 Op::BadNonce(a) => {
                     let before = s.clone();
                     let stale = Transaction {
+                        chain: chain(),
+                        fee: 0,
                         sender: pk(*a),
                         nonce: s.account(&pk(*a)).nonce + 1,
                         kind: TxKind::Transfer { to: pk(1), amount: 1 },

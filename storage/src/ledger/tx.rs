@@ -6,6 +6,7 @@ use super::types::{Amount, Epoch, PolicySpec};
 use crate::blob::BlobId;
 use crate::keys::{PublicKey, Signature, SigningKey};
 use crate::merkle::{Digest, MerkleProof};
+use nexus_consensus::ChainTag;
 
 const TX_TAG: &[u8] = b"nexus/tx/v1";
 
@@ -86,10 +87,14 @@ pub enum TxKind {
 /// The signed part of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
+    /// The chain it is meant for: signed, so it never applies on another network.
+    pub chain: ChainTag,
     /// The account acting (and signing).
     pub sender: PublicKey,
     /// Must equal the sender's next nonce.
     pub nonce: u64,
+    /// Paid (burned) when the transaction applies; at least the ledger's `min_tx_fee`.
+    pub fee: Amount,
     /// The action.
     pub kind: TxKind,
 }
@@ -137,6 +142,17 @@ pub enum TxError {
     /// Not signed by the sender.
     #[error("invalid signature")]
     BadSignature,
+    /// Signed for another chain.
+    #[error("signed for another chain")]
+    WrongChain,
+    /// The fee offered is below the ledger's minimum.
+    #[error("fee {offered} is below the minimum {min}")]
+    FeeTooLow {
+        /// Fee offered.
+        offered: Amount,
+        /// Minimum fee.
+        min: Amount,
+    },
     /// Replayed or out-of-order nonce.
     #[error("wrong nonce: expected {expected}, found {found}")]
     WrongNonce {

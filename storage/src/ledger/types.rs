@@ -58,6 +58,14 @@ pub struct LedgerParams {
     /// Most bytes of `das` blobs one block may carry in its payload.
     #[serde(default = "default_max_block_data")]
     pub max_block_data: u64,
+    /// Smallest fee a transaction may offer; fees are burned when a transaction applies.
+    #[serde(default = "default_min_tx_fee")]
+    pub min_tx_fee: Amount,
+}
+
+/// One token: spam costs money while a put's own fee dwarfs it.
+fn default_min_tx_fee() -> Amount {
+    1
 }
 
 /// 8 MiB: a block's payload then fits 67 of the 1,024 rows the code allows, and its
@@ -88,6 +96,7 @@ impl Default for LedgerParams {
             slash_bps: 1_000,
             data_dims: default_data_dims(),
             max_block_data: default_max_block_data(),
+            min_tx_fee: default_min_tx_fee(),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::chain::{create_genesis, propose_child, ChainGenesis, Transition};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 use crate::ledger::{LedgerState, SignedTransaction, TxError};
+use nexus_consensus::ChainTag;
 
 /// Bytes that do not repeat within a shard, so that no two shards are equal.
 /// A chain validated by `key` alone.
@@ -203,6 +204,8 @@ fn chain_appends_only_children_and_indexes_registrations() {
             epochs: 1,
         };
         Transaction {
+            chain: ChainTag::of("store-test"),
+            fee: 1,
             sender: key.public(),
             nonce: u64::from(i) - 1,
             kind,
@@ -342,6 +345,8 @@ fn expired_blobs_are_released_and_never_fetched_again() {
         .enumerate()
         .map(|(nonce, (blob_id, size, policy, epochs))| {
             Transaction {
+                chain: ChainTag::of("store-test"),
+                fee: 1,
                 sender: key.public(),
                 nonce: nonce as u64,
                 kind: TxKind::StoreBlob {
