@@ -4,6 +4,9 @@ use anyhow::{anyhow, Result};
 use reqwest::{Response, Url};
 use serde::de::DeserializeOwned;
 
+/// The node the CLI talks to when neither `--node` nor `NEXUS_NODE` says otherwise.
+pub(crate) const DEFAULT_NODE: &str = "http://127.0.0.1:7100";
+
 use crate::api::ErrorBody;
 
 /// A node's API at `base`.
@@ -14,7 +17,7 @@ pub(crate) struct NodeClient {
 }
 
 impl NodeClient {
-    /// A client for the node at `base` (e.g. `http://127.0.0.1:7100`).
+    /// A client for the node at `base` (e.g. [`DEFAULT_NODE`]).
     pub(crate) fn new(base: &str) -> Result<NodeClient> {
         let base = Url::parse(base).map_err(|e| anyhow!("{base:?} is not a node URL: {e}"))?;
         Ok(NodeClient {
@@ -56,7 +59,14 @@ impl NodeClient {
                 self.base
             )
         } else {
-            anyhow!("request to {} failed: {e}", self.base)
+            // reqwest's own message ("error sending request") hides the cause: show them all.
+            let mut message = format!("request to {} failed: {e}", self.base);
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            anyhow!(message)
         }
     }
 

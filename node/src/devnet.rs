@@ -271,14 +271,19 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
         devnet.dir.display()
     );
     let last = devnet.nodes.last().map_or("", |n| n.api.as_str());
+    // Commands reach node 0 by default only when it listens where the CLI looks first.
+    let first = devnet.nodes.first().map_or("", |n| n.api.as_str());
+    let cmd = if first == crate::client::DEFAULT_NODE {
+        exe.to_string()
+    } else {
+        format!("NEXUS_NODE={first} {exe}")
+    };
     println!("\nTry it from another terminal:");
-    println!(
-        "  {exe} put FILE                      # store a file (via node 0); answers once final"
-    );
+    println!("  {cmd} put FILE                  # store a file (via node 0); answers once final");
     println!("  NEXUS_NODE={last} {exe} get BLOBID -o copy   # fetch it from another node");
-    println!("  {exe} verify BLOBID                 # inclusion + finality proof vs the committee");
-    println!("  {exe} status                        # peers, finalized height, blobs, disk");
-    println!("  {exe} validator status              # round, leader, last QC, votes");
+    println!("  {cmd} verify BLOBID             # inclusion + finality proof vs the committee");
+    println!("  {cmd} status                    # peers, finalized height, blobs, disk");
+    println!("  {cmd} validator status          # round, leader, last QC, votes");
     println!(
         "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.\n",
         devnet.dir.display()

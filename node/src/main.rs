@@ -22,7 +22,7 @@ struct Cli {
         long,
         global = true,
         env = "NEXUS_NODE",
-        default_value = "http://127.0.0.1:7100"
+        default_value = client::DEFAULT_NODE
     )]
     node: String,
     #[command(subcommand)]
@@ -121,8 +121,28 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Output piped into a reader that stops early (`nexus status | head -1`) ends the process
+/// quietly, as for any Unix tool, instead of panicking on the closed pipe.
+#[allow(unsafe_code)]
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restoring the default disposition of SIGPIPE, before any thread starts.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        eprintln!("warning: cannot restore SIGPIPE's default: {e}");
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    // Only the one-shot commands: long-running ones keep Rust's "ignore", so that a peer
+    // closing a socket is an error to handle, never a signal that kills the process.
+    let long_running = matches!(
+        cli.command,
+        Command::Node { .. } | Command::Devnet(_) | Command::Light(_) | Command::Bench { .. }
+    );
+    if !long_running {
+        quiet_on_closed_pipe();
+    }
     let verbose = matches!(cli.command, Command::Node { .. });
     init_logging(if verbose {
         "info,libp2p_gossipsub=error"

@@ -33,6 +33,45 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let (code, body) = http_get(&node.api, &format!("/v1/blobs/{unknown}")).expect("answer");
     assert_eq!((code, body.contains("unknown blob")), (404, true), "{body}");
     assert_eq!(http_get(&node.api, "/v1/nothing").expect("answer").0, 404);
+    // What the HTTP framework refuses is JSON too, with the reason.
+    let long = "x".repeat(70_000);
+    let oversized = format!(
+        "POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{long}",
+        long.len()
+    );
+    for (request, code, kind) in [
+        (
+            "PUT /v1/blobs?epochs=many HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{bad}".to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string(),
+            415,
+            "unsupported_media_type",
+        ),
+        (oversized, 413, "too_large"),
+        (
+            "DELETE /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        let (got, body) = http_raw(&node.api, request.as_bytes()).expect("answer");
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{request:.40}: not JSON ({e}): {body}"));
+        assert_eq!((got, json["kind"].as_str()), (code, Some(kind)), "{body}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
     assert_eq!(http_get(&node.api, "/v1/blocks/99").expect("answer").0, 404);
     // Random path segments never take the node down.
     for seed in 0..50u64 {
@@ -51,6 +90,22 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         "{}",
         stderr_of(&out)
     );
+    let out = cli(&node.api, &["put", tmp.path().to_str().expect("utf8")]);
+    assert!(
+        stderr_of(&out).contains("is not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
+    // A reader that stops early (`nexus status | head -1`) ends the CLI quietly.
+    let mut early = Command::new(NEXUS)
+        .args(["--node", &node.api, "status", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn status");
+    drop(early.stdout.take());
+    let out = early.wait_with_output().expect("status output");
+    assert!(!stderr_of(&out).contains("panicked"), "{}", stderr_of(&out));
     let out = cli(&node.api, &["put", "/definitely/not/here"]);
     assert!(
         stderr_of(&out).contains("file not readable"),
@@ -168,6 +223,13 @@ fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
     }
     assert!(banner.contains("validator"), "{banner}");
     let api0 = format!("http://127.0.0.1:{}", base + 100);
+    // Off the default port, every suggested command says which node to talk to.
+    for line in banner
+        .lines()
+        .filter(|l| l.contains(" status ") || l.contains(" put "))
+    {
+        assert!(line.contains(&format!("NEXUS_NODE={api0}")), "{line}");
+    }
     let api1 = format!("http://127.0.0.1:{}", base + 101);
     let data = bytes(300_000, 9);
     let id = put(&api0, &write_file(tmp.path(), "f", &data));

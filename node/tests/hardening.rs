@@ -16,9 +16,11 @@ fn concurrent_puts_through_one_node_all_land_in_a_few_blocks() {
     let dirs: Vec<_> = ["v", "n"].iter().map(|n| tmp.path().join(n)).collect();
     let validator = start_proposer(tmp.path(), &dirs, &[]);
     let node = TestNode::start(&dirs[1], false, &[validator.addr()], &[]);
-    wait_until("the node to reach the chain", Duration::from_secs(30), || {
-        node.status()["height"].as_u64().is_some()
-    });
+    wait_until(
+        "the node to reach the chain",
+        Duration::from_secs(30),
+        || node.status()["height"].as_u64().is_some(),
+    );
     let files: Vec<String> = (0..PUTS)
         .map(|i| write_file(tmp.path(), &format!("f{i}"), &bytes(100_000, i as u64)))
         .collect();

@@ -83,7 +83,8 @@ pub struct StoreStats {
     pub used_bytes: u64,
     /// The configured capacity, if any.
     pub capacity: Option<u64>,
-    /// Bytes the database occupies on disk.
+    /// Bytes the database's files really occupy on disk (allocated blocks, so a
+    /// preallocated journal counts for what it holds, not its nominal size).
     pub disk_bytes: u64,
     /// Custody cells of block payloads held (counted by a scan).
     pub custody_cells: u64,
@@ -119,6 +120,7 @@ pub struct Store {
     db: Database,
     ks: Keyspaces,
     shared: Arc<Shared>,
+    dir: std::path::PathBuf,
 }
 
 const NEXT_SEQ_KEY: &[u8] = b"next_seq";
@@ -140,6 +142,23 @@ fn decode<T: for<'a> Deserialize<'a>>(
         keyspace,
         reason: e.to_string(),
     })
+}
+
+/// Bytes allocated on disk to the files under `dir` (what `du` reports); unreadable
+/// entries count as nothing.
+fn allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => allocated_bytes(&entry.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -186,6 +205,7 @@ impl Store {
         let store = Store {
             db,
             ks,
+            dir: dir.to_path_buf(),
             shared: Arc::new(Shared {
                 capacity,
                 used: AtomicU64::new(0),
@@ -226,7 +246,7 @@ impl Store {
             blobs_partial: partial,
             used_bytes: self.shared.used.load(Ordering::SeqCst),
             capacity: self.shared.capacity,
-            disk_bytes: self.db.disk_space()?,
+            disk_bytes: allocated_bytes(&self.dir),
             custody_cells: self.ks.cells.len()? as u64,
         })
     }

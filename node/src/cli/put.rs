@@ -52,11 +52,17 @@ pub(crate) async fn upload(
     let f = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("file not readable: {}", file.display()))?;
-    let size = f
+    let meta = f
         .metadata()
         .await
-        .with_context(|| format!("file not readable: {}", file.display()))?
-        .len();
+        .with_context(|| format!("file not readable: {}", file.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file: nexus put stores one file (archive a directory first, e.g. with tar)",
+            file.display()
+        );
+    }
+    let size = meta.len();
     // A node answers an over-quota upload before reading it, which most HTTP clients see as
     // a broken connection: check the room first, so the user gets the real reason.
     let status: Status = client.get_json("/v1/status").await?;

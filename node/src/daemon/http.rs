@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -191,8 +191,56 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .merge(streaming)
         .merge(transactions)
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
+        .layer(axum::middleware::map_response(json_errors))
         .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .with_state(node)
+}
+
+/// Rewrites an error the framework answered in plain text (a bad query or JSON body, a
+/// body over its limit, a wrong content type, a method the route does not take) as the
+/// API's JSON [`ErrorBody`], keeping its status and its message.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let kind = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let error = match (text.is_empty(), status) {
+        (false, _) => text,
+        (true, StatusCode::METHOD_NOT_ALLOWED) => format!(
+            "this route does not take that method (it takes {})",
+            allow
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("another")
+        ),
+        (true, s) => s.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let body = ErrorBody {
+        kind: kind.into(),
+        error,
+    };
+    let mut rewritten = (status, Json(body)).into_response();
+    if let Some(allow) = allow {
+        rewritten.headers_mut().insert(header::ALLOW, allow);
+    }
+    rewritten
 }
 
 pub(super) fn parse_blob_id(s: &str) -> ApiResult<BlobId> {

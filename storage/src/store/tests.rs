@@ -427,3 +427,16 @@ fn expired_blobs_are_released_and_never_fetched_again() {
     // The registrations stay provable.
     assert!(store.inclusion_proof(&held).expect("read").is_some());
 }
+
+#[test]
+fn disk_use_is_what_the_files_occupy_not_the_journal_s_nominal_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let empty = store.stats().expect("stats").disk_bytes;
+    // fjall reports its journal's nominal size (64 MiB) for an empty database.
+    assert!(empty < 8 << 20, "an empty store occupies {empty} bytes");
+    ingest(&store, &data(3 << 20, 7));
+    store.persist().expect("persist");
+    let written = store.stats().expect("stats").disk_bytes;
+    assert!(written > empty, "{empty} -> {written}");
+}
