@@ -60,6 +60,9 @@ pub(crate) struct Status {
     pub(crate) blobs_complete: u64,
     pub(crate) blobs_partial: u64,
     pub(crate) used_bytes: u64,
+    /// Uploads waiting for their registration (not served, collected if never registered).
+    #[serde(default)]
+    pub(crate) staged_bytes: u64,
     pub(crate) capacity: Option<u64>,
     pub(crate) disk_bytes: u64,
     /// Chunks found corrupt on disk since start, discarded and fetched again from peers.

@@ -15,6 +15,7 @@ mod prefetch;
 mod rate;
 mod retrieve;
 mod serve;
+mod staging;
 mod timings;
 
 use std::net::SocketAddr;
@@ -389,6 +390,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(duties::challenge_loop(node.clone())),
         tokio::spawn(duties::repair_loop(node.clone())),
         tokio::spawn(custody::custody_loop(node.clone())),
+        tokio::spawn(staging::collect_loop(node.clone())),
     ];
     let consensus_task = validator_key.map(|key| {
         let config = PacemakerConfig {

@@ -251,22 +251,22 @@ fn spawn_light_client(devnet: &Devnet, exe: &Path) -> Result<Child> {
 
 fn print_banner(devnet: &Devnet, exe: &Path) {
     let exe = exe.display();
-    println!(
+    out!(
         "Nexus devnet: {} validators and {} storage nodes on 127.0.0.1, data in {}\n",
         devnet.args.validators,
         devnet.args.nodes,
         devnet.dir.display()
     );
-    println!("  node  role       API                     peer address");
+    out!("  node  role       API                     peer address");
     for (i, n) in devnet.nodes.iter().enumerate() {
         let role = if i < usize::from(devnet.args.validators) {
             "validator"
         } else {
             "storage  "
         };
-        println!("  {i:<4}  {role}  {:<22}  {}", n.api, n.p2p);
+        out!("  {i:<4}  {role}  {:<22}  {}", n.api, n.p2p);
     }
-    println!(
+    out!(
         "  and a light client checking finality and sampling every block: tail -f {}/light.log",
         devnet.dir.display()
     );
@@ -278,13 +278,13 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
     } else {
         format!("NEXUS_NODE={first} {exe}")
     };
-    println!("\nTry it from another terminal:");
-    println!("  {cmd} put FILE                  # store a file (via node 0); answers once final");
-    println!("  NEXUS_NODE={last} {exe} get BLOBID -o copy   # fetch it from another node");
-    println!("  {cmd} verify BLOBID             # inclusion + finality proof vs the committee");
-    println!("  {cmd} status                    # peers, finalized height, blobs, disk");
-    println!("  {cmd} validator status          # round, leader, last QC, votes");
-    println!(
+    out!("\nTry it from another terminal:");
+    out!("  {cmd} put FILE                  # store a file (via node 0); answers once final");
+    out!("  NEXUS_NODE={last} {exe} get BLOBID -o copy   # fetch it from another node");
+    out!("  {cmd} verify BLOBID             # inclusion + finality proof vs the committee");
+    out!("  {cmd} status                    # peers, finalized height, blobs, disk");
+    out!("  {cmd} validator status          # round, leader, last QC, votes");
+    out!(
         "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.\n",
         devnet.dir.display()
     );
@@ -305,7 +305,7 @@ async fn report_progress(api: String) {
             last = status.height;
             let finalized = last.map_or("-".into(), |h| h.to_string());
             let latest = status.latest_height.map_or("-".into(), |h| h.to_string());
-            println!("finalized height {finalized} (latest {latest})");
+            out!("finalized height {finalized} (latest {latest})");
         }
     }
 }
@@ -339,7 +339,7 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     devnet.stop().await?;
     match died {
         None => {
-            println!("\nstopped {count} nodes; data kept in {}", dir.display());
+            out!("\nstopped {count} nodes; data kept in {}", dir.display());
             Ok(())
         }
         Some((i, status)) => Err(anyhow!(

@@ -1,5 +1,25 @@
 //! `nexus`: the Nexus storage daemon, its command-line client and a local devnet.
 
+/// `println!` for command output: a reader that stops early (`nexus status | head -1`)
+/// ends the process quietly, as for any Unix tool, instead of a panic on the closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
+/// Ends the process after standard output failed: quietly if its reader went away.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0)
+}
+
 mod api;
 mod bench;
 mod cli;
@@ -116,33 +136,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Orchestrator { command } => cli::orchestrator(&client()?, command).await,
         Command::Provider { command } => cli::provider(&client()?, command).await,
         Command::Devnet(args) => devnet::run(args).await,
-        Command::Light(args) => nexus_light_client::run(args, |report| println!("{report}")).await,
+        Command::Light(args) => nexus_light_client::run(args, |report| out!("{report}")).await,
         Command::Bench { command } => bench::run(command).await,
-    }
-}
-
-/// Output piped into a reader that stops early (`nexus status | head -1`) ends the process
-/// quietly, as for any Unix tool, instead of panicking on the closed pipe.
-#[allow(unsafe_code)]
-fn quiet_on_closed_pipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: restoring the default disposition of SIGPIPE, before any thread starts.
-    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
-        eprintln!("warning: cannot restore SIGPIPE's default: {e}");
     }
 }
 
 fn main() {
     let cli = Cli::parse();
-    // Only the one-shot commands: long-running ones keep Rust's "ignore", so that a peer
-    // closing a socket is an error to handle, never a signal that kills the process.
-    let long_running = matches!(
-        cli.command,
-        Command::Node { .. } | Command::Devnet(_) | Command::Light(_) | Command::Bench { .. }
-    );
-    if !long_running {
-        quiet_on_closed_pipe();
-    }
     let verbose = matches!(cli.command, Command::Node { .. });
     init_logging(if verbose {
         "info,libp2p_gossipsub=error"

@@ -144,7 +144,7 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let small = tmp.path().join("small");
     let out = cli(
         &node.api,
-        &["put", small.to_str().expect("utf8"), "--policy", "erasure"],
+        &["put", small.to_str().expect("utf8"), "--policy", "das"],
     );
     assert!(
         stderr_of(&out).contains("already registered with the replicated policy"),

@@ -73,6 +73,13 @@ fn network(providers: usize, epoch_blocks: u64, block_ms: &str) -> Network {
         })
         .collect();
     let uploader = TestNode::start(&dirs[1], false, &boot, &[]);
+    // The uploader judges a put by its ledger: let it see every provider joined.
+    let joined = orchestrator.status()["height"].as_u64().expect("height");
+    wait_until("the uploader to sync", Duration::from_secs(60), || {
+        uploader.status()["height"]
+            .as_u64()
+            .is_some_and(|h| h >= joined)
+    });
     Network {
         orchestrator,
         providers,

@@ -66,3 +66,106 @@ fn concurrent_puts_through_one_node_all_land_in_a_few_blocks() {
         .collect();
     assert_eq!(ids.len(), PUTS);
 }
+
+/// A chunked upload (no Content-Length, so nothing is known before its body is read).
+fn chunked_put(api: &str, query: &str, data: &[u8]) -> (u16, String) {
+    let mut request = format!(
+        "PUT /v1/blobs{query} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in data.chunks(1 << 20) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    http_raw(api, &request).expect("answer")
+}
+
+#[test]
+fn refused_uploads_leave_nothing_stored_counted_or_served() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = start_proposer(
+        tmp.path(),
+        &[tmp.path().join("n")],
+        &["--capacity", "20MiB"],
+    );
+    let six = bytes(6 << 20, 11);
+    let file = write_file(tmp.path(), "six", &six);
+    let stderr = |args: &[&str]| {
+        let out = cli(&node.api, args);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    };
+    // Refused before the body is read.
+    let (code, body) = chunked_put(&node.api, "?policy=foo", b"abc");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown policy"), "{body}");
+    let (code, body) = chunked_put(&node.api, "?epochs=0", b"abc");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("at least 1"), "{body}");
+    let refused = stderr(&["put", &file, "--policy", "erasure"]);
+    assert!(
+        refused.contains("no orchestrator has 6 providers"),
+        "{refused}"
+    );
+    let refused = stderr(&["put", &file, "--epochs", "1000000000000"]);
+    assert!(refused.contains("insufficient balance"), "{refused}");
+    // Refused after it was read (nothing announced its size): the bytes and the 6 shards
+    // encoded from them go at once. Three times: more than the capacity in all.
+    for round in 0..3 {
+        let (code, body) = chunked_put(&node.api, "?policy=erasure", &six);
+        assert_eq!(code, 422, "round {round}: {body}");
+        let status = node.status();
+        assert_eq!(
+            (
+                status["used_bytes"].as_u64(),
+                status["staged_bytes"].as_u64()
+            ),
+            (Some(0), Some(0)),
+            "round {round}: {status}"
+        );
+    }
+    let id = nexus_storage::BlobId::of(&six).to_string();
+    assert_eq!(
+        http_get(&node.api, &format!("/v1/blobs/{id}")).map(|r| r.0),
+        Some(404)
+    );
+    // The room is all there for a paid put.
+    let four = write_file(tmp.path(), "four", &bytes(4 << 20, 12));
+    put(&node.api, &four);
+    assert_eq!(node.status()["used_bytes"].as_u64(), Some(4 << 20));
+}
+
+#[test]
+fn a_blob_no_copy_of_which_verifies_is_an_error_not_a_cut_200() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs = [tmp.path().join("liar"), tmp.path().join("fresh")];
+    // The only other holder serves every chunk corrupted.
+    let liar = start_proposer(tmp.path(), &dirs, &["--fault", "corrupt-chunks"]);
+    let data = bytes(600_000, 5);
+    let id = put(&liar.api, &write_file(tmp.path(), "input", &data));
+    let fresh = TestNode::start(
+        &dirs[1],
+        false,
+        &[liar.addr()],
+        &["--replication-bandwidth", "1KiB"],
+    );
+    wait_until(
+        "the fresh node to learn the blob",
+        Duration::from_secs(30),
+        || fresh.blob_info(&id).is_some(),
+    );
+    let (code, body) = http_get(&fresh.api, &format!("/v1/blobs/{id}")).expect("answer");
+    assert_eq!(code, 503, "{body:.200}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be served")),
+        "{body}"
+    );
+}

@@ -33,5 +33,5 @@ pub use nexus_das::bytes::ParseBytesError;
 pub use nexus_das::merkle;
 pub use store::{
     AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, Released,
-    ShardStoreError, Store, StoreError, StoreStats, StoredChunk, Tip,
+    ShardStoreError, Stage, StagedCollection, Store, StoreError, StoreStats, StoredChunk, Tip,
 };

@@ -15,6 +15,7 @@ mod chain;
 mod consensus;
 mod expiry;
 mod shards;
+mod staging;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk
 pub use chain::{AppendError, Tip};
 pub use expiry::Released;
 pub use shards::ShardStoreError;
+pub use staging::{Stage, StagedCollection};
 
 use crate::blob::{BlobId, ChunkError, ChunkIndex};
 
@@ -79,8 +81,12 @@ pub struct StoreStats {
     pub blobs_complete: u64,
     /// Blobs still being replicated or repaired.
     pub blobs_partial: u64,
-    /// Bytes of blob content reserved against the capacity.
+    /// Bytes of stored (registered or replicated) blob content, counted against the
+    /// capacity.
     pub used_bytes: u64,
+    /// Bytes of uploads waiting for their registration: they take room in the capacity
+    /// too, until they are registered or collected.
+    pub staged_bytes: u64,
     /// The configured capacity, if any.
     pub capacity: Option<u64>,
     /// Bytes the database's files really occupy on disk (allocated blocks, so a
@@ -103,6 +109,7 @@ struct Keyspaces {
     meta: Keyspace,
     finality: Keyspace,
     pending: Keyspace,
+    staged: Keyspace,
 }
 
 struct Shared {
@@ -192,6 +199,7 @@ impl Store {
             meta: db.keyspace("meta", plain)?,
             finality: db.keyspace("finality", plain)?,
             pending: db.keyspace("pending", plain)?,
+            staged: db.keyspace("staged", plain)?,
         };
         let next_seq = match ks.meta.get(NEXT_SEQ_KEY)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
@@ -232,6 +240,7 @@ impl Store {
 
     /// Counts and sizes for status reports.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let staged_bytes = self.staged_bytes()?;
         let (mut complete, mut partial) = (0, 0);
         for item in self.ks.blobs.iter() {
             let (_, v) = item.into_inner()?;
@@ -244,7 +253,12 @@ impl Store {
         Ok(StoreStats {
             blobs_complete: complete,
             blobs_partial: partial,
-            used_bytes: self.shared.used.load(Ordering::SeqCst),
+            used_bytes: self
+                .shared
+                .used
+                .load(Ordering::SeqCst)
+                .saturating_sub(staged_bytes),
+            staged_bytes,
             capacity: self.shared.capacity,
             disk_bytes: allocated_bytes(&self.dir),
             custody_cells: self.ks.cells.len()? as u64,

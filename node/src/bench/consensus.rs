@@ -192,14 +192,15 @@ pub(crate) async fn run(args: ConsensusArgs) -> Result<()> {
     devnet.stop().await?;
     let (idle, loaded, puts, das) = result?;
 
-    println!(
+    out!(
         "### {n} validators, block interval {} ms, {} s per window\n",
-        args.block_interval_ms, args.seconds
+        args.block_interval_ms,
+        args.seconds
     );
-    println!("| window | commit p50 (ms) | commit p99 (ms) | finalized blocks/s | blocks |");
-    println!("|---|---|---|---|---|");
+    out!("| window | commit p50 (ms) | commit p99 (ms) | finalized blocks/s | blocks |");
+    out!("|---|---|---|---|---|");
     for (name, w) in [("idle (empty blocks)", &idle), ("steady uploads", &loaded)] {
-        println!(
+        out!(
             "| {name} | {} | {} | {:.1} | {} |",
             cell(w.commits, |s| s.p50),
             cell(w.commits, |s| s.p99),
@@ -207,12 +208,12 @@ pub(crate) async fn run(args: ConsensusArgs) -> Result<()> {
             w.blocks
         );
     }
-    println!(
+    out!(
         "\nUploads during the loaded window: {puts} puts of 4 KiB ({:.1}/s), each answered \
          once final.",
         puts as f64 / args.seconds as f64
     );
-    println!(
+    out!(
         "\nFloor measured in this run: fsync of the consensus state {:.2} ms (raw file \
          write+fdatasync {:.2} ms), BLS sign {:.2} ms, verify {:.2} ms; two rounds with a \
          quorum of {quorum} = {:.1} ms. Idle commit p50 / floor = {}.",
@@ -227,7 +228,7 @@ pub(crate) async fn run(args: ConsensusArgs) -> Result<()> {
         )),
     );
     if let Some(das) = das {
-        println!("\n{das}");
+        out!("\n{das}");
     }
     Ok(())
 }

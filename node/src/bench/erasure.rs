@@ -136,26 +136,26 @@ pub(crate) fn run(args: ErasureArgs) -> Result<()> {
     })?;
 
     let mbps = |d: Duration| data.len() as f64 / d.as_secs_f64() / 1e6;
-    println!(
+    out!(
         "| {} in {k}+{m} shards, best of {} | MB/s | ratio ours/raw |",
         ByteSize(data.len() as u64),
         args.runs
     );
-    println!("|---|---|---|");
-    println!(
+    out!("|---|---|---|");
+    out!(
         "| raw reed-solomon-simd encode | {:.0} | |",
         mbps(raw_encode)
     );
-    println!(
+    out!(
         "| our encode (stripes, RS, SHA-256 shard ids) | {:.0} | {:.2} |",
         mbps(our_encode),
         raw_encode.as_secs_f64() / our_encode.as_secs_f64()
     );
-    println!(
+    out!(
         "| raw reed-solomon-simd decode ({m} data shards lost) | {:.0} | |",
         mbps(raw_decode)
     );
-    println!(
+    out!(
         "| our decode (verify k shards, RS, BlobId check) | {:.0} | {:.2} |",
         mbps(our_decode),
         raw_decode.as_secs_f64() / our_decode.as_secs_f64()

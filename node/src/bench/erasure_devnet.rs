@@ -84,7 +84,7 @@ pub(crate) async fn run(args: ErasureDevnetArgs) -> Result<()> {
     .await?;
     let result = measure(&mut devnet, &erasure_file, &replicated_file, size).await;
     devnet.stop().await?;
-    println!("{}", result?);
+    out!("{}", result?);
     Ok(())
 }
 

@@ -149,7 +149,7 @@ pub(crate) async fn run(args: ReplicatedArgs) -> Result<()> {
     let result = measure(&mut devnet, &big_file, &small_file, size, small, cp, &dir).await;
     devnet.stop().await?;
     let report = result?;
-    println!("{report}");
+    out!("{report}");
     Ok(())
 }
 

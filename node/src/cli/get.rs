@@ -75,14 +75,14 @@ pub(crate) async fn download(
 pub(crate) async fn get(client: &NodeClient, args: GetArgs) -> Result<()> {
     let got = download(client, &args.blob_id, &args.output).await?;
     match got.cells {
-        Some((0, _)) => println!("rebuilt from the cells this node holds; none fetched"),
-        Some((cells, bytes)) => println!(
+        Some((0, _)) => out!("rebuilt from the cells this node holds; none fetched"),
+        Some((cells, bytes)) => out!(
             "rebuilt from {cells} cells ({}) fetched from custodians",
             ByteSize(bytes)
         ),
         None => {}
     }
-    println!(
+    out!(
         "wrote {} ({}) to {}; content verified against its blob id",
         args.blob_id,
         ByteSize(got.size),

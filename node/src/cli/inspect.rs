@@ -23,7 +23,7 @@ pub(crate) async fn inspect(client: &NodeClient, args: InspectArgs) -> Result<()
             args.height, args.samples
         ))
         .await?;
-    println!(
+    out!(
         "block {}: {} bytes of payload, d = {}, {} rows x 128 cells, DataRoot {}",
         view.height,
         view.data_len,
@@ -32,10 +32,10 @@ pub(crate) async fn inspect(client: &NodeClient, args: InspectArgs) -> Result<()
         view.root
     );
     if view.data_len == 0 {
-        println!("the block carries no data: nothing to hold or sample");
+        out!("the block carries no data: nothing to hold or sample");
         return Ok(());
     }
-    println!("columns 0-63 are the rows' data, 64-127 their extension\n");
+    out!("columns 0-63 are the rows' data, 64-127 their extension\n");
     let mut counts = [0usize; 4];
     for (i, row) in view.rows.iter().enumerate() {
         let drawn: String = row
@@ -59,9 +59,9 @@ pub(crate) async fn inspect(client: &NodeClient, args: InspectArgs) -> Result<()
                 }
             })
             .collect();
-        println!("{i:>5} {drawn}");
+        out!("{i:>5} {drawn}");
     }
-    println!(
+    out!(
         "\n█ held by this node: {}   ▓ sampled from peers, verified: {}   ✗ missing: {}   · not checked: {}",
         counts[0], counts[1], counts[2], counts[3]
     );

@@ -59,7 +59,7 @@ pub(crate) fn funded_genesis(accounts: &[PublicKey], funds: u64) -> Genesis {
 
 /// Runs `nexus keys`.
 pub(crate) fn keys(args: KeysArgs) -> Result<()> {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(&node_keys(&args.data_dir)?)?
     );

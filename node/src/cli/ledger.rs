@@ -103,7 +103,7 @@ pub(crate) async fn send(client: &NodeClient, kind: TxKind) -> Result<TxReceipt>
 }
 
 fn included(r: &TxReceipt) {
-    println!("included in block {} (transaction #{})", r.height, r.index);
+    out!("included in block {} (transaction #{})", r.height, r.index);
 }
 
 /// Runs `nexus account …`.
@@ -111,9 +111,9 @@ pub(crate) async fn account(client: &NodeClient, cmd: AccountCommand) -> Result<
     match cmd {
         AccountCommand::Balance { key } => {
             let v = account_view(client, key).await?;
-            println!("account:  {}", v.key);
-            println!("balance:  {}", v.account.balance);
-            println!("nonce:    {}", v.account.nonce);
+            out!("account:  {}", v.key);
+            out!("balance:  {}", v.account.balance);
+            out!("nonce:    {}", v.account.nonce);
         }
         AccountCommand::Transfer { to, amount } => {
             included(&send(client, TxKind::Transfer { to, amount }).await?)
@@ -142,26 +142,27 @@ pub(crate) async fn orchestrator(client: &NodeClient, cmd: OrchestratorCommand) 
             let o = v
                 .orchestrator
                 .ok_or_else(|| anyhow!("{} is not an orchestrator", v.key))?;
-            println!("orchestrator: {}", v.key);
-            println!("stake:        {} (slashed so far: {})", o.stake, o.slashed);
+            out!("orchestrator: {}", v.key);
+            out!("stake:        {} (slashed so far: {})", o.stake, o.slashed);
             for u in &o.unbonding {
-                println!("unbonding:    {} released at epoch {}", u.amount, u.release);
+                out!("unbonding:    {} released at epoch {}", u.amount, u.release);
             }
-            println!(
+            out!(
                 "commission:   {:.2} %",
                 o.commission_bps as f64 * 100.0 / BPS as f64
             );
-            println!(
+            out!(
                 "stored:       {} in shards on its providers",
                 ByteSize(v.stored_bytes)
             );
-            println!(
+            out!(
                 "challenges:   {} passed, {} failed",
-                o.challenges_passed, o.challenges_failed
+                o.challenges_passed,
+                o.challenges_failed
             );
-            println!("providers:    {}", o.providers.len());
+            out!("providers:    {}", o.providers.len());
             for p in &o.providers {
-                println!("              {p}");
+                out!("              {p}");
             }
             return Ok(());
         }
@@ -190,12 +191,12 @@ pub(crate) async fn provider(client: &NodeClient, cmd: ProviderCommand) -> Resul
             let p = v
                 .provider
                 .ok_or_else(|| anyhow!("{} is not a provider", v.key))?;
-            println!("provider:     {}", v.key);
-            println!("orchestrator: {}", p.orchestrator);
-            println!("capacity:     {}", ByteSize(p.capacity));
-            println!("used:         {}", ByteSize(p.used));
-            println!("failures:     {}", p.failures);
-            println!("node:         {}", String::from_utf8_lossy(&p.node));
+            out!("provider:     {}", v.key);
+            out!("orchestrator: {}", p.orchestrator);
+            out!("capacity:     {}", ByteSize(p.capacity));
+            out!("used:         {}", ByteSize(p.used));
+            out!("failures:     {}", p.failures);
+            out!("node:         {}", String::from_utf8_lossy(&p.node));
             return Ok(());
         }
     };

@@ -67,7 +67,7 @@ pub(crate) async fn upload(
     // a broken connection: check the room first, so the user gets the real reason.
     let status: Status = client.get_json("/v1/status").await?;
     if let Some(capacity) = status.capacity {
-        let available = capacity.saturating_sub(status.used_bytes);
+        let available = capacity.saturating_sub(status.used_bytes + status.staged_bytes);
         if size > available {
             bail!(
                 "disk quota exceeded: {} needs {} but the node has {} free of its {} capacity",
@@ -90,6 +90,25 @@ pub(crate) async fn upload(
             );
         }
     }
+    let policy = match policy {
+        Policy::Replicated => "replicated",
+        Policy::Erasure => "erasure",
+        Policy::Das => "das",
+    };
+    // Everything else the node would refuse before reading the body (balance, an
+    // orchestrator with room...), asked first: an answer sent while the body is still
+    // being written reaches the client as a broken connection.
+    let mut check = client.url("/v1/blobs/preflight")?;
+    check
+        .query_pairs_mut()
+        .append_pair("size", &size.to_string())
+        .append_pair("policy", policy);
+    if let Some(e) = epochs {
+        check
+            .query_pairs_mut()
+            .append_pair("epochs", &e.to_string());
+    }
+    client.send(|http| http.get(check)).await?;
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(
@@ -110,11 +129,6 @@ pub(crate) async fn upload(
         piece
     });
     let mut url = client.url("/v1/blobs")?;
-    let policy = match policy {
-        Policy::Replicated => "replicated",
-        Policy::Erasure => "erasure",
-        Policy::Das => "das",
-    };
     url.query_pairs_mut().append_pair("policy", policy);
     if let Some(e) = epochs {
         url.query_pairs_mut().append_pair("epochs", &e.to_string());
@@ -137,24 +151,28 @@ pub(crate) async fn upload(
 pub(crate) async fn put(client: &NodeClient, args: PutArgs) -> Result<()> {
     let receipt = upload(client, &args.file, args.policy, args.epochs, !args.json).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&receipt)?);
+        out!("{}", serde_json::to_string_pretty(&receipt)?);
         return Ok(());
     }
-    println!("blob id:    {}", receipt.blob_id);
-    println!(
+    out!("blob id:    {}", receipt.blob_id);
+    out!(
         "size:       {} ({} bytes)",
         ByteSize(receipt.size),
         receipt.size
     );
-    println!("policy:     {}", receipt.policy);
-    println!(
+    out!("policy:     {}", receipt.policy);
+    out!(
         "block:      {} (hash {}), final; finalized height {}",
-        receipt.height, receipt.block_hash, receipt.finalized_height
+        receipt.height,
+        receipt.block_hash,
+        receipt.finalized_height
     );
-    println!(
+    out!(
         "receipt:    registration #{} of block {}, proposed by validator {}",
-        receipt.index, receipt.height, receipt.proposer
+        receipt.index,
+        receipt.height,
+        receipt.proposer
     );
-    println!("check it:   nexus verify {}", receipt.blob_id);
+    out!("check it:   nexus verify {}", receipt.blob_id);
     Ok(())
 }

@@ -10,59 +10,66 @@ use crate::units::ByteSize;
 pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
     let s: Status = client.get_json("/v1/status").await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        out!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    println!("peer id:    {}", s.peer_id);
-    println!("account:    {} (balance {})", s.account, s.balance);
-    println!("listening:  {}", s.listen_addrs.join(", "));
+    out!("peer id:    {}", s.peer_id);
+    out!("account:    {} (balance {})", s.account, s.balance);
+    out!("listening:  {}", s.listen_addrs.join(", "));
     match s.validator {
-        Some(key) => println!("role:       validator {key} + storage"),
-        None => println!("role:       storage"),
+        Some(key) => out!("role:       validator {key} + storage"),
+        None => out!("role:       storage"),
     }
-    println!("peers:      {}", s.peers.len());
+    out!("peers:      {}", s.peers.len());
     for p in &s.peers {
-        println!("            {p}");
+        out!("            {p}");
     }
     if !s.banned_peers.is_empty() {
-        println!(
+        out!(
             "dropped:    {} (sent invalid data)",
             s.banned_peers.join(", ")
         );
     }
-    println!(
+    out!(
         "finalized:  {} (hash {})",
         opt(s.height.map(|h| h.to_string())),
         opt(s.tip_hash.map(|h| h.to_string()))
     );
-    println!(
+    out!(
         "latest:     {}",
         opt(s.latest_height.map(|h| h.to_string()))
     );
-    println!(
+    out!(
         "chain:      {} ({} validators), genesis {}",
         opt(s.chain_id.clone()),
         opt(s.validators.map(|v| v.to_string())),
         opt(s.genesis.map(|h| h.to_string()))
     );
-    println!(
+    out!(
         "ledger:     epoch {}, state root {}",
         opt(s.epoch.map(|e| e.to_string())),
         opt(s.state_root.map(|r| r.to_string()))
     );
-    println!(
+    out!(
         "blobs:      {} complete, {} replicating",
-        s.blobs_complete, s.blobs_partial
+        s.blobs_complete,
+        s.blobs_partial
     );
     let capacity = s
         .capacity
         .map_or("unlimited".into(), |c| ByteSize(c).to_string());
-    println!("stored:     {} of {capacity}", ByteSize(s.used_bytes));
-    println!("disk used:  {}", ByteSize(s.disk_bytes));
-    println!("custody:    {} cells of block payloads", s.custody_cells);
+    out!("stored:     {} of {capacity}", ByteSize(s.used_bytes));
+    if s.staged_bytes > 0 {
+        out!(
+            "staged:     {} of uploads waiting for their registration",
+            ByteSize(s.staged_bytes)
+        );
+    }
+    out!("disk used:  {}", ByteSize(s.disk_bytes));
+    out!("custody:    {} cells of block payloads", s.custody_cells);
     if s.corrupt_chunks_found > 0 {
-        println!(
+        out!(
             "repairs:    {} corrupted chunks found on disk and fetched again from peers",
             s.corrupt_chunks_found
         );

@@ -21,13 +21,13 @@ pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) ->
     let ValidatorCommand::Status { json } = command;
     let v: ValidatorView = client.get_json("/v1/validator").await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let e = &v.engine;
     let me = e.validator.map_or("- (observer)".into(), |k| k.to_string());
-    println!("validator:     {me}");
-    println!(
+    out!("validator:     {me}");
+    out!(
         "round:         {} (leader {}{})",
         e.round,
         e.leader,
@@ -37,30 +37,37 @@ pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) ->
             ""
         }
     );
-    println!(
+    out!(
         "last QC:       round {} on block {}",
-        e.high_qc_round, e.high_qc_block
+        e.high_qc_round,
+        e.high_qc_block
     );
-    println!(
+    out!(
         "finalized:     height {} (last commit at round {})",
         v.finalized_height.map_or("-".into(), |h| h.to_string()),
         e.committed_round
     );
-    println!(
+    out!(
         "pending:       {} blocks validated, not final",
         v.pending_blocks
     );
     let c = e.counters;
-    println!(
+    out!(
         "signed:        {} proposals, {} votes, {} timeouts; {} rounds ended by timeout \
          certificates; {} conflicting messages seen",
-        c.proposals, c.votes, c.timeouts, c.timeout_certificates, c.evidence
+        c.proposals,
+        c.votes,
+        c.timeouts,
+        c.timeout_certificates,
+        c.evidence
     );
     let show = |what: &str, s: Option<crate::daemon::Summary>| {
         if let Some(s) = s {
-            println!(
+            out!(
                 "{what}p50 {:.1} ms, p99 {:.1} ms over this node's last {} blocks",
-                s.p50, s.p99, s.count
+                s.p50,
+                s.p99,
+                s.count
             );
         }
     };

@@ -51,7 +51,7 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
     let header = &proof.inclusion.header;
     let qc = &proof.finality.qc;
     let signers: u64 = qc.signers.indices().map(|i| ctx.committee().stake(i)).sum();
-    println!(
+    out!(
         "verified: blob {} ({} bytes) is registration #{} of block {} (hash {})",
         args.blob_id,
         proof.inclusion.registration().map_or(0, |r| r.size),
@@ -59,7 +59,7 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
         header.height,
         header.hash(),
     );
-    println!(
+    out!(
         "final:    certified in round {} by {} validators holding {} of {} stake (chain {})",
         qc.round(),
         qc.signers.count(),
@@ -68,8 +68,8 @@ pub(crate) async fn verify(client: &NodeClient, args: VerifyArgs) -> Result<()> 
         ctx.spec().chain_id,
     );
     match args.genesis_hash {
-        Some(g) => println!("genesis:  {g} (as trusted)"),
-        None => println!(
+        Some(g) => out!("genesis:  {g} (as trusted)"),
+        None => out!(
             "genesis:  {} (pass --genesis-hash to check it against one you trust)",
             ctx.genesis()
         ),

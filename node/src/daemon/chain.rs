@@ -329,13 +329,18 @@ pub(crate) async fn submit(
 ) -> Result<Included, SubmitError> {
     let tx = sign_next(node, kind)?;
     let outcome = wait_final(node, &tx, deadline).await;
-    if outcome.is_err() {
-        // It will not land: later transactions take its place (its nonce is reused).
-        let id = tx.id();
+    let id = tx.id();
+    if !matches!(node.store.transaction_location(&id), Ok(Some(_))) {
+        // Given up (or done by another's transaction): this node no longer offers it, and
+        // its next transaction takes its nonce.
         node.own_txs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|t| t.id() != id);
+        node.mempool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .discard(&id);
     }
     outcome
 }
@@ -343,29 +348,47 @@ pub(crate) async fn submit(
 /// Signs `kind` with the nonce after this node's waiting transactions, once a dry run on
 /// the tip's ledger (after those transactions) accepts it, and adds it to them.
 fn sign_next(node: &Node, kind: TxKind) -> Result<SignedTransaction, SubmitError> {
-    let tip = node.store.tip().ok_or(SubmitError::NoChain)?;
-    let sender = node.account.public();
     let mut own = node.own_txs.lock().unwrap_or_else(|p| p.into_inner());
-    // Those the tip's ledger has passed landed (or were superseded).
-    let next = tip.ledger.account(&sender).nonce;
-    own.retain(|t| t.tx.nonce >= next);
-    let mut dry_run = (*tip.ledger).clone();
-    for t in own.iter() {
-        // One that no longer applies will fail on its own; it does not decide this one.
-        let _ = dry_run.apply_unsigned(&t.tx);
-    }
-    let mut tx = Transaction {
-        chain: tip.ledger.chain(),
-        sender,
-        nonce: dry_run.account(&sender).nonce,
-        fee: tip.ledger.params().min_tx_fee,
-        kind,
-    };
-    dry_run.apply_unsigned(&tx).map_err(SubmitError::Rejected)?;
+    let (mut tx, next) = checked(node, &mut own, kind)?;
     tx.nonce = next + own.len() as u64;
     let signed = tx.sign(&node.account);
     own.push(signed.clone());
     Ok(signed)
+}
+
+/// Whether the ledger would accept `kind` from this node's account now, after the
+/// node's waiting transactions; nothing is signed or sent.
+pub(crate) fn dry_run(node: &Node, kind: &TxKind) -> Result<(), SubmitError> {
+    let mut own = node.own_txs.lock().unwrap_or_else(|p| p.into_inner());
+    checked(node, &mut own, kind.clone()).map(|_| ())
+}
+
+/// `kind` as this node's unsigned transaction, dry-run on the tip's ledger after `own`
+/// (which drops those the tip has passed), with the tip's next nonce of the account.
+fn checked(
+    node: &Node,
+    own: &mut Vec<SignedTransaction>,
+    kind: TxKind,
+) -> Result<(Transaction, u64), SubmitError> {
+    let tip = node.store.tip().ok_or(SubmitError::NoChain)?;
+    let sender = node.account.public();
+    // Those the tip's ledger has passed landed (or were superseded).
+    let next = tip.ledger.account(&sender).nonce;
+    own.retain(|t| t.tx.nonce >= next);
+    let mut state = (*tip.ledger).clone();
+    for t in own.iter() {
+        // One that no longer applies will fail on its own; it does not decide this one.
+        let _ = state.apply_unsigned(&t.tx);
+    }
+    let tx = Transaction {
+        chain: tip.ledger.chain(),
+        sender,
+        nonce: state.account(&sender).nonce,
+        fee: tip.ledger.params().min_tx_fee,
+        kind,
+    };
+    state.apply_unsigned(&tx).map_err(SubmitError::Rejected)?;
+    Ok((tx, next))
 }
 
 /// Publishes `tx` (and adds it to this validator's pool) until a final block includes it.
@@ -378,11 +401,25 @@ async fn wait_final(
     let mut blocks = node.new_block.subscribe();
     let started = tokio::time::Instant::now();
     let id = tx.id();
+    // A registration is done once the blob is registered, by this transaction or by
+    // another account's registration of the same bytes that got there first (after now:
+    // an older, expired registration does not count).
+    let registers = BlobRegistration::of(tx).map(|r| r.blob_id);
+    let signed_at = node.store.tip().map_or(Height(0), |t| t.header.height);
     for attempt in 0u64.. {
         match node.store.transaction_location(&id) {
             Ok(Some((height, index))) => return Ok(Included { height, index }),
             Ok(None) => {}
             Err(e) => return Err(SubmitError::Store(e.to_string())),
+        }
+        if let Some(blob_id) = registers {
+            match node.store.registration(&blob_id) {
+                Ok(Some((height, index, _))) if height > signed_at => {
+                    return Ok(Included { height, index })
+                }
+                Ok(_) => {}
+                Err(e) => return Err(SubmitError::Store(e.to_string())),
+            }
         }
         // Our nonce was used by another transaction of this account: ours can never land.
         // (The store indexes a block's transactions before it moves the tip: look again.)

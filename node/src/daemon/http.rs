@@ -163,6 +163,7 @@ fn submit_error(what: &str, e: SubmitError) -> ApiError {
 pub(crate) fn router(node: Arc<Node>) -> Router {
     let bounded = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/blobs/preflight", get(blobs::preflight_put))
         .route("/v1/blobs/{id}/info", get(blobs::blob_info))
         .route("/v1/blobs/{id}/proof", get(blobs::proof))
         .route("/v1/blocks/{height}", get(block))
@@ -290,6 +291,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         blobs_complete: stats.blobs_complete,
         blobs_partial: stats.blobs_partial,
         used_bytes: stats.used_bytes,
+        staged_bytes: stats.staged_bytes,
         capacity: stats.capacity,
         disk_bytes: stats.disk_bytes,
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),

@@ -10,10 +10,14 @@ use nexus_storage::{BlobId, Block, ChunkIndex, Height};
 use super::fetch::read_local;
 use super::{Fault, Node};
 
-/// Reads, verifies and returns a chunk; a chunk found corrupt is discarded (and refetched by
-/// replication) rather than served.
+/// Reads, verifies and returns a chunk of a stored (not staged) blob; a chunk found corrupt
+/// is discarded (and refetched by replication) rather than served.
 pub(crate) async fn chunk(node: &Node, request: ChunkRequest) -> ChunkResponse {
     let (blob_id, index) = (BlobId(request.blob_id.0), ChunkIndex(request.index));
+    // An upload still waiting for its registration is nobody's to fetch yet.
+    if node.store.is_staged(&blob_id).unwrap_or(true) {
+        return ChunkResponse::NotFound;
+    }
     match read_local(node, blob_id, index).await {
         Ok(mut chunk) => {
             if node.has_fault(Fault::CorruptChunks) {

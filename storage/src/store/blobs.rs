@@ -1,7 +1,7 @@
 //! Blob content: streaming ingest of new blobs, verified chunk reads, and chunk-by-chunk
 //! replicas fetched from peers.
 
-use super::{chunk_key, encode, BlobRecord, Store, StoreError};
+use super::{chunk_key, encode, BlobRecord, Stage, Store, StoreError};
 use crate::blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex};
 use crate::block::BlobRegistration;
 use crate::merkle::MerkleProof;
@@ -89,6 +89,16 @@ fn engine<E: From<StoreError>>(e: fjall::Error) -> E {
 impl Store {
     /// Starts ingesting a new blob whose id will be known at the end.
     pub fn ingest(&self) -> Result<BlobWriter, StoreError> {
+        self.ingest_as(None)
+    }
+
+    /// Starts ingesting a new blob that, once finished, stays staged (see
+    /// [`Store::keep_staged`]) until its registration is final or its lease ends.
+    pub fn ingest_staged(&self, stage: Stage) -> Result<BlobWriter, StoreError> {
+        self.ingest_as(Some(stage))
+    }
+
+    fn ingest_as(&self, stage: Option<Stage>) -> Result<BlobWriter, StoreError> {
         let mut batch = self.db.batch();
         let seq = self.allocate_seq(&mut batch);
         batch.insert(&self.ks.uploads, seq.to_be_bytes(), []);
@@ -99,6 +109,7 @@ impl Store {
             builder: BlobIdBuilder::new(),
             next_index: 0,
             finished: false,
+            stage,
         })
     }
 
@@ -276,6 +287,7 @@ pub struct BlobWriter {
     builder: BlobIdBuilder,
     next_index: u32,
     finished: bool,
+    stage: Option<Stage>,
 }
 
 /// The outcome of an ingest.
@@ -316,8 +328,8 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Completes the blob: stores the last chunk and every proof, registers the blob and
-    /// persists with `SyncData` before returning.
+    /// Completes the blob: stores the last chunk and every proof, records the blob (staged,
+    /// if it was ingested so) and persists with `SyncData` before returning.
     pub fn finish(mut self) -> Result<Ingested, StoreError> {
         let builder = std::mem::take(&mut self.builder);
         let size = builder.size();
@@ -360,6 +372,9 @@ impl BlobWriter {
             complete: true,
         };
         batch.insert(&store.ks.blobs, blob_id.0, encode(&record));
+        if let Some(stage) = self.stage {
+            store.stage_in(&mut batch, &blob_id, stage);
+        }
         batch.remove(&store.ks.uploads, self.seq.to_be_bytes());
         batch.commit()?;
         store.persist()?;

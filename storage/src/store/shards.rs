@@ -3,7 +3,7 @@
 //! stripe by stripe, from any k shards held whole. Both stream: memory holds one stripe and
 //! one chunk per shard.
 
-use super::{ReadChunkError, Store, StoreError};
+use super::{ReadChunkError, Stage, Store, StoreError};
 use crate::blob::{BlobId, BlobLayout, ChunkIndex, CHUNK_SIZE};
 use crate::erasure::{EncodeError, ErasureError, ErasureLayout, ShardDecoder, ShardEncoder};
 
@@ -71,15 +71,23 @@ impl RangeReader<'_> {
 }
 
 impl Store {
-    /// Encodes the stored blob `id` into `layout`'s shards and stores each shard as a blob.
-    /// Returns the shard ids (data shards, then parity).
+    /// Encodes the stored blob `id` into `layout`'s shards and stores each shard as a blob,
+    /// staged with `stage` (kept by `id`'s registration) if given. Returns the shard ids
+    /// (data shards, then parity).
     pub fn encode_shards(
         &self,
         id: &BlobId,
         layout: ErasureLayout,
+        stage: Option<Stage>,
     ) -> Result<Vec<BlobId>, ShardStoreError> {
         let mut writers = (0..layout.total_shards())
-            .map(|_| self.ingest())
+            .map(|_| match stage {
+                Some(stage) => self.ingest_staged(Stage {
+                    kept_by: Some(*id),
+                    ..stage
+                }),
+                None => self.ingest(),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut encoder = ShardEncoder::new(layout)?;
         let mut sink = |i: usize, piece: &[u8]| writers[i].write(piece);

@@ -8,6 +8,7 @@ use crate::chain::{create_genesis, propose_child, ChainGenesis, Transition};
 use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 use crate::ledger::{LedgerState, SignedTransaction, TxError};
+use crate::store::Stage;
 use nexus_consensus::ChainTag;
 
 /// Bytes that do not repeat within a shard, so that no two shards are equal.
@@ -260,7 +261,7 @@ fn stored_blob_encodes_to_stored_shards_and_decodes_from_any_k() {
     let bytes = data(3 * CHUNK_SIZE + 999, 8);
     let id = ingest(&store, &bytes).blob_id;
     let layout = crate::erasure::ErasureLayout::new(bytes.len() as u64, 4, 2).expect("layout");
-    let shards = store.encode_shards(&id, layout).expect("encode");
+    let shards = store.encode_shards(&id, layout, None).expect("encode");
     assert_eq!(shards.len(), 6);
     let (_, expected) = crate::erasure::encode_all(&bytes, layout).expect("in memory");
     assert_eq!(shards, expected, "stored shards are the in-memory encoding");
@@ -439,4 +440,96 @@ fn disk_use_is_what_the_files_occupy_not_the_journal_s_nominal_size() {
     store.persist().expect("persist");
     let written = store.stats().expect("stats").disk_bytes;
     assert!(written > empty, "{empty} -> {written}");
+}
+
+/// Ingests `bytes` staged with `lease_until_ms`.
+fn ingest_staged(store: &Store, bytes: &[u8], lease_until_ms: u64) -> crate::store::Ingested {
+    let stage = Stage {
+        lease_until_ms,
+        kept_by: None,
+    };
+    let mut w = store.ingest_staged(stage).expect("ingest");
+    w.write(bytes).expect("write");
+    w.finish().expect("finish")
+}
+
+#[test]
+fn a_refused_upload_and_its_shards_leave_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), Some(10 << 20)).expect("open");
+    let bytes = data(2 * CHUNK_SIZE + 7, 3);
+    let id = ingest_staged(&store, &bytes, 1_000).blob_id;
+    let layout = crate::erasure::ErasureLayout::new(bytes.len() as u64, 4, 2).expect("layout");
+    let stage = Stage {
+        lease_until_ms: 1_000,
+        kept_by: None,
+    };
+    let shards = store
+        .encode_shards(&id, layout, Some(stage))
+        .expect("shards");
+    let stats = store.stats().expect("stats");
+    assert_eq!(stats.used_bytes, 0, "staged uploads are not stored data");
+    assert!(stats.staged_bytes > bytes.len() as u64);
+    assert!(shards.iter().all(|s| store.is_staged(s).expect("read")));
+    store.discard_staged(&id).expect("discard");
+    for blob in std::iter::once(&id).chain(&shards) {
+        assert!(store.blob(blob).expect("read").is_none());
+        assert!(!store.is_staged(blob).expect("read"));
+    }
+    let stats = store.stats().expect("stats");
+    assert_eq!((stats.used_bytes, stats.staged_bytes), (0, 0));
+    // The whole capacity is free again.
+    store.check_room(10 << 20).expect("room");
+    // A blob stored before is never deleted by a refused upload of the same bytes.
+    let kept = ingest(&store, &bytes).blob_id;
+    store.discard_staged(&kept).expect("no-op");
+    assert_eq!(read_all(&store, &kept), bytes);
+}
+
+#[test]
+fn staged_uploads_survive_a_crash_and_are_kept_once_registered_or_collected_at_lease_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = SigningKey::from_seed(&[6; 32]);
+    let (registered, orphan) = (data(5_000, 1), data(6_000, 2));
+    {
+        let store = Store::open(dir.path(), None).expect("open");
+        ingest_staged(&store, &registered, 1_000);
+        ingest_staged(&store, &orphan, 1_000);
+    }
+    // Restarted (as after a crash between upload and registration): both still staged.
+    let store = Store::open(dir.path(), None).expect("reopen");
+    let (registered, orphan) = (BlobId::of(&registered), BlobId::of(&orphan));
+    assert!(store.is_staged(&registered).expect("read") && store.is_staged(&orphan).expect("read"));
+    // The first one's registration landed after all.
+    let genesis = Genesis {
+        params: LedgerParams::default(),
+        balances: vec![(key.public(), 1_000_000)],
+    };
+    let g = create_genesis(solo(&key, genesis)).expect("genesis");
+    let register = Transaction {
+        chain: ChainTag::of("store-test"),
+        fee: 1,
+        sender: key.public(),
+        nonce: 0,
+        kind: TxKind::StoreBlob {
+            blob_id: registered,
+            size: 5_000,
+            policy: PolicySpec::Replicated,
+            epochs: 1,
+        },
+    }
+    .sign(&key);
+    let (b1, refused) = next(&key, &g.block.header, &g.ledger, vec![register]);
+    assert!(refused.is_empty());
+    store.append_block(&g, None).expect("genesis");
+    store.append_block(&b1, None).expect("b1");
+    // Before the lease ends: the registered one is kept, the other waits.
+    let done = store.collect_staged(999).expect("collect");
+    assert_eq!((done.kept, done.discarded), (vec![registered], vec![]));
+    assert!(store.is_staged(&orphan).expect("read"));
+    let done = store.collect_staged(1_000).expect("collect");
+    assert_eq!((done.kept, done.discarded), (vec![], vec![orphan]));
+    assert!(store.blob(&orphan).expect("read").is_none());
+    assert!(store.blob(&registered).expect("read").is_some());
+    assert!(!store.is_staged(&registered).expect("read"));
 }

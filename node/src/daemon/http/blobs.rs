@@ -17,13 +17,14 @@ use nexus_das::{CodeParams, ExtendedData, ProofStrategy};
 use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{PolicySpec, TxKind};
 use nexus_storage::{
-    BlobId, BlobLayout, BlobRegistration, ChunkIndex, Height, ReadChunkError, StoreError,
+    BlobId, BlobLayout, BlobRegistration, ChunkIndex, Height, Ingested, ReadChunkError, Stage,
+    StoreError,
 };
 use tokio::sync::mpsc;
 
 use super::{parse_blob_id, submit_error, ApiError, ApiResult};
 use crate::api::{BlobInfo, Receipt, CELLS_FETCHED, CELL_BYTES_FETCHED};
-use crate::daemon::chain::submit;
+use crate::daemon::chain::{dry_run, now_ms, submit};
 use crate::daemon::fetch::{fetch_chunk, gather_shards, read_local};
 use crate::daemon::retrieve::{das_blob, RetrieveError};
 use crate::daemon::Node;
@@ -56,7 +57,7 @@ pub(super) async fn blob_info(
         let policy = registered
             .as_ref()
             .map(|(_, _, reg)| policy_name(&reg.policy).to_string());
-        let Some(record) = store.blob(&id)? else {
+        let Some(record) = store.blob(&id)?.filter(|_| !staged(store, &id)) else {
             return match registered {
                 Some((height, _, reg)) => Ok(Json(BlobInfo {
                     blob_id: id,
@@ -112,18 +113,22 @@ pub(super) async fn put_blob(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Receipt>> {
-    // Refuse an upload that cannot fit before reading any of it.
+    // Everything that can be checked is checked before reading any of the body.
+    let wanted = Policy::parse(query.policy.as_deref())?;
+    let epochs = checked_epochs(query.epochs)?;
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = announced {
         node.store.check_room(len)?;
-        if query.policy.as_deref() == Some("das") {
-            check_das_size(&node, len)?;
-        }
+        preflight(&node, wanted, len, epochs)?;
     }
-    let mut writer = node.store.ingest()?;
+    let stage = Stage {
+        lease_until_ms: now_ms() + UPLOAD_LEASE.as_millis() as u64,
+        kept_by: None,
+    };
+    let mut writer = node.store.ingest_staged(stage)?;
     let mut stream = body.into_data_stream();
     loop {
         let piece = tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, stream.next())
@@ -136,20 +141,156 @@ pub(super) async fn put_blob(
         }
     }
     let ingested = tokio::task::spawn_blocking(move || writer.finish()).await??;
+    let blob_id = ingested.blob_id;
+    tracing::info!(blob = %blob_id, size = ingested.size, "blob staged");
+    let outcome = register(&node, wanted, ingested, epochs, stage).await;
+    // Registered: the upload becomes a stored blob before the answer. Refused: it goes.
+    // (If this request is dropped meanwhile, the staged upload waits for its lease.)
+    let store = node.store.clone();
+    let registered = outcome.is_ok();
+    tokio::task::spawn_blocking(move || match registered {
+        true => store.keep_staged(&blob_id),
+        false => store.discard_staged(&blob_id),
+    })
+    .await??;
+    outcome.map(Json)
+}
+
+/// Query of `GET /v1/blobs/preflight`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct PreflightQuery {
+    /// Bytes to upload.
+    size: u64,
+    /// Epochs to pay for.
+    epochs: Option<u64>,
+    /// `replicated` (default), `erasure` or `das`.
+    policy: Option<String>,
+}
+
+/// Whether a put of `size` bytes with this policy and these epochs would be accepted now
+/// (room, size limits, balance, an orchestrator with room): what `PUT /v1/blobs` checks
+/// before reading a body, asked first by clients that cannot read an answer before they
+/// have sent the whole body.
+pub(super) async fn preflight_put(
+    State(node): State<Arc<Node>>,
+    Query(query): Query<PreflightQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let policy = Policy::parse(query.policy.as_deref())?;
+    let epochs = checked_epochs(query.epochs)?;
+    node.store.check_room(query.size)?;
+    preflight(&node, policy, query.size, epochs)?;
+    Ok(Json(serde_json::json!({ "accepted": true })))
+}
+
+/// The epochs asked for (the default if none), refused if zero.
+fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
+    match epochs.unwrap_or(DEFAULT_EPOCHS) {
+        0 => Err(ApiError::BadRequest(
+            "epochs must be at least 1: a blob is paid for by the epoch".into(),
+        )),
+        n => Ok(n),
+    }
+}
+
+/// How long an upload may wait for its registration before it is collected.
+const UPLOAD_LEASE: Duration = Duration::from_secs(10 * 60);
+
+/// The storage policies a put may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Replicated,
+    Erasure,
+    Das,
+}
+
+impl Policy {
+    fn parse(name: Option<&str>) -> ApiResult<Policy> {
+        match name {
+            None | Some("replicated") => Ok(Policy::Replicated),
+            Some("erasure") => Ok(Policy::Erasure),
+            Some("das") => Ok(Policy::Das),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "unknown policy {other:?}: use replicated, erasure or das"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Policy::Replicated => "replicated",
+            Policy::Erasure => "erasure",
+            Policy::Das => "das",
+        }
+    }
+}
+
+/// Refuses, before its body is read, an upload of `size` bytes the ledger would refuse
+/// to register: its registration (with a placeholder id and commitment of the right
+/// shape) is dry-run after this node's waiting transactions.
+fn preflight(node: &Node, policy: Policy, size: u64, epochs: u64) -> ApiResult<()> {
+    let tip = node
+        .store
+        .tip()
+        .ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?;
+    let p = tip.ledger.params();
+    let placeholder = BlobId::of(b"nexus/preflight");
+    let policy = match policy {
+        Policy::Replicated => PolicySpec::Replicated,
+        Policy::Das => {
+            check_das_size(node, size)?;
+            let params = CodeParams::for_data(p.data_dims, size)
+                .map_err(|e| ApiError::BadRequest(format!("cannot encode the blob: {e}")))?;
+            PolicySpec::Das {
+                data: DataHeader {
+                    root: nexus_das::DataRoot([0; 32]),
+                    params,
+                },
+            }
+        }
+        Policy::Erasure => {
+            let layout = ErasureLayout::new(size, p.data_shards, p.parity_shards)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            PolicySpec::Erasure {
+                shard_size: layout.shard_size(),
+                shards: vec![placeholder; layout.total_shards()],
+            }
+        }
+    };
+    if tip.header.height.0 < node.announced.load(std::sync::atomic::Ordering::Relaxed) {
+        // Still catching up: its ledger cannot judge the rest yet; the registration's own
+        // dry run, after the upload, will.
+        return Ok(());
+    }
+    let kind = TxKind::StoreBlob {
+        blob_id: placeholder,
+        size,
+        policy,
+        epochs,
+    };
+    dry_run(node, &kind).map_err(|e| submit_error("upload refused before it was read", e))
+}
+
+/// Registers the staged upload `ingested` with `policy` (unless the same content is
+/// registered already) and waits until the registration is final.
+async fn register(
+    node: &Arc<Node>,
+    wanted: Policy,
+    ingested: Ingested,
+    epochs: u64,
+    stage: Stage,
+) -> ApiResult<Receipt> {
     let (blob_id, size) = (ingested.blob_id, ingested.size);
-    tracing::info!(blob = %blob_id, size, "blob stored");
     let store = node.store.clone();
     let known = tokio::task::spawn_blocking(move || store.registration(&blob_id)).await??;
     // A registration whose epochs ran out no longer keeps the blob: register it anew.
     let known = known.filter(|_| node.store.ledger_stores(&blob_id));
-    let wanted = query.policy.as_deref().unwrap_or("replicated");
     let mut encode_ms = None;
     let (height, index) = match known {
         // Already registered (the same content was put before): nothing more to pay, as
         // long as it is kept the way the uploader asks.
         Some((height, index, reg)) => {
             let existing = policy_name(&reg.policy);
-            if existing != wanted {
+            if existing != wanted.name() {
                 return Err(ApiError::Conflict(format!(
                     "blob {blob_id} is already registered with the {existing} policy (block {height}); it is kept that way"
                 )));
@@ -157,36 +298,26 @@ pub(super) async fn put_blob(
             (height, index)
         }
         None => {
-            let policy = match query.policy.as_deref() {
-                None | Some("replicated") => PolicySpec::Replicated,
-                Some("erasure") => erasure_policy(&node, blob_id, size).await?,
-                Some("das") => {
-                    check_das_size(&node, size)?;
+            let policy = match wanted {
+                Policy::Replicated => PolicySpec::Replicated,
+                Policy::Erasure => erasure_policy(node, blob_id, size, stage).await?,
+                Policy::Das => {
+                    check_das_size(node, size)?;
                     let started = std::time::Instant::now();
-                    let policy = das_policy(&node, blob_id, size).await?;
+                    let policy = das_policy(node, blob_id, size).await?;
                     encode_ms = Some(started.elapsed().as_millis() as u64);
                     policy
-                }
-                Some(other) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "unknown policy {other:?}: use replicated, erasure or das"
-                    )))
                 }
             };
             let kind = TxKind::StoreBlob {
                 blob_id,
                 size,
                 policy,
-                epochs: query.epochs.unwrap_or(DEFAULT_EPOCHS),
+                epochs,
             };
-            let included = submit(&node, kind, node.finality_deadline)
+            let included = submit(node, kind, node.finality_deadline)
                 .await
-                .map_err(|e| {
-                    submit_error(
-                        &format!("blob {blob_id} is stored here but not registered"),
-                        e,
-                    )
-                })?;
+                .map_err(|e| submit_error(&format!("blob {blob_id} was not registered"), e))?;
             (included.height, included.index)
         }
     };
@@ -194,7 +325,7 @@ pub(super) async fn put_blob(
     let block = tokio::task::spawn_blocking(move || store.block(height))
         .await??
         .ok_or_else(|| ApiError::Internal(format!("block {height} vanished")))?;
-    Ok(Json(Receipt {
+    Ok(Receipt {
         blob_id,
         size,
         height,
@@ -202,9 +333,15 @@ pub(super) async fn put_blob(
         index,
         finalized_height: node.store.tip().map_or(height, |t| t.header.height),
         proposer: block.header.proposer,
-        policy: wanted.to_string(),
+        policy: wanted.name().to_string(),
         encode_ms,
-    }))
+    })
+}
+
+/// Whether `id` is an upload still waiting for its registration (a store failure counts
+/// as staged: when in doubt, do not serve).
+fn staged(store: &nexus_storage::Store, id: &BlobId) -> bool {
+    store.is_staged(id).unwrap_or(true)
 }
 
 /// The policy's name on the command line and in receipts.
@@ -272,9 +409,14 @@ async fn das_policy(node: &Arc<Node>, blob_id: BlobId, size: u64) -> ApiResult<P
     Ok(PolicySpec::Das { data: commitment })
 }
 
-/// Encodes a stored blob into shards (stored here, for providers to fetch) with the
-/// network's parameters.
-async fn erasure_policy(node: &Arc<Node>, blob_id: BlobId, size: u64) -> ApiResult<PolicySpec> {
+/// Encodes a staged blob into shards (staged here with it, for providers to fetch once it
+/// is registered) with the network's parameters.
+async fn erasure_policy(
+    node: &Arc<Node>,
+    blob_id: BlobId,
+    size: u64,
+    stage: Stage,
+) -> ApiResult<PolicySpec> {
     let tip = node
         .store
         .tip()
@@ -283,9 +425,10 @@ async fn erasure_policy(node: &Arc<Node>, blob_id: BlobId, size: u64) -> ApiResu
     let layout = ErasureLayout::new(size, p.data_shards, p.parity_shards)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let store = node.store.clone();
-    let shards = tokio::task::spawn_blocking(move || store.encode_shards(&blob_id, layout))
-        .await?
-        .map_err(|e| ApiError::Internal(format!("cannot encode shards: {e}")))?;
+    let shards =
+        tokio::task::spawn_blocking(move || store.encode_shards(&blob_id, layout, Some(stage)))
+            .await?
+            .map_err(|e| ApiError::Internal(format!("cannot encode shards: {e}")))?;
     tracing::info!(blob = %blob_id, shards = shards.len(), shard_size = layout.shard_size(), "blob encoded");
     Ok(PolicySpec::Erasure {
         shard_size: layout.shard_size(),
@@ -337,7 +480,8 @@ pub(super) async fn get_blob(
             if let Some((height, _, _)) = &registered {
                 ApiError::unless_expired(&node, id, *height)?;
             }
-            if let Some(record) = store.blob(&id)? {
+            // An upload still waiting for its registration is not served.
+            if let Some(record) = store.blob(&id)?.filter(|_| !staged(store, &id)) {
                 return Ok(Source::Chunks(record.size));
             }
             let (height, _, reg) = registered.ok_or_else(|| ApiError::unknown_blob(&node, id))?;
@@ -362,8 +506,22 @@ pub(super) async fn get_blob(
     let size = match source {
         Source::Chunks(size) => {
             let layout = BlobLayout::new(size).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut indices = layout.indices();
+            // The first chunk is read (or fetched) and verified before the status line: a
+            // blob no copy of which verifies is an error, not a `200` with a cut body.
+            let first = match indices.next() {
+                Some(index) => Some(read_or_fetch(&node, id, index).await.map_err(|e| {
+                    ApiError::Unavailable(format!("blob {id} cannot be served: {e}"))
+                })?),
+                None => None,
+            };
             tokio::spawn(async move {
-                for index in layout.indices() {
+                if let Some(first) = first {
+                    if !forward(&tx, id, Ok(Bytes::from(first))).await {
+                        return;
+                    }
+                }
+                for index in indices {
                     let piece = read_or_fetch(&node, id, index).await.map(Bytes::from);
                     if !forward(&tx, id, piece).await {
                         return;
