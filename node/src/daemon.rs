@@ -403,15 +403,13 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         };
         tokio::spawn(consensus::run(node.clone(), key, config, consensus_rx))
     });
-    let server =
-        axum::serve(listener, http::router(node.clone())).with_graceful_shutdown(shutdown_signal());
-    let result = server.await.context("HTTP server failed");
+    http::serve(listener, http::router(node.clone()), shutdown_signal()).await;
     tracing::info!("shutting down");
     for t in tasks.into_iter().chain(consensus_task) {
         t.abort();
     }
     node.store.persist()?;
-    result
+    Ok(())
 }
 
 /// Reads a genesis file.

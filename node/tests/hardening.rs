@@ -169,3 +169,93 @@ fn a_blob_no_copy_of_which_verifies_is_an_error_not_a_cut_200() {
         "{body}"
     );
 }
+
+/// A connection to `api` from the loopback address `from` (another client to the node).
+fn connect_from(from: [u8; 4], api: &str) -> std::net::TcpStream {
+    let to: std::net::SocketAddr = api
+        .trim_start_matches("http://")
+        .parse()
+        .expect("api address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((std::net::Ipv4Addr::from(from), 0).into())?;
+            socket.connect(to).await
+        })
+        .expect("connect");
+    let stream = stream.into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
+/// What the node wrote on `stream` before closing it (within `limit`).
+fn answer_of(stream: &mut std::net::TcpStream, limit: Duration) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).to_string()
+}
+
+#[test]
+fn slow_clients_neither_lock_the_api_nor_keep_their_connections() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = start_proposer(tmp.path(), &[tmp.path().join("n")], &[]);
+    // 100 uploads that announce a megabyte and send one byte.
+    let mut slow: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = connect_from([127, 0, 0, 1], &node.api);
+            s.write_all(b"PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx")
+                .expect("send");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let (code, _) = http_get(&node.api, "/v1/status").expect("status answers");
+    let waited = asked.elapsed();
+    eprintln!("/v1/status with 100 slow uploads open: {waited:?}");
+    assert_eq!(code, 200);
+    assert!(waited < Duration::from_secs(5), "status took {waited:?}");
+    // Each is cut off once below the minimum rate, with the reason.
+    for s in &mut slow {
+        let answer = answer_of(s, Duration::from_secs(30));
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("upload too slow"), "{answer}");
+    }
+    assert_eq!(node.status()["staged_bytes"].as_u64(), Some(0));
+
+    // 300 connections from one other client that never finish their headers: beyond its
+    // cap they are refused at once; the rest are closed by the header timeout.
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = connect_from([127, 0, 0, 2], &node.api);
+            s.write_all(b"GET /v1/status HTTP/1.1\r\nHost:")
+                .expect("send");
+            s
+        })
+        .collect();
+    let refused = idle
+        .iter_mut()
+        .skip(200)
+        .map(|s| answer_of(s, Duration::from_secs(5)))
+        .filter(|a| a.starts_with("HTTP/1.1 429"))
+        .count();
+    assert_eq!(refused, 100, "connections over the per-client cap");
+    let (code, _) = http_get(&node.api, "/v1/status").expect("status answers");
+    assert_eq!(code, 200, "another client is still served");
+    let closed_at = Instant::now();
+    for s in idle.iter_mut().take(128) {
+        answer_of(s, Duration::from_secs(30));
+    }
+    let held = closed_at.elapsed();
+    assert!(
+        held < Duration::from_secs(20),
+        "header-less connections held for {held:?}"
+    );
+}

@@ -1,9 +1,14 @@
 //! The HTTP API on localhost. Uploads and downloads stream (memory does not grow with the
-//! blob); every other route has a 64 KiB body limit and a 30 s timeout; the whole API has a
-//! concurrency limit. Every error is a JSON [`ErrorBody`] with a status code.
+//! blob) and an upload must keep a minimum rate; every other route has a 64 KiB body limit
+//! and a 30 s timeout. Queries, writes and downloads have separate budgets of requests
+//! served at once, and connections are capped per client with a header read timeout
+//! ([`listener`]). Every error is a JSON [`ErrorBody`] with a status code.
 
 mod blobs;
 mod ledger;
+mod listener;
+
+pub(crate) use listener::serve;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,8 +29,13 @@ use super::chain::SubmitError;
 use super::Node;
 use crate::api::{ErrorBody, Status, ValidatorView};
 
-/// Requests served at once.
-const MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Status, info, proofs and blocks served at once (more wait their turn).
+const MAX_QUERIES: usize = 64;
+/// Uploads and transactions served at once (more wait their turn; a slow upload is cut
+/// off by its minimum rate, so the wait is bounded).
+const MAX_WRITES: usize = 128;
+/// Downloads served at once (more wait their turn).
+const MAX_DOWNLOADS: usize = 64;
 /// Body limit of every route but the upload.
 const SMALL_BODY_LIMIT: usize = 64 * 1024;
 /// Timeout of every route but the streaming ones and transactions.
@@ -53,6 +63,8 @@ pub(crate) enum ApiError {
     /// The request contradicts what the chain already records.
     Conflict(String),
     QuotaExceeded(String),
+    /// An upload fell below the minimum rate.
+    SlowUpload(String),
     Unavailable(String),
     Internal(String),
 }
@@ -101,6 +113,7 @@ impl ApiError {
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
+            ApiError::SlowUpload(m) => (StatusCode::REQUEST_TIMEOUT, "timeout", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
@@ -159,7 +172,9 @@ fn submit_error(what: &str, e: SubmitError) -> ApiError {
     }
 }
 
-/// The API's routes with their limits.
+/// The API's routes with their limits. Uploads and transactions, downloads, and every
+/// other route (status, info, proofs, blocks) each have their own budget of requests
+/// served at once, so that slow uploads never keep a status query waiting.
 pub(crate) fn router(node: Arc<Node>) -> Router {
     let bounded = Router::new()
         .route("/v1/status", get(status))
@@ -179,21 +194,27 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
                 }))
                 .timeout(REQUEST_TIMEOUT),
         )
-        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
-    let streaming = Router::new()
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_QUERIES));
+    let writes = GlobalConcurrencyLimitLayer::new(MAX_WRITES);
+    let uploads = Router::new()
         .route("/v1/blobs", put(blobs::put_blob))
+        .layer(DefaultBodyLimit::disable())
+        .layer(writes.clone());
+    let downloads = Router::new()
         .route("/v1/blobs/{id}", get(blobs::get_blob))
-        .layer(DefaultBodyLimit::disable());
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_DOWNLOADS));
     // Waits for a block, so it gets its own (longer) deadline inside `submit`.
     let transactions = Router::new()
         .route("/v1/transactions", post(ledger::transaction))
-        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
+        .layer(writes);
     bounded
-        .merge(streaming)
+        .merge(uploads)
+        .merge(downloads)
         .merge(transactions)
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(axum::middleware::map_response(json_errors))
-        .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .with_state(node)
 }
 

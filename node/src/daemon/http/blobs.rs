@@ -30,7 +30,13 @@ use crate::daemon::retrieve::{das_blob, RetrieveError};
 use crate::daemon::Node;
 
 /// Longest pause allowed between two pieces of an upload.
-const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An upload may start slowly for this long; after it, it must have averaged
+/// [`MIN_UPLOAD_RATE`] since it began, or it is cut off (a slow client would otherwise
+/// hold its place in the upload budget indefinitely).
+const UPLOAD_GRACE: Duration = Duration::from_secs(5);
+/// Bytes per second an upload must average after its grace period.
+const MIN_UPLOAD_RATE: u64 = 64 << 10;
 /// Epochs paid for when the uploader does not say.
 const DEFAULT_EPOCHS: u64 = 100;
 
@@ -130,10 +136,23 @@ pub(super) async fn put_blob(
     };
     let mut writer = node.store.ingest_staged(stage)?;
     let mut stream = body.into_data_stream();
+    let started = tokio::time::Instant::now();
     loop {
-        let piece = tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, stream.next())
+        // The next piece must come before the upload falls below its minimum rate (after
+        // a grace period), and within the idle timeout.
+        let owed = Duration::from_secs_f64(writer.size() as f64 / MIN_UPLOAD_RATE as f64);
+        let deadline =
+            (started + UPLOAD_GRACE + owed).min(tokio::time::Instant::now() + UPLOAD_IDLE_TIMEOUT);
+        let piece = tokio::time::timeout_at(deadline, stream.next())
             .await
-            .map_err(|_| ApiError::BadRequest("upload stalled for 60 s; aborted".into()))?;
+            .map_err(|_| {
+                ApiError::SlowUpload(format!(
+                    "upload too slow: {} bytes in {:.0} s, below the minimum of {} KiB/s; aborted",
+                    writer.size(),
+                    started.elapsed().as_secs_f64(),
+                    MIN_UPLOAD_RATE >> 10
+                ))
+            })?;
         match piece {
             Some(Ok(bytes)) => tokio::task::block_in_place(|| writer.write(&bytes))?,
             Some(Err(e)) => return Err(ApiError::BadRequest(format!("upload interrupted: {e}"))),
