@@ -67,6 +67,10 @@ pub(crate) struct Status {
     pub(crate) disk_bytes: u64,
     /// Chunks found corrupt on disk since start, discarded and fetched again from peers.
     pub(crate) corrupt_chunks_found: u64,
+    /// What keeps the node from doing its job (a full disk, a store that cannot write);
+    /// empty when healthy.
+    #[serde(default)]
+    pub(crate) problems: Vec<String>,
     /// Bytes of verified chunk data fetched from peers since start.
     pub(crate) bytes_fetched: u64,
     /// Cells of block payloads this node keeps as a custodian.

@@ -9,6 +9,7 @@ mod consensus;
 mod custody;
 mod duties;
 mod fetch;
+mod health;
 mod http;
 mod keys;
 mod prefetch;
@@ -391,6 +392,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(duties::repair_loop(node.clone())),
         tokio::spawn(custody::custody_loop(node.clone())),
         tokio::spawn(staging::collect_loop(node.clone())),
+        tokio::spawn(health::watchdog(node.clone())),
     ];
     let consensus_task = validator_key.map(|key| {
         let config = PacemakerConfig {

@@ -259,3 +259,48 @@ fn slow_clients_neither_lock_the_api_nor_keep_their_connections() {
         "header-less connections held for {held:?}"
     );
 }
+
+#[test]
+fn a_full_disk_refuses_uploads_in_words_and_the_node_stays_healthy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("n");
+    let genesis = chain_genesis(
+        tmp.path(),
+        std::slice::from_ref(&dir),
+        1,
+        params(20),
+        serde_json::json!({}),
+    );
+    // The store lives on a 64 MiB disk of its own.
+    let node = TestNode::start_on_tmpfs(&dir, "64m", true, &["--genesis-config", &genesis]);
+    // Announced too large for the disk: refused before a byte is written.
+    let big = write_file(tmp.path(), "big", &bytes(100 << 20, 1));
+    let out = cli(&node.api, &["put", &big]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(stderr.contains("disk full"), "{stderr}");
+    // What fits is stored.
+    let small = bytes(1 << 20, 3);
+    let id = put(&node.api, &write_file(tmp.path(), "small", &small));
+    assert_eq!(get_bytes(&node.api, &id, tmp.path()), small);
+    // Announced by nobody: refused once the disk is down to the room kept for the chain.
+    let (code, body) = chunked_put(&node.api, "", &bytes(100 << 20, 2));
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("disk_full"), "{body}");
+    // The node says so, and keeps doing its job on the room it kept: blocks go on.
+    let (code, health) = http_get(&node.api, "/v1/health").expect("health");
+    let status = node.status();
+    assert_eq!(status["staged_bytes"].as_u64(), Some(0), "{status}");
+    let problems = status["problems"].as_array().expect("problems").clone();
+    assert_eq!(code == 200, problems.is_empty(), "{health}");
+    let before = status["height"].as_u64().expect("height");
+    wait_until("blocks to go on", Duration::from_secs(30), || {
+        node.status()["height"].as_u64() > Some(before + 5)
+    });
+    assert_eq!(get_bytes(&node.api, &id, tmp.path()), small);
+    let log = node.log();
+    assert!(
+        !log.contains("Poisoned") && !log.contains("can no longer write"),
+        "{log}"
+    );
+}

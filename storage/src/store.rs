@@ -50,6 +50,15 @@ pub enum StoreError {
         /// Bytes the write needs.
         needed: u64,
     },
+    /// The disk holding the data dir is (nearly) full: the write would eat into the room
+    /// kept for the chain and the ledger.
+    #[error("disk full: {needed} more bytes needed but only {free} are free on the data dir's disk, of which {DISK_RESERVE} are kept for the chain and the ledger")]
+    DiskFull {
+        /// Free bytes on the disk.
+        free: u64,
+        /// Bytes the write needs.
+        needed: u64,
+    },
     /// A stored record could not be decoded.
     #[error("corrupt record in keyspace {keyspace}: {reason}")]
     CorruptRecord {
@@ -131,6 +140,12 @@ pub struct Store {
 }
 
 const NEXT_SEQ_KEY: &[u8] = b"next_seq";
+/// Key written by [`Store::probe`].
+const PROBE_KEY: &[u8] = b"probe";
+
+/// Bytes of the disk never given to blob content: blocks, the ledger, custody cells and
+/// the engine's own files keep growing into it.
+pub const DISK_RESERVE: u64 = 16 << 20;
 /// Memtable size of the chunks keyspace.
 const CHUNK_MEMTABLE_BYTES: u64 = 16 << 20;
 
@@ -177,7 +192,11 @@ impl Store {
     /// Opens (or creates) the store in `dir`. `capacity` caps the bytes of blob content
     /// kept. Uploads interrupted by a crash are discarded here.
     pub fn open(dir: &Path, capacity: Option<u64>) -> Result<Store, StoreError> {
-        let db = Database::builder(dir).open()?;
+        // The smallest journal budget fjall allows (64 MiB, not 512): its files hold every
+        // write until flushed, so they are what a full disk runs out of first.
+        let db = Database::builder(dir)
+            .max_journaling_size(64 << 20)
+            .open()?;
         let plain = KeyspaceCreateOptions::default;
         let ks = Keyspaces {
             blobs: db.keyspace("blobs", plain)?,
@@ -233,6 +252,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the store can still write: a tiny write that fails once the engine gave
+    /// up (a write that hit a full disk poisons it until the process restarts).
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.ks.meta.insert(PROBE_KEY, [])?;
+        Ok(())
+    }
+
     /// Forces everything written so far to disk.
     pub fn persist(&self) -> Result<(), StoreError> {
         Ok(self.db.persist(PersistMode::SyncData)?)
@@ -265,9 +291,32 @@ impl Store {
         })
     }
 
-    /// Fails with `QuotaExceeded` if `bytes` more would not fit in the capacity (a cheap
-    /// early check; writes still reserve as they go).
+    /// Bytes free on the disk holding the store (for unprivileged users), if the system
+    /// says.
+    pub fn disk_free(&self) -> Option<u64> {
+        let s = nix::sys::statvfs::statvfs(&self.dir).ok()?;
+        Some(s.blocks_available().saturating_mul(s.fragment_size()))
+    }
+
+    /// Fails with `DiskFull` unless `bytes` more, written twice (the journal, then the
+    /// data file), leave [`DISK_RESERVE`] free on the disk.
+    fn check_disk(&self, bytes: u64) -> Result<(), StoreError> {
+        let Some(free) = self.disk_free() else {
+            return Ok(());
+        };
+        if bytes.saturating_mul(2).saturating_add(DISK_RESERVE) > free {
+            return Err(StoreError::DiskFull {
+                free,
+                needed: bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails with `QuotaExceeded` if `bytes` more would not fit in the capacity, or with
+    /// `DiskFull` if not on the disk (a cheap early check; writes still reserve as they go).
     pub fn check_room(&self, bytes: u64) -> Result<(), StoreError> {
+        self.check_disk(bytes)?;
         let Some(capacity) = self.shared.capacity else {
             return Ok(());
         };
@@ -283,8 +332,10 @@ impl Store {
         Ok(())
     }
 
-    /// Reserves `bytes` against the capacity, or fails with `QuotaExceeded`.
+    /// Reserves `bytes` against the capacity, or fails with `QuotaExceeded` (or with
+    /// `DiskFull` when the disk itself has no room left for them).
     fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
+        self.check_disk(bytes)?;
         let used = &self.shared.used;
         let Some(capacity) = self.shared.capacity else {
             used.fetch_add(bytes, Ordering::SeqCst);

@@ -68,6 +68,9 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
     }
     out!("disk used:  {}", ByteSize(s.disk_bytes));
     out!("custody:    {} cells of block payloads", s.custody_cells);
+    for problem in &s.problems {
+        out!("PROBLEM:    {problem}");
+    }
     if s.corrupt_chunks_found > 0 {
         out!(
             "repairs:    {} corrupted chunks found on disk and fetched again from peers",

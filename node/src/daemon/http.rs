@@ -63,6 +63,8 @@ pub(crate) enum ApiError {
     /// The request contradicts what the chain already records.
     Conflict(String),
     QuotaExceeded(String),
+    /// The data dir's disk has no room left for it.
+    DiskFull(String),
     /// An upload fell below the minimum rate.
     SlowUpload(String),
     Unavailable(String),
@@ -113,6 +115,7 @@ impl ApiError {
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
+            ApiError::DiskFull(m) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", m),
             ApiError::SlowUpload(m) => (StatusCode::REQUEST_TIMEOUT, "timeout", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
@@ -146,6 +149,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::QuotaExceeded { .. } => ApiError::QuotaExceeded(e.to_string()),
+            StoreError::DiskFull { .. } => ApiError::DiskFull(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }
     }
@@ -178,6 +182,7 @@ fn submit_error(what: &str, e: SubmitError) -> ApiError {
 pub(crate) fn router(node: Arc<Node>) -> Router {
     let bounded = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/health", get(health))
         .route("/v1/blobs/preflight", get(blobs::preflight_put))
         .route("/v1/blobs/{id}/info", get(blobs::blob_info))
         .route("/v1/blobs/{id}/proof", get(blobs::proof))
@@ -271,6 +276,22 @@ pub(super) fn parse_blob_id(s: &str) -> ApiResult<BlobId> {
     })
 }
 
+/// `GET /v1/health`: `200` when the node can do its job, else `503`; both list what is
+/// wrong, in words.
+async fn health(State(node): State<Arc<Node>>) -> Response {
+    let problems = node.problems().await;
+    let code = match problems.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = serde_json::json!({
+        "healthy": problems.is_empty(),
+        "problems": problems,
+        "disk_free": node.store.disk_free(),
+    });
+    (code, Json(body)).into_response()
+}
+
 async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
     let info = node
         .net
@@ -316,6 +337,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         capacity: stats.capacity,
         disk_bytes: stats.disk_bytes,
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),
+        problems: node.problems().await,
         bytes_fetched: node.bytes_fetched.load(Ordering::Relaxed),
         custody_cells: stats.custody_cells,
     }))

@@ -62,7 +62,8 @@ pub fn http_raw(api: &str, request: &[u8]) -> Option<(u16, String)> {
     let addr = api.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    s.write_all(request).ok()?;
+    // The server may answer (and close) before it read the whole request: keep its answer.
+    let _ = s.write_all(request);
     let mut raw = Vec::new();
     // The server may close before reading everything we sent; keep what was answered.
     let _ = s.read_to_end(&mut raw);
@@ -124,6 +125,8 @@ pub struct TestNode {
     pub listen: String,
     pub dir: PathBuf,
     args: Vec<String>,
+    /// A command the node runs under (e.g. a namespace with its own mounts), if any.
+    wrapper: Vec<String>,
 }
 
 impl TestNode {
@@ -131,6 +134,13 @@ impl TestNode {
     /// has one at once; others once they synced the genesis). A `validator` takes part in
     /// consensus with the key of its data dir.
     pub fn start(dir: &Path, validator: bool, bootstrap: &[String], extra: &[&str]) -> TestNode {
+        let mut node = TestNode::prepare(dir, validator, bootstrap, extra);
+        node.spawn();
+        node
+    }
+
+    /// The node [`TestNode::start`] starts, not started yet.
+    fn prepare(dir: &Path, validator: bool, bootstrap: &[String], extra: &[&str]) -> TestNode {
         let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
         let api = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = vec![
@@ -154,13 +164,34 @@ impl TestNode {
             args.push(b.clone());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut node = TestNode {
+        TestNode {
             child: None,
             api: format!("http://{api}"),
             listen,
             dir: dir.to_path_buf(),
             args,
-        };
+            wrapper: Vec::new(),
+        }
+    }
+
+    /// Like [`TestNode::start`] with the store on a tmpfs of `size` (e.g. `64m`) of its
+    /// own: the node runs in a user and mount namespace (`unshare`) where the tmpfs is
+    /// mounted on `dir/store`; its keys and log stay outside.
+    pub fn start_on_tmpfs(dir: &Path, size: &str, validator: bool, extra: &[&str]) -> TestNode {
+        let mut node = TestNode::prepare(dir, validator, &[], extra);
+        let store = dir.join("store");
+        node.wrapper = vec![
+            "unshare".into(),
+            "--user".into(),
+            "--map-root-user".into(),
+            "--mount".into(),
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "mkdir -p '{0}' && mount -t tmpfs -o size={size} tmpfs '{0}' && exec \"$0\" \"$@\"",
+                store.display()
+            ),
+        ];
         node.spawn();
         node
     }
@@ -207,7 +238,15 @@ impl TestNode {
             .append(true)
             .open(self.dir.join("node.log"))
             .expect("log");
-        let child = Command::new(NEXUS)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrapper_args).arg(NEXUS);
+                c
+            }
+            None => Command::new(NEXUS),
+        };
+        let child = command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
