@@ -4,6 +4,7 @@ mod consensus;
 mod erasure;
 mod erasure_devnet;
 mod replicated;
+mod spam;
 
 use anyhow::Result;
 
@@ -19,6 +20,9 @@ pub(crate) enum BenchCommand {
     Erasure(erasure::ErasureArgs),
     /// Season 2: put --policy erasure vs replicated on a devnet of 6 providers.
     ErasureDevnet(erasure_devnet::ErasureDevnetArgs),
+    /// Hardening: block rate and a paid transfer's latency during transaction floods
+    /// (from an unfunded and a funded key) beside the same devnet idle.
+    Spam(spam::SpamArgs),
 }
 
 /// Runs the chosen benchmark and prints a Markdown table.
@@ -28,5 +32,6 @@ pub(crate) async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Replicated(args) => replicated::run(args).await,
         BenchCommand::Erasure(args) => erasure::run(args),
         BenchCommand::ErasureDevnet(args) => erasure_devnet::run(args).await,
+        BenchCommand::Spam(args) => spam::run(args).await,
     }
 }

@@ -99,6 +99,43 @@ impl AdmitError {
     }
 }
 
+/// What any node can check of a transaction against `ledger` before relaying it, cheapest
+/// first: payable (chain, fee, a balance that covers the fee), a nonce not used and less
+/// than `window` ahead, and — only then — its signature.
+pub fn precheck(
+    tx: &SignedTransaction,
+    ledger: &LedgerState,
+    window: u64,
+) -> Result<(), AdmitError> {
+    check_window(tx, ledger, window)?;
+    if !tx.signature_valid() {
+        return Err(AdmitError::Invalid(TxError::BadSignature));
+    }
+    Ok(())
+}
+
+/// Payable but for the signature, and a nonce within `window` of the sender's next one.
+fn check_window(
+    tx: &SignedTransaction,
+    ledger: &LedgerState,
+    window: u64,
+) -> Result<(), AdmitError> {
+    ledger.check_fee(&tx.tx).map_err(AdmitError::Invalid)?;
+    let next = ledger.account(&tx.tx.sender).nonce;
+    let found = tx.tx.nonce;
+    if found < next {
+        return Err(AdmitError::StaleNonce { next, found });
+    }
+    if found - next >= window {
+        return Err(AdmitError::NonceTooFarAhead {
+            next,
+            found,
+            window,
+        });
+    }
+    Ok(())
+}
+
 /// One waiting transaction.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -161,21 +198,12 @@ impl Mempool {
         if self.ids.contains_key(&id) {
             return Err(AdmitError::Duplicate);
         }
-        ledger.check_payable(&tx).map_err(AdmitError::Invalid)?;
+        // Every cheap check comes first; the signature (a pairing) last.
+        check_window(&tx, ledger, self.limits.nonce_window)?;
         let cost = ledger.upfront_cost(&tx.tx).map_err(AdmitError::Invalid)?;
         let sender = tx.tx.sender;
         let account = ledger.account(&sender);
         let (next, nonce) = (account.nonce, tx.tx.nonce);
-        if nonce < next {
-            return Err(AdmitError::StaleNonce { next, found: nonce });
-        }
-        if nonce - next >= self.limits.nonce_window {
-            return Err(AdmitError::NonceTooFarAhead {
-                next,
-                found: nonce,
-                window: self.limits.nonce_window,
-            });
-        }
         let waiting = self.senders.get(&sender);
         let replaced = waiting.and_then(|w| w.get(&nonce));
         if let Some(old) = replaced {
@@ -201,6 +229,9 @@ impl Mempool {
         let bytes = postcard::to_stdvec(&tx).map_or(usize::MAX, |b| b.len());
         let freed = replaced.map_or(0, |e| e.bytes);
         let evict = self.eviction_for(&sender, tx.tx.fee, bytes, freed, replaced.is_some())?;
+        if !tx.signature_valid() {
+            return Err(AdmitError::Invalid(TxError::BadSignature));
+        }
         for (who, n) in evict {
             self.remove(&who, n);
         }

@@ -17,7 +17,7 @@ use nexus_net::{GossipId, PeerId, Validation};
 use nexus_storage::block::CertifiedBlock;
 use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBlockError};
 use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError, TxKind};
-use nexus_storage::mempool::AdmitError;
+use nexus_storage::mempool::{precheck, AdmitError, PoolLimits};
 use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
 
 use super::availability::{Availability, Purpose};
@@ -168,10 +168,15 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
     let Some(tip) = node.store.tip() else {
         return Validation::Ignore;
     };
-    // What could never pay (unfunded sender, another chain, a forged signature) is not
-    // relayed: spam stops at the first honest node.
-    if tip.ledger.check_payable(&tx).is_err() {
-        return Validation::Reject;
+    // What could never pay (unfunded sender, another chain, a forged signature) is
+    // rejected, and what cannot apply soon (a used nonce, one far ahead) not relayed: spam
+    // stops at the first honest node. Validators check all that in their pool's admission.
+    if !node.is_validator() {
+        match precheck(&tx, &tip.ledger, PoolLimits::default().nonce_window) {
+            Ok(()) => {}
+            Err(e) if e.is_invalid() => return Validation::Reject,
+            Err(_) => return Validation::Ignore,
+        }
     }
     let das = BlobRegistration::of(&tx).and_then(|r| r.policy.das_data());
     if let Some(data) = das {
@@ -185,10 +190,12 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
             let next = tip.header.height.next().unwrap_or(tip.header.height);
             Availability::check(node, Purpose::Ahead, next, data, |_| ());
         }
-        if let Err(e) = enqueue(node, tx) {
-            tracing::debug!("transaction not admitted: {e}");
-            if e.is_invalid() {
-                return Validation::Reject;
+        match enqueue(node, tx) {
+            Ok(()) => {}
+            Err(e) if e.is_invalid() => return Validation::Reject,
+            Err(e) => {
+                tracing::debug!("transaction not admitted: {e}");
+                return Validation::Ignore;
             }
         }
     }

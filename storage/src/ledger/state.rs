@@ -299,8 +299,9 @@ impl LedgerState {
         add(tx.fee, action)
     }
 
-    /// The chain, the minimum fee, and a balance that covers the fee.
-    fn check_fee(&self, tx: &Transaction) -> Result<(), TxError> {
+    /// The chain, the minimum fee, and a balance that covers the fee: what makes a
+    /// transaction payable, short of its signature (the costly part, checked last).
+    pub fn check_fee(&self, tx: &Transaction) -> Result<(), TxError> {
         if tx.chain != self.chain {
             return Err(TxError::WrongChain);
         }

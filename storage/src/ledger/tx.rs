@@ -1,5 +1,8 @@
 //! Transactions: what an account asks the ledger to do, signed with its BLS key.
 
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 
 use super::types::{Amount, Epoch, PolicySpec};
@@ -9,6 +12,44 @@ use crate::merkle::{Digest, MerkleProof};
 use nexus_consensus::ChainTag;
 
 const TX_TAG: &[u8] = b"nexus/tx/v1";
+
+/// Ids of transactions whose signature verified in this process (a pure function's
+/// results: identical bytes verify identically).
+static VERIFIED: VerifiedIds = VerifiedIds::new();
+
+/// A bounded set of transaction ids; the oldest are forgotten first.
+struct VerifiedIds {
+    inner: Mutex<Option<(HashSet<Digest>, VecDeque<Digest>)>>,
+}
+
+impl VerifiedIds {
+    /// Ids remembered at most.
+    const CAPACITY: usize = 1 << 16;
+
+    const fn new() -> VerifiedIds {
+        VerifiedIds {
+            inner: Mutex::new(None),
+        }
+    }
+
+    fn contains(&self, id: &Digest) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.as_ref().is_some_and(|(set, _)| set.contains(id))
+    }
+
+    fn insert(&self, id: Digest) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = inner.get_or_insert_with(Default::default);
+        if set.insert(id) {
+            order.push_back(id);
+            if order.len() > Self::CAPACITY {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+}
 
 /// One challenged leaf, proven against its shard's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,9 +166,20 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
-    /// True when the signature is the sender's.
+    /// True when the signature is the sender's. A transaction is checked at admission,
+    /// when its block is built and when the block is validated: valid signatures are
+    /// remembered by transaction id (which covers the signature), so that the same bytes
+    /// cost one pairing per process rather than one per pass.
     pub fn signature_valid(&self) -> bool {
-        self.tx.sender.verify(&self.tx.digest().0, &self.signature)
+        let id = self.id();
+        if VERIFIED.contains(&id) {
+            return true;
+        }
+        let valid = self.tx.sender.verify(&self.tx.digest().0, &self.signature);
+        if valid {
+            VERIFIED.insert(id);
+        }
+        valid
     }
 
     /// Hash identifying the signed transaction (leaf of the block's transaction tree).
