@@ -14,6 +14,7 @@ mod http;
 mod keys;
 mod prefetch;
 mod rate;
+pub(crate) mod repair;
 mod retrieve;
 mod serve;
 mod staging;
@@ -278,10 +279,24 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
     let identity = load_or_create_identity(&args.data_dir)?;
     let account = load_or_create_account_key(&args.data_dir)?;
     let store_dir = args.data_dir.join("store");
-    let store =
-        tokio::task::spawn_blocking(move || Store::open(&store_dir, args.capacity.map(|c| c.0)))
-            .await?
-            .context("cannot open the store (is another node using this data dir?)")?;
+    let capacity = args.capacity.map(|c| c.0);
+    let opened = {
+        let store_dir = store_dir.clone();
+        tokio::task::spawn_blocking(move || Store::open(&store_dir, capacity)).await?
+    };
+    let store = match opened {
+        Ok(store) => store,
+        Err(e) if e.is_locked() => bail!(
+            "cannot open the store in {}: another running node uses this data dir",
+            store_dir.display()
+        ),
+        Err(e) if e.is_corruption() => bail!(
+            "the store in {} is corrupt: {e}. Stop here and run `nexus node repair              --data-dir {}`: it sets the damaged store aside and starts an empty one; the              chain and every registered blob then come back from peers",
+            store_dir.display(),
+            args.data_dir.display()
+        ),
+        Err(e) => bail!("cannot open the store in {}: {e}", store_dir.display()),
+    };
     if args.fault.contains(&Fault::DropCustody) {
         let held = store.stats()?.custody_cells;
         store.drop_all_cells()?;

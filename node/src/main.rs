@@ -107,6 +107,9 @@ enum Command {
 enum NodeCommand {
     /// Start the daemon.
     Start(daemon::StartArgs),
+    /// Set aside a store that no longer opens and start an empty one, which the node
+    /// refills from peers (run with the node stopped).
+    Repair(daemon::repair::RepairArgs),
 }
 
 fn init_logging(default: &str) {
@@ -125,6 +128,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Node {
             command: NodeCommand::Start(args),
         } => daemon::run(args).await,
+        Command::Node {
+            command: NodeCommand::Repair(args),
+        } => daemon::repair::run(args),
         Command::Put(args) => cli::put(&client()?, args).await,
         Command::Get(args) => cli::get(&client()?, args).await,
         Command::Status { json } => cli::status(&client()?, json).await,
@@ -143,7 +149,12 @@ async fn run(cli: Cli) -> Result<()> {
 
 fn main() {
     let cli = Cli::parse();
-    let verbose = matches!(cli.command, Command::Node { .. });
+    let verbose = matches!(
+        cli.command,
+        Command::Node {
+            command: NodeCommand::Start(_)
+        }
+    );
     init_logging(if verbose {
         "info,libp2p_gossipsub=error"
     } else {

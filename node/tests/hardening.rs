@@ -304,3 +304,66 @@ fn a_full_disk_refuses_uploads_in_words_and_the_node_stays_healthy() {
         "{log}"
     );
 }
+
+#[test]
+fn a_corrupt_store_is_named_set_aside_by_repair_and_refilled_from_peers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs = [tmp.path().join("a"), tmp.path().join("b")];
+    let a = start_proposer(tmp.path(), &dirs, &[]);
+    let mut b = TestNode::start(&dirs[1], false, &[a.addr()], &[]);
+    let data = bytes(600_000, 21);
+    let id = put(&a.api, &write_file(tmp.path(), "input", &data));
+    wait_until("b to replicate", Duration::from_secs(60), || {
+        b.has_complete(&id)
+    });
+    b.kill9();
+    // One flipped bit in b's journal (which still holds every recent write).
+    let journal = dirs[1].join("store").join("0.jnl");
+    let mut bytes_on_disk = std::fs::read(&journal).expect("journal");
+    bytes_on_disk[1000] ^= 0x10;
+    std::fs::write(&journal, &bytes_on_disk).expect("write");
+    // Starting says what is wrong and what to do.
+    let out = std::process::Command::new(NEXUS)
+        .args(["node", "start", "--api", "127.0.0.1:0", "--listen"])
+        .arg("/ip4/127.0.0.1/tcp/0")
+        .arg("--data-dir")
+        .arg(&dirs[1])
+        .output()
+        .expect("run nexus");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("is corrupt") && stderr.contains("nexus node repair"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("another"), "{stderr}");
+    // Repair sets the store aside; the node refills from its peer.
+    let out = cli_ok(
+        &a.api,
+        &[
+            "node",
+            "repair",
+            "--data-dir",
+            dirs[1].to_str().expect("utf8"),
+        ],
+    );
+    assert!(out.contains("moved it to"), "{out}");
+    b.restart_without(&[]);
+    wait_until("b to hold the blob again", Duration::from_secs(60), || {
+        b.has_complete(&id)
+    });
+    assert_eq!(get_bytes(&b.api, &id, tmp.path()), data);
+    // A running node's store is left alone.
+    let busy = cli(
+        &a.api,
+        &[
+            "node",
+            "repair",
+            "--data-dir",
+            dirs[0].to_str().expect("utf8"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&busy.stderr).to_string();
+    assert!(!busy.status.success());
+    assert!(stderr.contains("in use by a running node"), "{stderr}");
+}

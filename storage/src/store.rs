@@ -72,6 +72,23 @@ pub enum StoreError {
     Layout(#[from] ChunkError),
 }
 
+impl StoreError {
+    /// Whether the bytes on disk are damaged (a checksum, a framing or a record that does
+    /// not decode), as opposed to the engine being busy or the disk failing or full.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Engine(e) => blobs::is_corruption(e),
+            StoreError::CorruptRecord { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether another process holds the store open.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Engine(fjall::Error::Locked))
+    }
+}
+
 /// What the store knows about one blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRecord {

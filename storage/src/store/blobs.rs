@@ -66,17 +66,20 @@ pub enum PutChunkError {
 }
 
 /// True for engine errors that mean the bytes on disk are damaged (checksums, framing).
-fn is_corruption(e: &fjall::Error) -> bool {
+pub(super) fn is_corruption(e: &fjall::Error) -> bool {
     use fjall::LsmError;
     matches!(
         e,
-        fjall::Error::Storage(
-            LsmError::ChecksumMismatch { .. }
-                | LsmError::Decompress(_)
-                | LsmError::InvalidHeader(_)
-                | LsmError::InvalidTag(_)
-                | LsmError::InvalidTrailer
-        ) | fjall::Error::Decompress(_)
+        fjall::Error::JournalRecovery(_)
+            | fjall::Error::InvalidVersion(_)
+            | fjall::Error::Storage(
+                LsmError::ChecksumMismatch { .. }
+                    | LsmError::Decompress(_)
+                    | LsmError::InvalidHeader(_)
+                    | LsmError::InvalidTag(_)
+                    | LsmError::InvalidTrailer
+            )
+            | fjall::Error::Decompress(_)
             | fjall::Error::InvalidTag(_)
             | fjall::Error::InvalidTrailer
     )
