@@ -106,7 +106,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Start the daemon.
-    Start(daemon::StartArgs),
+    Start(Box<daemon::StartArgs>),
     /// Set aside a store that no longer opens and start an empty one, which the node
     /// refills from peers (run with the node stopped).
     Repair(daemon::repair::RepairArgs),
@@ -127,7 +127,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node {
             command: NodeCommand::Start(args),
-        } => daemon::run(args).await,
+        } => daemon::run(*args).await,
         Command::Node {
             command: NodeCommand::Repair(args),
         } => daemon::repair::run(args),
