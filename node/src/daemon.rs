@@ -151,6 +151,10 @@ pub(crate) struct Node {
     pub(crate) corrupt_chunks_found: AtomicU64,
     /// Bytes of verified chunk data fetched from peers since start.
     pub(crate) bytes_fetched: AtomicU64,
+    /// Bytes of blob content served since start (to peers and API clients).
+    pub(crate) bytes_served: AtomicU64,
+    /// Uploads being received now.
+    pub(crate) uploads_in_flight: AtomicU64,
     /// Grids this node encoded (its das uploads) or rebuilt lately, for serving cells.
     pub(crate) encodings: Arc<custody::Encodings>,
     /// What this node's sampling found about das grids.
@@ -377,6 +381,8 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
             .map(|b| rate::RateLimit::new(b.0)),
         corrupt_chunks_found: AtomicU64::new(0),
         bytes_fetched: AtomicU64::new(0),
+        bytes_served: AtomicU64::new(0),
+        uploads_in_flight: AtomicU64::new(0),
         encodings: Arc::default(),
         availability: availability::Availability::default(),
         staged: prefetch::Staged::default(),

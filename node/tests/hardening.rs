@@ -65,6 +65,24 @@ fn concurrent_puts_through_one_node_all_land_in_a_few_blocks() {
         .map(|r| r["blob_id"].as_str().expect("id"))
         .collect();
     assert_eq!(ids.len(), PUTS);
+    // The node's metrics, as Prometheus scrapes them, agree.
+    let (code, metrics) = http_get(&node.api, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(
+        metrics.contains("# TYPE nexus_bytes_served_total counter"),
+        "{metrics}"
+    );
+    assert!(value("nexus_blobs") >= PUTS as f64);
+    assert!(value("nexus_finalized_height") >= *heights.last().expect("a height") as f64);
+    assert_eq!(value("nexus_uploads_in_flight"), 0.0);
+    assert_eq!(value("nexus_stored_bytes"), (PUTS * 100_000) as f64);
 }
 
 /// A chunked upload (no Content-Length, so nothing is known before its body is read).

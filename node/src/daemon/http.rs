@@ -7,6 +7,7 @@
 mod blobs;
 mod ledger;
 mod listener;
+mod metrics;
 
 pub(crate) use listener::serve;
 
@@ -183,6 +184,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
     let bounded = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/blobs/preflight", get(blobs::preflight_put))
         .route("/v1/blobs/{id}/info", get(blobs::blob_info))
         .route("/v1/blobs/{id}/proof", get(blobs::proof))

@@ -25,6 +25,10 @@ pub(crate) async fn chunk(node: &Node, request: ChunkRequest) -> ChunkResponse {
                     *b ^= 0xff;
                 }
             }
+            node.bytes_served.fetch_add(
+                chunk.data.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             ChunkResponse::Chunk {
                 data: chunk.data,
                 proof: chunk.proof,

@@ -3,6 +3,7 @@
 //! blob info and inclusion proofs.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,6 +131,7 @@ pub(super) async fn put_blob(
         node.store.check_room(len)?;
         preflight(&node, wanted, len, epochs)?;
     }
+    let _in_flight = InFlight::count(&node);
     let stage = Stage {
         lease_until_ms: now_ms() + UPLOAD_LEASE.as_millis() as u64,
         kept_by: None,
@@ -208,6 +210,22 @@ fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
             "epochs must be at least 1: a blob is paid for by the epoch".into(),
         )),
         n => Ok(n),
+    }
+}
+
+/// One upload counted in [`Node::uploads_in_flight`] while it lives.
+struct InFlight(Arc<Node>);
+
+impl InFlight {
+    fn count(node: &Arc<Node>) -> InFlight {
+        node.uploads_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(node.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.uploads_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -536,15 +554,19 @@ pub(super) async fn get_blob(
             };
             tokio::spawn(async move {
                 if let Some(first) = first {
+                    let len = first.len() as u64;
                     if !forward(&tx, id, Ok(Bytes::from(first))).await {
                         return;
                     }
+                    node.bytes_served.fetch_add(len, Ordering::Relaxed);
                 }
                 for index in indices {
                     let piece = read_or_fetch(&node, id, index).await.map(Bytes::from);
+                    let len = piece.as_ref().map_or(0, |b| b.len() as u64);
                     if !forward(&tx, id, piece).await {
                         return;
                     }
+                    node.bytes_served.fetch_add(len, Ordering::Relaxed);
                 }
                 node.replicate_now.notify_one();
             });
