@@ -71,6 +71,11 @@ pub(crate) enum Fault {
 /// Options of `nexus node start`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StartArgs {
+    /// A TOML file of settings, one key per flag of this command (`data-dir = "/var/lib/
+    /// nexus"`, `validator = true`, `bootstrap = ["/dns4/…"]`); flags given on the command
+    /// line win over the file's.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
     /// Directory for the store and the key files (created if missing).
     #[arg(long)]
     pub(crate) data_dir: PathBuf,

@@ -24,6 +24,7 @@ mod api;
 mod bench;
 mod cli;
 mod client;
+mod config;
 mod daemon;
 mod devnet;
 mod units;
@@ -148,7 +149,14 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let args = match config::expand(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let verbose = matches!(
         cli.command,
         Command::Node {

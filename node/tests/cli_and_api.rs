@@ -288,3 +288,48 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_node_runs_from_one_config_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("n");
+    let genesis = chain_genesis(
+        tmp.path(),
+        std::slice::from_ref(&dir),
+        1,
+        params(20),
+        serde_json::json!({}),
+    );
+    let api = format!("127.0.0.1:{}", free_port());
+    let config = tmp.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\napi = {api:?}\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\n\
+             validator = true\ngenesis-config = {genesis:?}\nblock-interval-ms = 100\n",
+            dir.display().to_string(),
+            free_port()
+        ),
+    )
+    .expect("write config");
+    let mut node = Command::new(NEXUS)
+        .args(["node", "start", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let _stop = InterruptOnPanic(node.id());
+    let api = format!("http://{api}");
+    wait_until(
+        "the node to finalize blocks",
+        Duration::from_secs(30),
+        || get_json(&api, "/v1/status").is_some_and(|s| s["height"].as_u64() > Some(2)),
+    );
+    assert!(
+        dir.join("store").is_dir(),
+        "the data dir came from the file"
+    );
+    nix_interrupt(node.id());
+    assert!(wait_exit(&mut node, Duration::from_secs(30)).success());
+}
