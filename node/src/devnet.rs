@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nexus_consensus::{ChainSpec, Committee, Epoch, Validator};
+use nexus_storage::ledger::TxKind;
 use nexus_storage::ChainGenesis;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::api::Status;
-use crate::cli::{funded_genesis, node_keys};
+use crate::cli::{funded_genesis, node_keys, send_transaction};
 use crate::client::NodeClient;
 
 /// Balance of every devnet node's account at genesis.
@@ -58,7 +59,33 @@ pub(crate) struct Devnet {
     args: DevnetArgs,
 }
 
+/// Providers the `erasure` policy needs (4 data + 2 parity shards, each on its own).
+const ERASURE_PROVIDERS: u16 = 6;
+
 impl Devnet {
+    /// Makes `put --policy erasure` work: node 0 registers as a staked orchestrator and
+    /// nodes 1 to 6 join it as providers of 1 GiB each.
+    async fn offer_erasure(&self) -> Result<()> {
+        let clients: Vec<NodeClient> = self
+            .nodes
+            .iter()
+            .map(|n| NodeClient::new(&n.api))
+            .collect::<Result<_>>()?;
+        let orchestrator: Status = clients[0].get_json("/v1/status").await?;
+        send_transaction(
+            &clients[0],
+            TxKind::RegisterOrchestrator {
+                stake: 1_000_000,
+                commission_bps: 1_000,
+            },
+        )
+        .await?;
+        for c in &clients[1..=usize::from(ERASURE_PROVIDERS)] {
+            join_orchestrator(c, orchestrator.account, 1 << 30).await?;
+        }
+        Ok(())
+    }
+
     /// Writes the genesis, starts the nodes and waits until each serves its API and holds
     /// the genesis block.
     pub(crate) async fn launch(args: DevnetArgs) -> Result<Devnet> {
@@ -283,6 +310,11 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
     out!("  NEXUS_NODE={last} {exe} get BLOBID -o copy   # fetch it from another node");
     out!("  {cmd} verify BLOBID             # inclusion + finality proof vs the committee");
     out!("  {cmd} status                    # peers, finalized height, blobs, disk");
+    if devnet.nodes.len() > usize::from(ERASURE_PROVIDERS) {
+        out!("  {cmd} put FILE --policy erasure # 6 shards over nodes 1-6, orchestrated by node 0");
+        out!("  {cmd} orchestrator status       # node 0's stake, providers, challenges");
+    }
+    out!("  {cmd} put FILE --policy das       # encoded, sampled by the validators, kept as cells");
     out!("  {cmd} validator status          # round, leader, last QC, votes");
     out!(
         "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.\n",
@@ -313,6 +345,10 @@ async fn report_progress(api: String) {
 /// Runs `nexus devnet` until Ctrl-C (or SIGTERM), or until a node dies.
 pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     let mut devnet = Devnet::launch(args).await?;
+    if devnet.nodes.len() > usize::from(ERASURE_PROVIDERS) {
+        out!("registering node 0 as an orchestrator and nodes 1 to {ERASURE_PROVIDERS} as its providers");
+        devnet.offer_erasure().await?;
+    }
     let exe = std::env::current_exe()?;
     let _light = spawn_light_client(&devnet, &exe)?;
     print_banner(&devnet, &exe);
@@ -348,4 +384,34 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
             dir.display()
         )),
     }
+}
+
+/// Has the node behind `client` join `orchestrator` with `capacity`, once it has seen the
+/// orchestrator's registration (its own ledger must know it to accept the transaction).
+pub(crate) async fn join_orchestrator(
+    client: &NodeClient,
+    orchestrator: nexus_storage::PublicKey,
+    capacity: u64,
+) -> Result<()> {
+    let path = format!("/v1/accounts/{orchestrator}");
+    while client
+        .get_json::<crate::api::AccountView>(&path)
+        .await?
+        .orchestrator
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let me: Status = client.get_json("/v1/status").await?;
+    let node = me.peer_id.into_bytes();
+    send_transaction(
+        client,
+        TxKind::JoinOrchestrator {
+            orchestrator,
+            capacity,
+            node,
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -333,3 +333,39 @@ fn a_node_runs_from_one_config_file() {
     nix_interrupt(node.id());
     assert!(wait_exit(&mut node, Duration::from_secs(30)).success());
 }
+
+#[test]
+fn the_default_devnet_offers_every_policy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = free_port().saturating_sub(300).max(10_000);
+    let mut devnet = Command::new(NEXUS)
+        .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(tmp.path().join("devnet"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn devnet");
+    let _stop = InterruptOnPanic(devnet.id());
+    let stdout = devnet.stdout.take().expect("stdout");
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(banner.contains("--policy erasure"), "{banner}");
+    let api0 = format!("http://127.0.0.1:{}", base + 100);
+    for (i, policy) in ["replicated", "erasure", "das"].iter().enumerate() {
+        let file = write_file(tmp.path(), policy, &bytes(200_000, i as u64));
+        let out = cli_ok(&api0, &["put", &file, "--policy", policy, "--json"]);
+        let receipt: serde_json::Value = serde_json::from_str(&out).expect("receipt");
+        assert_eq!(receipt["policy"], *policy, "{out}");
+    }
+    let status = cli_ok(&api0, &["orchestrator", "status"]);
+    assert!(status.contains("providers:    6"), "{status}");
+    nix_interrupt(devnet.id());
+    assert!(wait_exit(&mut devnet, Duration::from_secs(30)).success());
+}

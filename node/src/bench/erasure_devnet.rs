@@ -13,7 +13,7 @@ use super::replicated::write_random_file;
 use crate::api::{BlobInfo, Status};
 use crate::cli::{send_transaction, upload, Policy};
 use crate::client::NodeClient;
-use crate::devnet::{Devnet, DevnetArgs};
+use crate::devnet::{join_orchestrator, Devnet, DevnetArgs};
 use crate::units::ByteSize;
 
 /// Options of `nexus bench erasure-devnet`.
@@ -298,34 +298,4 @@ async fn measure_repair(
         elapsed,
         total_fetched(devnet, culprit).await?.saturating_sub(before),
     ))
-}
-
-/// Has the node behind `client` join `orchestrator` with `capacity`, once it has seen the
-/// orchestrator's registration (its own ledger must know it to accept the transaction).
-async fn join_orchestrator(
-    client: &NodeClient,
-    orchestrator: nexus_storage::PublicKey,
-    capacity: u64,
-) -> Result<()> {
-    let path = format!("/v1/accounts/{orchestrator}");
-    while client
-        .get_json::<crate::api::AccountView>(&path)
-        .await?
-        .orchestrator
-        .is_none()
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let me: Status = client.get_json("/v1/status").await?;
-    let node = me.peer_id.into_bytes();
-    send_transaction(
-        client,
-        TxKind::JoinOrchestrator {
-            orchestrator,
-            capacity,
-            node,
-        },
-    )
-    .await?;
-    Ok(())
 }
