@@ -224,6 +224,11 @@ fn a_block_whose_leader_withholds_its_data_never_finalizes() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "a withheld blob got a receipt");
     assert!(stderr.contains("not final within"), "{stderr}");
+    // Its registration may still land: the upload stays staged (not served) for its lease.
+    assert_eq!(
+        net.nodes[0].status()["staged_bytes"].as_u64(),
+        Some(data.len() as u64)
+    );
     assert!(
         net.nodes[0].log().contains("fault withhold-proposals"),
         "validator 0 never proposed the blob"

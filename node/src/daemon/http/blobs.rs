@@ -166,12 +166,19 @@ pub(super) async fn put_blob(
     tracing::info!(blob = %blob_id, size = ingested.size, "blob staged");
     let outcome = register(&node, wanted, ingested, epochs, stage).await;
     // Registered: the upload becomes a stored blob before the answer. Refused: it goes.
-    // (If this request is dropped meanwhile, the staged upload waits for its lease.)
+    // Not final in time (or this request dropped meanwhile): its registration may still
+    // land, so it stays staged for its lease — kept if it lands, and a retry of the same
+    // put reuses it.
     let store = node.store.clone();
-    let registered = outcome.is_ok();
-    tokio::task::spawn_blocking(move || match registered {
-        true => store.keep_staged(&blob_id),
-        false => store.discard_staged(&blob_id),
+    let fate = match &outcome {
+        Ok(_) => Some(true),
+        Err(ApiError::Unavailable(_)) => None,
+        Err(_) => Some(false),
+    };
+    tokio::task::spawn_blocking(move || match fate {
+        Some(true) => store.keep_staged(&blob_id),
+        Some(false) => store.discard_staged(&blob_id),
+        None => Ok(()),
     })
     .await??;
     outcome.map(Json)
