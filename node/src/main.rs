@@ -11,8 +11,17 @@ macro_rules! out {
     }};
 }
 
-/// Ends the process after standard output failed: quietly if its reader went away.
-fn stdout_failed(e: std::io::Error) -> ! {
+/// Set for commands that run until stopped (a node, a devnet, a light client, a bench):
+/// they must stop their children and flush their stores, so a failed write to standard
+/// output is dropped rather than ending the process.
+static LONG_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// After standard output failed: a one-shot command ends, quietly if its reader went
+/// away; a long-running one carries on without that line.
+fn stdout_failed(e: std::io::Error) {
+    if LONG_RUNNING.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     if e.kind() != std::io::ErrorKind::BrokenPipe {
         eprintln!("error: cannot write the output: {e}");
         std::process::exit(1);
@@ -157,6 +166,15 @@ fn main() {
         }
     };
     let cli = Cli::parse_from(args);
+    let long_running = matches!(
+        cli.command,
+        Command::Node {
+            command: NodeCommand::Start(_)
+        } | Command::Devnet(_)
+            | Command::Light(_)
+            | Command::Bench { .. }
+    );
+    LONG_RUNNING.store(long_running, std::sync::atomic::Ordering::Relaxed);
     let verbose = matches!(
         cli.command,
         Command::Node {

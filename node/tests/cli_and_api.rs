@@ -347,8 +347,9 @@ fn the_default_devnet_offers_every_policy() {
         .expect("spawn devnet");
     let _stop = InterruptOnPanic(devnet.id());
     let stdout = devnet.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
     let mut banner = String::new();
-    for line in BufReader::new(stdout).lines() {
+    for line in lines.by_ref() {
         let line = line.expect("line");
         banner.push_str(&line);
         banner.push('\n');
@@ -356,6 +357,8 @@ fn the_default_devnet_offers_every_policy() {
             break;
         }
     }
+    // Keep reading, as a terminal would, until the devnet ends.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     assert!(banner.contains("--policy erasure"), "{banner}");
     let api0 = format!("http://127.0.0.1:{}", base + 100);
     for (i, policy) in ["replicated", "erasure", "das"].iter().enumerate() {
@@ -368,4 +371,10 @@ fn the_default_devnet_offers_every_policy() {
     assert!(status.contains("providers:    6"), "{status}");
     nix_interrupt(devnet.id());
     assert!(wait_exit(&mut devnet, Duration::from_secs(30)).success());
+    let rest = rest.join().expect("reader").join("\n");
+    assert!(rest.contains("stopped 7 nodes"), "{rest}");
+    assert!(
+        http_get(&api0, "/v1/status").is_none(),
+        "node 0 still answers"
+    );
 }

@@ -166,12 +166,7 @@ fn a_blob_no_copy_of_which_verifies_is_an_error_not_a_cut_200() {
     let liar = start_proposer(tmp.path(), &dirs, &["--fault", "corrupt-chunks"]);
     let data = bytes(600_000, 5);
     let id = put(&liar.api, &write_file(tmp.path(), "input", &data));
-    let fresh = TestNode::start(
-        &dirs[1],
-        false,
-        &[liar.addr()],
-        &["--replication-bandwidth", "1KiB"],
-    );
+    let fresh = TestNode::start(&dirs[1], false, &[liar.addr()], &[]);
     wait_until(
         "the fresh node to learn the blob",
         Duration::from_secs(30),
