@@ -60,12 +60,12 @@ pub(crate) struct Devnet {
 }
 
 /// Providers the `erasure` policy needs (4 data + 2 parity shards, each on its own).
-const ERASURE_PROVIDERS: u16 = 6;
+pub(crate) const ERASURE_PROVIDERS: u16 = 6;
 
 impl Devnet {
     /// Makes `put --policy erasure` work: node 0 registers as a staked orchestrator and
-    /// nodes 1 to 6 join it as providers of 1 GiB each.
-    async fn offer_erasure(&self) -> Result<()> {
+    /// nodes 1 to 6 join it as providers of `capacity` bytes each.
+    pub(crate) async fn offer_erasure(&self, capacity: u64) -> Result<()> {
         let clients: Vec<NodeClient> = self
             .nodes
             .iter()
@@ -81,7 +81,7 @@ impl Devnet {
         )
         .await?;
         for c in &clients[1..=usize::from(ERASURE_PROVIDERS)] {
-            join_orchestrator(c, orchestrator.account, 1 << 30).await?;
+            join_orchestrator(c, orchestrator.account, capacity).await?;
         }
         Ok(())
     }
@@ -347,7 +347,7 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     let mut devnet = Devnet::launch(args).await?;
     if devnet.nodes.len() > usize::from(ERASURE_PROVIDERS) {
         out!("registering node 0 as an orchestrator and nodes 1 to {ERASURE_PROVIDERS} as its providers");
-        devnet.offer_erasure().await?;
+        devnet.offer_erasure(1 << 30).await?;
     }
     let exe = std::env::current_exe()?;
     let _light = spawn_light_client(&devnet, &exe)?;

@@ -193,34 +193,18 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
 fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let base = free_port().saturating_sub(200).max(10_000);
-    let mut devnet = Command::new(NEXUS)
-        .args([
-            "devnet",
-            "--validators",
-            "1",
-            "--nodes",
-            "1",
-            "--base-port",
-            &base.to_string(),
-            "--data-dir",
-        ])
-        .arg(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn devnet");
+    let data_dir = tmp.path().to_str().expect("utf8");
+    let (mut devnet, lines, banner) = start_devnet(&[
+        "--validators",
+        "1",
+        "--nodes",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--data-dir",
+        data_dir,
+    ]);
     let _stop = InterruptOnPanic(devnet.id());
-    let stdout = devnet.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut banner = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("Ctrl-C") {
-            break;
-        }
-    }
     assert!(banner.contains("validator"), "{banner}");
     let api0 = format!("http://127.0.0.1:{}", base + 100);
     // Off the default port, every suggested command says which node to talk to.
@@ -250,6 +234,36 @@ fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
         http_get(&api1, "/v1/status").is_none(),
         "node 1 still answers"
     );
+}
+
+/// Starts `nexus devnet ARGS` and reads its output up to the end of its banner; returns
+/// the process, the rest of its output, and the banner.
+fn start_devnet(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    String,
+) {
+    let mut devnet = Command::new(NEXUS)
+        .arg("devnet")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn devnet");
+    let stdout = devnet.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    (devnet, lines, banner)
 }
 
 /// Sends Ctrl-C to the devnet (which then stops its nodes) if the test fails before it
@@ -293,13 +307,7 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
 fn a_node_runs_from_one_config_file() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("n");
-    let genesis = chain_genesis(
-        tmp.path(),
-        std::slice::from_ref(&dir),
-        1,
-        params(20),
-        serde_json::json!({}),
-    );
+    let genesis = solo_genesis(tmp.path(), &dir);
     let api = format!("127.0.0.1:{}", free_port());
     let config = tmp.path().join("node.toml");
     std::fs::write(
@@ -338,25 +346,14 @@ fn a_node_runs_from_one_config_file() {
 fn the_default_devnet_offers_every_policy() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let base = free_port().saturating_sub(300).max(10_000);
-    let mut devnet = Command::new(NEXUS)
-        .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
-        .arg(tmp.path().join("devnet"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn devnet");
+    let data_dir = tmp.path().join("devnet");
+    let (mut devnet, lines, banner) = start_devnet(&[
+        "--base-port",
+        &base.to_string(),
+        "--data-dir",
+        data_dir.to_str().expect("utf8"),
+    ]);
     let _stop = InterruptOnPanic(devnet.id());
-    let stdout = devnet.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut banner = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("Ctrl-C") {
-            break;
-        }
-    }
     // Keep reading, as a terminal would, until the devnet ends.
     let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     assert!(banner.contains("--policy erasure"), "{banner}");

@@ -205,6 +205,18 @@ fn connect_from(from: [u8; 4], api: &str) -> std::net::TcpStream {
     stream
 }
 
+/// `count` connections from `from` that each send `start` of a request, then nothing.
+fn open_stalled(count: usize, from: [u8; 4], api: &str, start: &[u8]) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..count)
+        .map(|_| {
+            let mut s = connect_from(from, api);
+            s.write_all(start).expect("send");
+            s
+        })
+        .collect()
+}
+
 /// What the node wrote on `stream` before closing it (within `limit`).
 fn answer_of(stream: &mut std::net::TcpStream, limit: Duration) -> String {
     use std::io::Read;
@@ -216,18 +228,11 @@ fn answer_of(stream: &mut std::net::TcpStream, limit: Duration) -> String {
 
 #[test]
 fn slow_clients_neither_lock_the_api_nor_keep_their_connections() {
-    use std::io::Write;
     let tmp = tempfile::tempdir().expect("tempdir");
     let node = start_proposer(tmp.path(), &[tmp.path().join("n")], &[]);
     // 100 uploads that announce a megabyte and send one byte.
-    let mut slow: Vec<std::net::TcpStream> = (0..100)
-        .map(|_| {
-            let mut s = connect_from([127, 0, 0, 1], &node.api);
-            s.write_all(b"PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx")
-                .expect("send");
-            s
-        })
-        .collect();
+    let upload = b"PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx";
+    let mut slow = open_stalled(100, [127, 0, 0, 1], &node.api, upload);
     std::thread::sleep(Duration::from_millis(500));
     let asked = Instant::now();
     let (code, _) = http_get(&node.api, "/v1/status").expect("status answers");
@@ -245,14 +250,12 @@ fn slow_clients_neither_lock_the_api_nor_keep_their_connections() {
 
     // 300 connections from one other client that never finish their headers: beyond its
     // cap they are refused at once; the rest are closed by the header timeout.
-    let mut idle: Vec<std::net::TcpStream> = (0..300)
-        .map(|_| {
-            let mut s = connect_from([127, 0, 0, 2], &node.api);
-            s.write_all(b"GET /v1/status HTTP/1.1\r\nHost:")
-                .expect("send");
-            s
-        })
-        .collect();
+    let mut idle = open_stalled(
+        300,
+        [127, 0, 0, 2],
+        &node.api,
+        b"GET /v1/status HTTP/1.1\r\nHost:",
+    );
     let refused = idle
         .iter_mut()
         .skip(200)
@@ -277,13 +280,7 @@ fn slow_clients_neither_lock_the_api_nor_keep_their_connections() {
 fn a_full_disk_refuses_uploads_in_words_and_the_node_stays_healthy() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("n");
-    let genesis = chain_genesis(
-        tmp.path(),
-        std::slice::from_ref(&dir),
-        1,
-        params(20),
-        serde_json::json!({}),
-    );
+    let genesis = solo_genesis(tmp.path(), &dir);
     // The store lives on a 64 MiB disk of its own.
     let node = TestNode::start_on_tmpfs(&dir, "64m", true, &["--genesis-config", &genesis]);
     // Announced too large for the disk: refused before a byte is written.

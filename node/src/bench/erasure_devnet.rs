@@ -7,13 +7,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nexus_storage::ledger::TxKind;
 
 use super::replicated::write_random_file;
 use crate::api::{BlobInfo, Status};
-use crate::cli::{send_transaction, upload, Policy};
+use crate::cli::{upload, Policy};
 use crate::client::NodeClient;
-use crate::devnet::{join_orchestrator, Devnet, DevnetArgs};
+use crate::devnet::{join_orchestrator, Devnet, DevnetArgs, ERASURE_PROVIDERS as PROVIDERS};
 use crate::units::ByteSize;
 
 /// Options of `nexus bench erasure-devnet`.
@@ -29,8 +28,6 @@ pub(crate) struct ErasureDevnetArgs {
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
 }
-
-const PROVIDERS: u16 = 6;
 
 async fn used_bytes(devnet: &Devnet) -> Result<u64> {
     let mut total = 0;
@@ -99,18 +96,7 @@ async fn measure(
         .iter()
         .map(|n| NodeClient::new(&n.api))
         .collect::<Result<_>>()?;
-    let orchestrator: Status = clients[0].get_json("/v1/status").await?;
-    send_transaction(
-        &clients[0],
-        TxKind::RegisterOrchestrator {
-            stake: 1_000_000,
-            commission_bps: 1_000,
-        },
-    )
-    .await?;
-    for c in &clients[1..=usize::from(PROVIDERS)] {
-        join_orchestrator(c, orchestrator.account, 4 * size.max(1 << 30)).await?;
-    }
+    devnet.offer_erasure(4 * size.max(1 << 30)).await?;
     let uploader = clients.last().context("no uploader")?;
     let base = used_bytes(devnet).await?;
 

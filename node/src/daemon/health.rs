@@ -17,15 +17,10 @@ pub(crate) const EXIT_STORE_FAILED: i32 = 75;
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl Node {
-    /// What keeps this node from doing its job now; empty when healthy.
-    pub(crate) async fn problems(&self) -> Vec<String> {
+    /// What keeps this node from doing its job now; empty when healthy. (A store that
+    /// can no longer write is not listed: the [`watchdog`] ends the process then.)
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.probe()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => problems.push(format!("the store cannot write: {e}")),
-            Err(e) => problems.push(format!("the store probe stopped: {e}")),
-        }
         if let Some(free) = self.store.disk_free() {
             if free < DISK_RESERVE {
                 problems.push(format!(

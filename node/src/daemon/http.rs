@@ -281,7 +281,7 @@ pub(super) fn parse_blob_id(s: &str) -> ApiResult<BlobId> {
 /// `GET /v1/health`: `200` when the node can do its job, else `503`; both list what is
 /// wrong, in words.
 async fn health(State(node): State<Arc<Node>>) -> Response {
-    let problems = node.problems().await;
+    let problems = node.problems();
     let code = match problems.is_empty() {
         true => StatusCode::OK,
         false => StatusCode::SERVICE_UNAVAILABLE,
@@ -339,7 +339,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         capacity: stats.capacity,
         disk_bytes: stats.disk_bytes,
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),
-        problems: node.problems().await,
+        problems: node.problems(),
         bytes_fetched: node.bytes_fetched.load(Ordering::Relaxed),
         custody_cells: stats.custody_cells,
     }))

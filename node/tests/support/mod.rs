@@ -458,6 +458,13 @@ pub fn chain_genesis(
     path.display().to_string()
 }
 
+/// The genesis of a chain whose only validator (and funded account) is the node of `dir`
+/// (epochs of 20 blocks), written under `root`; returns its path.
+pub fn solo_genesis(root: &Path, dir: &Path) -> String {
+    let dirs = [dir.to_path_buf()];
+    chain_genesis(root, &dirs, 1, params(20), serde_json::json!({}))
+}
+
 /// Starts a single validator in `dirs[0]` whose genesis funds every node in `dirs`
 /// (epochs of 20 blocks).
 pub fn start_proposer(root: &Path, dirs: &[PathBuf], extra: &[&str]) -> TestNode {
