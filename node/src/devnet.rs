@@ -314,7 +314,7 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
         out!("  {cmd} put FILE --policy erasure # 6 shards over nodes 1-6, orchestrated by node 0");
         out!("  {cmd} orchestrator status       # node 0's stake, providers, challenges");
     }
-    out!("  {cmd} put FILE --policy das       # encoded, sampled by the validators, kept as cells");
+    out!("  {cmd} put FILE --policy das     # encoded, sampled by the validators, kept as cells");
     out!("  {cmd} validator status          # round, leader, last QC, votes");
     out!(
         "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.\n",
