@@ -363,8 +363,14 @@ impl Engine {
     }
 
     fn on_message(&mut self, message: Verified<ConsensusMessage>) {
-        if message.round().0 > self.round.0.saturating_add(ROUND_WINDOW) {
-            return;
+        if self.beyond_window(message.round()) {
+            // Too far ahead to keep its vote or timeout, but the certificates it carries
+            // (verified) prove the committee moved on: follow them, so that a validator
+            // cut off for many rounds catches up instead of dropping everything it hears.
+            self.follow_certificates(&message);
+            if self.beyond_window(message.round()) {
+                return;
+            }
         }
         match &*message {
             ConsensusMessage::Proposal(_) => self.on_proposal(message),
@@ -376,6 +382,24 @@ impl Engine {
                 let timeout = (**timeout).clone();
                 self.on_timeout(&timeout);
             }
+        }
+    }
+
+    /// Whether `round` is too far ahead of the current one for its messages to be kept.
+    fn beyond_window(&self, round: Round) -> bool {
+        round.0 > self.round.0.saturating_add(ROUND_WINDOW)
+    }
+
+    /// Takes in the QC and TC a message carries, and nothing else of it.
+    fn follow_certificates(&mut self, message: &ConsensusMessage) {
+        let (qc, tc) = match message {
+            ConsensusMessage::Proposal(p) => (&p.qc, p.tc.as_ref()),
+            ConsensusMessage::Timeout(t) => (&t.high_qc, t.last_tc.as_ref()),
+            ConsensusMessage::Vote(_) => return,
+        };
+        self.process_qc(qc);
+        if let Some(tc) = tc {
+            self.process_tc(tc);
         }
     }
 

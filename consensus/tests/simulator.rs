@@ -130,3 +130,28 @@ fn seeded_schedules_never_fork_and_recover_after_healing() {
         failures.join("\n")
     );
 }
+
+/// A validator cut off for hundreds of rounds (the others finalize without it) follows
+/// the certificates it receives once healed and commits again; before, it dropped every
+/// message more than a window of rounds ahead of it and never caught up.
+#[test]
+fn a_validator_cut_off_for_hundreds_of_rounds_catches_up_once_healed() {
+    for seed in 0..8 {
+        let mut s = Scenario::new(4);
+        s.isolated = Some((seed % 4) as usize);
+        s.chaos_until = 12_000;
+        s.drop_rate = 0.0;
+        s.crash_rate = 0.0;
+        s.partition_rate = 0.0;
+        s.end = 30_000;
+        let report = Sim::new(s, seed).run();
+        if let Err(e) = check(seed, &report) {
+            panic!("{e}");
+        }
+        assert!(
+            report.rounds > 150,
+            "seed {seed}: the others ran only {} rounds while it was cut off",
+            report.rounds
+        );
+    }
+}

@@ -94,6 +94,8 @@ pub struct Scenario {
     pub drop_rate: f64,
     pub crash_rate: f64,
     pub partition_rate: f64,
+    /// A validator cut off from all others until the chaos ends (a long partition).
+    pub isolated: Option<usize>,
     /// End of the run (a run also ends early once liveness is shown).
     pub end: u64,
     /// Blocks every honest node must commit after the chaos.
@@ -119,6 +121,7 @@ impl Scenario {
             drop_rate: 0.05,
             crash_rate: 0.01,
             partition_rate: 0.004,
+            isolated: None,
             end: 4_000,
             progress_after_chaos: 4,
             pacemaker: PacemakerConfig {
@@ -728,8 +731,9 @@ impl Sim {
             if to == from || only.is_some_and(|o| !o[to]) {
                 continue;
             }
-            let blocked = self.groups.as_ref().is_some_and(|g| g[to] != g[from]);
             let chaos = self.now < self.scenario.chaos_until;
+            let blocked = self.groups.as_ref().is_some_and(|g| g[to] != g[from])
+                || (chaos && self.scenario.isolated.is_some_and(|i| i == to || i == from));
             if blocked || (chaos && self.rng.chance(self.scenario.drop_rate)) {
                 continue;
             }

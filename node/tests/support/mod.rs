@@ -139,10 +139,48 @@ impl TestNode {
         node
     }
 
+    /// Like [`TestNode::start`] inside the network namespace of process `netns_holder`
+    /// (`nsenter`), listening for peers on `peer_ip` and serving its API on `api_ip`
+    /// (fixed ports: the namespace is the node's own).
+    pub fn start_in_netns(
+        dir: &Path,
+        netns_holder: u32,
+        peer_ip: &str,
+        api_ip: &str,
+        validator: bool,
+        bootstrap: &[String],
+        extra: &[&str],
+    ) -> TestNode {
+        let listen = format!("/ip4/{peer_ip}/tcp/7000");
+        let api = format!("{api_ip}:7100");
+        let mut node = TestNode::prepare_at(dir, listen, api, validator, bootstrap, extra);
+        node.wrapper = vec![
+            "nsenter".into(),
+            "-t".into(),
+            netns_holder.to_string(),
+            "--net".into(),
+        ];
+        node.spawn();
+        node
+    }
+
     /// The node [`TestNode::start`] starts, not started yet.
     fn prepare(dir: &Path, validator: bool, bootstrap: &[String], extra: &[&str]) -> TestNode {
         let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
         let api = format!("127.0.0.1:{}", free_port());
+        TestNode::prepare_at(dir, listen, api, validator, bootstrap, extra)
+    }
+
+    /// A node listening on `listen` (multiaddr) with its API on `api` (host:port), not
+    /// started yet.
+    fn prepare_at(
+        dir: &Path,
+        listen: String,
+        api: String,
+        validator: bool,
+        bootstrap: &[String],
+        extra: &[&str],
+    ) -> TestNode {
         let mut args: Vec<String> = vec![
             "node".into(),
             "start".into(),
