@@ -85,6 +85,51 @@ fn concurrent_puts_through_one_node_all_land_in_a_few_blocks() {
     assert_eq!(value("nexus_stored_bytes"), (PUTS * 100_000) as f64);
 }
 
+#[test]
+fn the_same_bytes_put_through_two_nodes_at_once_both_succeed_and_the_loser_pays_a_fee() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dirs: Vec<_> = ["v", "n"].iter().map(|n| tmp.path().join(n)).collect();
+    let validator = start_proposer(tmp.path(), &dirs, &[]);
+    let node = TestNode::start(&dirs[1], false, &[validator.addr()], &[]);
+    let mut blocks = BTreeSet::new();
+    for i in 0..4u64 {
+        let file = write_file(tmp.path(), &format!("same{i}"), &bytes(50_000, 100 + i));
+        // Both sign a registration of these bytes before either is final.
+        let receipts: Vec<serde_json::Value> = std::thread::scope(|s| {
+            let puts: Vec<_> = [&validator.api, &node.api]
+                .into_iter()
+                .map(|api| {
+                    let file = file.clone();
+                    s.spawn(move || {
+                        let out = cli(api, &["put", &file, "--json"]);
+                        let err = String::from_utf8_lossy(&out.stderr).to_string();
+                        assert!(out.status.success(), "put through {api} failed: {err}");
+                        serde_json::from_slice(&out.stdout).expect("receipt json")
+                    })
+                })
+                .collect();
+            puts.into_iter().map(|t| t.join().expect("put")).collect()
+        });
+        assert_eq!(receipts[0]["blob_id"], receipts[1]["blob_id"]);
+        // Both answer with the registration that took effect.
+        assert_eq!(receipts[0]["height"], receipts[1]["height"]);
+        blocks.insert(receipts[0]["height"].as_u64().expect("height"));
+    }
+    // The losing registrations are carried as failed (in the winner's block or a later
+    // one) and pay their fee: count them in the blocks since.
+    let top = validator.status()["height"].as_u64().expect("height");
+    let first = *blocks.first().expect("a block");
+    let mut failed = 0;
+    for h in first..=top {
+        let block = get_json(&validator.api, &format!("/v1/blocks/{h}")).expect("block");
+        failed += block["failed"].as_array().expect("failed positions").len();
+    }
+    eprintln!("4 raced puts: {failed} registrations carried as failed");
+    // Each loser signed before the winner was final (a registration takes a few block
+    // intervals to be final, an upload of 50 KB milliseconds): at least one raced.
+    assert!((1..=4).contains(&failed), "{failed} failed registrations");
+}
+
 /// A chunked upload (no Content-Length, so nothing is known before its body is read).
 fn chunked_put(api: &str, query: &str, data: &[u8]) -> (u16, String) {
     let mut request = format!(

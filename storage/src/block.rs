@@ -52,9 +52,12 @@ impl BlobRegistration {
 /// registration brings (the uploader encoded the blob and committed to it), or the empty
 /// grid's. A block carries at most one `das` blob, so a light client samples one grid per
 /// block whatever the number of blobs registered.
-pub fn block_data(transactions: &[SignedTransaction], dims: u8) -> Result<DataHeader, BlockError> {
+pub fn block_data<'a>(
+    transactions: impl IntoIterator<Item = &'a SignedTransaction>,
+    dims: u8,
+) -> Result<DataHeader, BlockError> {
     let mut das = transactions
-        .iter()
+        .into_iter()
         .filter_map(BlobRegistration::of)
         .filter_map(|r| r.policy.das_data());
     match (das.next(), das.next()) {
@@ -72,6 +75,9 @@ pub struct Block {
     pub header: Header,
     /// Transactions in block order.
     pub transactions: Vec<SignedTransaction>,
+    /// Positions (ascending) of the transactions whose action failed: they paid their fee
+    /// and used their nonce, and did nothing else. Committed by the transactions root.
+    pub failed: Vec<u32>,
     /// The chain's starting point; present in the genesis block only.
     pub genesis: Option<ChainGenesis>,
 }
@@ -132,6 +138,12 @@ pub enum BlockError {
     /// Proposed in a round not above its parent's, or under another chain spec or epoch.
     #[error("the block's round, epoch or chain spec does not follow its parent's")]
     BadConsensusFields,
+    /// The failed positions are not ascending positions of the block's transactions.
+    #[error("the failed transactions' positions are out of order or out of the block")]
+    BadOutcomes,
+    /// The failed positions are not those the ledger finds.
+    #[error("the block's failed transactions are not those executing it finds")]
+    OutcomesMismatch,
     /// Root or count in the header do not match the transactions carried.
     #[error("transactions do not match the header's root or count")]
     TransactionsMismatch,
@@ -190,9 +202,36 @@ pub enum BlockError {
     TooManyDasBlobs,
 }
 
-/// Merkle tree over transactions, in order.
-fn transactions_tree(transactions: &[SignedTransaction]) -> MerkleTree {
-    MerkleTree::from_leaves(transactions.iter().map(SignedTransaction::id).collect())
+/// The transactions of `transactions` not listed (by position, ascending) in `failed`.
+pub(crate) fn effective<'a>(
+    transactions: &'a [SignedTransaction],
+    failed: &'a [u32],
+) -> impl Iterator<Item = (u32, &'a SignedTransaction)> + 'a {
+    transactions
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| (i as u32, tx))
+        .filter(|(i, _)| failed.binary_search(i).is_err())
+}
+
+/// Merkle tree over transactions, in order, each leaf with its outcome: a transaction
+/// that took effect is its id (so an inclusion proof of it proves it took effect), one
+/// whose action failed (`failed`, ascending positions) a digest of that id.
+fn transactions_tree(transactions: &[SignedTransaction], failed: &[u32]) -> MerkleTree {
+    let mut failed = failed.iter().peekable();
+    let leaves = transactions
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            let id = tx.id();
+            if failed.next_if(|&&f| f as usize == i).is_some() {
+                Digest::of(&[b"nexus-failed-transaction", &id.0])
+            } else {
+                id
+            }
+        })
+        .collect();
+    MerkleTree::from_leaves(leaves)
 }
 
 /// The fields of a new block's header that are not derived from its contents.
@@ -215,6 +254,7 @@ impl Block {
     pub(crate) fn build(
         slot: Slot<'_>,
         transactions: Vec<SignedTransaction>,
+        failed: Vec<u32>,
         state_root: Digest,
         genesis: Option<ChainGenesis>,
         data: DataHeader,
@@ -239,7 +279,7 @@ impl Block {
             round: slot.round,
             parent: parent_hash,
             timestamp_ms,
-            transactions_root: transactions_tree(&transactions).root(),
+            transactions_root: transactions_tree(&transactions, &failed).root(),
             transaction_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
             state_root,
             proposer: slot.proposer,
@@ -249,6 +289,7 @@ impl Block {
         Ok(Block {
             header,
             transactions,
+            failed,
             genesis,
         })
     }
@@ -267,7 +308,10 @@ impl Block {
             .as_ref()
             .ok_or(BlockError::BadGenesis("no chain genesis"))?;
         let built = crate::chain::create_genesis(genesis.clone())?;
-        if built.block.header != self.header || !self.transactions.is_empty() {
+        if built.block.header != self.header
+            || !self.transactions.is_empty()
+            || !self.failed.is_empty()
+        {
             return Err(BlockError::BadGenesis(
                 "not the block its chain genesis produces",
             ));
@@ -318,8 +362,16 @@ impl Block {
                 found: self.transactions.len(),
             });
         }
+        let ascending = self.failed.windows(2).all(|w| w[0] < w[1]);
+        let in_block = self
+            .failed
+            .last()
+            .is_none_or(|&last| (last as usize) < self.transactions.len());
+        if !ascending || !in_block {
+            return Err(BlockError::BadOutcomes);
+        }
         if h.transaction_count as usize != self.transactions.len()
-            || transactions_tree(&self.transactions).root() != h.transactions_root
+            || transactions_tree(&self.transactions, &self.failed).root() != h.transactions_root
         {
             return Err(BlockError::TransactionsMismatch);
         }
@@ -327,24 +379,36 @@ impl Block {
         // it must be the one its registration carries, sampling checks the data is there,
         // and an uploader that committed other bytes than its blob's is caught by the
         // BlobId check of whoever retrieves it.
-        if block_data(&self.transactions, h.data.params.dims)? != h.data {
+        if block_data(self.effective().map(|(_, tx)| tx), h.data.params.dims)? != h.data {
             return Err(BlockError::DataMismatch);
         }
         Ok(self)
     }
 
-    /// The blobs this block registers: (transaction index, registration).
-    pub fn registrations(&self) -> impl Iterator<Item = (u32, BlobRegistration)> + '_ {
-        self.transactions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, tx)| BlobRegistration::of(tx).map(|r| (i as u32, r)))
+    /// Whether the transaction at `index` failed (it only paid its fee).
+    pub fn failed_at(&self, index: u32) -> bool {
+        self.failed.binary_search(&index).is_ok()
     }
 
-    /// The inclusion proof of the transaction at `index`, if there is one.
+    /// The transactions that took effect, with their positions.
+    pub fn effective(&self) -> impl Iterator<Item = (u32, &SignedTransaction)> + '_ {
+        effective(&self.transactions, &self.failed)
+    }
+
+    /// The blobs this block registers (failed registrations left out): (transaction
+    /// index, registration).
+    pub fn registrations(&self) -> impl Iterator<Item = (u32, BlobRegistration)> + '_ {
+        self.effective()
+            .filter_map(|(i, tx)| BlobRegistration::of(tx).map(|r| (i, r)))
+    }
+
+    /// The inclusion proof of the transaction at `index`, if it took effect.
     pub fn inclusion_proof(&self, index: u32) -> Option<InclusionProof> {
+        if self.failed_at(index) {
+            return None;
+        }
         let transaction = self.transactions.get(index as usize)?.clone();
-        let path = transactions_tree(&self.transactions).proof(u64::from(index))?;
+        let path = transactions_tree(&self.transactions, &self.failed).proof(u64::from(index))?;
         Some(InclusionProof {
             header: self.header.clone(),
             transaction,
@@ -390,7 +454,8 @@ impl InclusionProof {
         BlobRegistration::of(&self.transaction)
     }
 
-    /// Checks that `blob_id` is registered by a transaction of the block of `self.header`.
+    /// Checks that `blob_id` is registered by a transaction of the block of `self.header`
+    /// that took effect (a failed one has another leaf).
     pub fn verify(&self, blob_id: &BlobId) -> Result<(), InclusionError> {
         let found = self.registration().map(|r| r.blob_id);
         if found != Some(*blob_id) {

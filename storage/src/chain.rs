@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{block_data, Block, BlockError, BlockHash, Header, Slot, VerifiedBlock};
+use crate::block::{
+    block_data, effective, Block, BlockError, BlockHash, Header, Slot, VerifiedBlock,
+};
 use crate::keys::{PublicKey, SigningKey};
 use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};
 use crate::merkle::Digest;
@@ -73,7 +75,11 @@ pub struct Transition {
 struct Execution {
     ledger: LedgerState,
     events: Vec<LedgerEvent>,
-    applied: Vec<SignedTransaction>,
+    /// Those a block carries: they took effect or paid for their failed action.
+    included: Vec<SignedTransaction>,
+    /// Positions in `included` of those whose action failed (ascending), and why.
+    failed: Vec<(u32, TxError)>,
+    /// Those that cannot be in a block (not payable, wrong nonce).
     refused: Vec<(SignedTransaction, TxError)>,
 }
 
@@ -85,10 +91,15 @@ fn execute(
     transactions: Vec<SignedTransaction>,
 ) -> Execution {
     let mut ledger = state.clone();
-    let (mut applied, mut refused) = (Vec::new(), Vec::new());
+    let (mut included, mut failed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for tx in transactions {
-        match ledger.apply_tx(&tx) {
-            Ok(()) => applied.push(tx),
+        match ledger.execute_tx(&tx) {
+            Ok(outcome) => {
+                if let Err(e) = outcome {
+                    failed.push((included.len() as u32, e));
+                }
+                included.push(tx);
+            }
             Err(e) => refused.push((tx, e)),
         }
     }
@@ -96,7 +107,8 @@ fn execute(
     Execution {
         ledger,
         events,
-        applied,
+        included,
+        failed,
         refused,
     }
 }
@@ -114,8 +126,15 @@ pub fn create_genesis(genesis: ChainGenesis) -> Result<Transition, BlockError> {
         timestamp_ms: genesis.time_ms,
         spec: genesis.spec.digest(),
     };
-    let data = block_data(&[], dims)?;
-    let block = Block::build(slot, Vec::new(), ledger.state_root(), Some(genesis), data)?;
+    let data = block_data([], dims)?;
+    let block = Block::build(
+        slot,
+        Vec::new(),
+        Vec::new(),
+        ledger.state_root(),
+        Some(genesis),
+        data,
+    )?;
     settle(block, ledger, Vec::new())
 }
 
@@ -163,6 +182,7 @@ pub fn accept_child(
     let Execution {
         ledger,
         events,
+        failed,
         refused,
         ..
     } = execute(
@@ -178,6 +198,13 @@ pub fn accept_child(
             .position(|t| *t == tx)
             .unwrap_or(0);
         return Err(BlockError::InvalidTransaction { index, error });
+    }
+    if !failed
+        .iter()
+        .map(|(i, _)| *i)
+        .eq(block.failed.iter().copied())
+    {
+        return Err(BlockError::OutcomesMismatch);
     }
     settle(block, ledger, events)
 }
@@ -206,10 +233,22 @@ pub fn accept_final(
     Ok(accept_child(block, parent, state)?)
 }
 
-/// Builds the child of `parent` for `round`, proposed by `proposer`, from `candidates`,
-/// leaving out the transactions the ledger refuses (returned with the reason). Its data
-/// commitment is its `das` registration's ([`block_data`]): building a block never
-/// encodes anything, whatever it carries.
+/// A block this node proposes, and what became of the candidates.
+#[derive(Debug)]
+pub struct Built {
+    /// The block and the state after it.
+    pub step: Transition,
+    /// Candidates that cannot be in a block (not payable, wrong nonce), and why.
+    pub refused: Vec<(SignedTransaction, TxError)>,
+    /// Positions of the block's transactions whose action failed (they paid their fee),
+    /// and why.
+    pub failed: Vec<(u32, TxError)>,
+}
+
+/// Builds the child of `parent` for `round`, proposed by `proposer`, from `candidates`:
+/// those whose action fails are carried as failed and pay their fee, those that cannot
+/// be in a block are left out. Its data commitment is its `das` registration's
+/// ([`block_data`]): building a block never encodes anything, whatever it carries.
 pub fn propose_child(
     proposer: PublicKey,
     round: Round,
@@ -217,15 +256,20 @@ pub fn propose_child(
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
     timestamp_ms: u64,
-) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
+) -> Result<Built, BlockError> {
     let height = parent.height.next().ok_or(BlockError::HeightOverflow)?;
     let Execution {
         ledger,
         events,
-        applied,
+        included,
+        failed,
         refused,
     } = execute(state, height.0, &parent.hash(), candidates);
-    let data = block_data(&applied, ledger.params().data_dims)?;
+    let positions: Vec<u32> = failed.iter().map(|(i, _)| *i).collect();
+    let data = block_data(
+        effective(&included, &positions).map(|(_, tx)| tx),
+        ledger.params().data_dims,
+    )?;
     let slot = Slot {
         parent: Some(parent),
         round,
@@ -233,9 +277,13 @@ pub fn propose_child(
         timestamp_ms,
         spec: parent.spec,
     };
-    let block = Block::build(slot, applied, ledger.state_root(), None, data)?;
+    let block = Block::build(slot, included, positions, ledger.state_root(), None, data)?;
     let block = block.verify_child(parent)?;
-    Ok((settle(block, ledger, events)?, refused))
+    Ok(Built {
+        step: settle(block, ledger, events)?,
+        refused,
+        failed,
+    })
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "transaction" => vec![encode(&transfer())],
         "block" => {
             let chain = crate::solo_chain();
-            let (child, _) = propose_child(
+            let child = propose_child(
                 validator(0).public(),
                 Round(1),
                 &chain.block.header,
@@ -74,7 +74,8 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
                 vec![transfer()],
                 1,
             )
-            .expect("a child block");
+            .expect("a child block")
+            .step;
             vec![
                 postcard::to_stdvec(&*chain.block).expect("encode"),
                 postcard::to_stdvec(&*child.block).expect("encode"),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use nexus_consensus::{PublicKey, Round};
-use nexus_storage::chain::propose_child;
+use nexus_storage::chain::{propose_child, Built};
 use nexus_storage::ledger::{LedgerState, SignedTransaction, TxError};
 use nexus_storage::{BlobRegistration, BlockError, Header, Transition, MAX_TRANSACTIONS_PER_BLOCK};
 
@@ -30,7 +30,17 @@ pub(crate) async fn build(
     })
     .await
     .map_err(|e| BlockError::Data(nexus_consensus::DataError(e.to_string())))?;
-    let (step, refused) = built?;
+    let Built {
+        step,
+        refused,
+        failed,
+    } = built?;
+    for (index, error) in failed {
+        tracing::debug!(
+            index,
+            "transaction carried as failed (its fee is charged): {error}"
+        );
+    }
     // What the ledger refuses for a reason other than an early nonce can never apply.
     let mut pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
     for (tx, error) in refused {

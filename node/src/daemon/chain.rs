@@ -317,6 +317,11 @@ pub(crate) enum SubmitError {
     Store(String),
     #[error("another transaction of this account took its nonce; submit it again")]
     Superseded,
+    #[error(
+        "block {0} carries it as failed (its fee was charged): the ledger changed since it \
+         was checked; submit it again"
+    )]
+    Failed(Height),
 }
 
 /// Where a transaction was included.
@@ -398,6 +403,16 @@ fn checked(
     Ok((tx, next))
 }
 
+/// What became of this node's transaction that the final block at `height` carries at
+/// `index`: it took effect, or it failed there and only paid its fee.
+fn landed(node: &Node, height: Height, index: u32) -> Result<Included, SubmitError> {
+    match node.store.block(height) {
+        Ok(Some(block)) if block.failed_at(index) => Err(SubmitError::Failed(height)),
+        Ok(_) => Ok(Included { height, index }),
+        Err(e) => Err(SubmitError::Store(e.to_string())),
+    }
+}
+
 /// Publishes `tx` (and adds it to this validator's pool) until a final block includes it.
 async fn wait_final(
     node: &Node,
@@ -414,11 +429,7 @@ async fn wait_final(
     let registers = BlobRegistration::of(tx).map(|r| r.blob_id);
     let signed_at = node.store.tip().map_or(Height(0), |t| t.header.height);
     for attempt in 0u64.. {
-        match node.store.transaction_location(&id) {
-            Ok(Some((height, index))) => return Ok(Included { height, index }),
-            Ok(None) => {}
-            Err(e) => return Err(SubmitError::Store(e.to_string())),
-        }
+        // First the registration: ours may have failed for another's (the same bytes).
         if let Some(blob_id) = registers {
             match node.store.registration(&blob_id) {
                 Ok(Some((height, index, _))) if height > signed_at => {
@@ -428,12 +439,17 @@ async fn wait_final(
                 Err(e) => return Err(SubmitError::Store(e.to_string())),
             }
         }
+        match node.store.transaction_location(&id) {
+            Ok(Some((height, index))) => return landed(node, height, index),
+            Ok(None) => {}
+            Err(e) => return Err(SubmitError::Store(e.to_string())),
+        }
         // Our nonce was used by another transaction of this account: ours can never land.
         // (The store indexes a block's transactions before it moves the tip: look again.)
         if let Some(t) = node.store.tip() {
             if t.ledger.account(&sender).nonce > nonce {
                 return match node.store.transaction_location(&id) {
-                    Ok(Some((height, index))) => Ok(Included { height, index }),
+                    Ok(Some((height, index))) => landed(node, height, index),
                     Ok(None) => Err(SubmitError::Superseded),
                     Err(e) => Err(SubmitError::Store(e.to_string())),
                 };

@@ -21,7 +21,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use nexus_storage::ledger::TxError;
 use nexus_storage::{BlobId, Height, StoreError};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
@@ -167,7 +166,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Maps a failed submission of this node's transaction; `what` says what it was for.
 fn submit_error(what: &str, e: SubmitError) -> ApiError {
     match e {
-        SubmitError::Rejected(TxError::InsufficientBalance { .. }) | SubmitError::Rejected(_) => {
+        SubmitError::Rejected(_) | SubmitError::Failed(_) => {
             ApiError::Rejected(format!("{what}: {e}"))
         }
         SubmitError::NoChain | SubmitError::Timeout(_) | SubmitError::Superseded => {

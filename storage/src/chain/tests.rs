@@ -35,7 +35,7 @@ fn propose(
     parent: &Header,
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
-) -> Result<(Transition, Vec<(SignedTransaction, TxError)>), BlockError> {
+) -> Result<Built, BlockError> {
     let round = parent.round.next().expect("round");
     propose_child(key(1).public(), round, parent, state, candidates, 2_000)
 }
@@ -60,7 +60,11 @@ fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
 fn chain(n: u64) -> (Transition, Transition) {
     let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let txs = (0..n).map(|i| store_tx(2, i, i)).collect();
-    let (child, refused) = propose(&g.block.header, &g.ledger, txs).expect("child");
+    let Built {
+        step: child,
+        refused,
+        ..
+    } = propose(&g.block.header, &g.ledger, txs).expect("child");
     assert!(refused.is_empty());
     (g, child)
 }
@@ -81,10 +85,74 @@ fn proposed_blocks_are_accepted_by_others() {
 fn proposer_leaves_out_refused_transactions() {
     let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
     let replay = store_tx(2, 5, 0);
-    let (child, refused) =
-        propose(&g.block.header, &g.ledger, vec![store_tx(2, 0, 0), replay]).expect("child");
+    let Built {
+        step: child,
+        refused,
+        ..
+    } = propose(&g.block.header, &g.ledger, vec![store_tx(2, 0, 0), replay]).expect("child");
     assert_eq!(child.block.transactions.len(), 1);
     assert_eq!(refused.len(), 1);
+}
+
+#[test]
+fn a_transaction_whose_action_fails_pays_its_fee_and_does_nothing_else() {
+    let g = create_genesis(genesis_for(&[1, 2])).expect("genesis");
+    let (gh, gl) = (&g.block.header, &g.ledger);
+    // The second registers blob 0 again (a lost race): it fails, and is charged.
+    let txs = vec![store_tx(2, 0, 0), store_tx(2, 1, 0), store_tx(2, 2, 2)];
+    let Built {
+        step: child,
+        refused,
+        ..
+    } = propose(gh, gl, txs.clone()).expect("child");
+    assert!(refused.is_empty());
+    assert_eq!(child.block.transactions.len(), 3);
+    assert_eq!(child.block.failed, vec![1]);
+    let registered: Vec<u32> = child.block.registrations().map(|(i, _)| i).collect();
+    assert_eq!(registered, vec![0, 2]);
+    assert!(child.block.inclusion_proof(1).is_none());
+    let proof = child.block.inclusion_proof(2).expect("proof");
+    proof
+        .verify(&BlobId::of(&2u64.to_le_bytes()))
+        .expect("effective");
+
+    // Exactly one fee more than a block without it, and its nonce is used.
+    let sender = key(2).public();
+    let Built { step: without, .. } = propose(gh, gl, vec![txs[0].clone()]).expect("child");
+    let fee = LedgerParams::default().min_tx_fee;
+    let registered_two = child.ledger.account(&sender).balance;
+    let Built { step: both, .. } =
+        propose(gh, gl, vec![txs[0].clone(), store_tx(2, 1, 2)]).expect("child");
+    assert_eq!(registered_two + fee, both.ledger.account(&sender).balance);
+    assert!(without.ledger.account(&sender).balance > both.ledger.account(&sender).balance);
+    assert_eq!(child.ledger.account(&sender).nonce, 3);
+
+    // Others accept it, and only with its outcomes as executed.
+    let block = child.block.clone().into_inner();
+    let accepted = accept_child(block.clone(), gh, gl).expect("accepted");
+    assert_eq!(accepted.ledger, child.ledger);
+    let mut claims_success = block.clone();
+    claims_success.failed.clear();
+    assert_eq!(
+        accept_child(claims_success, gh, gl).err(),
+        Some(BlockError::TransactionsMismatch)
+    );
+    let rebuilt = built(
+        gh,
+        txs,
+        child.block.header.state_root,
+        gl.params().data_dims,
+    );
+    assert_eq!(
+        accept_child(rebuilt, gh, gl).err(),
+        Some(BlockError::OutcomesMismatch)
+    );
+    let mut out_of_block = block;
+    out_of_block.failed = vec![7];
+    assert_eq!(
+        accept_child(out_of_block, gh, gl).err(),
+        Some(BlockError::BadOutcomes)
+    );
 }
 
 /// A child of `parent`, whatever its contents, with its data committed in `dims`
@@ -103,7 +171,7 @@ fn built(
         timestamp_ms: 5,
         spec: parent.spec,
     };
-    Block::build(slot, transactions, state_root, None, data).expect("build")
+    Block::build(slot, transactions, Vec::new(), state_root, None, data).expect("build")
 }
 
 #[test]
@@ -224,14 +292,18 @@ fn a_das_blob_brings_its_own_commitment_and_rides_alone() {
 
     // The block's data commitment is the registration's: nothing is encoded to build it.
     let txs = vec![das_tx(2, 0, &a), store_tx(2, 1, 0)];
-    let (child, refused) = propose(gh, gl, txs).expect("child");
+    let Built {
+        step: child,
+        refused,
+        ..
+    } = propose(gh, gl, txs).expect("child");
     assert!(refused.is_empty());
     assert_eq!(
         child.block.header.data,
         DataHeader::commit(&a, 2).expect("commit")
     );
     // A block without a das blob commits to the empty grid.
-    let (plain, _) = propose(gh, gl, vec![store_tx(2, 0, 0)]).expect("child");
+    let Built { step: plain, .. } = propose(gh, gl, vec![store_tx(2, 0, 0)]).expect("child");
     assert!(plain.block.header.data.is_empty());
 
     // Others accept it without the blob's bytes, but not with another commitment.
@@ -252,28 +324,32 @@ fn a_das_blob_brings_its_own_commitment_and_rides_alone() {
 }
 
 #[test]
-fn the_ledger_refuses_das_blobs_too_large_or_with_a_layout_that_does_not_fit() {
+fn das_blobs_too_large_or_with_a_layout_that_does_not_fit_fail_and_commit_no_data() {
     let mut genesis = genesis_for(&[1, 2]);
     genesis.ledger.params.max_block_data = 1_000;
     let g = create_genesis(genesis).expect("genesis");
     let (gh, gl) = (&g.block.header, &g.ledger);
-    // One blob larger than a block is refused by the ledger with the reason.
+    // One blob larger than a block fails with the reason (and pays its fee).
     let big = vec![3u8; 1_001];
-    let (_, refused) = propose(gh, gl, vec![das_tx(2, 0, &big)]).expect("child");
+    let built = propose(gh, gl, vec![das_tx(2, 0, &big)]).expect("child");
     assert!(matches!(
-        &refused[..],
-        [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")
+        &built.failed[..],
+        [(0, crate::ledger::TxError::InvalidStorage(m))] if m.contains("at most 1000 bytes")
     ));
+    assert_eq!(
+        built.step.block.header.data,
+        block_data([], gl.params().data_dims).expect("empty")
+    );
     // A commitment whose layout is not the blob's size in the network's dimensions.
     let mut lying = das_tx(2, 0, &[1u8; 100]);
     if let TxKind::StoreBlob { size, .. } = &mut lying.tx.kind {
         *size = 999;
     }
     let lying = lying.tx.sign(&key(2));
-    let (_, refused) = propose(gh, gl, vec![lying]).expect("child");
+    let built = propose(gh, gl, vec![lying]).expect("child");
     assert!(matches!(
-        &refused[..],
-        [(_, crate::ledger::TxError::InvalidStorage(m))] if m.contains("layout")
+        &built.failed[..],
+        [(0, crate::ledger::TxError::InvalidStorage(m))] if m.contains("layout")
     ));
 }
 
@@ -326,7 +402,7 @@ fn the_tree_executes_on_pending_blocks_and_keeps_only_the_committed_branch() {
     let mut tree = BlockTree::new(g.block.header.clone(), Arc::new(g.ledger.clone()));
     let child = |tree: &BlockTree, parent: &BlockHash, txs: Vec<SignedTransaction>| {
         let (header, state) = tree.state(parent).expect("parent known");
-        propose(&header, &state, txs).expect("child").0
+        propose(&header, &state, txs).expect("child").step
     };
     let genesis = g.block.header.hash();
     // Two branches off genesis: a (with a transaction) then a2, and b.

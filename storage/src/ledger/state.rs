@@ -335,15 +335,35 @@ impl LedgerState {
         Ok(())
     }
 
-    /// Applies one transaction, burning its fee. On error nothing changes.
+    /// Applies one transaction, burning its fee, only if its action succeeds. On error
+    /// nothing changes (for pools and dry runs; blocks use [`LedgerState::execute_tx`]).
     pub fn apply_tx(&mut self, stx: &SignedTransaction) -> Result<(), TxError> {
         self.check_payable(stx)?;
         self.apply_unsigned(&stx.tx)
     }
 
+    /// Executes one transaction as a block does. `Err`: it cannot be in a block at all
+    /// (another chain, bad signature, fee, balance below the fee, wrong nonce) and nothing
+    /// changes. `Ok(outcome)`: its fee is burned and its nonce used whatever its action
+    /// does; `outcome` is the action's, which on error changed nothing else.
+    pub fn execute_tx(&mut self, stx: &SignedTransaction) -> Result<Result<(), TxError>, TxError> {
+        self.check_payable(stx)?;
+        self.run(&stx.tx, FailedAction::Charged)
+    }
+
     /// Applies `tx` as if its signature had been checked: for an account's dry runs of its
     /// own transactions, never for anything received. On error nothing changes.
     pub fn apply_unsigned(&mut self, tx: &Transaction) -> Result<(), TxError> {
+        self.run(tx, FailedAction::Undone)?
+    }
+
+    /// Charges `tx`'s fee, takes its nonce and carries out its action; a failed action is
+    /// charged or undone as `failed` says.
+    fn run(
+        &mut self,
+        tx: &Transaction,
+        failed: FailedAction,
+    ) -> Result<Result<(), TxError>, TxError> {
         self.check_fee(tx)?;
         let expected = self.account(&tx.sender).nonce;
         if tx.nonce != expected {
@@ -355,15 +375,16 @@ impl LedgerState {
         let sender = tx.sender;
         // Fails early on the (absurd) overflow of the burned sink.
         add(self.burned, tx.fee)?;
-        // The action sees the balance left after the fee; if it fails the fee returns.
+        // The action sees the balance left after the fee.
         self.accounts.entry(sender).or_default().balance -= tx.fee;
-        if let Err(e) = self.apply_action(sender, &tx.kind) {
+        let outcome = self.apply_action(sender, &tx.kind);
+        if let (Err(e), FailedAction::Undone) = (&outcome, failed) {
             self.accounts.entry(sender).or_default().balance += tx.fee;
-            return Err(e);
+            return Err(e.clone());
         }
         self.burned = self.burned.saturating_add(tx.fee);
         self.accounts.entry(sender).or_default().nonce += 1;
-        Ok(())
+        Ok(outcome)
     }
 
     /// Carries out `kind` for `sender`. On error nothing changes.
@@ -755,4 +776,13 @@ impl LedgerState {
         }
         Ok(())
     }
+}
+
+/// What becomes of a transaction whose action fails.
+#[derive(Debug, Clone, Copy)]
+enum FailedAction {
+    /// In a block: its fee is burned and its nonce used.
+    Charged,
+    /// In a dry run or a pool: as if it had never been tried.
+    Undone,
 }

@@ -25,7 +25,8 @@ fn next(
     txs: Vec<SignedTransaction>,
 ) -> (Transition, Vec<(SignedTransaction, TxError)>) {
     let round = parent.round.next().expect("round");
-    propose_child(key.public(), round, parent, state, txs, 2).expect("block")
+    let built = propose_child(key.public(), round, parent, state, txs, 2).expect("block");
+    (built.step, built.refused)
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
