@@ -7,6 +7,21 @@ use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, 
 use nexus_storage::{BlobId, BlockHash, Digest, Height, PublicKey};
 use serde::{Deserialize, Serialize};
 
+/// Where a resumable upload (`/v1/uploads/{id}`) stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UploadView {
+    /// The session's id, which resumes it.
+    pub(crate) upload: String,
+    /// Bytes received so far: the next request sends from here.
+    pub(crate) offset: u64,
+    /// Bytes the upload declared.
+    pub(crate) size: u64,
+    /// Policy the blob is registered with once complete.
+    pub(crate) policy: String,
+    /// Seconds left before an unused session is given up.
+    pub(crate) lease_secs: u64,
+}
+
 /// Returned by `PUT /v1/blobs` once the blob is stored, persisted and registered in a
 /// final block.
 #[derive(Debug, Clone, Serialize, Deserialize)]

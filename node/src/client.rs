@@ -37,19 +37,28 @@ impl NodeClient {
         &self,
         build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response> {
+        self.attempt(build).await.map_err(Failure::into_error)
+    }
+
+    /// Like [`NodeClient::send`], telling a broken connection from the node's answer.
+    pub(crate) async fn attempt(
+        &self,
+        build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, Failure> {
         let response = build(&self.http)
             .send()
             .await
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| Failure::Transport(self.unreachable(e)))?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
+        let error = match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => anyhow!("{}", body.error),
             Err(_) => anyhow!("the node answered {status}: {text}"),
-        })
+        };
+        Err(Failure::Answer { status, error })
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
@@ -78,5 +87,28 @@ impl NodeClient {
             .json()
             .await
             .map_err(|e| anyhow!("malformed answer from the node: {e}"))
+    }
+}
+
+/// Why a request got no successful answer.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The node was unreachable or the connection broke.
+    Transport(anyhow::Error),
+    /// The node answered with an error.
+    Answer {
+        /// Its status.
+        status: reqwest::StatusCode,
+        /// Its message.
+        error: anyhow::Error,
+    },
+}
+
+impl Failure {
+    /// The sentence for the user.
+    pub(crate) fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Transport(e) | Failure::Answer { error: e, .. } => e,
+        }
     }
 }

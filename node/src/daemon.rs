@@ -160,6 +160,8 @@ pub(crate) struct Node {
     pub(crate) bytes_served: AtomicU64,
     /// Uploads being received now.
     pub(crate) uploads_in_flight: AtomicU64,
+    /// Resumable uploads open.
+    pub(crate) upload_sessions: http::uploads::UploadSessions,
     /// Grids this node encoded (its das uploads) or rebuilt lately, for serving cells.
     pub(crate) encodings: Arc<custody::Encodings>,
     /// What this node's sampling found about das grids.
@@ -388,6 +390,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         bytes_fetched: AtomicU64::new(0),
         bytes_served: AtomicU64::new(0),
         uploads_in_flight: AtomicU64::new(0),
+        upload_sessions: Default::default(),
         encodings: Arc::default(),
         availability: availability::Availability::default(),
         staged: prefetch::Staged::default(),

@@ -228,28 +228,6 @@ fn a_blob_no_copy_of_which_verifies_is_an_error_not_a_cut_200() {
     );
 }
 
-/// A connection to `api` from the loopback address `from` (another client to the node).
-fn connect_from(from: [u8; 4], api: &str) -> std::net::TcpStream {
-    let to: std::net::SocketAddr = api
-        .trim_start_matches("http://")
-        .parse()
-        .expect("api address");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stream = runtime
-        .block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind((std::net::Ipv4Addr::from(from), 0).into())?;
-            socket.connect(to).await
-        })
-        .expect("connect");
-    let stream = stream.into_std().expect("std stream");
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-}
-
 /// `count` connections from `from` that each send `start` of a request, then nothing.
 fn open_stalled(count: usize, from: [u8; 4], api: &str, start: &[u8]) -> Vec<std::net::TcpStream> {
     use std::io::Write;

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use crate::api::{LedgerView, Receipt, Status};
-use crate::client::NodeClient;
+use crate::api::{LedgerView, Receipt, Status, UploadView};
+use crate::client::{Failure, NodeClient};
 use crate::units::ByteSize;
 
 /// Options of `nexus put`.
@@ -95,20 +96,21 @@ pub(crate) async fn upload(
         Policy::Erasure => "erasure",
         Policy::Das => "das",
     };
-    // Everything else the node would refuse before reading the body (balance, an
-    // orchestrator with room...), asked first: an answer sent while the body is still
-    // being written reaches the client as a broken connection.
-    let mut check = client.url("/v1/blobs/preflight")?;
-    check
-        .query_pairs_mut()
+    // A resumable upload: the node checks everything it can (balance, an orchestrator with
+    // room...) when the session opens, before any byte is sent.
+    let mut open = client.url("/v1/uploads")?;
+    open.query_pairs_mut()
         .append_pair("size", &size.to_string())
         .append_pair("policy", policy);
     if let Some(e) = epochs {
-        check
-            .query_pairs_mut()
-            .append_pair("epochs", &e.to_string());
+        open.query_pairs_mut().append_pair("epochs", &e.to_string());
     }
-    client.send(|http| http.get(check)).await?;
+    let session: UploadView = client
+        .send(|http| http.post(open))
+        .await?
+        .json()
+        .await
+        .map_err(|e| anyhow!("malformed answer from the node: {e}"))?;
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(
@@ -121,30 +123,118 @@ pub(crate) async fn upload(
     } else {
         ProgressBar::hidden()
     };
+    let receipt = send_resuming(client, &session, file, size, &bar).await;
+    bar.finish_and_clear();
+    receipt
+}
+
+/// Consecutive interruptions without progress after which an upload gives up.
+const MAX_RESUMES: u32 = 5;
+
+/// Sends the file from the session's offset to its end, resuming where the node got to
+/// after a broken connection or a cut-off request, until the node answers with the
+/// receipt.
+async fn send_resuming(
+    client: &NodeClient,
+    session: &UploadView,
+    file: &std::path::Path,
+    size: u64,
+    bar: &ProgressBar,
+) -> Result<Receipt> {
+    let path = format!("/v1/uploads/{}", session.upload);
+    let url = client.url(&path)?;
+    let mut offset = session.offset;
+    let mut failures = 0;
+    loop {
+        bar.set_position(offset);
+        let mut f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("file not readable: {}", file.display()))?;
+        f.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .with_context(|| format!("file not readable: {}", file.display()))?;
+        let failure = match send_from(client, &url, f, offset, size, bar).await {
+            Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
+                return response
+                    .json()
+                    .await
+                    .map_err(|e| anyhow!("malformed receipt from the node: {e}"));
+            }
+            Ok(response) => {
+                let view: UploadView = response
+                    .json()
+                    .await
+                    .map_err(|e| anyhow!("malformed answer from the node: {e}"))?;
+                if view.offset <= offset {
+                    bail!(
+                        "{} ended before its {size} bytes: did it change while being sent?",
+                        file.display()
+                    );
+                }
+                offset = view.offset;
+                continue;
+            }
+            Err(Failure::Answer { status, error })
+                if status == reqwest::StatusCode::REQUEST_TIMEOUT
+                    || status == reqwest::StatusCode::CONFLICT =>
+            {
+                error
+            }
+            Err(Failure::Transport(error)) => error,
+            Err(failure) => return Err(failure.into_error()),
+        };
+        // Where did the node get to? A session gone means every byte arrived and the
+        // answer was lost, or the lease ended.
+        let view: UploadView = match client.get_json(&path).await {
+            Ok(view) => view,
+            Err(e) => bail!(
+                "the upload was interrupted ({failure}) and cannot be resumed ({e}); put the \
+                 file again (a node keeps one copy of the same bytes and registers it once)"
+            ),
+        };
+        if view.offset > offset {
+            failures = 0;
+        }
+        failures += 1;
+        if failures > MAX_RESUMES {
+            bail!(
+                "the upload keeps failing at byte {}: {failure}",
+                view.offset
+            );
+        }
+        eprintln!(
+            "upload interrupted at {} of {size} bytes ({failure}); resuming",
+            view.offset
+        );
+        offset = view.offset;
+        tokio::time::sleep(std::time::Duration::from_millis(250 << failures.min(4))).await;
+    }
+}
+
+/// One `PATCH` sending the rest of the file, `f` positioned at `offset`.
+async fn send_from(
+    client: &NodeClient,
+    url: &reqwest::Url,
+    f: tokio::fs::File,
+    offset: u64,
+    size: u64,
+    bar: &ProgressBar,
+) -> Result<reqwest::Response, Failure> {
     let counted = bar.clone();
-    let stream = ReaderStream::with_capacity(f, 256 * 1024).map(move |piece| {
+    let stream = ReaderStream::with_capacity(f.take(size - offset), 256 * 1024).map(move |piece| {
         if let Ok(bytes) = &piece {
             counted.inc(bytes.len() as u64);
         }
         piece
     });
-    let mut url = client.url("/v1/blobs")?;
-    url.query_pairs_mut().append_pair("policy", policy);
-    if let Some(e) = epochs {
-        url.query_pairs_mut().append_pair("epochs", &e.to_string());
-    }
-    let response = client
-        .send(|http| {
-            http.put(url)
-                .header(reqwest::header::CONTENT_LENGTH, size)
+    client
+        .attempt(|http| {
+            http.patch(url.clone())
+                .header("upload-offset", offset)
+                .header(reqwest::header::CONTENT_LENGTH, size - offset)
                 .body(reqwest::Body::wrap_stream(stream))
         })
-        .await;
-    bar.finish_and_clear();
-    response?
-        .json()
         .await
-        .map_err(|e| anyhow!("malformed receipt from the node: {e}"))
 }
 
 /// Runs `nexus put`.

@@ -8,6 +8,7 @@ mod blobs;
 mod ledger;
 mod listener;
 mod metrics;
+pub(crate) mod uploads;
 
 pub(crate) use listener::serve;
 
@@ -19,7 +20,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use nexus_storage::{BlobId, Height, StoreError};
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -67,6 +68,8 @@ pub(crate) enum ApiError {
     DiskFull(String),
     /// An upload fell below the minimum rate.
     SlowUpload(String),
+    /// A client holds as many resumable uploads as it may (or all clients do).
+    TooManyUploads(String),
     Unavailable(String),
     Internal(String),
 }
@@ -117,6 +120,7 @@ impl ApiError {
             ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
             ApiError::DiskFull(m) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", m),
             ApiError::SlowUpload(m) => (StatusCode::REQUEST_TIMEOUT, "timeout", m),
+            ApiError::TooManyUploads(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
@@ -185,6 +189,11 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/blobs/preflight", get(blobs::preflight_put))
+        .route("/v1/uploads", post(uploads::open))
+        .route(
+            "/v1/uploads/{id}",
+            get(uploads::status).delete(uploads::abandon),
+        )
         .route("/v1/blobs/{id}/info", get(blobs::blob_info))
         .route("/v1/blobs/{id}/proof", get(blobs::proof))
         .route("/v1/blocks/{height}", get(block))
@@ -205,6 +214,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
     let writes = GlobalConcurrencyLimitLayer::new(MAX_WRITES);
     let uploads = Router::new()
         .route("/v1/blobs", put(blobs::put_blob))
+        .route("/v1/uploads/{id}", patch(uploads::append))
         .layer(DefaultBodyLimit::disable())
         .layer(writes.clone());
     let downloads = Router::new()

@@ -1,6 +1,7 @@
 //! Collects uploads that waited for their registration: kept once a final block registers
 //! them (e.g. after a crash between the upload and its registration), deleted when their
-//! lease ends unregistered. Runs at start-up and every half minute.
+//! lease ends unregistered; and resumable uploads not resumed within their lease, whose
+//! bytes are discarded. Runs at start-up and every half minute.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,15 @@ pub(crate) async fn collect_loop(node: Arc<Node>) {
             }
             Ok(Err(e)) => tracing::warn!("cannot collect staged uploads: {e}"),
             Err(e) => tracing::warn!("staged upload collection stopped: {e}"),
+        }
+        let ended = node.upload_sessions.expire(std::time::Instant::now());
+        if !ended.is_empty() {
+            tracing::info!(
+                count = ended.len(),
+                "resumable uploads not resumed in time: discarded"
+            );
+            // Dropping a writer deletes what it wrote.
+            let _ = tokio::task::spawn_blocking(move || drop(ended)).await;
         }
         tokio::time::sleep(COLLECT_EVERY).await;
     }

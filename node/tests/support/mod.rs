@@ -60,7 +60,38 @@ pub fn http_get(api: &str, path: &str) -> Option<(u16, String)> {
 /// Sends raw request bytes; returns the status code and body of the answer.
 pub fn http_raw(api: &str, request: &[u8]) -> Option<(u16, String)> {
     let addr = api.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).ok()?;
+    exchange(TcpStream::connect(addr).ok()?, request)
+}
+
+/// Like [`http_raw`] from the loopback address `from` (another client to the node).
+pub fn http_raw_from(from: [u8; 4], api: &str, request: &[u8]) -> Option<(u16, String)> {
+    exchange(connect_from(from, api), request)
+}
+
+/// A connection to `api` from the loopback address `from` (another client to the node).
+pub fn connect_from(from: [u8; 4], api: &str) -> std::net::TcpStream {
+    let to: std::net::SocketAddr = api
+        .trim_start_matches("http://")
+        .parse()
+        .expect("api address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((std::net::Ipv4Addr::from(from), 0).into())?;
+            socket.connect(to).await
+        })
+        .expect("connect");
+    let stream = stream.into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
+/// Sends `request` on `s` and reads the answer to its end: (status, body).
+fn exchange(mut s: TcpStream, request: &[u8]) -> Option<(u16, String)> {
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     // The server may answer (and close) before it read the whole request: keep its answer.
     let _ = s.write_all(request);

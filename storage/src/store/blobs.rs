@@ -314,6 +314,12 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Records the finished blob as staged under `stage` rather than the stage it was
+    /// started with (an upload that took longer than planned, resumed ones).
+    pub fn renew_stage(&mut self, stage: Stage) {
+        self.stage = Some(stage);
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.builder.size()

@@ -18,8 +18,8 @@ use nexus_das::{CodeParams, ExtendedData, ProofStrategy};
 use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{PolicySpec, TxKind};
 use nexus_storage::{
-    BlobId, BlobLayout, BlobRegistration, ChunkIndex, Height, Ingested, ReadChunkError, Stage,
-    StoreError,
+    BlobId, BlobLayout, BlobRegistration, BlobWriter, ChunkIndex, Height, Ingested, ReadChunkError,
+    Stage, StoreError,
 };
 use tokio::sync::mpsc;
 
@@ -132,43 +132,82 @@ pub(super) async fn put_blob(
         preflight(&node, wanted, len, epochs)?;
     }
     let _in_flight = InFlight::count(&node);
-    let stage = Stage {
+    let mut writer = node.store.ingest_staged(fresh_stage())?;
+    receive(&mut writer, body, None).await?;
+    finish_and_register(&node, writer, wanted, epochs)
+        .await
+        .map(Json)
+}
+
+/// The stage of an upload finished now: kept, unserved, for [`UPLOAD_LEASE`] unless its
+/// registration lands.
+pub(super) fn fresh_stage() -> Stage {
+    Stage {
         lease_until_ms: now_ms() + UPLOAD_LEASE.as_millis() as u64,
         kept_by: None,
-    };
-    let mut writer = node.store.ingest_staged(stage)?;
+    }
+}
+
+/// Writes `body` into `writer` as it arrives, refusing to go past `limit` bytes in all;
+/// the request is cut off if, after a grace period, it averages below the minimum rate or
+/// pauses too long. What was received before an error stays written.
+pub(super) async fn receive(
+    writer: &mut BlobWriter,
+    body: Body,
+    limit: Option<u64>,
+) -> ApiResult<()> {
     let mut stream = body.into_data_stream();
     let started = tokio::time::Instant::now();
+    let base = writer.size();
     loop {
-        // The next piece must come before the upload falls below its minimum rate (after
+        // The next piece must come before this request falls below its minimum rate (after
         // a grace period), and within the idle timeout.
-        let owed = Duration::from_secs_f64(writer.size() as f64 / MIN_UPLOAD_RATE as f64);
+        let received = writer.size() - base;
+        let owed = Duration::from_secs_f64(received as f64 / MIN_UPLOAD_RATE as f64);
         let deadline =
             (started + UPLOAD_GRACE + owed).min(tokio::time::Instant::now() + UPLOAD_IDLE_TIMEOUT);
         let piece = tokio::time::timeout_at(deadline, stream.next())
             .await
             .map_err(|_| {
                 ApiError::SlowUpload(format!(
-                    "upload too slow: {} bytes in {:.0} s, below the minimum of {} KiB/s; aborted",
-                    writer.size(),
+                    "upload too slow: {received} bytes in {:.0} s, below the minimum of {} KiB/s; aborted",
                     started.elapsed().as_secs_f64(),
                     MIN_UPLOAD_RATE >> 10
                 ))
             })?;
         match piece {
-            Some(Ok(bytes)) => tokio::task::block_in_place(|| writer.write(&bytes))?,
+            Some(Ok(bytes)) => {
+                let after = writer.size() + bytes.len() as u64;
+                if let Some(limit) = limit.filter(|&l| after > l) {
+                    return Err(ApiError::BadRequest(format!(
+                        "more bytes than the {limit} the upload declared"
+                    )));
+                }
+                tokio::task::block_in_place(|| writer.write(&bytes))?;
+            }
             Some(Err(e)) => return Err(ApiError::BadRequest(format!("upload interrupted: {e}"))),
-            None => break,
+            None => return Ok(()),
         }
     }
+}
+
+/// Finishes `writer`'s blob as a staged upload, registers it with `wanted` for `epochs`
+/// and waits until the registration is final. Registered: the upload becomes a stored
+/// blob before the answer. Refused: it goes. Not final in time (or the request dropped
+/// meanwhile): its registration may still land, so it stays staged for its lease — kept if
+/// it lands, and a retry of the same put reuses it.
+pub(super) async fn finish_and_register(
+    node: &Arc<Node>,
+    mut writer: BlobWriter,
+    wanted: Policy,
+    epochs: u64,
+) -> ApiResult<Receipt> {
+    let stage = fresh_stage();
+    writer.renew_stage(stage);
     let ingested = tokio::task::spawn_blocking(move || writer.finish()).await??;
     let blob_id = ingested.blob_id;
     tracing::info!(blob = %blob_id, size = ingested.size, "blob staged");
-    let outcome = register(&node, wanted, ingested, epochs, stage).await;
-    // Registered: the upload becomes a stored blob before the answer. Refused: it goes.
-    // Not final in time (or this request dropped meanwhile): its registration may still
-    // land, so it stays staged for its lease — kept if it lands, and a retry of the same
-    // put reuses it.
+    let outcome = register(node, wanted, ingested, epochs, stage).await;
     let store = node.store.clone();
     let fate = match &outcome {
         Ok(_) => Some(true),
@@ -181,7 +220,7 @@ pub(super) async fn put_blob(
         None => Ok(()),
     })
     .await??;
-    outcome.map(Json)
+    outcome
 }
 
 /// Query of `GET /v1/blobs/preflight`.
@@ -211,7 +250,7 @@ pub(super) async fn preflight_put(
 }
 
 /// The epochs asked for (the default if none), refused if zero.
-fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
+pub(super) fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
     match epochs.unwrap_or(DEFAULT_EPOCHS) {
         0 => Err(ApiError::BadRequest(
             "epochs must be at least 1: a blob is paid for by the epoch".into(),
@@ -221,10 +260,11 @@ fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
 }
 
 /// One upload counted in [`Node::uploads_in_flight`] while it lives.
-struct InFlight(Arc<Node>);
+pub(super) struct InFlight(Arc<Node>);
 
 impl InFlight {
-    fn count(node: &Arc<Node>) -> InFlight {
+    /// Counts one more upload in flight until dropped.
+    pub(super) fn count(node: &Arc<Node>) -> InFlight {
         node.uploads_in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(node.clone())
     }
@@ -241,14 +281,15 @@ const UPLOAD_LEASE: Duration = Duration::from_secs(10 * 60);
 
 /// The storage policies a put may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Policy {
+pub(super) enum Policy {
     Replicated,
     Erasure,
     Das,
 }
 
 impl Policy {
-    fn parse(name: Option<&str>) -> ApiResult<Policy> {
+    /// The policy named in a query (`replicated` when none is).
+    pub(super) fn parse(name: Option<&str>) -> ApiResult<Policy> {
         match name {
             None | Some("replicated") => Ok(Policy::Replicated),
             Some("erasure") => Ok(Policy::Erasure),
@@ -259,7 +300,8 @@ impl Policy {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The policy's name in queries and receipts.
+    pub(super) fn name(self) -> &'static str {
         match self {
             Policy::Replicated => "replicated",
             Policy::Erasure => "erasure",
@@ -271,7 +313,7 @@ impl Policy {
 /// Refuses, before its body is read, an upload of `size` bytes the ledger would refuse
 /// to register: its registration (with a placeholder id and commitment of the right
 /// shape) is dry-run after this node's waiting transactions.
-fn preflight(node: &Node, policy: Policy, size: u64, epochs: u64) -> ApiResult<()> {
+pub(super) fn preflight(node: &Node, policy: Policy, size: u64, epochs: u64) -> ApiResult<()> {
     let tip = node
         .store
         .tip()

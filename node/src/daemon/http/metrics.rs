@@ -22,7 +22,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<impl Int
     let info = node.net.info().await;
     let tip = node.store.tip();
     let count = |v: usize| v as f64;
-    let metrics: [Metric; 14] = [
+    let metrics: [Metric; 15] = [
         (
             "nexus_finalized_height",
             "gauge",
@@ -82,6 +82,12 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<impl Int
             "gauge",
             "Uploads being received.",
             node.uploads_in_flight.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "nexus_upload_sessions",
+            "gauge",
+            "Resumable uploads open (received in part, waiting to be resumed or finished).",
+            node.upload_sessions.len() as f64,
         ),
         (
             "nexus_bytes_served_total",
