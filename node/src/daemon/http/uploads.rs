@@ -27,10 +27,12 @@ use super::{ApiError, ApiResult};
 use crate::api::UploadView;
 use crate::daemon::Node;
 
-/// Sessions open at once, all clients together.
-pub(crate) const MAX_SESSIONS: usize = 64;
-/// Sessions one client address may hold open at once.
-pub(crate) const MAX_SESSIONS_PER_CLIENT: usize = 4;
+/// Sessions open at once, all clients together. Each holds at most one partial chunk
+/// in memory (256 KiB), so this bounds them to 64 MiB.
+pub(crate) const MAX_SESSIONS: usize = 256;
+/// Sessions one client address may hold open at once: as many as it may have
+/// connections (`nexus put` of many files at once opens one each).
+pub(crate) const MAX_SESSIONS_PER_CLIENT: usize = super::listener::MAX_CONNECTIONS_PER_CLIENT;
 /// A session not used for this long is given up and its bytes discarded.
 pub(crate) const SESSION_LEASE: Duration = Duration::from_secs(10 * 60);
 /// The request header saying where appended bytes start.
