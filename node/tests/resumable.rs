@@ -247,4 +247,13 @@ fn upload_sessions_are_checked_bounded_and_private_to_their_client() {
         status["used_bytes"], 1000,
         "only the finished upload is stored: {status}"
     );
+
+    // A client at its cap still gets its put through, in one plain request.
+    let local = [127, 0, 0, 1];
+    while request(local, api, "POST /v1/uploads?size=1000", "", b"").0 == 201 {}
+    let file = write_file(tmp.path(), "capped", &bytes(3000, 9));
+    let out = cli(api, &["put", &file, "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not resumable"), "{stderr}");
 }

@@ -11,6 +11,7 @@ use tokio_util::io::ReaderStream;
 use crate::api::{LedgerView, Receipt, Status, UploadView};
 use crate::client::{Failure, NodeClient};
 use crate::units::ByteSize;
+use reqwest::StatusCode;
 
 /// Options of `nexus put`.
 #[derive(Debug, clap::Args)]
@@ -105,12 +106,7 @@ pub(crate) async fn upload(
     if let Some(e) = epochs {
         open.query_pairs_mut().append_pair("epochs", &e.to_string());
     }
-    let session: UploadView = client
-        .send(|http| http.post(open))
-        .await?
-        .json()
-        .await
-        .map_err(|e| anyhow!("malformed answer from the node: {e}"))?;
+    let opened = client.attempt(|http| http.post(open)).await;
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(
@@ -123,9 +119,73 @@ pub(crate) async fn upload(
     } else {
         ProgressBar::hidden()
     };
-    let receipt = send_resuming(client, &session, file, size, &bar).await;
+    let receipt = match opened {
+        Ok(response) => {
+            let session: UploadView = response
+                .json()
+                .await
+                .map_err(|e| anyhow!("malformed answer from the node: {e}"))?;
+            send_resuming(client, &session, file, size, &bar).await
+        }
+        // This client holds as many sessions as the node allows: one plain request.
+        Err(Failure::Answer { status, error }) if status == StatusCode::TOO_MANY_REQUESTS => {
+            eprintln!("{error}; sending it in one request instead (not resumable)");
+            send_whole(client, file, size, policy, epochs, &bar).await
+        }
+        Err(failure) => Err(failure.into_error()),
+    };
     bar.finish_and_clear();
     receipt
+}
+
+/// One `PUT /v1/blobs` carrying the whole file (after the same checks a session gets).
+async fn send_whole(
+    client: &NodeClient,
+    file: &std::path::Path,
+    size: u64,
+    policy: &str,
+    epochs: Option<u64>,
+    bar: &ProgressBar,
+) -> Result<Receipt> {
+    // An answer sent while the body is still being written reaches the client as a
+    // broken connection: ask first what the node would refuse.
+    let mut check = client.url("/v1/blobs/preflight")?;
+    let mut url = client.url("/v1/blobs")?;
+    for u in [&mut check, &mut url] {
+        u.query_pairs_mut().append_pair("policy", policy);
+        if let Some(e) = epochs {
+            u.query_pairs_mut().append_pair("epochs", &e.to_string());
+        }
+    }
+    check
+        .query_pairs_mut()
+        .append_pair("size", &size.to_string());
+    client.send(|http| http.get(check)).await?;
+    let f = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("file not readable: {}", file.display()))?;
+    client
+        .send(|http| {
+            http.put(url)
+                .header(reqwest::header::CONTENT_LENGTH, size)
+                .body(counted_body(f, size, bar))
+        })
+        .await?
+        .json()
+        .await
+        .map_err(|e| anyhow!("malformed receipt from the node: {e}"))
+}
+
+/// The next `len` bytes of `f` as a request body, counted on `bar`.
+fn counted_body(f: tokio::fs::File, len: u64, bar: &ProgressBar) -> reqwest::Body {
+    let counted = bar.clone();
+    let stream = ReaderStream::with_capacity(f.take(len), 256 * 1024).map(move |piece| {
+        if let Ok(bytes) = &piece {
+            counted.inc(bytes.len() as u64);
+        }
+        piece
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// Consecutive interruptions without progress after which an upload gives up.
@@ -154,7 +214,7 @@ async fn send_resuming(
             .await
             .with_context(|| format!("file not readable: {}", file.display()))?;
         let failure = match send_from(client, &url, f, offset, size, bar).await {
-            Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
+            Ok(response) if response.status() == StatusCode::CREATED => {
                 return response
                     .json()
                     .await
@@ -175,8 +235,7 @@ async fn send_resuming(
                 continue;
             }
             Err(Failure::Answer { status, error })
-                if status == reqwest::StatusCode::REQUEST_TIMEOUT
-                    || status == reqwest::StatusCode::CONFLICT =>
+                if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::CONFLICT =>
             {
                 error
             }
@@ -220,19 +279,12 @@ async fn send_from(
     size: u64,
     bar: &ProgressBar,
 ) -> Result<reqwest::Response, Failure> {
-    let counted = bar.clone();
-    let stream = ReaderStream::with_capacity(f.take(size - offset), 256 * 1024).map(move |piece| {
-        if let Ok(bytes) = &piece {
-            counted.inc(bytes.len() as u64);
-        }
-        piece
-    });
     client
         .attempt(|http| {
             http.patch(url.clone())
                 .header("upload-offset", offset)
                 .header(reqwest::header::CONTENT_LENGTH, size - offset)
-                .body(reqwest::Body::wrap_stream(stream))
+                .body(counted_body(f, size - offset, bar))
         })
         .await
 }
