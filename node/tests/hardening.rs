@@ -381,6 +381,8 @@ fn a_corrupt_store_is_named_set_aside_by_repair_and_refilled_from_peers() {
         ],
     );
     assert!(out.contains("moved it to"), "{out}");
+    // A damaged journal leaves the engine nothing it can read: all comes from peers.
+    assert!(out.contains("nothing could be salvaged"), "{out}");
     b.restart_without(&[]);
     wait_until("b to hold the blob again", Duration::from_secs(60), || {
         b.has_complete(&id)

@@ -33,5 +33,6 @@ pub use nexus_das::bytes::ParseBytesError;
 pub use nexus_das::merkle;
 pub use store::{
     AppendError, BlobRecord, BlobWriter, Ingested, PutChunkError, ReadChunkError, Released,
-    ShardStoreError, Stage, StagedCollection, Store, StoreError, StoreStats, StoredChunk, Tip,
+    Salvaged, ShardStoreError, Stage, StagedCollection, Store, StoreError, StoreStats, StoredChunk,
+    Tip,
 };

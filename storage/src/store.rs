@@ -14,6 +14,7 @@ mod cells;
 mod chain;
 mod consensus;
 mod expiry;
+mod salvage;
 mod shards;
 mod staging;
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use blobs::{BlobWriter, Ingested, PutChunkError, ReadChunkError, StoredChunk};
 pub use chain::{AppendError, Tip};
 pub use expiry::Released;
+pub use salvage::Salvaged;
 pub use shards::ShardStoreError;
 pub use staging::{Stage, StagedCollection};
 
@@ -209,6 +211,15 @@ impl Store {
     /// Opens (or creates) the store in `dir`. `capacity` caps the bytes of blob content
     /// kept. Uploads interrupted by a crash are discarded here.
     pub fn open(dir: &Path, capacity: Option<u64>) -> Result<Store, StoreError> {
+        let store = Store::open_engine(dir, capacity)?;
+        store.discard_interrupted_uploads()?;
+        store.count_used()?;
+        store.load_tip()?;
+        Ok(store)
+    }
+
+    /// The database and its keyspaces in `dir`, with nothing read or cleaned yet.
+    fn open_engine(dir: &Path, capacity: Option<u64>) -> Result<Store, StoreError> {
         // The smallest journal budget fjall allows (64 MiB, not 512): its files hold every
         // write until flushed, so they are what a full disk runs out of first.
         let db = Database::builder(dir)
@@ -246,7 +257,7 @@ impl Store {
             })?),
             None => 0,
         };
-        let store = Store {
+        Ok(Store {
             db,
             ks,
             dir: dir.to_path_buf(),
@@ -257,16 +268,18 @@ impl Store {
                 tip: RwLock::new(None),
                 append: Mutex::new(()),
             }),
-        };
-        store.discard_interrupted_uploads()?;
+        })
+    }
+
+    /// Adds up the sizes of the blobs held, for the capacity.
+    fn count_used(&self) -> Result<(), StoreError> {
         let mut used = 0u64;
-        for item in store.ks.blobs.iter() {
+        for item in self.ks.blobs.iter() {
             let (_, v) = item.into_inner()?;
             used = used.saturating_add(decode::<BlobRecord>("blobs", &v)?.size);
         }
-        store.shared.used.store(used, Ordering::SeqCst);
-        store.load_tip()?;
-        Ok(store)
+        self.shared.used.store(used, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Whether the store can still write: a tiny write that fails once the engine gave

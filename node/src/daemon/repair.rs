@@ -1,14 +1,18 @@
 //! `nexus node repair`: what to do with a store that no longer opens. Its files are set
-//! aside (never deleted: an operator may want them) and an empty store takes their place;
-//! the node then syncs the final chain with its proofs and fetches every registered blob
-//! and its custody cells from peers, as a new node would. A store that opens needs no
+//! aside (never deleted: an operator may want them) and an empty store takes their place,
+//! with the blob content that still hashes right salvaged from the old files (staged until
+//! the synced chain shows it registered); the node then syncs the final chain with its
+//! proofs and fetches every other registered blob and its custody cells from peers, as a
+//! new node would. A store that opens needs no
 //! offline repair: chunks are verified whenever they are read, and a corrupt one is
 //! discarded and fetched again by the running node.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use nexus_storage::Store;
+use nexus_storage::{Salvaged, Stage, Store};
+
+use super::chain::now_ms;
 
 /// Options of `nexus node repair`.
 #[derive(Debug, clap::Args)]
@@ -50,14 +54,46 @@ pub(crate) fn run(args: RepairArgs) -> Result<()> {
     let aside = args.data_dir.join(format!("store.corrupt-{stamp}"));
     std::fs::rename(&store_dir, &aside)
         .with_context(|| format!("cannot move {} aside", store_dir.display()))?;
-    Store::open(&store_dir, None).context("cannot create an empty store")?;
+    let fresh = Store::open(&store_dir, None).context("cannot create an empty store")?;
     out!(
         "the store could not be opened: {error}\nmoved it to {}; an empty store takes its \
-         place. Start the node: it syncs the final chain (with its finality proofs) and \
-         fetches every registered blob and its custody cells from peers. Keys and settings \
+         place.",
+        aside.display()
+    );
+    match salvage(&aside, &fresh) {
+        Ok(s) => out!(
+            "salvaged {} blobs ({} bytes) from it, identified by hashing their bytes again: \
+             each is kept once the synced chain shows it registered (within {} h), else \
+             deleted; {} runs of chunks were incomplete or unreadable.",
+            s.blobs.len(),
+            s.bytes,
+            SALVAGE_LEASE.as_secs() / 3600,
+            s.skipped
+        ),
+        Err(e) => out!("nothing could be salvaged from it: {e:#}"),
+    }
+    out!(
+        "Start the node: it syncs the final chain (with its finality proofs) and fetches \
+         every other registered blob and its custody cells from peers. Keys and settings \
          are untouched; delete {} once the node has caught up.",
-        aside.display(),
         aside.display()
     );
     Ok(())
+}
+
+/// How long salvaged blobs wait for the synced chain to show their registration.
+const SALVAGE_LEASE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Copies what still verifies of the store set aside in `aside` into `fresh`: possible
+/// when the database engine opens it and only the node's records are damaged. (An engine
+/// that refuses its files — a damaged journal, say — cannot be read at all: fjall 3 has no
+/// recovery mode, and without its journal it does not find its tables either.)
+fn salvage(aside: &std::path::Path, fresh: &Store) -> Result<Salvaged> {
+    let old = Store::open_for_salvage(aside)
+        .context("the database engine refuses its files, so nothing can be read from them")?;
+    let stage = Stage {
+        lease_until_ms: now_ms() + SALVAGE_LEASE.as_millis() as u64,
+        kept_by: None,
+    };
+    Ok(old.salvage_into(fresh, stage)?)
 }

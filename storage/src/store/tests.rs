@@ -534,3 +534,55 @@ fn staged_uploads_survive_a_crash_and_are_kept_once_registered_or_collected_at_l
     assert!(store.blob(&registered).expect("read").is_some());
     assert!(!store.is_staged(&registered).expect("read"));
 }
+
+#[test]
+fn a_store_whose_records_are_corrupt_salvages_what_hashes_right_staged_until_registered() {
+    let (old_dir, new_dir) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let old = Store::open(old_dir.path(), None).expect("open");
+    let intact = data(3 * CHUNK_SIZE + 11, 1);
+    let intact_id = ingest(&old, &intact).blob_id;
+    let flipped = data(2 * CHUNK_SIZE + 5, 2);
+    let flipped_id = ingest(&old, &flipped).blob_id;
+    let mut bad = old
+        .read_chunk(&flipped_id, ChunkIndex(1))
+        .expect("chunk")
+        .data;
+    bad[9] ^= 1;
+    old.corrupt_chunk_for_test(&flipped_id, ChunkIndex(1), &bad);
+    let holed = data(3 * CHUNK_SIZE, 3);
+    let holed_id = ingest(&old, &holed).blob_id;
+    old.discard_chunk(&holed_id, ChunkIndex(1))
+        .expect("discard");
+    // A record that no longer decodes: the store does not open any more.
+    old.ks.blobs.insert([0xff; 32], b"garbage").expect("insert");
+    old.persist().expect("persist");
+    drop(old);
+    let refused = Store::open(old_dir.path(), None)
+        .err()
+        .expect("a corrupt record");
+    assert!(refused.is_corruption(), "{refused}");
+
+    let old = Store::open_for_salvage(old_dir.path()).expect("open for salvage");
+    let new = Store::open(new_dir.path(), None).expect("open");
+    let stage = Stage {
+        lease_until_ms: 1_000,
+        kept_by: None,
+    };
+    let salvaged = old.salvage_into(&new, stage).expect("salvage");
+    // The intact blob comes back under its id; the flipped one only under the id its
+    // changed bytes hash to (never its own); the one with a hole is left out.
+    assert!(salvaged.blobs.contains(&intact_id));
+    assert!(!salvaged.blobs.contains(&flipped_id));
+    assert_eq!(salvaged.blobs.len(), 2);
+    assert_eq!(salvaged.skipped, 1);
+    assert_eq!(read_all(&new, &intact_id), intact);
+    assert!(new.blob(&holed_id).expect("read").is_none());
+    // Staged: not stored data until registered, and collected at lease end if never.
+    assert!(new.is_staged(&intact_id).expect("staged"));
+    let collected = new.collect_staged(2_000).expect("collect");
+    assert_eq!(collected.discarded.len(), 2);
+    assert!(new.blob(&intact_id).expect("read").is_none());
+}
