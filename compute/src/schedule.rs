@@ -1,0 +1,352 @@
+//! Who proves which node of a job's proof tree, and when a node moves to another prover.
+//!
+//! Segments go to *delegators*, every folding node to *orchestrators*, each node to the
+//! prover that ranks first by rendezvous hashing of (job, node, attempt, prover) among
+//! those that have not failed it. A node's attempt ends at a block height; a proof that
+//! does not verify, or none by then, counts as a failure of that prover and moves the node
+//! on. A folding node is handed out once all its children are proven. Deterministic: the
+//! same job, prover lists and events give the same assignments everywhere, so anyone can
+//! recompute the schedule from the chain. Proofs are checked by the caller (the zkVM's
+//! verifier); this module only learns the verdict.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::tree::{NodeRef, ProofTree};
+
+/// A job's identity (the id of its `ComputeJob` transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub [u8; 32]);
+
+/// A prover's identity (a digest of its account key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProverId(pub [u8; 32]);
+
+/// What the schedule learns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// The chain reached `height`: attempts that ended by then fail.
+    Tick {
+        /// The height.
+        height: u64,
+    },
+    /// `by` sent a proof of `node`, which the caller checked: `valid` is the verdict.
+    Proof {
+        /// The node it proves.
+        node: NodeRef,
+        /// Its sender.
+        by: ProverId,
+        /// Whether it verified (against the node's circuit and its children's proofs).
+        valid: bool,
+        /// Height at which it arrived.
+        height: u64,
+    },
+}
+
+/// What the schedule decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// `to` is to prove `node` before height `until`.
+    Assign {
+        /// The node.
+        node: NodeRef,
+        /// Its prover for this attempt.
+        to: ProverId,
+        /// Attempt number, from 0.
+        attempt: u32,
+        /// The attempt's last height.
+        until: u64,
+    },
+    /// `node` is proven (by `by`'s proof, which verified).
+    Proven {
+        /// The node.
+        node: NodeRef,
+        /// Whose proof it is.
+        by: ProverId,
+    },
+    /// A prover failed a node: its proof did not verify, or it sent none in time.
+    Failed {
+        /// The node.
+        node: NodeRef,
+        /// The prover.
+        by: ProverId,
+        /// Why.
+        reason: Failure,
+    },
+    /// A proof that changes nothing (not asked of its sender, or the node is proven).
+    Ignored {
+        /// The node.
+        node: NodeRef,
+        /// Its sender.
+        by: ProverId,
+    },
+    /// The root is proven: the job's proof tree is complete.
+    Done,
+}
+
+/// Why a prover failed a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    /// Its proof did not verify.
+    InvalidProof,
+    /// No proof by the end of its attempt.
+    Late,
+}
+
+/// Why a schedule cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// Nobody to prove segments, or nobody to fold them.
+    #[error("a job needs at least one delegator and one orchestrator")]
+    NoProvers,
+    /// Attempts must last at least a block.
+    #[error("an attempt must last at least one block")]
+    ZeroDeadline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeState {
+    /// Some children are not proven yet.
+    Waiting,
+    /// Handed out.
+    Assigned {
+        to: ProverId,
+        attempt: u32,
+        until: u64,
+        /// Provers that failed it (excluded from later attempts while others remain).
+        failed: Vec<ProverId>,
+    },
+    Proven,
+}
+
+/// The schedule of one job's proof tree.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    job: JobId,
+    tree: ProofTree,
+    delegators: Vec<ProverId>,
+    orchestrators: Vec<ProverId>,
+    attempt_blocks: u64,
+    nodes: BTreeMap<NodeRef, NodeState>,
+    failures: BTreeMap<ProverId, u32>,
+    done: bool,
+}
+
+impl Schedule {
+    /// Starts the schedule at `height`: every segment is handed out at once. Each attempt
+    /// lasts `attempt_blocks`.
+    pub fn start(
+        job: JobId,
+        tree: ProofTree,
+        delegators: Vec<ProverId>,
+        orchestrators: Vec<ProverId>,
+        attempt_blocks: u64,
+        height: u64,
+    ) -> Result<(Schedule, Vec<Action>), ScheduleError> {
+        if delegators.is_empty() || orchestrators.is_empty() {
+            return Err(ScheduleError::NoProvers);
+        }
+        if attempt_blocks == 0 {
+            return Err(ScheduleError::ZeroDeadline);
+        }
+        let nodes = tree.nodes().map(|n| (n, NodeState::Waiting)).collect();
+        let mut schedule = Schedule {
+            job,
+            tree,
+            delegators,
+            orchestrators,
+            attempt_blocks,
+            nodes,
+            failures: BTreeMap::new(),
+            done: false,
+        };
+        let mut actions = Vec::new();
+        for index in 0..schedule.tree.segments() {
+            let node = NodeRef { level: 0, index };
+            schedule.assign(node, 0, Vec::new(), height, &mut actions);
+        }
+        Ok((schedule, actions))
+    }
+
+    /// The tree scheduled.
+    pub fn tree(&self) -> &ProofTree {
+        &self.tree
+    }
+
+    /// Whether the root is proven.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Failures per prover so far (bad or missing proofs).
+    pub fn failures(&self) -> &BTreeMap<ProverId, u32> {
+        &self.failures
+    }
+
+    /// Whether `node` is proven.
+    pub fn is_proven(&self, node: NodeRef) -> bool {
+        matches!(self.nodes.get(&node), Some(NodeState::Proven))
+    }
+
+    /// Who must prove `node` now, and until when (none if it waits or is proven).
+    pub fn assignee(&self, node: NodeRef) -> Option<(ProverId, u64)> {
+        match self.nodes.get(&node) {
+            Some(NodeState::Assigned { to, until, .. }) => Some((*to, *until)),
+            _ => None,
+        }
+    }
+
+    /// Takes in `input`; returns what follows from it, in order.
+    pub fn step(&mut self, input: Input) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match input {
+            Input::Tick { height } => {
+                let ended: Vec<NodeRef> = self
+                    .nodes
+                    .iter()
+                    .filter(
+                        |(_, s)| matches!(s, NodeState::Assigned { until, .. } if *until <= height),
+                    )
+                    .map(|(n, _)| *n)
+                    .collect();
+                for node in ended {
+                    self.fail(node, Failure::Late, height, &mut actions);
+                }
+            }
+            Input::Proof {
+                node,
+                by,
+                valid,
+                height,
+            } => self.on_proof(node, by, valid, height, &mut actions),
+        }
+        actions
+    }
+
+    fn on_proof(
+        &mut self,
+        node: NodeRef,
+        by: ProverId,
+        valid: bool,
+        height: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(NodeState::Assigned { to, failed, .. }) = self.nodes.get(&node) else {
+            actions.push(Action::Ignored { node, by });
+            return;
+        };
+        // A late prover's valid proof is as good as anyone's: the work is done.
+        let asked = *to == by || failed.contains(&by);
+        match (asked, valid) {
+            (true, true) => self.proven(node, by, height, actions),
+            (true, false) if *to == by => self.fail(node, Failure::InvalidProof, height, actions),
+            (true, false) => {
+                *self.failures.entry(by).or_default() += 1;
+                actions.push(Action::Failed {
+                    node,
+                    by,
+                    reason: Failure::InvalidProof,
+                });
+            }
+            (false, _) => actions.push(Action::Ignored { node, by }),
+        }
+    }
+
+    /// The current assignee of `node` failed it: recorded, and the node moves on.
+    fn fail(&mut self, node: NodeRef, reason: Failure, height: u64, actions: &mut Vec<Action>) {
+        let Some(NodeState::Assigned {
+            to,
+            attempt,
+            mut failed,
+            ..
+        }) = self.nodes.get(&node).cloned()
+        else {
+            return;
+        };
+        *self.failures.entry(to).or_default() += 1;
+        actions.push(Action::Failed {
+            node,
+            by: to,
+            reason,
+        });
+        if !failed.contains(&to) {
+            failed.push(to);
+        }
+        self.assign(node, attempt + 1, failed, height, actions);
+    }
+
+    fn proven(&mut self, node: NodeRef, by: ProverId, height: u64, actions: &mut Vec<Action>) {
+        self.nodes.insert(node, NodeState::Proven);
+        actions.push(Action::Proven { node, by });
+        let Some(parent) = self.tree.parent(node) else {
+            self.done = true;
+            actions.push(Action::Done);
+            return;
+        };
+        if self
+            .tree
+            .children(parent)
+            .iter()
+            .all(|c| self.is_proven(*c))
+        {
+            self.assign(parent, 0, Vec::new(), height, actions);
+        }
+    }
+
+    /// Hands `node` to the first-ranked prover of its pool that has not failed it (any of
+    /// the pool if all have).
+    fn assign(
+        &mut self,
+        node: NodeRef,
+        attempt: u32,
+        failed: Vec<ProverId>,
+        height: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let pool = if node.level == 0 {
+            &self.delegators
+        } else {
+            &self.orchestrators
+        };
+        let fresh: Vec<&ProverId> = pool.iter().filter(|p| !failed.contains(p)).collect();
+        let candidates = if fresh.is_empty() {
+            pool.iter().collect()
+        } else {
+            fresh
+        };
+        let to = **candidates
+            .iter()
+            .max_by_key(|p| rank(&self.job, node, attempt, p))
+            .expect("pools are not empty (checked at start)");
+        let until = height.saturating_add(self.attempt_blocks);
+        self.nodes.insert(
+            node,
+            NodeState::Assigned {
+                to,
+                attempt,
+                until,
+                failed,
+            },
+        );
+        actions.push(Action::Assign {
+            node,
+            to,
+            attempt,
+            until,
+        });
+    }
+}
+
+/// A prover's rank for an attempt at a node: a hash everyone computes alike.
+fn rank(job: &JobId, node: NodeRef, attempt: u32, prover: &ProverId) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"nexus-compute-assignment");
+    h.update(job.0);
+    h.update(node.level.to_be_bytes());
+    h.update(node.index.to_be_bytes());
+    h.update(attempt.to_be_bytes());
+    h.update(prover.0);
+    h.finalize().into()
+}
