@@ -5,8 +5,10 @@
 //! who proves which node when ([`schedule`], deterministic, deadlines in block heights).
 //! Sans-io: no network, no store, no prover.
 
+pub mod program;
 pub mod schedule;
 pub mod tree;
 
+pub use program::{inspect, ProgramError, ProgramInfo};
 pub use schedule::{Action, Failure, Input, JobId, ProverId, Schedule, ScheduleError};
 pub use tree::{ChildKind, Level, NodeRef, PlanError, ProofTree, TreeShape};

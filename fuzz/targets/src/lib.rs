@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("das_sample", das_sample),
     ("api_json", api_json),
     ("genesis_config", genesis_config),
+    ("program_elf", program_elf),
 ];
 
 /// Every request-response and gossip decoder.
@@ -175,6 +176,11 @@ pub fn api_json(data: &[u8]) {
         let _ = text.parse::<BlobId>();
         let _ = text.parse::<PublicKey>();
     }
+}
+
+/// A compute job's program, checked before anything is paid for or proven.
+pub fn program_elf(data: &[u8]) {
+    let _ = nexus_compute::inspect(data);
 }
 
 /// A genesis file (`--genesis-config`): parsed, then built into a genesis block.

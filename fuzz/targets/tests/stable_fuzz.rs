@@ -89,3 +89,8 @@ fn api_json() {
 fn genesis_config() {
     fuzz("genesis_config");
 }
+
+#[test]
+fn program_elf() {
+    fuzz("program_elf");
+}
