@@ -59,8 +59,10 @@ pub(crate) enum Fault {
     WrongProofs,
     /// Start with an empty custody store (then behave honestly).
     DropCustody,
-    /// Fetch custody cells only once their block is final (not when the registration of a
-    /// das blob arrives), so that custody depends on whoever serves them after finality.
+    /// Fetch custody cells only once their block has been final for a while (not when the
+    /// registration of a das blob arrives), so that custody depends on whoever serves them
+    /// after finality — every node has the final block by then, so a node withholding
+    /// cells of final blocks does withhold them.
     LateCustody,
     /// Keep its own transactions to itself and serve no cells: as a validator, it proposes
     /// the das blobs put through it, whose data only it holds (so they must never become

@@ -226,6 +226,11 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     if header.data.is_empty() || node.store.das_blobs_expired(height)? {
         return Ok(());
     }
+    if node.has_fault(super::Fault::LateCustody)
+        && super::chain::now_ms() < header.timestamp_ms.saturating_add(LATE_CUSTODY_MS)
+    {
+        anyhow::bail!("fault late-custody: waiting until the block has been final a while");
+    }
     let me = node.net.peer_id().to_bytes();
     let custody = custody_at(node, nodes, height);
     let held: HashSet<Coord> = node.store.cells_held(height)?.into_iter().collect();
@@ -276,6 +281,9 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
     }
     Ok(())
 }
+
+/// How long after its block's time a node with the `late-custody` fault fetches cells.
+const LATE_CUSTODY_MS: u64 = 2_000;
 
 /// Batches of cells asked for at once, each of its own peers.
 const PARALLEL_BATCHES: usize = 8;
