@@ -65,6 +65,8 @@ struct Session {
 struct Held {
     node: Arc<Node>,
     id: String,
+    /// Bytes the upload declared.
+    size: u64,
     writer: Option<BlobWriter>,
 }
 
@@ -148,6 +150,7 @@ impl UploadSessions {
         Ok(Held {
             node: node.clone(),
             id: id.to_string(),
+            size: s.size,
             writer: Some(writer),
         })
     }
@@ -308,9 +311,9 @@ pub(super) async fn append(
             ))
         })?;
     let client = client_of(addr);
-    let size = node.upload_sessions.view(&id, client)?.size;
     let _in_flight = InFlight::count(&node);
     let mut held = node.upload_sessions.take(&node, &id, client, offset)?;
+    let size = held.size;
     receive(held.writer(), body, Some(size)).await?;
     if held.writer().size() < size {
         drop(held);
