@@ -147,7 +147,8 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         &["put", small.to_str().expect("utf8"), "--policy", "das"],
     );
     assert!(
-        stderr_of(&out).contains("already registered with the replicated policy"),
+        stderr_of(&out).contains("already registered with the replicated policy")
+            && !stderr_of(&out).contains("resumed"),
         "{}",
         stderr_of(&out)
     );

@@ -213,7 +213,7 @@ async fn send_resuming(
         f.seek(std::io::SeekFrom::Start(offset))
             .await
             .with_context(|| format!("file not readable: {}", file.display()))?;
-        let failure = match send_from(client, &url, f, offset, size, bar).await {
+        let (failure, answered) = match send_from(client, &url, f, offset, size, bar).await {
             Ok(response) if response.status() == StatusCode::CREATED => {
                 return response
                     .json()
@@ -237,15 +237,18 @@ async fn send_resuming(
             Err(Failure::Answer { status, error })
                 if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::CONFLICT =>
             {
-                error
+                (error, true)
             }
-            Err(Failure::Transport(error)) => error,
+            Err(Failure::Transport(error)) => (error, false),
             Err(failure) => return Err(failure.into_error()),
         };
-        // Where did the node get to? A session gone means every byte arrived and the
-        // answer was lost, or the lease ended.
+        // Where did the node get to? A session gone after an answer means the answer was
+        // about the finished upload (e.g. the bytes are registered with another policy);
+        // after a broken connection, that every byte arrived and the answer was lost, or
+        // that the lease ended.
         let view: UploadView = match client.get_json(&path).await {
             Ok(view) => view,
+            Err(_) if answered => return Err(failure),
             Err(e) => bail!(
                 "the upload was interrupted ({failure}) and cannot be resumed ({e}); put the \
                  file again (a node keeps one copy of the same bytes and registers it once)"
