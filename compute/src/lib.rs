@@ -1,14 +1,19 @@
 //! Verifiable compute for Nexus: a job's run is cut into segments, each proven by a
 //! delegator; orchestrators fold the proofs level by level into one root, the job's
-//! Universal Proof. This crate holds the parts every party must agree on without running
-//! a prover: the shape of a job's proof tree ([`tree`], OpenVM's aggregation layout) and
-//! who proves which node when ([`schedule`], deterministic, deadlines in block heights).
-//! Sans-io: no network, no store, no prover.
+//! Universal Proof. This crate holds the rules every party must agree on — the shape of a
+//! job's proof tree ([`tree`], OpenVM's aggregation layout), who proves which node when
+//! ([`schedule`], deterministic, deadlines in block heights), what a program must be
+//! ([`program`]) and what its public value binds ([`binding`]) — and the zkVM that runs and
+//! proves one node at a time ([`zkvm`], OpenVM 2.0.2). No network and no store: the node
+//! moves the bytes.
 
+pub mod binding;
+pub mod examples;
 pub mod program;
 pub mod schedule;
 pub mod tree;
+pub mod zkvm;
 
 pub use program::{inspect, ProgramError, ProgramInfo};
-pub use schedule::{Action, Failure, Input, JobId, ProverId, Schedule, ScheduleError};
+pub use schedule::{driver, Action, Failure, Input, JobId, ProverId, Schedule, ScheduleError};
 pub use tree::{ChildKind, Level, NodeRef, PlanError, ProofTree, TreeShape};

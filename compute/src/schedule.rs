@@ -339,6 +339,20 @@ impl Schedule {
     }
 }
 
+/// The orchestrator that drives `job` (hands its nodes out, seals and anchors it) during
+/// its `lease`-th lease: the first by rendezvous hash among `orchestrators`, so each lease
+/// that passes without a result moves the job to another.
+pub fn driver(job: &JobId, orchestrators: &[ProverId], lease: u32) -> Option<ProverId> {
+    let role = NodeRef {
+        level: u16::MAX,
+        index: u32::MAX,
+    };
+    orchestrators
+        .iter()
+        .max_by_key(|p| rank(job, role, lease, p))
+        .copied()
+}
+
 /// A prover's rank for an attempt at a node: a hash everyone computes alike.
 fn rank(job: &JobId, node: NodeRef, attempt: u32, prover: &ProverId) -> [u8; 32] {
     let mut h = Sha256::new();

@@ -207,6 +207,18 @@ impl ProofTree {
         })
     }
 
+    /// The segments a node's proof covers, in order (a segment covers itself).
+    pub fn span(&self, node: NodeRef) -> std::ops::Range<u32> {
+        let mut first = node.index;
+        let mut end = node.index + 1;
+        for level in (1..=node.level).rev() {
+            let arity = self.arity(level);
+            first *= arity;
+            end = (end * arity).min(self.width(level - 1));
+        }
+        first..end
+    }
+
     /// Internal-recursive levels, as OpenVM's `InternalLayerMetadata::
     /// internal_recursive_layer` counts them (wrapping the root needs it).
     pub fn internal_recursive_levels(&self) -> u32 {
@@ -269,13 +281,22 @@ mod tests {
             let shape = TreeShape { leaf_arity: leaf, internal_arity: internal };
             let tree = ProofTree::plan(segments, shape).expect("plan");
             prop_assert_eq!(tree.width(tree.depth() - 1), 1);
+            prop_assert_eq!(tree.span(tree.root()), 0..segments);
             for node in tree.nodes() {
                 match tree.parent(node) {
                     None => prop_assert_eq!(node, tree.root()),
                     Some(p) => prop_assert!(tree.children(p).contains(&node)),
                 }
+                let span = tree.span(node);
+                prop_assert!(!span.is_empty() && span.end <= segments);
                 if node.level > 0 {
                     let kids = tree.children(node);
+                    // A node covers exactly what its children cover, back to back.
+                    prop_assert_eq!(span.start, tree.span(kids[0]).start);
+                    prop_assert_eq!(span.end, tree.span(*kids.last().expect("kids")).end);
+                    for pair in kids.windows(2) {
+                        prop_assert_eq!(tree.span(pair[0]).end, tree.span(pair[1]).start);
+                    }
                     prop_assert!(!kids.is_empty());
                     prop_assert!(kids.len() as u32 <= tree.arity(node.level));
                 }

@@ -17,6 +17,7 @@ use crate::protocol::cells::{self, CellsRequest, CellsResponse};
 use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
 use crate::protocol::gossip::MAX_GOSSIP_SIZE;
 use crate::protocol::headers::{self, HeaderRequest, HeaderResponse};
+use crate::protocol::proofs::{self, ProveRequest, ProveResponse};
 
 /// What a peer does on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,7 @@ pub(crate) struct Behaviour {
     pub(crate) blocks: request_response::Behaviour<CappedCodec<BlockRequest, BlockResponse>>,
     pub(crate) cells: request_response::Behaviour<CappedCodec<CellsRequest, CellsResponse>>,
     pub(crate) headers: request_response::Behaviour<CappedCodec<HeaderRequest, HeaderResponse>>,
+    pub(crate) proofs: request_response::Behaviour<CappedCodec<ProveRequest, ProveResponse>>,
 }
 
 impl Behaviour {
@@ -131,8 +133,13 @@ impl Behaviour {
             ),
             headers: request_response::Behaviour::with_codec(
                 CappedCodec::new(headers::CAPS),
-                [(headers::PROTOCOL, support)],
+                [(headers::PROTOCOL, support.clone())],
                 rr_config,
+            ),
+            proofs: request_response::Behaviour::with_codec(
+                CappedCodec::new(proofs::CAPS),
+                [(proofs::PROTOCOL, support)],
+                request_response::Config::default().with_request_timeout(proofs::TIMEOUT),
             ),
         })
     }

@@ -5,6 +5,7 @@ pub mod cells;
 pub mod chunks;
 pub mod gossip;
 pub mod headers;
+pub mod proofs;
 
 #[cfg(test)]
 mod tests;

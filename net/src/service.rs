@@ -28,6 +28,7 @@ use crate::protocol::gossip::{
     GossipMessage, CONSENSUS_TOPIC, FINALIZED_TOPIC, MAX_GOSSIP_SIZE, TRANSACTIONS_TOPIC,
 };
 use crate::protocol::headers::{HeaderRequest, HeaderResponse};
+use crate::protocol::proofs::{ProveRequest, ProveResponse};
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -166,6 +167,15 @@ pub enum NetworkEvent {
         /// Where to answer.
         reply: Reply<CellsResponse>,
     },
+    /// A job's driver asks for a proof of one node of its tree.
+    ProveRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: ProveRequest,
+        /// Where to answer (when the proof is made).
+        reply: Reply<ProveResponse>,
+    },
     /// A decoded gossip message waiting for a [`Validation`] via [`Network::report`].
     Gossip {
         /// Handle for reporting.
@@ -213,6 +223,11 @@ enum Command {
         PeerId,
         HeaderRequest,
         oneshot::Sender<Result<HeaderResponse, RequestError>>,
+    ),
+    RequestProof(
+        PeerId,
+        ProveRequest,
+        oneshot::Sender<Result<ProveResponse, RequestError>>,
     ),
     Publish(GossipMessage, oneshot::Sender<Result<(), PublishError>>),
     Report(GossipId, Validation),
@@ -322,6 +337,7 @@ impl Network {
             pending_blocks: HashMap::new(),
             pending_cells: HashMap::new(),
             pending_headers: HashMap::new(),
+            pending_proofs: HashMap::new(),
             replies: FuturesUnordered::new(),
             bans: Bans::new(FIRST_BAN),
             storage_peers: HashSet::new(),
@@ -387,6 +403,18 @@ impl Network {
             .unwrap_or(Err(RequestError::Stopped))
     }
 
+    /// Asks `peer` to prove one node of a job's tree; answers when the proof is made or
+    /// after [`crate::protocol::proofs::TIMEOUT`]. The proof is unchecked.
+    pub async fn request_proof(
+        &self,
+        peer: PeerId,
+        request: ProveRequest,
+    ) -> Result<ProveResponse, RequestError> {
+        self.call(|tx| Command::RequestProof(peer, request, tx))
+            .await
+            .unwrap_or(Err(RequestError::Stopped))
+    }
+
     /// Publishes a message on its gossip topic.
     pub async fn publish(&self, message: GossipMessage) -> Result<(), PublishError> {
         self.call(|tx| Command::Publish(message, tx))
@@ -423,6 +451,7 @@ enum PendingReply {
     Blocks(ResponseChannel<BlockResponse>, Option<BlockResponse>),
     Cells(ResponseChannel<CellsResponse>, Option<CellsResponse>),
     Headers(ResponseChannel<HeaderResponse>, Option<HeaderResponse>),
+    Proof(ResponseChannel<ProveResponse>, Option<ProveResponse>),
 }
 
 /// Connections beyond which discovered peers are no longer dialled.
@@ -437,6 +466,7 @@ struct EventLoop {
     pending_blocks: Pending<BlockResponse>,
     pending_cells: Pending<CellsResponse>,
     pending_headers: Pending<HeaderResponse>,
+    pending_proofs: Pending<ProveResponse>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
     bans: Bans,
     storage_peers: HashSet<PeerId>,
@@ -497,6 +527,7 @@ impl EventLoop {
             PendingReply::Blocks(ch, Some(r)) => b.blocks.send_response(ch, r).is_ok(),
             PendingReply::Cells(ch, Some(r)) => b.cells.send_response(ch, r).is_ok(),
             PendingReply::Headers(ch, Some(r)) => b.headers.send_response(ch, r).is_ok(),
+            PendingReply::Proof(ch, Some(r)) => b.proofs.send_response(ch, r).is_ok(),
             _ => false,
         };
     }
@@ -519,6 +550,10 @@ impl EventLoop {
             Command::RequestHeaders(peer, req, tx) => {
                 let id = b.headers.send_request(&peer, req);
                 self.pending_headers.insert(id, tx);
+            }
+            Command::RequestProof(peer, req, tx) => {
+                let id = b.proofs.send_request(&peer, req);
+                self.pending_proofs.insert(id, tx);
             }
             Command::Publish(message, tx) => {
                 let topic = IdentTopic::new(message.topic());
@@ -647,6 +682,22 @@ impl EventLoop {
                     &self.replies,
                     PendingReply::Headers,
                     |peer, request, reply| NetworkEvent::HeaderRequest {
+                        peer,
+                        request,
+                        reply,
+                    },
+                );
+                if let Some(e) = inbound {
+                    self.emit(e).await;
+                }
+            }
+            BehaviourEvent::Proofs(event) => {
+                let inbound = on_request_response(
+                    event,
+                    &mut self.pending_proofs,
+                    &self.replies,
+                    PendingReply::Proof,
+                    |peer, request, reply| NetworkEvent::ProveRequest {
                         peer,
                         request,
                         reply,

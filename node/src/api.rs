@@ -191,6 +191,40 @@ pub(crate) struct TxReceipt {
     pub(crate) index: u32,
 }
 
+/// `POST /v1/compute/jobs` body: a program and an input (registered blobs) to prove.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JobRequest {
+    pub(crate) program: nexus_storage::BlobId,
+    pub(crate) input: nexus_storage::BlobId,
+    pub(crate) max_cycles: u64,
+    /// Paid to whoever anchors the proven result.
+    pub(crate) reward: u64,
+    /// Blocks the job may take before it expires.
+    pub(crate) lifetime: u64,
+}
+
+/// `POST /v1/compute/jobs` answer: the job, final in block `height`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JobReceipt {
+    pub(crate) job: nexus_storage::Digest,
+    pub(crate) height: Height,
+    pub(crate) segments: u32,
+    pub(crate) cycles: u64,
+    pub(crate) program_commit: String,
+}
+
+/// `GET /v1/compute/jobs/{id}` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JobView {
+    pub(crate) id: nexus_storage::Digest,
+    /// The node's final height.
+    pub(crate) height: Height,
+    /// The ledger's record.
+    pub(crate) job: nexus_storage::ledger::ComputeJob,
+    /// The proof tree as this node drives it (none if another node drives the job).
+    pub(crate) drive: Option<crate::daemon::DriveView>,
+}
+
 /// Response header of a `das` blob download: cells fetched from peers to rebuild it.
 pub(crate) const CELLS_FETCHED: &str = "x-nexus-cells-fetched";
 /// Response header of a `das` blob download: bytes received for those cells.

@@ -1,5 +1,6 @@
 //! The user-facing commands that talk to a node's HTTP API.
 
+mod compute;
 mod get;
 mod inspect;
 mod keys;
@@ -9,6 +10,7 @@ mod status;
 mod validator;
 mod verify;
 
+pub(crate) use compute::{compute, default_key_dir, ComputeCommand};
 pub(crate) use get::{download, get, GetArgs};
 pub(crate) use inspect::{inspect, InspectArgs};
 pub(crate) use keys::{funded_genesis, keys, node_keys, KeysArgs};

@@ -5,6 +5,7 @@
 mod availability;
 mod builder;
 mod chain;
+mod compute;
 mod consensus;
 mod custody;
 mod duties;
@@ -37,6 +38,7 @@ use nexus_storage::{BlockHash, BlockTree, ChainGenesis, Header, Height, SigningK
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::units::ByteSize;
+pub(crate) use compute::DriveView;
 pub(crate) use keys::{
     load_or_create_account_key, load_or_create_identity, load_or_create_validator_key,
 };
@@ -122,6 +124,21 @@ pub(crate) struct StartArgs {
     /// Cap on the bandwidth used to replicate blobs from peers, e.g. `50MiB` (per second).
     #[arg(long)]
     pub(crate) replication_bandwidth: Option<ByteSize>,
+    /// Offer this node's CPU to prove segments of compute jobs (a delegator).
+    #[arg(long)]
+    pub(crate) delegator: bool,
+    /// Drive compute jobs and fold their proofs (a compute orchestrator).
+    #[arg(long)]
+    pub(crate) orchestrator: bool,
+    /// Most proofs made at once (each takes up to ~7 GB of RAM).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) max_parallel_proofs: usize,
+    /// Memory proving may use, e.g. `14GiB`: at most one proof per 7 GiB of it.
+    #[arg(long)]
+    pub(crate) prover_memory: Option<ByteSize>,
+    /// Where the zkVM's keys are cached (generated there the first time, ~30 s).
+    #[arg(long, env = "NEXUS_ZKVM_KEYS")]
+    pub(crate) zkvm_keys: Option<PathBuf>,
     /// Misbehave on purpose (tests only; may be repeated).
     #[arg(long, hide = true)]
     pub(crate) fault: Vec<Fault>,
@@ -182,6 +199,8 @@ pub(crate) struct Node {
     pub(crate) timings: Mutex<timings::Timings>,
     /// Where consensus gossip goes (validators only).
     consensus: Option<mpsc::Sender<consensus::ConsensusEvent>>,
+    /// Verifiable compute: the zkVM, prepared jobs, proving slots, driven jobs.
+    pub(crate) compute: compute::Compute,
 }
 
 impl Node {
@@ -402,6 +421,20 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         engine_status: Mutex::new(None),
         timings: Mutex::new(timings::Timings::default()),
         consensus: validator_key.as_ref().map(|_| consensus_tx),
+        compute: compute::Compute::new(compute::ComputeConfig {
+            delegator: args.delegator,
+            orchestrator: args.orchestrator,
+            parallel: match args.prover_memory {
+                Some(memory) => args
+                    .max_parallel_proofs
+                    .min((memory.0 / compute::PROOF_MEMORY).max(1) as usize),
+                None => args.max_parallel_proofs,
+            },
+            key_dir: args
+                .zkvm_keys
+                .clone()
+                .unwrap_or_else(crate::cli::default_key_dir),
+        }),
     });
     // Load the KZG trusted setup now, not inside the first block that carries data.
     tokio::task::spawn_blocking(|| {
@@ -424,6 +457,8 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(custody::custody_loop(node.clone())),
         tokio::spawn(staging::collect_loop(node.clone())),
         tokio::spawn(health::watchdog(node.clone())),
+        tokio::spawn(compute::offer_loop(node.clone())),
+        tokio::spawn(compute::drive_loop(node.clone())),
     ];
     let consensus_task = validator_key.map(|key| {
         let config = PacemakerConfig {
@@ -485,6 +520,13 @@ async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
             }
             NetworkEvent::HeaderRequest { request, reply, .. } => {
                 tokio::spawn(async move { reply.send(serve::headers(&node, request).await) });
+            }
+            NetworkEvent::ProveRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                tokio::spawn(async move { reply.send(compute::serve(&node, peer, request).await) });
             }
             NetworkEvent::Gossip {
                 id,

@@ -42,6 +42,11 @@ pub(crate) struct DevnetArgs {
     /// Least time between blocks, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub(crate) block_interval_ms: u64,
+    /// Verifiable compute: the first storage node drives jobs and folds proofs (an
+    /// orchestrator), the others prove segments (delegators). Each proof takes up to
+    /// ~7 GB of RAM.
+    #[arg(long)]
+    pub(crate) compute: bool,
 }
 
 /// One running node of a devnet.
@@ -209,6 +214,13 @@ impl Devnet {
         if let Some(c) = &self.args.capacity {
             cmd.arg("--capacity").arg(c);
         }
+        if self.args.compute && i >= self.args.validators {
+            cmd.arg(if i == self.args.validators {
+                "--orchestrator"
+            } else {
+                "--delegator"
+            });
+        }
         cmd.args(extra);
         let child = cmd
             .stdin(Stdio::null())
@@ -316,6 +328,22 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
     }
     out!("  {cmd} put FILE --policy das     # encoded, sampled by the validators, kept as cells");
     out!("  {cmd} validator status          # round, leader, last QC, votes");
+    if devnet.args.compute && devnet.args.nodes >= 2 {
+        let v = devnet.args.validators;
+        out!(
+            "\nVerifiable compute: node {v} orchestrates, nodes {}-{} prove segments:",
+            v + 1,
+            v + devnet.args.nodes - 1
+        );
+        out!("  {exe} compute examples ex                   # example guests and inputs");
+        out!("  {cmd} compute submit ex/mlp.elf --input ex/mlp-input.bin    # int8 MLP inference");
+        out!("  {cmd} compute submit ex/loop.elf --input ex/loop-input.bin  # ~4 segments");
+        out!(
+            "  NEXUS_NODE={} {exe} compute status JOB       # the proof tree, from its driver",
+            devnet.nodes[usize::from(v)].api
+        );
+        out!("  {cmd} compute verify JOB                # check the Universal Proof here");
+    }
     out!(
         "\nLogs: {}/node-N/node.log. Press Ctrl-C to stop every node.\n",
         devnet.dir.display()

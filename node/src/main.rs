@@ -100,6 +100,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::ProviderCommand,
     },
+    /// Verifiable compute: submit jobs and follow them, or run, prove and verify guest
+    /// programs on this machine.
+    Compute {
+        #[command(subcommand)]
+        command: cli::ComputeCommand,
+    },
     /// Show a node's peer id and account key (creating them in DIR if missing).
     Keys(cli::KeysArgs),
     /// Run a light client: follow the chain and sample every block's data (as `nexus-light`).
@@ -148,6 +154,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Validator { command } => cli::validator(&client()?, command).await,
         Command::Inspect(args) => cli::inspect(&client()?, args).await,
         Command::Keys(args) => cli::keys(args),
+        Command::Compute { command } => cli::compute(&cli.node, command).await,
         Command::Account { command } => cli::account(&client()?, command).await,
         Command::Orchestrator { command } => cli::orchestrator(&client()?, command).await,
         Command::Provider { command } => cli::provider(&client()?, command).await,

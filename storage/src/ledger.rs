@@ -10,9 +10,11 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use state::{GenesisError, LedgerEvent, LedgerState};
+pub use state::{
+    job_id, GenesisError, LedgerEvent, LedgerState, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
+};
 pub use tx::{LeafAnswer, SignedTransaction, Transaction, TxError, TxKind};
 pub use types::{
-    Account, Amount, Challenge, Epoch, Genesis, LedgerParams, Orchestrator, PolicySpec, Provider,
-    StoredBlob, Unbonding, BPS,
+    Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, JobResult, JobState,
+    LedgerParams, Orchestrator, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
 };

@@ -186,6 +186,7 @@ pub(crate) async fn run(args: ConsensusArgs) -> Result<()> {
         base_port: args.base_port,
         capacity: None,
         block_interval_ms: args.block_interval_ms,
+        compute: false,
     })
     .await?;
     let result = measure(&args, &devnet, &dir).await;

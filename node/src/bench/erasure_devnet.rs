@@ -77,6 +77,7 @@ pub(crate) async fn run(args: ErasureDevnetArgs) -> Result<()> {
         base_port: args.base_port,
         capacity: None,
         block_interval_ms: 1000,
+        compute: false,
     })
     .await?;
     let result = measure(&mut devnet, &erasure_file, &replicated_file, size).await;

@@ -144,6 +144,7 @@ pub(crate) async fn run(args: ReplicatedArgs) -> Result<()> {
         base_port: args.base_port,
         capacity: None,
         block_interval_ms: 1000,
+        compute: false,
     })
     .await?;
     let result = measure(&mut devnet, &big_file, &small_file, size, small, cp, &dir).await;

@@ -58,6 +58,7 @@ pub(crate) async fn run(args: SpamArgs) -> Result<()> {
         base_port: args.base_port,
         capacity: None,
         block_interval_ms: 0,
+        compute: false,
     })
     .await?;
     let result = measure(&args, &devnet).await;

@@ -5,11 +5,13 @@
 //! ([`listener`]). Every error is a JSON [`ErrorBody`] with a status code.
 
 mod blobs;
+mod compute;
 mod ledger;
 mod listener;
 mod metrics;
 pub(crate) mod uploads;
 
+pub(crate) use compute::store_own_blob;
 pub(crate) use listener::serve;
 
 use std::sync::atomic::Ordering;
@@ -202,6 +204,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .route("/v1/ledger", get(ledger::summary))
         .route("/v1/chain", get(chain))
         .route("/v1/validator", get(validator))
+        .route("/v1/compute/jobs/{id}", get(compute::job))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -223,6 +226,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
     // Waits for a block, so it gets its own (longer) deadline inside `submit`.
     let transactions = Router::new()
         .route("/v1/transactions", post(ledger::transaction))
+        .route("/v1/compute/jobs", post(compute::submit_job))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         .layer(writes);
     bounded

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::tx::{SignedTransaction, Transaction, TxError, TxKind};
 use super::types::{
-    Account, Amount, Challenge, Epoch, Genesis, LedgerParams, Orchestrator, PolicySpec, Provider,
-    StoredBlob, Unbonding, BPS,
+    Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, JobResult, LedgerParams,
+    Orchestrator, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
 };
 use crate::blob::{BlobId, BlobLayout};
 use crate::erasure::ErasureLayout;
@@ -18,7 +18,10 @@ use crate::merkle::Digest;
 use nexus_consensus::ChainTag;
 use nexus_das::CodeParams;
 
+mod compute;
 mod epoch;
+
+pub use compute::{job_id, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS};
 
 const STATE_TAG: &[u8] = b"nexus/state/v1";
 const MIB: u128 = 1 << 20;
@@ -66,6 +69,8 @@ pub enum LedgerEvent {
     },
     /// A blob's paid epochs ran out.
     BlobExpired(BlobId),
+    /// A compute job was not proven by its deadline; its reward went back.
+    JobExpired(Digest),
 }
 
 /// Why a genesis is unusable.
@@ -89,6 +94,10 @@ pub struct LedgerState {
     providers: BTreeMap<PublicKey, Provider>,
     blobs: BTreeMap<BlobId, StoredBlob>,
     challenges: BTreeMap<(BlobId, u16, Epoch), Challenge>,
+    #[serde(default)]
+    jobs: BTreeMap<Digest, ComputeJob>,
+    #[serde(default)]
+    provers: BTreeMap<PublicKey, ComputeProver>,
     escrow: Amount,
     burned: Amount,
     slashed: Amount,
@@ -149,6 +158,8 @@ impl LedgerState {
             providers: BTreeMap::new(),
             blobs: BTreeMap::new(),
             challenges: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            provers: BTreeMap::new(),
             escrow: 0,
             burned: 0,
             slashed: 0,
@@ -294,7 +305,10 @@ impl LedgerState {
             TxKind::Unbond { .. }
             | TxKind::JoinOrchestrator { .. }
             | TxKind::LeaveOrchestrator
-            | TxKind::ChallengeResponse { .. } => 0,
+            | TxKind::ChallengeResponse { .. }
+            | TxKind::OfferCompute { .. }
+            | TxKind::ComputeResult { .. } => 0,
+            TxKind::ComputeJob { reward, .. } => *reward,
         };
         add(tx.fee, action)
     }
@@ -332,7 +346,7 @@ impl LedgerState {
         if !stx.signature_valid() {
             return Err(TxError::BadSignature);
         }
-        Ok(())
+        self.check_result_proof(stx)
     }
 
     /// Applies one transaction, burning its fee, only if its action succeeds. On error
@@ -420,6 +434,51 @@ impl LedgerState {
                 epoch,
                 answers,
             } => self.answer(sender, *blob_id, *shard, *epoch, answers)?,
+            TxKind::OfferCompute {
+                delegator,
+                orchestrator,
+                node,
+            } => self.offer_compute(sender, *delegator, *orchestrator, node)?,
+            TxKind::ComputeJob {
+                program,
+                input,
+                program_commit,
+                input_sha256,
+                max_cycles,
+                segments,
+                reward,
+                lifetime,
+            } => self.submit_job(
+                sender,
+                compute::JobRequest {
+                    kind,
+                    program: *program,
+                    input: *input,
+                    program_commit: *program_commit,
+                    input_sha256: *input_sha256,
+                    max_cycles: *max_cycles,
+                    segments: *segments,
+                    reward: *reward,
+                    lifetime: *lifetime,
+                },
+            )?,
+            TxKind::ComputeResult {
+                job,
+                output,
+                output_sha256,
+                proof_blob,
+                ..
+            } => self.anchor_result(
+                sender,
+                *job,
+                JobResult {
+                    output: *output,
+                    output_sha256: *output_sha256,
+                    proof: *proof_blob,
+                    prover: sender,
+                    height: self.height + 1,
+                },
+            )?,
         }
         // Every path above either failed before mutating or succeeded.
         Ok(())

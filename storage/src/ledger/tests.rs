@@ -4,6 +4,8 @@
 
 use proptest::prelude::*;
 
+mod compute;
+
 use super::*;
 use crate::blob::{leaf_proof, BlobId, BlobIdBuilder, BlobLayout, CHUNK_SIZE};
 use crate::erasure::{encode_all, ErasureLayout};

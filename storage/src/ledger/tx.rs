@@ -18,7 +18,7 @@ const TX_TAG: &[u8] = b"nexus/tx/v1";
 static VERIFIED: VerifiedIds = VerifiedIds::new();
 
 /// A bounded set of transaction ids; the oldest are forgotten first.
-struct VerifiedIds {
+pub(super) struct VerifiedIds {
     inner: Mutex<Option<(HashSet<Digest>, VecDeque<Digest>)>>,
 }
 
@@ -26,18 +26,18 @@ impl VerifiedIds {
     /// Ids remembered at most.
     const CAPACITY: usize = 1 << 16;
 
-    const fn new() -> VerifiedIds {
+    pub(super) const fn new() -> VerifiedIds {
         VerifiedIds {
             inner: Mutex::new(None),
         }
     }
 
-    fn contains(&self, id: &Digest) -> bool {
+    pub(super) fn contains(&self, id: &Digest) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.as_ref().is_some_and(|(set, _)| set.contains(id))
     }
 
-    fn insert(&self, id: Digest) {
+    pub(super) fn insert(&self, id: Digest) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (set, order) = inner.get_or_insert_with(Default::default);
         if set.insert(id) {
@@ -122,6 +122,52 @@ pub enum TxKind {
         epoch: Epoch,
         /// One answer per challenged leaf.
         answers: Vec<LeafAnswer>,
+    },
+    /// Offers (or, with both roles off, withdraws) the sender's node to verifiable compute.
+    OfferCompute {
+        /// Proves segments.
+        delegator: bool,
+        /// Drives jobs and folds proofs.
+        orchestrator: bool,
+        /// The node's libp2p peer id.
+        node: Vec<u8>,
+    },
+    /// Asks the network to prove a run of `program` on `input` (both registered blobs).
+    /// The reward is held until a proven result pays it or the job expires.
+    ComputeJob {
+        /// The program blob.
+        program: BlobId,
+        /// The input blob.
+        input: BlobId,
+        /// The program's verifying commitment (OpenVM's app exe commit).
+        program_commit: [u8; 32],
+        /// SHA-256 of the input's bytes.
+        input_sha256: [u8; 32],
+        /// Most instructions the run may take.
+        max_cycles: u64,
+        /// Segments the run takes.
+        segments: u32,
+        /// Paid to whoever anchors the proven result.
+        reward: Amount,
+        /// Blocks the job may take before it expires.
+        lifetime: u64,
+    },
+    /// Anchors a job's result. Its Universal Proof must verify for the job's program and
+    /// the binding of the job's input and this output, or the transaction is refused
+    /// outright (never carried in a block, like a bad signature).
+    ComputeResult {
+        /// The job (its id).
+        job: Digest,
+        /// The output, a registered blob.
+        output: BlobId,
+        /// SHA-256 of the output's bytes.
+        output_sha256: [u8; 32],
+        /// The Universal Proof stored as a registered blob (its id must be that of
+        /// `proof`), so that anyone can fetch it later.
+        proof_blob: BlobId,
+        /// The Universal Proof (zstd-compressed OpenVM STARK, ~230 KB).
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
     },
 }
 
@@ -295,4 +341,16 @@ pub enum TxError {
     /// An arithmetic overflow (amounts too large).
     #[error("arithmetic overflow")]
     Overflow,
+    /// A compute job that cannot be accepted.
+    #[error("invalid compute job: {0}")]
+    BadJob(String),
+    /// No such compute job.
+    #[error("unknown compute job {0}")]
+    UnknownJob(Digest),
+    /// The job is already proven or expired.
+    #[error("compute job {0} is closed (proven or expired)")]
+    JobClosed(Digest),
+    /// The result's Universal Proof does not verify.
+    #[error("the Universal Proof does not verify: {0}")]
+    BadProof(String),
 }

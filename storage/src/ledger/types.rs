@@ -234,3 +234,71 @@ pub struct Challenge {
     /// Last block height at which an answer is accepted.
     pub deadline: u64,
 }
+
+/// A verifiable-compute job: what to run, what a proof of it must state, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeJob {
+    /// Who submitted (and paid for) it.
+    pub submitter: PublicKey,
+    /// The program, a registered blob (an RV32IM ELF file).
+    pub program: BlobId,
+    /// The input, a registered blob.
+    pub input: BlobId,
+    /// The program's verifying commitment (OpenVM's app exe commit), derived from the
+    /// program by the node that accepted the job. A proof must be of this program.
+    pub program_commit: [u8; 32],
+    /// SHA-256 of the input's bytes: with the output's, it fixes the public value a proof
+    /// must carry.
+    pub input_sha256: [u8; 32],
+    /// Most instructions the run may take.
+    pub max_cycles: u64,
+    /// Segments the run takes (the width of its proof tree), measured when accepted.
+    pub segments: u32,
+    /// Held in escrow; paid to whoever anchors the proven result.
+    pub reward: Amount,
+    /// Height of the block that accepted it.
+    pub submitted: u64,
+    /// Last height at which a result is accepted; then it expires and the reward returns.
+    pub deadline: u64,
+    /// How it stands.
+    pub state: JobState,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its proof.
+    Open,
+    /// Proven: its result is final with the block that anchored it.
+    Proven(JobResult),
+    /// Not proven by its deadline; the reward went back to the submitter.
+    Expired,
+}
+
+/// A job's anchored result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The output, a registered blob.
+    pub output: BlobId,
+    /// SHA-256 of the output's bytes, as the verified proof binds it.
+    pub output_sha256: [u8; 32],
+    /// The Universal Proof, a registered blob.
+    pub proof: BlobId,
+    /// Who anchored it (and was paid the reward).
+    pub prover: PublicKey,
+    /// Height of the block that anchored it.
+    pub height: u64,
+}
+
+/// A node that offers its CPU to verifiable compute: delegators prove segments,
+/// orchestrators drive jobs and fold proofs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeProver {
+    /// Proves segments.
+    pub delegator: bool,
+    /// Drives jobs and folds proofs.
+    pub orchestrator: bool,
+    /// How to reach it (the node's libp2p peer id, opaque to the ledger).
+    pub node: Vec<u8>,
+}

@@ -141,7 +141,7 @@ pub(super) async fn put_blob(
 
 /// The stage of an upload finished now: kept, unserved, for [`UPLOAD_LEASE`] unless its
 /// registration lands.
-pub(super) fn fresh_stage() -> Stage {
+pub(crate) fn fresh_stage() -> Stage {
     Stage {
         lease_until_ms: now_ms() + UPLOAD_LEASE.as_millis() as u64,
         kept_by: None,
@@ -196,7 +196,7 @@ pub(super) async fn receive(
 /// blob before the answer. Refused: it goes. Not final in time (or the request dropped
 /// meanwhile): its registration may still land, so it stays staged for its lease — kept if
 /// it lands, and a retry of the same put reuses it.
-pub(super) async fn finish_and_register(
+pub(crate) async fn finish_and_register(
     node: &Arc<Node>,
     mut writer: BlobWriter,
     wanted: Policy,
@@ -250,7 +250,7 @@ pub(super) async fn preflight_put(
 }
 
 /// The epochs asked for (the default if none), refused if zero.
-pub(super) fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
+pub(crate) fn checked_epochs(epochs: Option<u64>) -> ApiResult<u64> {
     match epochs.unwrap_or(DEFAULT_EPOCHS) {
         0 => Err(ApiError::BadRequest(
             "epochs must be at least 1: a blob is paid for by the epoch".into(),
@@ -281,7 +281,7 @@ const UPLOAD_LEASE: Duration = Duration::from_secs(10 * 60);
 
 /// The storage policies a put may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Policy {
+pub(crate) enum Policy {
     Replicated,
     Erasure,
     Das,

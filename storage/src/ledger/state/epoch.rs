@@ -74,6 +74,7 @@ impl LedgerState {
     pub fn end_block(&mut self, height: u64, seed: &Digest) -> Vec<LedgerEvent> {
         let mut events = Vec::new();
         self.height = height;
+        self.expire_jobs(height, &mut events);
         let expired: Vec<_> = self
             .challenges
             .iter()

@@ -1,0 +1,613 @@
+//! `nexus compute`: submit jobs to the network and follow them (`submit`, `status`, `get`,
+//! `verify JOB`), or run, prove and check guest programs on this machine (`run`, `prove`,
+//! `verify-local`), and write the example guests. The zkVM's keys are generated once and
+//! cached (`--keys`); verifying needs only the key shipped in the binary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nexus_compute::{
+    binding,
+    examples::{loop_input, Example, MlpModel},
+    zkvm::{Program, Run, UniversalProof, Verifier, Zkvm, MAX_INPUT_BYTES, SEGMENT_LOG_ROWS},
+    ProofTree, TreeShape,
+};
+use nexus_storage::ledger::{ComputeJob, JobResult, JobState};
+use nexus_storage::{BlobId, Digest};
+use sha2::{Digest as _, Sha256};
+
+use super::{download, upload, Policy};
+use crate::api::{JobReceipt, JobRequest, JobView};
+use crate::client::NodeClient;
+use crate::units::ByteSize;
+
+/// `nexus compute` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ComputeCommand {
+    /// Submit a job: store the program and the input as blobs, have the network prove the
+    /// run, and follow it (segments and tree levels as they are proven) until its result
+    /// is anchored.
+    Submit(SubmitArgs),
+    /// Show a job: the ledger's record and, from its driver, the proof tree (which prover
+    /// proved which node, what is left).
+    Status {
+        /// The job id.
+        job: Digest,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a proven job's output, checked against the digest its proof binds.
+    Get {
+        /// The job id.
+        job: Digest,
+        /// Where to write the output.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Check a proven job on this machine: fetch its program, input, output and Universal
+    /// Proof, recompute the program's commitment and both digests, verify the proof.
+    Verify {
+        /// The job id.
+        job: Digest,
+    },
+    /// Run a program on this machine without proving it: its output, its cycles and the
+    /// segments and proof tree its proof would take.
+    Run(RunArgs),
+    /// Prove a program's run on this machine, node by node, into a Universal Proof file.
+    Prove(ProveArgs),
+    /// Check a Universal Proof file against the program, the input and the output.
+    VerifyLocal(VerifyArgs),
+    /// Write the example guests (SHA-256, int8 MLP inference, a long loop) and inputs for
+    /// them into a folder.
+    Examples {
+        /// The folder (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// What every command takes: the program and its input.
+#[derive(Debug, clap::Args)]
+pub(crate) struct JobArgs {
+    /// The program: an RV32IM ELF file (see `nexus compute examples`).
+    program: PathBuf,
+    /// The input file (none: an empty input).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Refuse runs longer than this many instructions.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    max_cycles: u64,
+}
+
+/// Options of `nexus compute run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Write the output bytes to this file.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `nexus compute prove`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProveArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Where to write the Universal Proof.
+    #[arg(short = 'p', long)]
+    proof: PathBuf,
+    /// Where to write the output bytes.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The zkVM's key cache.
+    #[arg(long, env = "NEXUS_ZKVM_KEYS")]
+    keys: Option<PathBuf>,
+}
+
+/// Options of `nexus compute verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The Universal Proof file.
+    #[arg(short = 'p', long)]
+    proof: PathBuf,
+    /// The output file the proof is claimed to prove.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The zkVM's key cache.
+    #[arg(long, env = "NEXUS_ZKVM_KEYS")]
+    keys: Option<PathBuf>,
+}
+
+/// Options of `nexus compute submit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Paid to whoever anchors the proven result.
+    #[arg(long, default_value_t = 1000)]
+    reward: u64,
+    /// Blocks the job may take before it expires (its reward then returns).
+    #[arg(long, default_value_t = 100_000)]
+    lifetime: u64,
+    /// Answer once the job is accepted, without following it.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// Runs `nexus compute …`.
+pub(crate) async fn compute(node: &str, command: ComputeCommand) -> Result<()> {
+    let client = || NodeClient::new(node);
+    match command {
+        ComputeCommand::Submit(args) => submit(&client()?, args).await,
+        ComputeCommand::Status { job, json } => status(&client()?, job, json).await,
+        ComputeCommand::Get { job, output } => get(&client()?, job, &output).await,
+        ComputeCommand::Verify { job } => verify_job(&client()?, job).await,
+        ComputeCommand::Run(args) => run(args),
+        ComputeCommand::Prove(args) => prove(args),
+        ComputeCommand::VerifyLocal(args) => verify(args),
+        ComputeCommand::Examples { dir } => examples(&dir),
+    }
+}
+
+async fn submit(client: &NodeClient, args: SubmitArgs) -> Result<()> {
+    // Refuse here what the network would refuse: not a zkVM program, no termination.
+    let zkvm = Zkvm::new()?;
+    let (_, _, run) = load_and_run(&zkvm, &args.job)?;
+    out!(
+        "runs locally: {} cycles, {} segments",
+        run.cycles,
+        run.segments.len()
+    );
+    let program = upload(client, &args.job.program, Policy::Replicated, None, false).await?;
+    let input = match &args.job.input {
+        Some(path) => upload(client, path, Policy::Replicated, None, false).await?,
+        None => bail!("a job needs an input file (--input)"),
+    };
+    out!(
+        "program {} and input {} stored",
+        program.blob_id,
+        input.blob_id
+    );
+    let url = client.url("/v1/compute/jobs")?;
+    let request = JobRequest {
+        program: program.blob_id,
+        input: input.blob_id,
+        max_cycles: args.job.max_cycles,
+        reward: args.reward,
+        lifetime: args.lifetime,
+    };
+    let receipt: JobReceipt = client
+        .send(|http| http.post(url).json(&request))
+        .await?
+        .json()
+        .await
+        .context("malformed answer from the node")?;
+    out!(
+        "job {} accepted in block {} ({} segments, program commitment {})",
+        receipt.job,
+        receipt.height,
+        receipt.segments,
+        receipt.program_commit
+    );
+    if args.no_wait {
+        return Ok(());
+    }
+    follow(client, receipt.job).await
+}
+
+/// Prints the job's progress as it changes, until it is proven or expires.
+async fn follow(client: &NodeClient, job: Digest) -> Result<()> {
+    let mut last = String::new();
+    loop {
+        let view: JobView = client.get_json(&format!("/v1/compute/jobs/{job}")).await?;
+        let line = progress_line(&view);
+        if line != last {
+            out!("{line}");
+            last = line;
+        }
+        match &view.job.state {
+            JobState::Proven(result) => {
+                out!(
+                    "proven: output {} (SHA-256 {}), Universal Proof {}, anchored in block {}",
+                    result.output,
+                    hex::encode(result.output_sha256),
+                    result.proof,
+                    result.height
+                );
+                out!("check it yourself: nexus compute verify {job}");
+                return Ok(());
+            }
+            JobState::Expired => bail!("job {job} expired unproven (its reward went back)"),
+            JobState::Open => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+        }
+    }
+}
+
+/// "segments 3/4 · level 1 0/1 · ... · proving"
+fn progress_line(view: &JobView) -> String {
+    let Some(drive) = &view.drive else {
+        return format!("open at height {} (driven by another node)", view.height);
+    };
+    let levels: Vec<String> = drive
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(level, width)| {
+            let proven = drive
+                .nodes
+                .iter()
+                .filter(|n| usize::from(n.level) == level && n.state == "proven")
+                .count();
+            let name = if level == 0 {
+                "segments".to_string()
+            } else {
+                format!("level {level}")
+            };
+            format!("{name} {proven}/{width}")
+        })
+        .collect();
+    format!("{} · {}", levels.join(" · "), drive.phase)
+}
+
+async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
+    let view: JobView = client.get_json(&format!("/v1/compute/jobs/{job}")).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    let j = &view.job;
+    out!("job        {job}");
+    out!("submitter  {}", j.submitter);
+    out!(
+        "program    {} (commitment {})",
+        j.program,
+        hex::encode(j.program_commit)
+    );
+    out!(
+        "input      {} (SHA-256 {})",
+        j.input,
+        hex::encode(j.input_sha256)
+    );
+    out!(
+        "run        {} segments, at most {} cycles",
+        j.segments,
+        j.max_cycles
+    );
+    out!(
+        "reward     {}; submitted at {}, deadline {}",
+        j.reward,
+        j.submitted,
+        j.deadline
+    );
+    match &j.state {
+        JobState::Open => out!("state      open (height {})", view.height),
+        JobState::Expired => out!("state      expired"),
+        JobState::Proven(r) => out!(
+            "state      proven in block {} by {}: output {}, proof {}",
+            r.height,
+            r.prover,
+            r.output,
+            r.proof
+        ),
+    }
+    let Some(drive) = &view.drive else {
+        out!("tree       driven by another node (ask it with --node)");
+        return Ok(());
+    };
+    out!("driver     {}", drive.phase);
+    for (level, width) in drive.levels.iter().enumerate() {
+        let name = if level == 0 {
+            "segments".to_string()
+        } else {
+            format!("level {level}")
+        };
+        out!("{name:<10} ({width})");
+        for n in drive.nodes.iter().filter(|n| usize::from(n.level) == level) {
+            let prover = n.prover.as_deref().map_or("-", |p| &p[..p.len().min(16)]);
+            out!(
+                "  #{:<3} {:<9} by {prover}… (attempt {})",
+                n.index,
+                n.state,
+                n.attempt
+            );
+        }
+    }
+    for (prover, failures) in &drive.failures {
+        out!(
+            "failures   {}…: {failures}",
+            &prover[..prover.len().min(16)]
+        );
+    }
+    Ok(())
+}
+
+/// The job's record, required proven.
+async fn proven(client: &NodeClient, job: Digest) -> Result<(ComputeJob, JobResult)> {
+    let view: JobView = client.get_json(&format!("/v1/compute/jobs/{job}")).await?;
+    match view.job.state.clone() {
+        JobState::Proven(result) => Ok((view.job, result)),
+        JobState::Open => bail!("job {job} is not proven yet (see `nexus compute status {job}`)"),
+        JobState::Expired => bail!("job {job} expired unproven"),
+    }
+}
+
+/// Downloads blob `id` into memory (through a temporary file), checked against its id.
+async fn fetch(client: &NodeClient, id: &BlobId, dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    download(client, id, &path).await?;
+    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn get(client: &NodeClient, job: Digest, output: &Path) -> Result<()> {
+    let (_, result) = proven(client, job).await?;
+    download(client, &result.output, output).await?;
+    let bytes =
+        std::fs::read(output).with_context(|| format!("cannot read {}", output.display()))?;
+    if <[u8; 32]>::from(Sha256::digest(&bytes)) != result.output_sha256 {
+        bail!("the output fetched does not have the SHA-256 the proof binds");
+    }
+    out!(
+        "{} bytes written to {} (SHA-256 as proven)",
+        bytes.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+async fn verify_job(client: &NodeClient, job: Digest) -> Result<()> {
+    let (record, result) = proven(client, job).await?;
+    let dir = tempfile::tempdir()?;
+    let elf = fetch(client, &record.program, dir.path(), "program").await?;
+    let input = fetch(client, &record.input, dir.path(), "input").await?;
+    let output = fetch(client, &result.output, dir.path(), "output").await?;
+    let proof = fetch(client, &result.proof, dir.path(), "proof").await?;
+    let started = std::time::Instant::now();
+    let program = Zkvm::new()?.load(&elf)?;
+    if program.commit() != record.program_commit {
+        bail!("the program blob's commitment is not the one the job records");
+    }
+    let proof = UniversalProof::from_bytes(&proof)?;
+    Verifier::embedded()
+        .verify(
+            &proof,
+            program.commit(),
+            binding::public_value(&input, &output),
+        )
+        .context("the Universal Proof does not prove this program, input and output")?;
+    out!(
+        "verified in {:.0} ms on this machine: program {} run on input {} outputs {} ({} bytes)",
+        started.elapsed().as_secs_f64() * 1000.0,
+        record.program,
+        record.input,
+        result.output,
+        output.len()
+    );
+    Ok(())
+}
+
+/// The default key cache: `~/.nexus/zkvm-keys`.
+pub(crate) fn default_key_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".nexus")
+        .join("zkvm-keys")
+}
+
+fn read_limited(path: &Path, limit: usize, what: &str) -> Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .len();
+    if size > limit as u64 {
+        bail!(
+            "{what} {} is {}, more than the {} allowed",
+            path.display(),
+            ByteSize(size),
+            ByteSize(limit as u64)
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// Loads the program and input and runs them.
+fn load_and_run(zkvm: &Zkvm, job: &JobArgs) -> Result<(Program, Vec<u8>, Run)> {
+    let elf = read_limited(&job.program, 64 << 20, "program")?;
+    let program = zkvm
+        .load(&elf)
+        .with_context(|| format!("{} cannot run in the zkVM", job.program.display()))?;
+    let input = match &job.input {
+        Some(path) => read_limited(path, MAX_INPUT_BYTES, "input")?,
+        None => Vec::new(),
+    };
+    let run = zkvm.run(&program, &input, job.max_cycles)?;
+    Ok((program, input, run))
+}
+
+fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let zkvm = Zkvm::new()?;
+    let (program, _input, run) = load_and_run(&zkvm, &args.job)?;
+    write_output(args.output.as_deref(), &run.output)?;
+    let tree = ProofTree::plan(run.segments.len() as u32, TreeShape::WIDEST)?;
+    if args.json {
+        let report = serde_json::json!({
+            "program_commit": hex::encode(program.commit()),
+            "output": hex::encode(&run.output),
+            "output_bytes": run.output.len(),
+            "public_value": hex::encode(run.public_value),
+            "cycles": run.cycles,
+            "segments": run.segments.len(),
+            "tree_levels": (0..tree.depth()).map(|l| tree.width(l)).collect::<Vec<_>>(),
+        });
+        out!("{report}");
+        return Ok(());
+    }
+    out!(
+        "program       {} (commitment {})",
+        args.job.program.display(),
+        hex::encode(program.commit())
+    );
+    out!(
+        "output        {} bytes: {}",
+        run.output.len(),
+        preview(&run.output)
+    );
+    out!("cycles        {}", run.cycles);
+    out!(
+        "segments      {} of at most 2^{SEGMENT_LOG_ROWS} trace rows (cycles per segment: {})",
+        run.segments.len(),
+        run.segments
+            .iter()
+            .map(|s| s.cycles.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out!("proof tree    {}", describe_tree(&tree));
+    out!(
+        "public value  {} = SHA-256(SHA-256(input) ‖ SHA-256(output))",
+        hex::encode(run.public_value)
+    );
+    Ok(())
+}
+
+fn prove(args: ProveArgs) -> Result<()> {
+    let keys = args.keys.clone().unwrap_or_else(default_key_dir);
+    out!(
+        "opening the zkVM keys in {} (generated the first time, ~30 s)",
+        keys.display()
+    );
+    let zkvm = Zkvm::open(&keys)?;
+    let (program, input, run) = load_and_run(&zkvm, &args.job)?;
+    let tree = ProofTree::plan(run.segments.len() as u32, TreeShape::WIDEST)?;
+    out!(
+        "{} cycles in {} segments; proof tree {}",
+        run.cycles,
+        run.segments.len(),
+        describe_tree(&tree)
+    );
+    let started = std::time::Instant::now();
+    let proof = zkvm.prove_tree(&program, &input, &run, TreeShape::WIDEST, |done| {
+        let kind = format!("{:?}", tree.level_kind(done.node.level));
+        out!(
+            "  {kind:<22} {:>3} proven in {:>6.1} s ({})",
+            done.node.index,
+            done.took.as_secs_f64(),
+            ByteSize(done.bytes as u64)
+        );
+    })?;
+    let bytes = proof.to_bytes();
+    std::fs::write(&args.proof, &bytes)
+        .with_context(|| format!("cannot write {}", args.proof.display()))?;
+    write_output(args.output.as_deref(), &run.output)?;
+    out!(
+        "Universal Proof: {} written to {} in {:.1} s ({:.0} cycles/s)",
+        ByteSize(bytes.len() as u64),
+        args.proof.display(),
+        started.elapsed().as_secs_f64(),
+        run.cycles as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let keys = args.keys.clone().unwrap_or_else(default_key_dir);
+    let zkvm = Zkvm::new()?;
+    let elf = read_limited(&args.job.program, 64 << 20, "program")?;
+    let program = zkvm.load(&elf)?;
+    let input = match &args.job.input {
+        Some(path) => read_limited(path, MAX_INPUT_BYTES, "input")?,
+        None => Vec::new(),
+    };
+    let output = read_limited(
+        &args.output,
+        nexus_compute::zkvm::MAX_OUTPUT_BYTES,
+        "output",
+    )?;
+    let bytes = read_limited(
+        &args.proof,
+        nexus_compute::zkvm::MAX_UNIVERSAL_PROOF_BYTES,
+        "proof",
+    )?;
+    let verifier = Verifier::open(&keys)?;
+    let started = std::time::Instant::now();
+    let proof = UniversalProof::from_bytes(&bytes)?;
+    verifier
+        .verify(
+            &proof,
+            program.commit(),
+            binding::public_value(&input, &output),
+        )
+        .context("the proof does not prove this program, input and output")?;
+    out!(
+        "verified in {:.0} ms: {} run on this input outputs these {} bytes",
+        started.elapsed().as_secs_f64() * 1000.0,
+        args.job.program.display(),
+        output.len()
+    );
+    Ok(())
+}
+
+fn examples(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for example in Example::ALL {
+        let path = dir.join(format!("{}.elf", example.name()));
+        std::fs::write(&path, example.elf()?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let model = MlpModel::demo(64, 32, 10, 1);
+    let inputs: [(&str, Vec<u8>); 3] = [
+        (
+            "sha256-input.bin",
+            (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+        ),
+        ("mlp-input.bin", model.encode(&model.demo_samples(8, 2))),
+        // About four segments of 2^19 rows.
+        ("loop-input.bin", loop_input(500_000, 7)),
+    ];
+    for (name, bytes) in inputs {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let d = dir.display();
+    out!("wrote sha256.elf, mlp.elf, loop.elf and an input for each to {d}; try:");
+    out!("  nexus compute run {d}/mlp.elf --input {d}/mlp-input.bin -o classes.bin");
+    out!("  nexus compute run {d}/loop.elf --input {d}/loop-input.bin");
+    out!(
+        "  nexus compute prove {d}/sha256.elf --input {d}/sha256-input.bin -p sha.proof -o sha.out"
+    );
+    out!("  nexus compute verify-local {d}/sha256.elf --input {d}/sha256-input.bin -p sha.proof -o sha.out");
+    out!("  nexus compute submit {d}/loop.elf --input {d}/loop-input.bin   # on a network with provers");
+    Ok(())
+}
+
+/// "1 leaf, 1 internal-for-leaf, 2 + 1 internal-recursive"
+fn describe_tree(tree: &ProofTree) -> String {
+    let widths: Vec<String> = (1..tree.depth())
+        .map(|l| tree.width(l).to_string())
+        .collect();
+    format!(
+        "{} segment proofs folded by {} nodes per level (leaf, internal-for-leaf, internal-recursive…), then sealed",
+        tree.segments(),
+        widths.join(" / ")
+    )
+}
+
+/// The output as text when it is printable and short, else its first bytes in hex.
+fn preview(bytes: &[u8]) -> String {
+    if bytes.len() <= 64 {
+        return hex::encode(bytes);
+    }
+    format!("{}… (use -o FILE for all of it)", hex::encode(&bytes[..32]))
+}

@@ -1,0 +1,386 @@
+//! Driving a job (an orchestrator's duty when it ranks first for the job): the job's
+//! schedule hands each node of the proof tree to a prover; every proof that comes back is
+//! checked before the schedule hears of it; a prover that fails, refuses, breaks the
+//! connection or misses its deadline loses the node to the next; the root is sealed into
+//! the Universal Proof, and the output and the proof are stored as blobs and anchored by a
+//! `ComputeResult` transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use nexus_compute::zkvm::NodeProof;
+use nexus_compute::{driver, Action, Input, JobId, NodeRef, ProverId, Schedule};
+use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
+use nexus_net::PeerId;
+use nexus_storage::ledger::{JobState, TxKind};
+use nexus_storage::Digest;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use super::material::{prepare, Prepared};
+use super::prover::prove_requested;
+use super::{prover_id, provers};
+use crate::daemon::{chain, http, Node};
+
+/// Blocks a prover has for one node before it moves on.
+const ATTEMPT_BLOCKS: u64 = 1200;
+/// Blocks a driver has for a job before the next orchestrator takes over.
+const DRIVER_LEASE_BLOCKS: u64 = 3600;
+/// Pause before a prover's failure to answer is reported (so that a dead peer does not
+/// make the schedule spin).
+const FAILURE_PAUSE: Duration = Duration::from_secs(3);
+
+/// A driven job as `GET /v1/compute/jobs/{id}` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct DriveView {
+    /// What the driver is doing.
+    pub(crate) phase: String,
+    /// Nodes per tree level, segments first.
+    pub(crate) levels: Vec<u32>,
+    /// Every node of the tree.
+    pub(crate) nodes: Vec<NodeView>,
+    /// Failures per prover (account key), as the schedule counted them.
+    pub(crate) failures: BTreeMap<String, u32>,
+}
+
+/// One node of a driven job's tree.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct NodeView {
+    pub(crate) level: u16,
+    pub(crate) index: u32,
+    /// `waiting`, `assigned` or `proven`.
+    pub(crate) state: String,
+    /// The prover's account key.
+    pub(crate) prover: Option<String>,
+    /// Attempt number (each failure moves the node on).
+    pub(crate) attempt: u32,
+}
+
+/// Watches the final chain and drives every open job this orchestrator ranks first for.
+pub(crate) async fn drive_loop(node: Arc<Node>) {
+    if !node.compute.config.orchestrator {
+        return;
+    }
+    let me = prover_id(&node.account.public());
+    let driving: Arc<Mutex<BTreeSet<Digest>>> = Arc::default();
+    let mut blocks = node.new_block.subscribe();
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(5), blocks.changed()).await;
+        let Some(tip) = node.store.tip() else {
+            continue;
+        };
+        let height = tip.header.height.0;
+        let (_, orchestrators) = provers(&tip.ledger);
+        let ids: Vec<ProverId> = orchestrators.iter().map(|o| o.id).collect();
+        for (id, job) in tip.ledger.jobs() {
+            if job.state != JobState::Open {
+                continue;
+            }
+            let lease = (height.saturating_sub(job.submitted) / DRIVER_LEASE_BLOCKS) as u32;
+            if driver(&JobId(id.0), &ids, lease) != Some(me) {
+                continue;
+            }
+            if !driving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*id)
+            {
+                continue;
+            }
+            let (node, driving, id) = (node.clone(), driving.clone(), *id);
+            tokio::spawn(async move {
+                tracing::info!(job = %id, "driving compute job");
+                if let Err(e) = drive(&node, id).await {
+                    tracing::warn!(job = %id, "compute job not finished: {e:#}");
+                    set_phase(&node, &id, format!("stopped: {e:#}"));
+                }
+                driving
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            });
+        }
+    }
+}
+
+type Outcome = (NodeRef, ProverId, Result<Vec<u8>, String>);
+
+/// Drives job `id` to its anchored result.
+async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
+    let tip = node.store.tip().context("no chain")?;
+    let job = tip.ledger.job(&id).cloned().context("no such job")?;
+    let height = tip.header.height.0;
+    let zkvm = node.compute.zkvm().await?;
+    set_phase(
+        node,
+        &id,
+        "preparing (reading the program and input, running it)".into(),
+    );
+    let prepared = prepare(node, zkvm.clone(), &id, &job).await?;
+    let (delegators, orchestrators) = provers(&tip.ledger);
+    let peers: HashMap<ProverId, (PeerId, String)> = delegators
+        .iter()
+        .chain(&orchestrators)
+        .map(|p| (p.id, (p.peer, p.account.to_string())))
+        .collect();
+    let (mut schedule, mut actions) = Schedule::start(
+        JobId(id.0),
+        prepared.tree.clone(),
+        delegators.iter().map(|p| p.id).collect(),
+        orchestrators.iter().map(|p| p.id).collect(),
+        ATTEMPT_BLOCKS,
+        height,
+    )?;
+    let mut view = DriveView::new(&prepared);
+    let mut proofs: BTreeMap<NodeRef, NodeProof> = BTreeMap::new();
+    let (outcomes, mut arrived) = mpsc::channel::<Outcome>(64);
+    let mut blocks = node.new_block.subscribe();
+    view.phase = "proving".into();
+    loop {
+        let mut done = false;
+        for action in actions.drain(..) {
+            match action {
+                Action::Assign {
+                    node: n,
+                    to,
+                    attempt,
+                    ..
+                } => {
+                    let (peer, account) = peers.get(&to).cloned().context("unknown prover")?;
+                    view.set(n, "assigned", Some(account), attempt);
+                    let children = prepared
+                        .tree
+                        .children(n)
+                        .iter()
+                        .map(|c| proofs.get(c).map(NodeProof::to_bytes))
+                        .collect::<Option<Vec<_>>>()
+                        .context("a child of an assigned node has no proof")?;
+                    ask(node, id, n, to, peer, children, outcomes.clone());
+                }
+                Action::Proven { node: n, by } => {
+                    let account = peers.get(&by).map(|(_, a)| a.clone());
+                    let attempt = view.attempt(n);
+                    view.set(n, "proven", account, attempt);
+                }
+                Action::Failed {
+                    node: n,
+                    by,
+                    reason,
+                } => {
+                    let account = peers.get(&by).map_or_else(String::new, |(_, a)| a.clone());
+                    tracing::warn!(job = %id, node = ?n, prover = %account, ?reason, "prover failed a node");
+                }
+                Action::Ignored { .. } => {}
+                Action::Done => done = true,
+            }
+        }
+        view.failures = schedule
+            .failures()
+            .iter()
+            .map(|(p, n)| {
+                (
+                    peers.get(p).map_or_else(String::new, |(_, a)| a.clone()),
+                    *n,
+                )
+            })
+            .collect();
+        publish(node, &id, &view);
+        if done {
+            break;
+        }
+        tokio::select! {
+            Some((n, by, outcome)) = arrived.recv() => {
+                let proof = match outcome {
+                    Ok(bytes) => checked(&zkvm, &prepared, n, bytes).await,
+                    Err(why) => Err(why),
+                };
+                let valid = match proof {
+                    Ok(proof) => {
+                        proofs.insert(n, proof);
+                        true
+                    }
+                    Err(why) => {
+                        tracing::warn!(job = %id, node = ?n, "no usable proof: {why}");
+                        false
+                    }
+                };
+                let height = node.store.tip().map_or(height, |t| t.header.height.0);
+                actions = schedule.step(Input::Proof { node: n, by, valid, height });
+            }
+            _ = blocks.changed() => {
+                let Some(tip) = node.store.tip() else { continue };
+                if tip.ledger.job(&id).is_none_or(|j| j.state != JobState::Open) {
+                    bail!("the job closed meanwhile");
+                }
+                actions = schedule.step(Input::Tick { height: tip.header.height.0 });
+            }
+        }
+    }
+    let root = proofs
+        .remove(&prepared.tree.root())
+        .context("the root is proven but its proof is missing")?;
+    view.phase = "sealing the Universal Proof".into();
+    publish(node, &id, &view);
+    let sealed = {
+        let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
+        tokio::task::spawn_blocking(move || zkvm.seal(&prepared.program, &prepared.input, &root))
+            .await??
+    };
+    let proof = sealed.to_bytes();
+    view.phase = format!("anchoring (Universal Proof of {} bytes)", proof.len());
+    publish(node, &id, &view);
+    let output = prepared.run.output.clone();
+    let output_sha256: [u8; 32] = Sha256::digest(&output).into();
+    let output_blob = http::store_own_blob(node, output).await?;
+    let proof_blob = http::store_own_blob(node, proof.clone()).await?;
+    let kind = TxKind::ComputeResult {
+        job: id,
+        output: output_blob,
+        output_sha256,
+        proof_blob,
+        proof,
+    };
+    let at = chain::submit(node, kind, node.finality_deadline).await?;
+    view.phase = format!("anchored in block {}", at.height);
+    publish(node, &id, &view);
+    tracing::info!(job = %id, height = %at.height, "compute result anchored");
+    Ok(())
+}
+
+/// Asks prover `to` (this node itself, or its peer) for node `n`'s proof; the outcome
+/// comes back on `outcomes`.
+fn ask(
+    node: &Arc<Node>,
+    job: Digest,
+    n: NodeRef,
+    to: ProverId,
+    peer: PeerId,
+    children: Vec<Vec<u8>>,
+    outcomes: mpsc::Sender<Outcome>,
+) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let request = if n.level == 0 {
+            ProveRequest::Segment {
+                job,
+                index: n.index,
+            }
+        } else {
+            ProveRequest::Fold {
+                job,
+                level: n.level,
+                index: n.index,
+                children: children
+                    .into_iter()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
+            }
+        };
+        let outcome = if to == prover_id(&node.account.public()) {
+            prove_requested(&node, None, request)
+                .await
+                .map(|p| p.to_bytes())
+                .map_err(|e| format!("{e:#}"))
+        } else {
+            match node.net.request_proof(peer, request).await {
+                Ok(ProveResponse::Proof(bytes)) => Ok(bytes),
+                Ok(ProveResponse::Refused(why)) => Err(format!("refused: {why}")),
+                Err(e) => Err(format!("no answer: {e}")),
+            }
+        };
+        if outcome.is_err() {
+            tokio::time::sleep(FAILURE_PAUSE).await;
+        }
+        let _ = outcomes.send((n, to, outcome)).await;
+    });
+}
+
+/// Decodes and checks a received proof of node `n`.
+async fn checked(
+    zkvm: &Arc<nexus_compute::zkvm::Zkvm>,
+    prepared: &Arc<Prepared>,
+    n: NodeRef,
+    bytes: Vec<u8>,
+) -> Result<NodeProof, String> {
+    let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
+    tokio::task::spawn_blocking(move || {
+        let proof = NodeProof::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        zkvm.check(
+            &prepared.program,
+            &prepared.tree,
+            n,
+            &prepared.boundaries,
+            &proof,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(proof)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+impl DriveView {
+    fn new(prepared: &Prepared) -> DriveView {
+        let tree = &prepared.tree;
+        DriveView {
+            phase: String::new(),
+            levels: (0..tree.depth()).map(|l| tree.width(l)).collect(),
+            nodes: tree
+                .nodes()
+                .map(|n| NodeView {
+                    level: n.level,
+                    index: n.index,
+                    state: "waiting".into(),
+                    prover: None,
+                    attempt: 0,
+                })
+                .collect(),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    fn set(&mut self, n: NodeRef, state: &str, prover: Option<String>, attempt: u32) {
+        if let Some(v) = self
+            .nodes
+            .iter_mut()
+            .find(|v| v.level == n.level && v.index == n.index)
+        {
+            v.state = state.into();
+            v.prover = prover;
+            v.attempt = attempt;
+        }
+    }
+
+    fn attempt(&self, n: NodeRef) -> u32 {
+        self.nodes
+            .iter()
+            .find(|v| v.level == n.level && v.index == n.index)
+            .map_or(0, |v| v.attempt)
+    }
+}
+
+fn publish(node: &Node, id: &Digest, view: &DriveView) {
+    node.compute
+        .drives
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(*id, view.clone());
+}
+
+fn set_phase(node: &Node, id: &Digest, phase: String) {
+    let mut drives = node
+        .compute
+        .drives
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let view = drives.entry(*id).or_insert_with(|| DriveView {
+        phase: String::new(),
+        levels: Vec::new(),
+        nodes: Vec::new(),
+        failures: BTreeMap::new(),
+    });
+    view.phase = phase;
+}

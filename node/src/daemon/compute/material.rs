@@ -1,0 +1,163 @@
+//! A job's material: its program and input read from this node's store (both are
+//! replicated blobs), loaded and run once, with the segment boundaries every proof of it is
+//! checked against. Prepared once per job and kept for the few jobs in hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use nexus_compute::zkvm::{Boundary, Program, Run, Zkvm, MAX_INPUT_BYTES};
+use nexus_compute::{ProofTree, TreeShape};
+use nexus_storage::blob::BlobLayout;
+use nexus_storage::ledger::ComputeJob;
+use nexus_storage::{BlobId, Digest, Store};
+use sha2::{Digest as _, Sha256};
+
+use crate::daemon::Node;
+
+/// Jobs whose material is kept.
+const KEPT: usize = 4;
+/// Largest program accepted.
+pub(crate) const MAX_PROGRAM_BYTES: u64 = 64 << 20;
+/// How long to wait for a job's blobs to arrive by replication.
+const BLOB_WAIT: Duration = Duration::from_secs(120);
+
+/// What proving or checking a job needs.
+pub(crate) struct Prepared {
+    pub(crate) program: Program,
+    pub(crate) input: Vec<u8>,
+    pub(crate) run: Run,
+    pub(crate) boundaries: Vec<Boundary>,
+    pub(crate) tree: ProofTree,
+}
+
+/// A new job's parameters, derived by the node that accepts it.
+pub(crate) struct Submission {
+    pub(crate) program_commit: [u8; 32],
+    pub(crate) input_sha256: [u8; 32],
+    pub(crate) segments: u32,
+    pub(crate) cycles: u64,
+}
+
+/// Reads a whole stored blob, each chunk checked against its id; waits for a replica in
+/// progress to complete (up to [`BLOB_WAIT`]).
+pub(crate) async fn read_blob(store: &Store, id: &BlobId, limit: u64) -> Result<Vec<u8>> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match store.blob(id)? {
+            Some(record) if record.complete => {
+                if record.size > limit {
+                    bail!("blob {id} is {} bytes, more than {limit}", record.size);
+                }
+                let store = store.clone();
+                let id = *id;
+                return tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+                    let layout = BlobLayout::new(record.size)?;
+                    let mut bytes = Vec::with_capacity(record.size as usize);
+                    for index in 0..layout.chunk_count() {
+                        let index = nexus_storage::blob::ChunkIndex(index as u32);
+                        bytes.extend(store.read_chunk(&id, index)?.data);
+                    }
+                    Ok(bytes)
+                })
+                .await?;
+            }
+            _ if started.elapsed() > BLOB_WAIT => {
+                bail!("blob {id} is not (yet) stored on this node")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// The material of job `id`, prepared once: checked against what the ledger recorded
+/// (commitment, input digest, segment count), so a job whose record lies is never proven.
+pub(crate) async fn prepare(
+    node: &Node,
+    zkvm: Arc<Zkvm>,
+    id: &Digest,
+    job: &ComputeJob,
+) -> Result<Arc<Prepared>> {
+    if let Some(found) = kept(node, id) {
+        return Ok(found);
+    }
+    let elf = read_blob(&node.store, &job.program, MAX_PROGRAM_BYTES).await?;
+    let input = read_blob(&node.store, &job.input, MAX_INPUT_BYTES as u64).await?;
+    let job = job.clone();
+    let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared> {
+        let program = zkvm.load(&elf)?;
+        if program.commit() != job.program_commit {
+            bail!("the program's commitment is not the one the job records");
+        }
+        if <[u8; 32]>::from(Sha256::digest(&input)) != job.input_sha256 {
+            bail!("the input's SHA-256 is not the one the job records");
+        }
+        let run = zkvm.run(&program, &input, job.max_cycles)?;
+        if run.segments.len() != job.segments as usize {
+            bail!(
+                "the run takes {} segments, the job records {}",
+                run.segments.len(),
+                job.segments
+            );
+        }
+        let boundaries = zkvm.boundaries(&program, &input, &run)?;
+        let tree = ProofTree::plan(job.segments, TreeShape::WIDEST)?;
+        Ok(Prepared {
+            program,
+            input,
+            run,
+            boundaries,
+            tree,
+        })
+    })
+    .await??;
+    let prepared = Arc::new(prepared);
+    let mut kept = node
+        .compute
+        .prepared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    kept.retain(|(k, _)| k != id);
+    kept.push((*id, prepared.clone()));
+    if kept.len() > KEPT {
+        kept.remove(0);
+    }
+    Ok(prepared)
+}
+
+fn kept(node: &Node, id: &Digest) -> Option<Arc<Prepared>> {
+    let kept = node
+        .compute
+        .prepared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    kept.iter().find(|(k, _)| k == id).map(|(_, p)| p.clone())
+}
+
+/// Runs a program blob on an input blob (both stored here) as a job submission would,
+/// for the parameters the `ComputeJob` transaction records.
+pub(crate) async fn prepare_submission(
+    node: &Node,
+    program: &BlobId,
+    input: &BlobId,
+    max_cycles: u64,
+) -> Result<Submission> {
+    let elf = read_blob(&node.store, program, MAX_PROGRAM_BYTES)
+        .await
+        .context("the program")?;
+    let input = read_blob(&node.store, input, MAX_INPUT_BYTES as u64)
+        .await
+        .context("the input")?;
+    tokio::task::spawn_blocking(move || -> Result<Submission> {
+        let zkvm = Zkvm::new()?;
+        let program = zkvm.load(&elf)?;
+        let run = zkvm.run(&program, &input, max_cycles)?;
+        Ok(Submission {
+            program_commit: program.commit(),
+            input_sha256: Sha256::digest(&input).into(),
+            segments: run.segments.len() as u32,
+            cycles: run.cycles,
+        })
+    })
+    .await?
+}

@@ -1,0 +1,130 @@
+//! Compute routes: submitting a job (the node runs the program once to derive what the
+//! `ComputeJob` transaction records), and a job's state — the ledger's record, and the
+//! proof tree as its driver sees it when this node drives it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use nexus_storage::ledger::TxKind;
+use nexus_storage::{BlobId, Digest};
+
+use super::blobs::{finish_and_register, fresh_stage, Policy};
+use super::{submit_error, ApiError, ApiResult};
+use crate::api::{JobReceipt, JobRequest, JobView};
+use crate::daemon::chain::submit;
+use crate::daemon::compute::prepare_submission;
+use crate::daemon::Node;
+
+/// Most cycles a submitted job may ask for (the accepting node runs it once).
+pub(crate) const MAX_SUBMIT_CYCLES: u64 = 1 << 32;
+
+/// `POST /v1/compute/jobs`: runs the program on the input (both already stored through
+/// this node or replicated to it) to derive the program's commitment, the input's digest
+/// and the segment count, then submits the `ComputeJob` and waits until it is final.
+pub(super) async fn submit_job(
+    State(node): State<Arc<Node>>,
+    Json(request): Json<JobRequest>,
+) -> ApiResult<Json<JobReceipt>> {
+    if request.max_cycles == 0 || request.max_cycles > MAX_SUBMIT_CYCLES {
+        return Err(ApiError::BadRequest(format!(
+            "max_cycles must be 1 to {MAX_SUBMIT_CYCLES}"
+        )));
+    }
+    let tip = node
+        .store
+        .tip()
+        .ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?;
+    for (what, id) in [("program", request.program), ("input", request.input)] {
+        if tip.ledger.blob(&id).is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "the {what} {id} is not a registered blob: put it first"
+            )));
+        }
+    }
+    // One admission run at a time per node: each can take the whole cycle budget.
+    let _turn =
+        node.compute.admissions.try_acquire().map_err(|_| {
+            ApiError::Unavailable("another job is being admitted here; retry".into())
+        })?;
+    let derived = prepare_submission(&node, &request.program, &request.input, request.max_cycles)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("the job cannot run: {e:#}")))?;
+    let kind = TxKind::ComputeJob {
+        program: request.program,
+        input: request.input,
+        program_commit: derived.program_commit,
+        input_sha256: derived.input_sha256,
+        max_cycles: request.max_cycles,
+        segments: derived.segments,
+        reward: request.reward,
+        lifetime: request.lifetime,
+    };
+    let sender = node.account.public();
+    let nonce_before = tip.ledger.account(&sender).nonce;
+    let included = submit(&node, kind.clone(), node.finality_deadline)
+        .await
+        .map_err(|e| submit_error("job not accepted", e))?;
+    // The job's id is fixed by the nonce it was signed with.
+    let block = node
+        .store
+        .block(included.height)?
+        .ok_or_else(|| ApiError::Internal("the including block is gone".into()))?;
+    let nonce = block
+        .transactions
+        .get(included.index as usize)
+        .map_or(nonce_before, |t| t.tx.nonce);
+    Ok(Json(JobReceipt {
+        job: nexus_storage::ledger::job_id(&sender, nonce, &kind),
+        height: included.height,
+        segments: derived.segments,
+        cycles: derived.cycles,
+        program_commit: hex::encode(derived.program_commit),
+    }))
+}
+
+/// `GET /v1/compute/jobs/{id}`: the ledger's record of the job, and the driver's view of
+/// its proof tree when this node drives it.
+pub(super) async fn job(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let id: Digest = id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("{id:?} is not a job id: {e}")))?;
+    let tip = node
+        .store
+        .tip()
+        .ok_or_else(|| ApiError::Unavailable("this node has no chain yet".into()))?;
+    let job = tip.ledger.job(&id).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!("no job {id} as of height {}", tip.header.height))
+    })?;
+    let drive = node
+        .compute
+        .drives
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
+    Ok(Json(JobView {
+        id,
+        height: tip.header.height,
+        job,
+        drive,
+    }))
+}
+
+/// Stores `bytes` as a replicated blob of this node's own (a job's output or proof) and
+/// waits until its registration is final.
+pub(crate) async fn store_own_blob(node: &Arc<Node>, bytes: Vec<u8>) -> anyhow::Result<BlobId> {
+    let mut writer = node
+        .store
+        .ingest_staged(fresh_stage())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tokio::task::block_in_place(|| writer.write(&bytes)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let epochs = super::blobs::checked_epochs(None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let receipt = finish_and_register(node, writer, Policy::Replicated, epochs)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(receipt.blob_id)
+}

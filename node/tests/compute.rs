@@ -1,0 +1,135 @@
+//! Verifiable compute end to end with real processes: a job of four segments, proven by
+//! two delegator processes and folded by an orchestrator process, yields a Universal Proof
+//! that `nexus compute verify` accepts — after one delegator was SIGKILLed mid-proof and
+//! its segment reassigned. A job whose program cannot run is refused at submission and
+//! anchors nothing. Slow (~10 min): each segment proof takes about a minute here.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::*;
+
+/// The zkVM's key cache shared with `compute`'s tests (keys are generated once).
+fn key_dir() -> String {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("zkvm-keys")
+        .display()
+        .to_string()
+}
+
+fn xorshift32(mut x: u32, iterations: u32) -> u32 {
+    for _ in 0..iterations {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+    }
+    x
+}
+
+#[test]
+fn a_four_segment_job_survives_a_killed_delegator_and_its_proof_verifies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let names = ["proposer", "orchestrator", "delegator-a", "delegator-b"];
+    let dirs: Vec<PathBuf> = names.iter().map(|n| tmp.path().join(n)).collect();
+    let keys = key_dir();
+    let proposer = start_proposer(tmp.path(), &dirs, &["--block-interval-ms", "1000"]);
+    let boot = vec![proposer.addr()];
+    let orchestrator = TestNode::start(
+        &dirs[1],
+        false,
+        &boot,
+        &["--orchestrator", "--zkvm-keys", &keys],
+    );
+    let mut delegators: Vec<TestNode> = dirs[2..]
+        .iter()
+        .map(|d| TestNode::start(d, false, &boot, &["--delegator", "--zkvm-keys", &keys]))
+        .collect();
+    for node in delegators.iter().chain([&orchestrator]) {
+        wait_until(
+            "every prover's compute offer to be final",
+            Duration::from_secs(180),
+            || node.log().contains("compute offer registered"),
+        );
+    }
+
+    // The example loop guest, ~4 segments; first a program that cannot run at all.
+    let examples = tmp.path().join("examples");
+    cli_ok(
+        &proposer.api,
+        &["compute", "examples", examples.to_str().expect("path")],
+    );
+    let elf = examples.join("loop.elf").display().to_string();
+    let (iterations, seed) = (450_000u32, 11u32);
+    let input = write_file(
+        tmp.path(),
+        "input.bin",
+        &[iterations.to_le_bytes(), seed.to_le_bytes()].concat(),
+    );
+    let not_elf = write_file(tmp.path(), "script.sh", b"#!/bin/sh\necho no\n");
+    let refused = cli(
+        &proposer.api,
+        &["compute", "submit", &not_elf, "--input", &input],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not an ELF"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let submitted = cli_ok(
+        &proposer.api,
+        &["compute", "submit", &elf, "--input", &input, "--no-wait"],
+    );
+    let job = submitted
+        .split_whitespace()
+        .skip_while(|w| *w != "job")
+        .nth(1)
+        .expect("a job id in the answer")
+        .to_string();
+    assert!(submitted.contains("4 segments"), "{submitted}");
+
+    // Kill the first delegator that starts proving, in the middle of its proof.
+    let mut victim = None;
+    wait_until(
+        "a delegator to start proving",
+        Duration::from_secs(180),
+        || {
+            victim = delegators
+                .iter()
+                .position(|d| d.log().contains("proving segment"));
+            victim.is_some()
+        },
+    );
+    let victim = victim.expect("a delegator proving");
+    std::thread::sleep(Duration::from_secs(10));
+    delegators[victim].kill9();
+
+    let path = format!("/v1/compute/jobs/{job}");
+    wait_until("the job to be proven", Duration::from_secs(1500), || {
+        get_json(&orchestrator.api, &path).is_some_and(|v| v["job"]["state"]["proven"].is_object())
+    });
+    let view = get_json(&orchestrator.api, &path).expect("job");
+    let failures = view["drive"]["failures"]
+        .as_object()
+        .expect("failures")
+        .clone();
+    assert!(
+        failures.values().any(|n| n.as_u64().unwrap_or(0) >= 1),
+        "the killed delegator's failure is recorded: {view}"
+    );
+    let status = cli_ok(&orchestrator.api, &["compute", "status", &job]);
+    assert!(status.contains("proven"), "{status}");
+
+    // Anyone checks it on their own machine, through any node.
+    let verified = cli_ok(&proposer.api, &["compute", "verify", &job]);
+    assert!(verified.contains("verified"), "{verified}");
+    let out = tmp.path().join("out.bin");
+    cli_ok(
+        &delegators[1 - victim].api,
+        &["compute", "get", &job, "-o", out.to_str().expect("path")],
+    );
+    let output = std::fs::read(&out).expect("output");
+    assert_eq!(output, xorshift32(seed, iterations).to_le_bytes());
+}
