@@ -1,5 +1,6 @@
 //! `nexus bench`: measured figures, each beside its peer in the same run.
 
+mod compute;
 mod consensus;
 mod erasure;
 mod erasure_devnet;
@@ -20,6 +21,9 @@ pub(crate) enum BenchCommand {
     Erasure(erasure::ErasureArgs),
     /// Season 2: put --policy erasure vs replicated on a devnet of 6 providers.
     ErasureDevnet(erasure_devnet::ErasureDevnetArgs),
+    /// Verifiable compute: our node-by-node proving beside OpenVM's SDK proving the same
+    /// run; per-node time and memory; Universal Proof size and verify time.
+    Compute(compute::ComputeArgs),
     /// Hardening: block rate and a paid transfer's latency during transaction floods
     /// (from an unfunded and a funded key) beside the same devnet idle.
     Spam(spam::SpamArgs),
@@ -33,5 +37,6 @@ pub(crate) async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Erasure(args) => erasure::run(args),
         BenchCommand::ErasureDevnet(args) => erasure_devnet::run(args).await,
         BenchCommand::Spam(args) => spam::run(args).await,
+        BenchCommand::Compute(args) => compute::run(args),
     }
 }

@@ -19,16 +19,25 @@ pub struct NodeProven {
     pub bytes: usize,
 }
 
+/// What [`Zkvm::prove_tree`] reports as it goes.
+#[derive(Debug, Clone)]
+pub enum TreeEvent {
+    /// A node's proof is being made.
+    Starting(NodeRef),
+    /// A node is proven (and its proof checked).
+    Proven(NodeProven),
+}
+
 impl Zkvm {
     /// Proves every node of `run`'s tree planned with `shape` and seals the root,
-    /// reporting each node as it is proven.
+    /// reporting each node as it starts and once it is proven.
     pub fn prove_tree(
         &self,
         program: &Program,
         input: &[u8],
         run: &Run,
         shape: TreeShape,
-        mut on_node: impl FnMut(&NodeProven),
+        mut on_event: impl FnMut(&TreeEvent),
     ) -> Result<UniversalProof, ZkvmError> {
         let tree = ProofTree::plan(run.segments.len() as u32, shape)
             .map_err(|e| ZkvmError::Prover(e.to_string()))?;
@@ -40,6 +49,7 @@ impl Zkvm {
             let mut proven = Vec::with_capacity(tree.width(level) as usize);
             for index in 0..tree.width(level) {
                 let node = NodeRef { level, index };
+                on_event(&TreeEvent::Starting(node));
                 let started = Instant::now();
                 let proof = if level == 0 {
                     self.prove_segment(program, input, run, index as usize)?
@@ -56,11 +66,11 @@ impl Zkvm {
                     .map_err(|e| {
                         ZkvmError::Prover(format!("own proof of {node:?} refused: {e}"))
                     })?;
-                on_node(&NodeProven {
+                on_event(&TreeEvent::Proven(NodeProven {
                     node,
                     took,
                     bytes: proof.to_bytes().len(),
-                });
+                }));
                 proven.push(proof);
             }
             below = proven;

@@ -9,6 +9,7 @@
 //! and compares what it claims (program, first and last pc, memory roots, termination) with
 //! the boundaries of its span recomputed by executing the program ([`Zkvm::boundaries`]).
 
+mod baseline;
 mod keys;
 mod local;
 mod proofs;
@@ -31,8 +32,9 @@ use openvm_sdk_config::TranspilerConfig;
 use openvm_sdk_config::{SdkVmConfig, SdkVmCpuBuilder};
 use openvm_transpiler::FromElf;
 
+pub use baseline::{prove_with_sdk, SdkRun};
 pub use keys::Verifier;
-pub use local::NodeProven;
+pub use local::{NodeProven, TreeEvent};
 pub use proofs::{
     NodeProof, ProofError, UniversalProof, MAX_NODE_PROOF_BYTES, MAX_UNIVERSAL_PROOF_BYTES,
 };

@@ -9,8 +9,10 @@ use anyhow::{bail, Context, Result};
 use nexus_compute::{
     binding,
     examples::{loop_input, Example, MlpModel},
-    zkvm::{Program, Run, UniversalProof, Verifier, Zkvm, MAX_INPUT_BYTES, SEGMENT_LOG_ROWS},
-    ProofTree, TreeShape,
+    zkvm::{
+        Program, Run, TreeEvent, UniversalProof, Verifier, Zkvm, MAX_INPUT_BYTES, SEGMENT_LOG_ROWS,
+    },
+    Level, ProofTree, TreeShape,
 };
 use nexus_storage::ledger::{ComputeJob, JobResult, JobState};
 use nexus_storage::{BlobId, Digest};
@@ -498,7 +500,10 @@ fn prove(args: ProveArgs) -> Result<()> {
         describe_tree(&tree)
     );
     let started = std::time::Instant::now();
-    let proof = zkvm.prove_tree(&program, &input, &run, TreeShape::WIDEST, |done| {
+    let proof = zkvm.prove_tree(&program, &input, &run, TreeShape::WIDEST, |event| {
+        let TreeEvent::Proven(done) = event else {
+            return;
+        };
         let kind = format!("{:?}", tree.level_kind(done.node.level));
         out!(
             "  {kind:<22} {:>3} proven in {:>6.1} s ({})",
@@ -592,19 +597,22 @@ fn examples(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// "1 leaf, 1 internal-for-leaf, 2 + 1 internal-recursive"
-fn describe_tree(tree: &ProofTree) -> String {
-    let widths: Vec<String> = (1..tree.depth())
-        .map(|l| tree.width(l).to_string())
-        .collect();
-    format!(
-        "{} segment proofs folded by {} nodes per level (leaf, internal-for-leaf, internal-recursive…), then sealed",
-        tree.segments(),
-        widths.join(" / ")
-    )
+/// "4 segments → 1 leaf → 1 internal-for-leaf → 1 internal-recursive.0, then sealed"
+pub(crate) fn describe_tree(tree: &ProofTree) -> String {
+    let mut parts = vec![format!("{} segments", tree.segments())];
+    for level in 1..tree.depth() {
+        let kind = match tree.level_kind(level) {
+            Level::Segment => "segment".to_string(),
+            Level::Leaf => "leaf".to_string(),
+            Level::InternalForLeaf => "internal-for-leaf".to_string(),
+            Level::InternalRecursive(n) => format!("internal-recursive.{n}"),
+        };
+        parts.push(format!("{} {kind}", tree.width(level)));
+    }
+    format!("{}, then sealed", parts.join(" → "))
 }
 
-/// The output as text when it is printable and short, else its first bytes in hex.
+/// The output in hex when short, else its first bytes.
 fn preview(bytes: &[u8]) -> String {
     if bytes.len() <= 64 {
         return hex::encode(bytes);
