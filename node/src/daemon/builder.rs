@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use nexus_consensus::{PublicKey, Round};
+use nexus_net::protocol::blocks::MAX_BLOCK_BYTES;
 use nexus_storage::chain::{propose_child, Built};
 use nexus_storage::ledger::{LedgerState, SignedTransaction, TxError};
 use nexus_storage::{BlobRegistration, BlockError, Header, Transition, MAX_TRANSACTIONS_PER_BLOCK};
@@ -52,6 +53,9 @@ pub(crate) async fn build(
     Ok(step)
 }
 
+/// Bytes of a block besides its transactions (header, outcomes, data header), with margin.
+const BLOCK_OVERHEAD: usize = 64 * 1024;
+
 /// The pool's transactions that apply in order on `state` (the parent's ledger), with at
 /// most one `das` blob, whose grid this node found available. The `das` blobs left out
 /// stay in the pool (and are sampled meanwhile).
@@ -61,11 +65,15 @@ fn take_batch(
     state: &LedgerState,
 ) -> Vec<SignedTransaction> {
     let mut has_das = false;
+    // The block must fit the wire (compute results carry ~230 KB proofs).
+    let mut room = MAX_BLOCK_BYTES - BLOCK_OVERHEAD;
     let pool = node.mempool.lock().unwrap_or_else(|p| p.into_inner());
-    pool.batch(
-        state,
-        MAX_TRANSACTIONS_PER_BLOCK,
-        |tx| match BlobRegistration::of(tx).and_then(|r| r.policy.das_data()) {
+    pool.batch(state, MAX_TRANSACTIONS_PER_BLOCK, |tx| {
+        let size = postcard::to_stdvec(tx).map_or(usize::MAX, |b| b.len());
+        if size > room {
+            return false;
+        }
+        let take = match BlobRegistration::of(tx).and_then(|r| r.policy.das_data()) {
             None => true,
             Some(data) => {
                 !has_das && Availability::check(node, Purpose::Ahead, height, data, |_| ()) && {
@@ -73,6 +81,10 @@ fn take_batch(
                     true
                 }
             }
-        },
-    )
+        };
+        if take {
+            room -= size;
+        }
+        take
+    })
 }

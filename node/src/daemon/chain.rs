@@ -16,7 +16,9 @@ use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{GossipId, PeerId, Validation};
 use nexus_storage::block::CertifiedBlock;
 use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBlockError};
-use nexus_storage::ledger::{LedgerEvent, SignedTransaction, Transaction, TxError, TxKind};
+use nexus_storage::ledger::{
+    LedgerEvent, SignedTransaction, Transaction, TxError, TxKind, MAX_RESULT_TX_BYTES,
+};
 use nexus_storage::mempool::{precheck, AdmitError, PoolLimits};
 use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
 
@@ -25,8 +27,6 @@ use super::prefetch::Staged;
 use super::Node;
 
 /// Largest encoded transaction accepted from gossip.
-const MAX_TRANSACTION_BYTES: usize = 64 * 1024;
-
 pub(super) use crate::units::now_ms;
 
 /// Builds the genesis block of `genesis` on first start; refuses a data dir that follows
@@ -162,9 +162,13 @@ fn on_finalized(node: &Node, certified: CertifiedHeader) -> Validation {
 }
 
 fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
-    let Ok(tx) = tx.decode::<SignedTransaction>(MAX_TRANSACTION_BYTES) else {
+    let encoded_len = tx.len();
+    let Ok(tx) = tx.decode::<SignedTransaction>(MAX_RESULT_TX_BYTES) else {
         return Validation::Reject;
     };
+    if !tx.size_allowed(encoded_len) {
+        return Validation::Reject;
+    }
     let Some(tip) = node.store.tip() else {
         return Validation::Ignore;
     };

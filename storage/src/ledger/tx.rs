@@ -13,6 +13,12 @@ use nexus_consensus::ChainTag;
 
 const TX_TAG: &[u8] = b"nexus/tx/v1";
 
+/// Largest encoded transaction of any kind but a compute result.
+pub const MAX_TX_BYTES: usize = 64 * 1024;
+/// Largest encoded `ComputeResult` (its Universal Proof included).
+pub const MAX_RESULT_TX_BYTES: usize =
+    nexus_compute::zkvm::MAX_UNIVERSAL_PROOF_BYTES + MAX_TX_BYTES;
+
 /// Ids of transactions whose signature verified in this process (a pure function's
 /// results: identical bytes verify identically).
 static VERIFIED: VerifiedIds = VerifiedIds::new();
@@ -226,6 +232,16 @@ impl SignedTransaction {
             VERIFIED.insert(id);
         }
         valid
+    }
+
+    /// Whether `encoded_len` (this transaction's encoded size) is within what its kind may
+    /// take: [`MAX_TX_BYTES`], or [`MAX_RESULT_TX_BYTES`] for a compute result.
+    pub fn size_allowed(&self, encoded_len: usize) -> bool {
+        let limit = match self.tx.kind {
+            TxKind::ComputeResult { .. } => MAX_RESULT_TX_BYTES,
+            _ => MAX_TX_BYTES,
+        };
+        encoded_len <= limit
     }
 
     /// Hash identifying the signed transaction (leaf of the block's transaction tree).

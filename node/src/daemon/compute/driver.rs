@@ -243,7 +243,23 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
         proof_blob,
         proof,
     };
-    let at = chain::submit(node, kind, node.finality_deadline).await?;
+    // Anchoring is retried until it lands or the job closes: the proof is not remade.
+    let at = loop {
+        match chain::submit(node, kind.clone(), node.finality_deadline).await {
+            Ok(at) => break at,
+            Err(e) => {
+                let open = node
+                    .store
+                    .tip()
+                    .and_then(|t| t.ledger.job(&id).map(|j| j.state == JobState::Open));
+                if open == Some(false) {
+                    bail!("the job closed while its result was being anchored: {e}");
+                }
+                tracing::warn!(job = %id, "result not anchored yet, retrying: {e}");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
     view.phase = format!("anchored in block {}", at.height);
     publish(node, &id, &view);
     tracing::info!(job = %id, height = %at.height, "compute result anchored");
