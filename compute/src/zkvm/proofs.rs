@@ -331,7 +331,6 @@ struct Claim {
 fn claim_of(level: Level, proof: &Proof<SC>) -> Result<Claim, ProofError> {
     let malformed = || ProofError::Malformed("public values missing".into());
     let pvs = |air: usize| proof.public_values.get(air).ok_or_else(malformed);
-    let root = |r: [F; CHUNK]| r.map(|f| f.as_canonical_u32());
     let (program, first, last, exit_code, terminates) = if level == Level::Segment {
         let program = proof
             .trace_vdata
@@ -351,14 +350,8 @@ fn claim_of(level: Level, proof: &Proof<SC>) -> Result<Claim, ProofError> {
         let m: &MemoryMerklePvs<F, CHUNK> = merkle.as_slice().borrow();
         (
             program,
-            Boundary {
-                pc: c.initial_pc.as_canonical_u32(),
-                memory_root: root(m.initial_root),
-            },
-            Boundary {
-                pc: c.final_pc.as_canonical_u32(),
-                memory_root: root(m.final_root),
-            },
+            boundary(c.initial_pc, m.initial_root),
+            boundary(c.final_pc, m.final_root),
             c.exit_code.as_canonical_u32(),
             c.is_terminate.as_canonical_u32() == 1,
         )
@@ -382,14 +375,8 @@ fn claim_of(level: Level, proof: &Proof<SC>) -> Result<Claim, ProofError> {
         let v: &VmPvs<F> = vm.as_slice().borrow();
         (
             v.program_commit,
-            Boundary {
-                pc: v.initial_pc.as_canonical_u32(),
-                memory_root: root(v.initial_root),
-            },
-            Boundary {
-                pc: v.final_pc.as_canonical_u32(),
-                memory_root: root(v.final_root),
-            },
+            boundary(v.initial_pc, v.initial_root),
+            boundary(v.final_pc, v.final_root),
             v.exit_code.as_canonical_u32(),
             v.is_terminate.as_canonical_u32() == 1,
         )
@@ -410,6 +397,14 @@ fn claim_of(level: Level, proof: &Proof<SC>) -> Result<Claim, ProofError> {
         last,
         terminates,
     })
+}
+
+/// A boundary as a proof's public values state it.
+fn boundary(pc: F, root: [F; CHUNK]) -> Boundary {
+    Boundary {
+        pc: pc.as_canonical_u32(),
+        memory_root: root.map(|f| f.as_canonical_u32()),
+    }
 }
 
 fn prover_error(e: impl std::fmt::Display) -> ZkvmError {

@@ -328,7 +328,7 @@ async fn checked(
             &prepared.program,
             &prepared.tree,
             n,
-            &prepared.boundaries,
+            prepared.boundaries(&zkvm).map_err(|e| format!("{e:#}"))?,
             &proof,
         )
         .map_err(|e| e.to_string())?;

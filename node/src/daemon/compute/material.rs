@@ -1,8 +1,9 @@
 //! A job's material: its program and input read from this node's store (both are
 //! replicated blobs), loaded and run once, with the segment boundaries every proof of it is
-//! checked against. Prepared once per job and kept for the few jobs in hand.
+//! checked against (computed on first use: a delegator that only proves segments never
+//! needs them). Prepared once per job and kept for the few jobs in hand.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
@@ -27,8 +28,19 @@ pub(crate) struct Prepared {
     pub(crate) program: Program,
     pub(crate) input: Vec<u8>,
     pub(crate) run: Run,
-    pub(crate) boundaries: Vec<Boundary>,
+    boundaries: OnceLock<Vec<Boundary>>,
     pub(crate) tree: ProofTree,
+}
+
+impl Prepared {
+    /// The machine state at every segment boundary of the run, computed once.
+    pub(crate) fn boundaries(&self, zkvm: &Zkvm) -> Result<&[Boundary]> {
+        if let Some(found) = self.boundaries.get() {
+            return Ok(found);
+        }
+        let computed = zkvm.boundaries(&self.program, &self.input, &self.run)?;
+        Ok(self.boundaries.get_or_init(|| computed))
+    }
 }
 
 /// A new job's parameters, derived by the node that accepts it.
@@ -100,13 +112,12 @@ pub(crate) async fn prepare(
                 job.segments
             );
         }
-        let boundaries = zkvm.boundaries(&program, &input, &run)?;
         let tree = ProofTree::plan(job.segments, TreeShape::WIDEST)?;
         Ok(Prepared {
             program,
             input,
             run,
-            boundaries,
+            boundaries: OnceLock::new(),
             tree,
         })
     })

@@ -145,7 +145,7 @@ pub(crate) async fn prove_requested(
                         &prepared.program,
                         &prepared.tree,
                         *child,
-                        &prepared.boundaries,
+                        prepared.boundaries(&zkvm)?,
                         &proof,
                     )?;
                     proofs.push(proof);
