@@ -9,11 +9,13 @@
 
 pub mod binding;
 pub mod examples;
+pub mod latency;
 pub mod program;
 pub mod schedule;
 pub mod tree;
 pub mod zkvm;
 
+pub use latency::{tree_latency, Machines};
 pub use program::{inspect, ProgramError, ProgramInfo};
 pub use schedule::{driver, Action, Failure, Input, JobId, ProverId, Schedule, ScheduleError};
 pub use tree::{ChildKind, Level, NodeRef, PlanError, ProofTree, TreeShape};

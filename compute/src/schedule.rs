@@ -9,7 +9,7 @@
 //! recompute the schedule from the chain. Proofs are checked by the caller (the zkVM's
 //! verifier); this module only learns the verdict.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -145,13 +145,47 @@ impl Schedule {
         attempt_blocks: u64,
         height: u64,
     ) -> Result<(Schedule, Vec<Action>), ScheduleError> {
+        Schedule::resume(
+            job,
+            tree,
+            delegators,
+            orchestrators,
+            attempt_blocks,
+            height,
+            &BTreeSet::new(),
+        )
+    }
+
+    /// Starts the schedule at `height` with the nodes of `proven` already proven (a driver
+    /// that restarted with the proofs it had kept): only what is still needed is handed
+    /// out — no node under a proven one, and a node only once its children are proven. With
+    /// the root proven, the schedule is done at once.
+    pub fn resume(
+        job: JobId,
+        tree: ProofTree,
+        delegators: Vec<ProverId>,
+        orchestrators: Vec<ProverId>,
+        attempt_blocks: u64,
+        height: u64,
+        proven: &BTreeSet<NodeRef>,
+    ) -> Result<(Schedule, Vec<Action>), ScheduleError> {
         if delegators.is_empty() || orchestrators.is_empty() {
             return Err(ScheduleError::NoProvers);
         }
         if attempt_blocks == 0 {
             return Err(ScheduleError::ZeroDeadline);
         }
-        let nodes = tree.nodes().map(|n| (n, NodeState::Waiting)).collect();
+        let nodes = tree
+            .nodes()
+            .map(|n| {
+                let state = if proven.contains(&n) {
+                    NodeState::Proven
+                } else {
+                    NodeState::Waiting
+                };
+                (n, state)
+            })
+            .collect();
         let mut schedule = Schedule {
             job,
             tree,
@@ -163,11 +197,30 @@ impl Schedule {
             done: false,
         };
         let mut actions = Vec::new();
-        for index in 0..schedule.tree.segments() {
-            let node = NodeRef { level: 0, index };
+        if schedule.is_proven(schedule.tree.root()) {
+            schedule.done = true;
+            actions.push(Action::Done);
+            return Ok((schedule, actions));
+        }
+        let ready: Vec<NodeRef> = schedule
+            .tree
+            .nodes()
+            .filter(|n| !schedule.is_proven(*n) && !schedule.has_proven_ancestor(*n))
+            .filter(|n| {
+                let children = schedule.tree.children(*n);
+                children.iter().all(|c| schedule.is_proven(*c))
+            })
+            .collect();
+        for node in ready {
             schedule.assign(node, 0, Vec::new(), height, &mut actions);
         }
         Ok((schedule, actions))
+    }
+
+    /// Whether a node above `node` is proven (which makes `node`'s proof unneeded).
+    fn has_proven_ancestor(&self, node: NodeRef) -> bool {
+        std::iter::successors(self.tree.parent(node), |p| self.tree.parent(*p))
+            .any(|p| self.is_proven(p))
     }
 
     /// The tree scheduled.
@@ -363,4 +416,82 @@ fn rank(job: &JobId, node: NodeRef, attempt: u32, prover: &ProverId) -> [u8; 32]
     h.update(attempt.to_be_bytes());
     h.update(prover.0);
     h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::TreeShape;
+
+    fn resume(segments: u32, proven: &[(u16, u32)]) -> (Schedule, Vec<Action>) {
+        let tree = ProofTree::plan(segments, TreeShape::WIDEST).expect("a tree");
+        let proven = proven
+            .iter()
+            .map(|&(level, index)| NodeRef { level, index })
+            .collect();
+        Schedule::resume(
+            JobId([7; 32]),
+            tree,
+            vec![ProverId([1; 32]), ProverId([2; 32])],
+            vec![ProverId([3; 32])],
+            10,
+            100,
+            &proven,
+        )
+        .expect("provers in both pools")
+    }
+
+    fn assigned(actions: &[Action]) -> Vec<(u16, u32)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Assign { node, .. } => Some((node.level, node.index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resuming_hands_out_only_what_is_missing() {
+        // 8 segments, 2 leaves; segments 0-3 and 5 kept: leaf 0 can be folded now,
+        // segments 4, 6, 7 are proven again.
+        let (_, actions) = resume(8, &[(0, 0), (0, 1), (0, 2), (0, 3), (0, 5)]);
+        assert_eq!(assigned(&actions), [(0, 4), (0, 6), (0, 7), (1, 0)]);
+    }
+
+    #[test]
+    fn nothing_under_a_proven_node_is_proven_again() {
+        // Leaf 0 kept (its segments not): only leaf 1's segments are handed out.
+        let (mut schedule, actions) = resume(8, &[(1, 0)]);
+        assert_eq!(assigned(&actions), [(0, 4), (0, 5), (0, 6), (0, 7)]);
+        for index in 4..8 {
+            let node = NodeRef { level: 0, index };
+            let (by, _) = schedule.assignee(node).expect("assigned");
+            schedule.step(Input::Proof {
+                node,
+                by,
+                valid: true,
+                height: 101,
+            });
+        }
+        // Leaf 1 proven by its orchestrator: the internal node follows.
+        let leaf = NodeRef { level: 1, index: 1 };
+        let (by, _) = schedule.assignee(leaf).expect("assigned");
+        let next = schedule.step(Input::Proof {
+            node: leaf,
+            by,
+            valid: true,
+            height: 102,
+        });
+        assert_eq!(assigned(&next), [(2, 0)]);
+    }
+
+    #[test]
+    fn a_kept_root_is_done_at_once() {
+        let tree = ProofTree::plan(3, TreeShape::WIDEST).expect("a tree");
+        let root = tree.root();
+        let (schedule, actions) = resume(3, &[(root.level, root.index)]);
+        assert!(schedule.is_done());
+        assert!(matches!(actions.as_slice(), [Action::Done]));
+    }
 }

@@ -101,7 +101,16 @@ impl<T> Reply<T> {
     pub fn send(self, response: T) {
         let _ = self.0.send(response);
     }
+
+    /// Whether nobody will read the answer any more: for a proof request, the requester's
+    /// connection closed (checked every [`REQUESTER_CHECK`]); long work for it can stop.
+    pub fn is_abandoned(&self) -> bool {
+        self.0.is_closed()
+    }
 }
+
+/// How often the requester of a proof (minutes of work) is checked to be still there.
+pub(crate) const REQUESTER_CHECK: Duration = Duration::from_secs(2);
 
 /// Identifies a received gossip message for [`Network::report`].
 #[derive(Debug, Clone)]
@@ -638,6 +647,7 @@ impl EventLoop {
                         request,
                         reply,
                     },
+                    false,
                 );
                 if let Some(e) = inbound {
                     self.emit(e).await;
@@ -654,6 +664,7 @@ impl EventLoop {
                         request,
                         reply,
                     },
+                    false,
                 );
                 if let Some(e) = inbound {
                     self.emit(e).await;
@@ -670,6 +681,7 @@ impl EventLoop {
                         request,
                         reply,
                     },
+                    false,
                 );
                 if let Some(e) = inbound {
                     self.emit(e).await;
@@ -686,6 +698,7 @@ impl EventLoop {
                         request,
                         reply,
                     },
+                    false,
                 );
                 if let Some(e) = inbound {
                     self.emit(e).await;
@@ -702,6 +715,7 @@ impl EventLoop {
                         request,
                         reply,
                     },
+                    true,
                 );
                 if let Some(e) = inbound {
                     self.emit(e).await;
@@ -764,12 +778,32 @@ type Pending<Resp> = HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, Req
 /// Handles one request-response protocol's event: completes outbound requests, and turns an
 /// inbound request into the [`NetworkEvent`] built by `inbound` (its reply is sent when the
 /// node answers, through `replies`).
+/// Waits for the node's answer while the requester's stream is open; once it closes, the
+/// answer slot is dropped, which [`Reply::is_abandoned`] tells the work in progress.
+async fn answer_while_requester_waits<Resp>(
+    channel: ResponseChannel<Resp>,
+    mut answer: oneshot::Receiver<Resp>,
+    wrap: fn(ResponseChannel<Resp>, Option<Resp>) -> PendingReply,
+) -> PendingReply {
+    loop {
+        tokio::select! {
+            r = &mut answer => return wrap(channel, r.ok()),
+            () = tokio::time::sleep(REQUESTER_CHECK) => {
+                if !channel.is_open() {
+                    return wrap(channel, None);
+                }
+            }
+        }
+    }
+}
+
 fn on_request_response<Req, Resp>(
     event: request_response::Event<Req, Resp>,
     pending: &mut Pending<Resp>,
     replies: &FuturesUnordered<BoxFuture<'static, PendingReply>>,
     wrap: fn(ResponseChannel<Resp>, Option<Resp>) -> PendingReply,
     inbound: fn(PeerId, Req, Reply<Resp>) -> NetworkEvent,
+    watch_requester: bool,
 ) -> Option<NetworkEvent>
 where
     Resp: Send + 'static,
@@ -781,7 +815,11 @@ where
                 request, channel, ..
             } => {
                 let (tx, rx) = oneshot::channel();
-                replies.push(rx.map(move |r| wrap(channel, r.ok())).boxed());
+                if watch_requester {
+                    replies.push(answer_while_requester_waits(channel, rx, wrap).boxed());
+                } else {
+                    replies.push(rx.map(move |r| wrap(channel, r.ok())).boxed());
+                }
                 Some(inbound(peer, request, Reply(tx)))
             }
             Message::Response {

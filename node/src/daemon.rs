@@ -434,6 +434,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
                 .zkvm_keys
                 .clone()
                 .unwrap_or_else(crate::cli::default_key_dir),
+            journal_dir: args.data_dir.join("compute-journal"),
         }),
     });
     // Load the KZG trusted setup now, not inside the first block that carries data.
@@ -526,7 +527,10 @@ async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
                 request,
                 reply,
             } => {
-                tokio::spawn(async move { reply.send(compute::serve(&node, peer, request).await) });
+                tokio::spawn(async move {
+                    let answer = compute::serve(&node, peer, request, &reply).await;
+                    reply.send(answer);
+                });
             }
             NetworkEvent::Gossip {
                 id,

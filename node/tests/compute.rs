@@ -1,7 +1,8 @@
 //! Verifiable compute end to end with real processes: a job of four segments, proven by
 //! two delegator processes and folded by an orchestrator process, yields a Universal Proof
 //! that `nexus compute verify` accepts — after one delegator was SIGKILLed mid-proof and
-//! its segment reassigned. A job whose program cannot run is refused at submission and
+//! its segment reassigned, and the orchestrator SIGKILLed and restarted (it resumes from
+//! the proofs it kept). A job whose program cannot run is refused at submission and
 //! anchors nothing. Slow (~10 min): each segment proof takes about a minute here.
 
 mod support;
@@ -28,15 +29,32 @@ fn xorshift32(mut x: u32, iterations: u32) -> u32 {
     x
 }
 
+/// The segments the driver's view shows proven.
+fn proven_segments(api: &str, path: &str) -> Vec<u64> {
+    let Some(view) = get_json(api, path) else {
+        return Vec::new();
+    };
+    view["drive"]["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .filter(|n| n["level"] == 0 && n["state"] == "proven")
+                .filter_map(|n| n["index"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
-fn a_four_segment_job_survives_a_killed_delegator_and_its_proof_verifies() {
+fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let names = ["proposer", "orchestrator", "delegator-a", "delegator-b"];
     let dirs: Vec<PathBuf> = names.iter().map(|n| tmp.path().join(n)).collect();
     let keys = key_dir();
     let proposer = start_proposer(tmp.path(), &dirs, &["--block-interval-ms", "1000"]);
     let boot = vec![proposer.addr()];
-    let orchestrator = TestNode::start(
+    let mut orchestrator = TestNode::start(
         &dirs[1],
         false,
         &boot,
@@ -106,7 +124,19 @@ fn a_four_segment_job_survives_a_killed_delegator_and_its_proof_verifies() {
     std::thread::sleep(Duration::from_secs(10));
     delegators[victim].kill9();
 
+    // The orchestrator is SIGKILLed once it has checked a segment proof; restarted, it
+    // resumes from the proofs it kept, and those segments are not proven again.
     let path = format!("/v1/compute/jobs/{job}");
+    let mut kept = Vec::new();
+    wait_until(
+        "the orchestrator to check a segment proof",
+        Duration::from_secs(900),
+        || {
+            kept = proven_segments(&orchestrator.api, &path);
+            !kept.is_empty()
+        },
+    );
+    orchestrator.restart_with(&[]);
     wait_until("the job to be proven", Duration::from_secs(1500), || {
         get_json(&orchestrator.api, &path).is_some_and(|v| v["job"]["state"]["proven"].is_object())
     });
@@ -117,8 +147,34 @@ fn a_four_segment_job_survives_a_killed_delegator_and_its_proof_verifies() {
         .clone();
     assert!(
         failures.values().any(|n| n.as_u64().unwrap_or(0) >= 1),
-        "the killed delegator's failure is recorded: {view}"
+        "the killed delegator's failure is counted: {view}"
     );
+    let recorded = view["job"]["state"]["proven"]["failures"]
+        .as_array()
+        .expect("the result's failure record")
+        .clone();
+    assert!(
+        recorded
+            .iter()
+            .any(|f| f["count"].as_u64().unwrap_or(0) >= 1),
+        "the killed delegator's failure is recorded on chain: {view}"
+    );
+    assert!(
+        orchestrator.log().contains("resuming with kept proofs"),
+        "{}",
+        orchestrator.log()
+    );
+    let survivor = delegators[1 - victim].log();
+    for segment in kept {
+        let proofs = survivor
+            .lines()
+            .filter(|l| l.contains("proving segment") && l.contains(&format!("segment={segment}")))
+            .count();
+        assert_eq!(
+            proofs, 1,
+            "segment {segment} was kept, yet proven {proofs} times"
+        );
+    }
     let status = cli_ok(&orchestrator.api, &["compute", "status", &job]);
     assert!(status.contains("proven"), "{status}");
 

@@ -12,11 +12,12 @@ mod tests;
 
 pub use state::{
     job_id, GenesisError, LedgerEvent, LedgerState, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
+    MAX_RECORDED_FAILURES,
 };
 pub use tx::{
     LeafAnswer, SignedTransaction, Transaction, TxError, TxKind, MAX_RESULT_TX_BYTES, MAX_TX_BYTES,
 };
 pub use types::{
     Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, JobResult, JobState,
-    LedgerParams, Orchestrator, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
+    LedgerParams, Orchestrator, PolicySpec, ProverFailures, Provider, StoredBlob, Unbonding, BPS,
 };

@@ -3,13 +3,14 @@
 //! the same run; per-node time and peak memory; Universal Proof size and verify time per
 //! segment count; and the int8 MLP guest's cycles per inference.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use nexus_compute::examples::{loop_input, Example, MlpModel};
 use nexus_compute::zkvm::{prove_with_sdk, TreeEvent, Zkvm};
-use nexus_compute::{ProofTree, TreeShape};
+use nexus_compute::{tree_latency, Machines, NodeRef, ProofTree, TreeShape};
 
 use crate::cli::{default_key_dir, describe_tree};
 use crate::units::ByteSize;
@@ -70,6 +71,7 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
     let program = zkvm.load(elf)?;
     let mut rows = Vec::new();
     let mut nodes = Vec::new();
+    let mut latencies = Vec::new();
     for &target in &args.segments {
         let iterations =
             ITERATIONS_PER_SEGMENT * target.saturating_sub(1) + ITERATIONS_PER_SEGMENT / 2;
@@ -85,6 +87,7 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
         out!("\n{} cycles: {}", run.cycles, describe_tree(&tree));
         let started = Instant::now();
         let mut segment_time = Duration::ZERO;
+        let mut node_times = HashMap::new();
         let proof = zkvm.prove_tree(
             &program,
             &input,
@@ -97,6 +100,7 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
                     if done.node.level == 0 {
                         segment_time += done.took;
                     }
+                    node_times.insert(done.node, done.took);
                     let line = format!(
                         "| {target} | {kind} #{} | {:.1} s | {} | {} |",
                         done.node.index,
@@ -110,6 +114,7 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
             },
         )?;
         let ours = started.elapsed();
+        latencies.push(latency_row(&tree, &node_times, ours));
         let bytes = proof.to_bytes();
         let verifier = zkvm.verifier();
         let verify = median(
@@ -152,7 +157,41 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
     out!("\n| segments | node | time | peak RSS | proof |");
     out!("|---|---|---|---|---|");
     nodes.iter().for_each(|r| out!("{r}"));
+    out!(
+        "\nJob latency on more machines, from the node times above (greedy: a node starts once \
+         its children are proven and a machine is free; sealing and checks after the root as \
+         measured): k delegators with 1 orchestrator / with k orchestrators"
+    );
+    let header: String = DELEGATORS.iter().map(|k| format!(" k = {k} |")).collect();
+    out!("\n| segments |{header}");
+    out!("|---|{}", "---|".repeat(DELEGATORS.len()));
+    latencies.iter().for_each(|r| out!("{r}"));
     mlp(&zkvm)
+}
+
+/// Delegator counts of the latency table.
+const DELEGATORS: [u32; 5] = [1, 2, 4, 8, 16];
+
+/// One row of the latency table: the tree's nodes at their measured times on k machines,
+/// plus what the whole job spent outside the nodes (sealing, checks).
+fn latency_row(tree: &ProofTree, node_times: &HashMap<NodeRef, Duration>, job: Duration) -> String {
+    let time = |n: NodeRef| node_times.get(&n).copied().unwrap_or_default();
+    let nodes_alone: Duration = node_times.values().sum();
+    let outside = job.saturating_sub(nodes_alone);
+    let cells: String = DELEGATORS
+        .iter()
+        .map(|&k| {
+            let secs = |orchestrators| {
+                let machines = Machines {
+                    delegators: k,
+                    orchestrators,
+                };
+                (tree_latency(tree, machines, time) + outside).as_secs_f64()
+            };
+            format!(" {:.0} s / {:.0} s |", secs(1), secs(k))
+        })
+        .collect();
+    format!("| {} |{cells}", tree.segments())
 }
 
 /// Cycles per inference of the int8 MLP guest (64 inputs, 32 hidden, 10 classes).

@@ -290,13 +290,18 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
     match &j.state {
         JobState::Open => out!("state      open (height {})", view.height),
         JobState::Expired => out!("state      expired"),
-        JobState::Proven(r) => out!(
-            "state      proven in block {} by {}: output {}, proof {}",
-            r.height,
-            r.prover,
-            r.output,
-            r.proof
-        ),
+        JobState::Proven(r) => {
+            out!(
+                "state      proven in block {} by {}: output {}, proof {}",
+                r.height,
+                r.prover,
+                r.output,
+                r.proof
+            );
+            for f in &r.failures {
+                out!("recorded   {} failed {} node(s)", f.prover, f.count);
+            }
+        }
     }
     let Some(drive) = &view.drive else {
         out!("tree       driven by another node (ask it with --node)");

@@ -5,6 +5,7 @@
 //! tree shape, who proves what when, what a proof must state — are `nexus-compute`'s.
 
 mod driver;
+mod journal;
 mod material;
 mod prover;
 
@@ -36,6 +37,8 @@ pub(crate) struct ComputeConfig {
     pub(crate) parallel: usize,
     /// The zkVM's key cache.
     pub(crate) key_dir: PathBuf,
+    /// Where a driver keeps the proofs it checked (see [`journal`]).
+    pub(crate) journal_dir: PathBuf,
 }
 
 /// The node's compute state.
@@ -53,6 +56,8 @@ pub(crate) struct Compute {
     prepared: Mutex<Vec<(Digest, Arc<Prepared>)>>,
     /// The jobs this node drives, for `GET /v1/compute/jobs/{id}`.
     pub(crate) drives: Mutex<BTreeMap<Digest, DriveView>>,
+    /// The checked proofs of the jobs this node drives, on disk.
+    journal: journal::ProofJournal,
 }
 
 impl Compute {
@@ -60,6 +65,7 @@ impl Compute {
     pub(crate) fn new(config: ComputeConfig) -> Compute {
         let parallel = config.parallel.max(1);
         Compute {
+            journal: journal::ProofJournal::new(config.journal_dir.clone()),
             config,
             zkvm: OnceCell::new(),
             slots: Arc::new(Semaphore::new(parallel)),

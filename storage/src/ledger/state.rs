@@ -21,7 +21,7 @@ use nexus_das::CodeParams;
 mod compute;
 mod epoch;
 
-pub use compute::{job_id, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS};
+pub use compute::{job_id, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS, MAX_RECORDED_FAILURES};
 
 const STATE_TAG: &[u8] = b"nexus/state/v1";
 const MIB: u128 = 1 << 20;
@@ -467,6 +467,7 @@ impl LedgerState {
                 output,
                 output_sha256,
                 proof_blob,
+                failures,
                 ..
             } => self.anchor_result(
                 sender,
@@ -477,6 +478,7 @@ impl LedgerState {
                     proof: *proof_blob,
                     prover: sender,
                     height: self.height + 1,
+                    failures: failures.clone(),
                 },
             )?,
         }

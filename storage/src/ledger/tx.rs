@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Amount, Epoch, PolicySpec};
+use super::types::{Amount, Epoch, PolicySpec, ProverFailures};
 use crate::blob::BlobId;
 use crate::keys::{PublicKey, Signature, SigningKey};
 use crate::merkle::{Digest, MerkleProof};
@@ -174,6 +174,10 @@ pub enum TxKind {
         /// The Universal Proof (zstd-compressed OpenVM STARK, ~230 KB).
         #[serde(with = "serde_bytes")]
         proof: Vec<u8>,
+        /// The provers that failed nodes of the job, in account order, each once (at most
+        /// [`MAX_RECORDED_FAILURES`](crate::ledger::MAX_RECORDED_FAILURES)); recorded with
+        /// the result and added to each registered prover's count.
+        failures: Vec<ProverFailures>,
     },
 }
 

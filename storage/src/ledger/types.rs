@@ -289,6 +289,18 @@ pub struct JobResult {
     pub prover: PublicKey,
     /// Height of the block that anchored it.
     pub height: u64,
+    /// The provers that failed nodes of this job (a bad proof, a refusal, no answer by the
+    /// deadline) and how often, as its driver counted them.
+    pub failures: Vec<ProverFailures>,
+}
+
+/// How often one prover failed nodes of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProverFailures {
+    /// The prover's account.
+    pub prover: PublicKey,
+    /// Nodes it failed (at least one).
+    pub count: u32,
 }
 
 /// A node that offers its CPU to verifiable compute: delegators prove segments,
@@ -301,4 +313,6 @@ pub struct ComputeProver {
     pub orchestrator: bool,
     /// How to reach it (the node's libp2p peer id, opaque to the ledger).
     pub node: Vec<u8>,
+    /// Nodes it failed in the jobs anchored so far (kept across renewed offers).
+    pub failures: u64,
 }

@@ -10,18 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use nexus_compute::zkvm::NodeProof;
+use nexus_compute::zkvm::{NodeProof, UniversalProof};
 use nexus_compute::{driver, Action, Input, JobId, NodeRef, ProverId, Schedule};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
-use nexus_storage::ledger::{JobState, TxKind};
-use nexus_storage::Digest;
+use nexus_storage::ledger::{JobState, ProverFailures, TxKind, MAX_RECORDED_FAILURES};
+use nexus_storage::{Digest, PublicKey};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::material::{prepare, Prepared};
-use super::prover::prove_requested;
+use super::prover::{prove_requested, Asker};
 use super::{prover_id, provers};
 use crate::daemon::{chain, http, Node};
 
@@ -29,6 +29,8 @@ use crate::daemon::{chain, http, Node};
 const ATTEMPT_BLOCKS: u64 = 1200;
 /// Blocks a driver has for a job before the next orchestrator takes over.
 const DRIVER_LEASE_BLOCKS: u64 = 3600;
+/// Blocks between two sweeps of the journal for the proofs of closed jobs.
+const SWEEP_BLOCKS: u64 = 100;
 /// Pause before a prover's failure to answer is reported (so that a dead peer does not
 /// make the schedule spin).
 const FAILURE_PAUSE: Duration = Duration::from_secs(3);
@@ -67,12 +69,27 @@ pub(crate) async fn drive_loop(node: Arc<Node>) {
     let me = prover_id(&node.account.public());
     let driving: Arc<Mutex<BTreeSet<Digest>>> = Arc::default();
     let mut blocks = node.new_block.subscribe();
+    let mut swept_at = None;
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(5), blocks.changed()).await;
         let Some(tip) = node.store.tip() else {
             continue;
         };
         let height = tip.header.height.0;
+        if swept_at.is_none_or(|at| at + SWEEP_BLOCKS <= height) {
+            swept_at = Some(height);
+            let open: BTreeSet<String> = tip
+                .ledger
+                .jobs()
+                .filter(|(_, job)| job.state == JobState::Open)
+                .map(|(id, _)| id.to_string())
+                .collect();
+            let journal = node.compute.journal.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                journal.forget_closed(|name| open.contains(name))
+            })
+            .await;
+        }
         let (_, orchestrators) = provers(&tip.ledger);
         let ids: Vec<ProverId> = orchestrators.iter().map(|o| o.id).collect();
         for (id, job) in tip.ledger.jobs() {
@@ -108,7 +125,8 @@ pub(crate) async fn drive_loop(node: Arc<Node>) {
 
 type Outcome = (NodeRef, ProverId, Result<Vec<u8>, String>);
 
-/// Drives job `id` to its anchored result.
+/// Drives job `id` to its anchored result, from what the journal kept if this node drove
+/// it before.
 async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
     let tip = node.store.tip().context("no chain")?;
     let job = tip.ledger.job(&id).cloned().context("no such job")?;
@@ -120,22 +138,78 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
         "preparing (reading the program and input, running it)".into(),
     );
     let prepared = prepare(node, zkvm.clone(), &id, &job).await?;
+    let journal = node.compute.journal.clone();
+    let kept = tokio::task::spawn_blocking(move || journal.kept(&id)).await?;
+    let (proof, failures) = match kept_sealed(&zkvm, &prepared, kept.sealed).await {
+        Some(proof) => {
+            tracing::info!(job = %id, "resuming with the sealed Universal Proof kept");
+            // The failures counted before the restart are not kept.
+            (proof, Vec::new())
+        }
+        None => {
+            let (root, failures) =
+                prove_root(node, &zkvm, &prepared, id, height, kept.nodes).await?;
+            set_phase(node, &id, "sealing the Universal Proof".into());
+            let sealed = {
+                let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
+                tokio::task::spawn_blocking(move || {
+                    zkvm.seal(&prepared.program, &prepared.input, &root)
+                })
+                .await??
+            };
+            let proof = sealed.to_bytes();
+            keep(node, &id, None, proof.clone()).await;
+            (proof, failures)
+        }
+    };
+    anchor(node, id, &prepared, proof, failures).await
+}
+
+/// Proves the root of `prepared`'s tree: the nodes of `kept` that check out count as
+/// proven, the schedule hands out the rest, every proof that comes back is checked (and
+/// kept) before the schedule hears of it. Returns the root's proof and the failures the
+/// schedule counted, as a result records them.
+async fn prove_root(
+    node: &Arc<Node>,
+    zkvm: &Arc<nexus_compute::zkvm::Zkvm>,
+    prepared: &Arc<Prepared>,
+    id: Digest,
+    height: u64,
+    kept: BTreeMap<NodeRef, Vec<u8>>,
+) -> Result<(NodeProof, Vec<ProverFailures>)> {
+    let tip = node.store.tip().context("no chain")?;
     let (delegators, orchestrators) = provers(&tip.ledger);
     let peers: HashMap<ProverId, (PeerId, String)> = delegators
         .iter()
         .chain(&orchestrators)
         .map(|p| (p.id, (p.peer, p.account.to_string())))
         .collect();
-    let (mut schedule, mut actions) = Schedule::start(
+    let mut view = DriveView::new(prepared);
+    let mut proofs: BTreeMap<NodeRef, NodeProof> = BTreeMap::new();
+    for (n, bytes) in kept {
+        if !prepared.tree.contains(n) {
+            continue;
+        }
+        match checked(zkvm, prepared, n, bytes).await {
+            Ok(proof) => {
+                view.set(n, "proven", None, 0);
+                proofs.insert(n, proof);
+            }
+            Err(why) => tracing::warn!(job = %id, node = ?n, "a kept proof is not usable: {why}"),
+        }
+    }
+    if !proofs.is_empty() {
+        tracing::info!(job = %id, kept = proofs.len(), "resuming with kept proofs");
+    }
+    let (mut schedule, mut actions) = Schedule::resume(
         JobId(id.0),
         prepared.tree.clone(),
         delegators.iter().map(|p| p.id).collect(),
         orchestrators.iter().map(|p| p.id).collect(),
         ATTEMPT_BLOCKS,
         height,
+        &proofs.keys().copied().collect(),
     )?;
-    let mut view = DriveView::new(&prepared);
-    let mut proofs: BTreeMap<NodeRef, NodeProof> = BTreeMap::new();
     let (outcomes, mut arrived) = mpsc::channel::<Outcome>(64);
     let mut blocks = node.new_block.subscribe();
     view.phase = "proving".into();
@@ -194,11 +268,12 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
         tokio::select! {
             Some((n, by, outcome)) = arrived.recv() => {
                 let proof = match outcome {
-                    Ok(bytes) => checked(&zkvm, &prepared, n, bytes).await,
+                    Ok(bytes) => checked(zkvm, prepared, n, bytes).await,
                     Err(why) => Err(why),
                 };
                 let valid = match proof {
                     Ok(proof) => {
+                        keep(node, &id, Some(n), proof.to_bytes()).await;
                         proofs.insert(n, proof);
                         true
                     }
@@ -222,16 +297,85 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
     let root = proofs
         .remove(&prepared.tree.root())
         .context("the root is proven but its proof is missing")?;
-    view.phase = "sealing the Universal Proof".into();
-    publish(node, &id, &view);
-    let sealed = {
-        let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
-        tokio::task::spawn_blocking(move || zkvm.seal(&prepared.program, &prepared.input, &root))
-            .await??
-    };
-    let proof = sealed.to_bytes();
-    view.phase = format!("anchoring (Universal Proof of {} bytes)", proof.len());
-    publish(node, &id, &view);
+    let accounts: HashMap<ProverId, PublicKey> = delegators
+        .iter()
+        .chain(&orchestrators)
+        .map(|p| (p.id, p.account))
+        .collect();
+    Ok((root, failure_record(schedule.failures(), &accounts)))
+}
+
+/// The failures a result records: per prover account, in account order, the most failed
+/// [`MAX_RECORDED_FAILURES`] provers at most, each count capped as the ledger takes it.
+fn failure_record(
+    counted: &BTreeMap<ProverId, u32>,
+    accounts: &HashMap<ProverId, PublicKey>,
+) -> Vec<ProverFailures> {
+    let mut record: Vec<ProverFailures> = counted
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .filter_map(|(p, n)| {
+            Some(ProverFailures {
+                prover: *accounts.get(p)?,
+                count: (*n).min(1 << 16),
+            })
+        })
+        .collect();
+    record.sort_by_key(|f| std::cmp::Reverse(f.count));
+    record.truncate(MAX_RECORDED_FAILURES);
+    record.sort_by_key(|f| f.prover.0);
+    record
+}
+
+/// The kept sealed proof, if it verifies for this job's program and public value.
+async fn kept_sealed(
+    zkvm: &Arc<nexus_compute::zkvm::Zkvm>,
+    prepared: &Arc<Prepared>,
+    sealed: Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let bytes = sealed?;
+    let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
+    tokio::task::spawn_blocking(move || {
+        let proof = UniversalProof::from_bytes(&bytes).ok()?;
+        zkvm.verifier()
+            .verify(&proof, prepared.program.commit(), prepared.run.public_value)
+            .ok()?;
+        Some(bytes)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Keeps a checked proof (node `n`'s, or the sealed one) in the journal. A failure to
+/// write costs only a resume: it is logged and the drive goes on from memory.
+async fn keep(node: &Arc<Node>, id: &Digest, n: Option<NodeRef>, bytes: Vec<u8>) {
+    let (journal, id) = (node.compute.journal.clone(), *id);
+    let written = tokio::task::spawn_blocking(move || match n {
+        Some(n) => journal.keep(&id, n, &bytes),
+        None => journal.keep_sealed(&id, &bytes),
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    if let Err(e) = written {
+        tracing::warn!(job = %id, "cannot keep a proof on disk: {e}");
+    }
+}
+
+/// Stores the output and the Universal Proof as blobs and anchors the result; retried
+/// until it lands or the job closes (the proof is not remade).
+async fn anchor(
+    node: &Arc<Node>,
+    id: Digest,
+    prepared: &Prepared,
+    proof: Vec<u8>,
+    failures: Vec<ProverFailures>,
+) -> Result<()> {
+    set_phase(
+        node,
+        &id,
+        format!("anchoring (Universal Proof of {} bytes)", proof.len()),
+    );
     let output = prepared.run.output.clone();
     let output_sha256: [u8; 32] = Sha256::digest(&output).into();
     let output_blob = http::store_own_blob(node, output).await?;
@@ -242,8 +386,8 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
         output_sha256,
         proof_blob,
         proof,
+        failures,
     };
-    // Anchoring is retried until it lands or the job closes: the proof is not remade.
     let at = loop {
         match chain::submit(node, kind.clone(), node.finality_deadline).await {
             Ok(at) => break at,
@@ -260,8 +404,7 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
             }
         }
     };
-    view.phase = format!("anchored in block {}", at.height);
-    publish(node, &id, &view);
+    set_phase(node, &id, format!("anchored in block {}", at.height));
     tracing::info!(job = %id, height = %at.height, "compute result anchored");
     Ok(())
 }
@@ -296,7 +439,7 @@ fn ask(
             }
         };
         let outcome = if to == prover_id(&node.account.public()) {
-            prove_requested(&node, None, request)
+            prove_requested(&node, Asker::Itself, request)
                 .await
                 .map(|p| p.to_bytes())
                 .map_err(|e| format!("{e:#}"))

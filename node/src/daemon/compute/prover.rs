@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use nexus_compute::zkvm::NodeProof;
 use nexus_compute::NodeRef;
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
-use nexus_net::PeerId;
+use nexus_net::{PeerId, Reply};
 use nexus_storage::ledger::{JobState, TxKind};
 
 use super::material::prepare;
@@ -62,19 +62,41 @@ pub(crate) async fn offer_loop(node: Arc<Node>) {
     }
 }
 
-/// Answers a driver's request for a proof.
-pub(crate) async fn serve(node: &Arc<Node>, peer: PeerId, request: ProveRequest) -> ProveResponse {
-    match prove_requested(node, Some(peer), request).await {
+/// Answers a driver's request for a proof (not started if the driver has gone meanwhile).
+pub(crate) async fn serve(
+    node: &Arc<Node>,
+    peer: PeerId,
+    request: ProveRequest,
+    reply: &Reply<ProveResponse>,
+) -> ProveResponse {
+    let asker = Asker::Peer {
+        peer,
+        gone: &|| reply.is_abandoned(),
+    };
+    match prove_requested(node, asker, request).await {
         Ok(proof) => ProveResponse::Proof(proof.to_bytes()),
         Err(e) => ProveResponse::Refused(format!("{e:#}")),
     }
 }
 
-/// Proves what `request` asks, for `peer` (a registered orchestrator) or for this node
-/// itself (`None`, a driver proving its own share).
+/// Who asks for a proof.
+#[derive(Clone, Copy)]
+pub(crate) enum Asker<'a> {
+    /// This node itself (a driver proving its own share).
+    Itself,
+    /// A peer, which must be a registered orchestrator; `gone` tells whether it stopped
+    /// waiting for the answer.
+    Peer {
+        peer: PeerId,
+        gone: &'a (dyn Fn() -> bool + Sync),
+    },
+}
+
+/// Proves what `request` asks for `asker`. A peer's request that waited for a slot is
+/// dropped, unproven, if the peer has gone meanwhile (a driver that crashed).
 pub(crate) async fn prove_requested(
     node: &Arc<Node>,
-    peer: Option<PeerId>,
+    asker: Asker<'_>,
     request: ProveRequest,
 ) -> Result<NodeProof> {
     let compute = &node.compute;
@@ -91,7 +113,7 @@ pub(crate) async fn prove_requested(
     let Some(tip) = node.store.tip() else {
         bail!("this node has no chain yet");
     };
-    if let Some(peer) = peer {
+    if let Asker::Peer { peer, .. } = asker {
         let (_, orchestrators) = provers(&tip.ledger);
         if !orchestrators.iter().any(|o| o.peer == peer) {
             bail!("only a registered orchestrator may ask for proofs");
@@ -111,6 +133,11 @@ pub(crate) async fn prove_requested(
     let zkvm = compute.zkvm().await?;
     let prepared = prepare(node, zkvm.clone(), &job_id, &job).await?;
     let _slot = compute.slots.clone().acquire_owned().await?;
+    if let Asker::Peer { gone, .. } = asker {
+        if gone() {
+            bail!("the driver stopped waiting before its turn came");
+        }
+    }
     match &request {
         ProveRequest::Segment { index, .. } => {
             tracing::info!(job = %job_id, segment = index, "proving segment")

@@ -11,13 +11,19 @@ use super::{add, LedgerEvent, LedgerState};
 use crate::blob::BlobId;
 use crate::keys::PublicKey;
 use crate::ledger::tx::{SignedTransaction, TxError, TxKind, VerifiedIds};
-use crate::ledger::types::{Amount, ComputeJob, ComputeProver, JobResult, JobState};
+use crate::ledger::types::{
+    Amount, ComputeJob, ComputeProver, JobResult, JobState, ProverFailures,
+};
 use crate::merkle::Digest;
 
 /// Most segments a job may take (its proof tree's width).
 pub const MAX_JOB_SEGMENTS: u32 = 4096;
 /// Most blocks a job may stay open.
 pub const MAX_JOB_LIFETIME: u64 = 1_000_000;
+/// Most provers a result may record failures of.
+pub const MAX_RECORDED_FAILURES: usize = 64;
+/// Most failures a result may record of one prover.
+const MAX_FAILURES_PER_PROVER: u32 = 1 << 16;
 
 const JOB_TAG: &[u8] = b"nexus/job/v1";
 
@@ -34,6 +40,25 @@ pub fn job_id(sender: &PublicKey, nonce: u64, kind: &TxKind) -> Digest {
         &nonce.to_be_bytes(),
         &postcard::to_stdvec(kind).unwrap_or_default(),
     ])
+}
+
+/// A result's failure record: at most [`MAX_RECORDED_FAILURES`] provers, in strictly
+/// increasing account order (each once), each with 1 to 65,536 failures.
+fn check_failures(failures: &[ProverFailures]) -> Result<(), TxError> {
+    let bad = |why: &str| Err(TxError::BadJob(why.into()));
+    if failures.len() > MAX_RECORDED_FAILURES {
+        return bad("a result records the failures of at most 64 provers");
+    }
+    if failures.windows(2).any(|w| w[0].prover.0 >= w[1].prover.0) {
+        return bad("recorded failures are listed once per prover, in account order");
+    }
+    if failures
+        .iter()
+        .any(|f| !(1..=MAX_FAILURES_PER_PROVER).contains(&f.count))
+    {
+        return bad("a prover's recorded failures are 1 to 65,536");
+    }
+    Ok(())
 }
 
 /// What a `ComputeJob` transaction asks for.
@@ -82,12 +107,14 @@ impl LedgerState {
                 "a prover's peer id is 1 to 64 bytes".into(),
             ));
         }
+        let failures = self.provers.get(&sender).map_or(0, |p| p.failures);
         self.provers.insert(
             sender,
             ComputeProver {
                 delegator,
                 orchestrator,
                 node: node.to_vec(),
+                failures,
             },
         );
         Ok(())
@@ -164,14 +191,20 @@ impl LedgerState {
         add(self.account(&sender).balance, reward)?;
         self.escrow -= reward;
         self.accounts.entry(sender).or_default().balance += reward;
+        for f in &result.failures {
+            if let Some(p) = self.provers.get_mut(&f.prover) {
+                p.failures = p.failures.saturating_add(u64::from(f.count));
+            }
+        }
         if let Some(j) = self.jobs.get_mut(&job) {
             j.state = JobState::Proven(result);
         }
         Ok(())
     }
 
-    /// For a `ComputeResult`: the Universal Proof verifies for the job's program and the
-    /// binding of the job's input and the claimed output. Part of what makes such a
+    /// For a `ComputeResult`: its failure record is well formed, and the Universal Proof
+    /// verifies for the job's program and the binding of the job's input and the claimed
+    /// output. Part of what makes such a
     /// transaction payable at all, so a bad proof is refused, never carried.
     pub(super) fn check_result_proof(&self, stx: &SignedTransaction) -> Result<(), TxError> {
         let TxKind::ComputeResult {
@@ -179,11 +212,13 @@ impl LedgerState {
             output_sha256,
             proof_blob,
             proof,
+            failures,
             ..
         } = &stx.tx.kind
         else {
             return Ok(());
         };
+        check_failures(failures)?;
         if BlobId::of(proof) != *proof_blob {
             return Err(TxError::BadProof(
                 "the proof blob's id is not that of the proof".into(),

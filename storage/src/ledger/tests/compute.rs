@@ -76,6 +76,7 @@ fn result_kind(job: Digest, output: BlobId, output_sha256: [u8; 32], proof: Vec<
         output_sha256,
         proof_blob: BlobId::of(&proof),
         proof,
+        failures: Vec::new(),
     }
 }
 
@@ -109,6 +110,97 @@ fn a_job_holds_its_reward_and_the_proven_result_pays_it() {
     assert_eq!(s.execute_tx(&again), Ok(Err(TxError::JobClosed(id))));
 }
 
+fn with_failures(kind: TxKind, list: &[(u8, u32)]) -> TxKind {
+    let TxKind::ComputeResult {
+        job,
+        output,
+        output_sha256,
+        proof_blob,
+        proof,
+        ..
+    } = kind
+    else {
+        unreachable!("a result")
+    };
+    TxKind::ComputeResult {
+        job,
+        output,
+        output_sha256,
+        proof_blob,
+        proof,
+        failures: list
+            .iter()
+            .map(|&(i, count)| ProverFailures {
+                prover: pk(i),
+                count,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn failures_are_recorded_with_the_result_and_counted_per_prover() {
+    let (mut s, id, output) = with_job(50);
+    let offer = TxKind::OfferCompute {
+        delegator: true,
+        orchestrator: false,
+        node: b"peer".to_vec(),
+    };
+    apply(&mut s, 3, offer.clone()).expect("offer");
+    let f = fixture();
+    let result = result_kind(id, output, f.output_sha256, f.proof.clone());
+    // pk(1) is no prover: recorded with the job, counted nowhere.
+    let mut list = [(1u8, 2u32), (3, 5)];
+    list.sort_by_key(|(i, _)| pk(*i).0);
+    apply(&mut s, 2, with_failures(result, &list)).expect("result");
+    let JobState::Proven(proven) = &s.job(&id).expect("job").state else {
+        panic!("not proven");
+    };
+    assert_eq!(proven.failures.len(), 2);
+    let counted = |s: &LedgerState| {
+        s.provers()
+            .find(|(k, _)| **k == pk(3))
+            .map(|(_, p)| p.failures)
+    };
+    assert_eq!(counted(&s), Some(5));
+    // A renewed offer keeps the count.
+    apply(&mut s, 3, offer).expect("offer again");
+    assert_eq!(counted(&s), Some(5));
+}
+
+#[test]
+fn malformed_failure_records_are_refused_not_carried() {
+    let (s, id, output) = with_job(50);
+    let f = fixture();
+    let result = || result_kind(id, output, f.output_sha256, f.proof.clone());
+    let (mut low, mut high) = (1u8, 3u8);
+    if pk(low).0 > pk(high).0 {
+        std::mem::swap(&mut low, &mut high);
+    }
+    let too_many: Vec<(u8, u32)> = {
+        let mut keys: Vec<u8> = (0..=64).collect();
+        keys.sort_by_key(|i| pk(*i).0);
+        keys.into_iter().map(|i| (i, 1)).collect()
+    };
+    let cases = [
+        vec![(high, 1), (low, 1)],
+        vec![(low, 1), (low, 2)],
+        vec![(low, 0)],
+        vec![(low, (1 << 16) + 1)],
+        too_many,
+    ];
+    for list in cases {
+        let mut state = s.clone();
+        let stx = tx(&state, 2, with_failures(result(), &list));
+        let refused = state.execute_tx(&stx);
+        assert!(
+            matches!(refused, Err(TxError::BadJob(_))),
+            "{list:?}: {refused:?}"
+        );
+        assert_eq!(state, s);
+    }
+}
+
 #[test]
 fn a_result_whose_proof_does_not_verify_is_refused_not_carried() {
     let (s, id, output) = with_job(50);
@@ -130,6 +222,7 @@ fn a_result_whose_proof_does_not_verify_is_refused_not_carried() {
             output_sha256: f.output_sha256,
             proof_blob: output,
             proof: f.proof.clone(),
+            failures: Vec::new(),
         },
     ];
     for kind in cases {
