@@ -33,7 +33,7 @@ pub(crate) struct ComputeArgs {
 }
 
 /// Loop iterations per full segment of 2^19 rows (the shift chip fills first).
-const ITERATIONS_PER_SEGMENT: u32 = 120_000;
+const ITERATIONS_PER_SEGMENT: u32 = 129_000;
 
 /// Peak resident memory of this process since the last [`reset_peak_memory`], in bytes.
 fn peak_memory() -> u64 {
