@@ -17,5 +17,7 @@ pub mod zkvm;
 
 pub use latency::{tree_latency, Machines};
 pub use program::{inspect, ProgramError, ProgramInfo};
-pub use schedule::{driver, Action, Failure, Input, JobId, ProverId, Schedule, ScheduleError};
+pub use schedule::{
+    driver, Action, Failure, Input, JobId, Progress, ProverId, Schedule, ScheduleError,
+};
 pub use tree::{ChildKind, Level, NodeRef, PlanError, ProofTree, TreeShape};

@@ -134,9 +134,22 @@ pub struct Schedule {
     done: bool,
 }
 
+/// What a driver kept of a job's schedule across a restart: the nodes whose proofs it
+/// still holds (checked again) and the failures it had counted. Empty for a new job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Nodes proven already.
+    pub proven: BTreeSet<NodeRef>,
+    /// Failures counted per prover so far.
+    pub failures: BTreeMap<ProverId, u32>,
+}
+
 impl Schedule {
-    /// Starts the schedule at `height`: every segment is handed out at once. Each attempt
-    /// lasts `attempt_blocks`.
+    /// Starts the schedule at `height` from `kept` (empty for a new job, or what a driver
+    /// that restarted had kept): only what is still needed is handed out — no node under a
+    /// proven one, and a node only once its children are proven, so a new job hands out
+    /// every segment at once and a kept root makes the schedule done at once. Failures go
+    /// on counting from `kept`'s. Each attempt lasts `attempt_blocks`.
     pub fn start(
         job: JobId,
         tree: ProofTree,
@@ -144,30 +157,7 @@ impl Schedule {
         orchestrators: Vec<ProverId>,
         attempt_blocks: u64,
         height: u64,
-    ) -> Result<(Schedule, Vec<Action>), ScheduleError> {
-        Schedule::resume(
-            job,
-            tree,
-            delegators,
-            orchestrators,
-            attempt_blocks,
-            height,
-            &BTreeSet::new(),
-        )
-    }
-
-    /// Starts the schedule at `height` with the nodes of `proven` already proven (a driver
-    /// that restarted with the proofs it had kept): only what is still needed is handed
-    /// out — no node under a proven one, and a node only once its children are proven. With
-    /// the root proven, the schedule is done at once.
-    pub fn resume(
-        job: JobId,
-        tree: ProofTree,
-        delegators: Vec<ProverId>,
-        orchestrators: Vec<ProverId>,
-        attempt_blocks: u64,
-        height: u64,
-        proven: &BTreeSet<NodeRef>,
+        kept: &Progress,
     ) -> Result<(Schedule, Vec<Action>), ScheduleError> {
         if delegators.is_empty() || orchestrators.is_empty() {
             return Err(ScheduleError::NoProvers);
@@ -178,7 +168,7 @@ impl Schedule {
         let nodes = tree
             .nodes()
             .map(|n| {
-                let state = if proven.contains(&n) {
+                let state = if kept.proven.contains(&n) {
                     NodeState::Proven
                 } else {
                     NodeState::Waiting
@@ -193,7 +183,7 @@ impl Schedule {
             orchestrators,
             attempt_blocks,
             nodes,
-            failures: BTreeMap::new(),
+            failures: kept.failures.clone(),
             done: false,
         };
         let mut actions = Vec::new();
@@ -424,19 +414,26 @@ mod tests {
     use crate::tree::TreeShape;
 
     fn resume(segments: u32, proven: &[(u16, u32)]) -> (Schedule, Vec<Action>) {
+        let kept = Progress {
+            proven: proven
+                .iter()
+                .map(|&(level, index)| NodeRef { level, index })
+                .collect(),
+            failures: BTreeMap::new(),
+        };
+        resume_from(segments, &kept)
+    }
+
+    fn resume_from(segments: u32, kept: &Progress) -> (Schedule, Vec<Action>) {
         let tree = ProofTree::plan(segments, TreeShape::WIDEST).expect("a tree");
-        let proven = proven
-            .iter()
-            .map(|&(level, index)| NodeRef { level, index })
-            .collect();
-        Schedule::resume(
+        Schedule::start(
             JobId([7; 32]),
             tree,
             vec![ProverId([1; 32]), ProverId([2; 32])],
             vec![ProverId([3; 32])],
             10,
             100,
-            &proven,
+            kept,
         )
         .expect("provers in both pools")
     }
@@ -484,6 +481,25 @@ mod tests {
             height: 102,
         });
         assert_eq!(assigned(&next), [(2, 0)]);
+    }
+
+    #[test]
+    fn failures_go_on_counting_from_the_kept_ones() {
+        let (late, other) = (ProverId([1; 32]), ProverId([9; 32]));
+        let kept = Progress {
+            proven: BTreeSet::new(),
+            failures: [(late, 2), (other, 5)].into(),
+        };
+        let (mut schedule, _) = resume_from(1, &kept);
+        assert_eq!(schedule.failures(), &kept.failures);
+        let segment = NodeRef { level: 0, index: 0 };
+        let (by, until) = schedule.assignee(segment).expect("assigned");
+        schedule.step(Input::Tick { height: until });
+        assert_eq!(
+            schedule.failures()[&by],
+            kept.failures.get(&by).map_or(1, |n| n + 1)
+        );
+        assert_eq!(schedule.failures()[&other], 5);
     }
 
     #[test]

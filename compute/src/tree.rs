@@ -149,7 +149,8 @@ impl ProofTree {
         }
     }
 
-    /// The root: the node whose proof, wrapped once, is the Universal Proof.
+    /// The root: the node whose proof, wrapped [`ProofTree::seal_wraps`] times, is the
+    /// Universal Proof.
     pub fn root(&self) -> NodeRef {
         NodeRef {
             level: self.depth() - 1,
@@ -219,16 +220,19 @@ impl ProofTree {
         first..end
     }
 
-    /// Internal-recursive levels, as OpenVM's `InternalLayerMetadata::
-    /// internal_recursive_layer` counts them (wrapping the root needs it).
-    pub fn internal_recursive_levels(&self) -> u32 {
-        u32::from(self.depth()) - 3
-    }
-
-    /// Position of the last internal node over all internal levels, as OpenVM's
-    /// `InternalLayerMetadata::internal_node_idx` counts it.
-    pub fn last_internal_node_index(&self) -> u32 {
-        self.widths[2..].iter().sum::<u32>() - 1
+    /// How many times the seal wraps the root's proof in one more single-child
+    /// internal-recursive layer to make the Universal Proof. Once, as OpenVM's
+    /// `StarkProver::prove` does, when the root verified a single child; twice when it
+    /// verified more (13 segments and up with the widest shape): a root over several
+    /// children has taller traces (445 vs 321 KiB measured at 16 segments), one wrap of it
+    /// still comes out ~20 % larger (279.6 vs 232 KB), and the second wrap, over a
+    /// single-child proof, brings it back to the size every job's proof has.
+    pub fn seal_wraps(&self) -> u32 {
+        if self.width(self.depth() - 2) > 1 {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -252,12 +256,33 @@ mod tests {
         assert_eq!(widths(40, w), vec![40, 10, 4, 2, 1]);
         assert_eq!(widths(5, TreeShape::PAIRWISE), vec![5, 3, 2, 1]);
         let tree = ProofTree::plan(40, w).expect("plan");
-        assert_eq!(tree.internal_recursive_levels(), 2);
-        assert_eq!(tree.last_internal_node_index(), 6);
         assert_eq!(tree.level_kind(4), Level::InternalRecursive(1));
         assert_eq!(tree.child_kind(1), ChildKind::App);
         assert_eq!(tree.child_kind(3), ChildKind::Standard);
         assert_eq!(tree.child_kind(4), ChildKind::RecursiveSelf);
+    }
+
+    #[test]
+    fn a_root_over_several_children_is_wrapped_twice() {
+        let wraps = |segments| {
+            ProofTree::plan(segments, TreeShape::WIDEST)
+                .expect("plan")
+                .seal_wraps()
+        };
+        // Up to 12 segments the root verifies one internal-for-leaf proof.
+        for segments in [1, 2, 4, 8, 12] {
+            assert_eq!(wraps(segments), 1, "{segments} segments");
+        }
+        // From 13 on it verifies two or three, and at 40 an upper recursive level does.
+        for segments in [13, 16, 36, 40] {
+            assert_eq!(wraps(segments), 2, "{segments} segments");
+        }
+        assert_eq!(
+            ProofTree::plan(5, TreeShape::PAIRWISE)
+                .expect("plan")
+                .seal_wraps(),
+            2
+        );
     }
 
     #[test]

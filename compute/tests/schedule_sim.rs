@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use nexus_compute::{Action, Input, JobId, NodeRef, ProofTree, ProverId, Schedule, TreeShape};
+use nexus_compute::{
+    Action, Input, JobId, NodeRef, Progress, ProofTree, ProverId, Schedule, TreeShape,
+};
 
 struct Rng(u64);
 
@@ -117,8 +119,16 @@ fn setup(seed: u64) -> Result<(Rng, World, Schedule, Vec<Action>), String> {
     let orchestrators = pool(&mut rng, 2, no, deadline, &mut world);
     let tree = ProofTree::plan(segments, shape).map_err(|e| e.to_string())?;
     let job = JobId([seed as u8; 32]);
-    let (schedule, first) = Schedule::start(job, tree, delegators, orchestrators, deadline, 0)
-        .map_err(|e| e.to_string())?;
+    let (schedule, first) = Schedule::start(
+        job,
+        tree,
+        delegators,
+        orchestrators,
+        deadline,
+        0,
+        &Progress::default(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok((rng, world, schedule, first))
 }
 

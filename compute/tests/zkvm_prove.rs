@@ -101,7 +101,7 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
     );
     zkvm.check(&program, &tree, tree.root(), &boundaries, &root)
         .expect("root checks");
-    let universal = zkvm.seal(&program, &input, &root).expect("seal");
+    let universal = zkvm.seal(&program, &input, &tree, &root).expect("seal");
     let bytes = universal.to_bytes();
     println!("Universal Proof: {} bytes", bytes.len());
     // The ledger's tests verify this proof: commitment, input and output SHA-256, proof.
@@ -141,6 +141,20 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
     assert!(verifier
         .verify(&proof, sha.commit(), run.public_value)
         .is_err());
+    // A root wrapped twice (what a root over several children gets) verifies alike.
+    let twice = zkvm
+        .seal_wrapped(&program, &input, &root, 2)
+        .expect("seal twice")
+        .to_bytes();
+    println!("Universal Proof wrapped twice: {} bytes", twice.len());
+    verifier
+        .verify(
+            &UniversalProof::from_bytes(&twice).expect("decode"),
+            program.commit(),
+            run.public_value,
+        )
+        .expect("a twice-wrapped Universal Proof verifies");
+    assert!(zkvm.seal_wrapped(&program, &input, &root, 0).is_err());
     // A tampered byte anywhere in the proof body is refused.
     let raw = zstd::decode_all(&bytes[..]).expect("zstd");
     for at in [raw.len() / 5, raw.len() / 2, raw.len() - 40] {

@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -127,13 +128,16 @@ fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
     // The orchestrator is SIGKILLed once it has checked a segment proof; restarted, it
     // resumes from the proofs it kept, and those segments are not proven again.
     let path = format!("/v1/compute/jobs/{job}");
-    let mut kept = Vec::new();
+    // What the view shows is on the driver's disk first, so what it counted before the
+    // kill must survive it.
+    let (mut kept, mut failed_before_restart) = (Vec::new(), BTreeMap::new());
     wait_until(
-        "the orchestrator to check a segment proof",
+        "the orchestrator to check a segment proof and count the killed delegator's failure",
         Duration::from_secs(900),
         || {
             kept = proven_segments(&orchestrator.api, &path);
-            !kept.is_empty()
+            failed_before_restart = drive_failures(&orchestrator.api, &path);
+            !kept.is_empty() && !failed_before_restart.is_empty()
         },
     );
     orchestrator.restart_with(&[]);
@@ -159,6 +163,34 @@ fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
             .any(|f| f["count"].as_u64().unwrap_or(0) >= 1),
         "the killed delegator's failure is recorded on chain: {view}"
     );
+    // The picture of the tree names the prover of every node, kept ones included.
+    let unnamed: Vec<&serde_json::Value> = view["drive"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["state"] == "proven" && !n["prover"].is_string())
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "proven nodes without a prover: {unnamed:?}"
+    );
+    // Every failure the driver counted, before its restart as after, is in the record.
+    let on_chain: BTreeMap<String, u64> = recorded
+        .iter()
+        .map(|f| {
+            (
+                f["prover"].as_str().unwrap_or_default().to_string(),
+                f["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(on_chain, drive_failures(&orchestrator.api, &path), "{view}");
+    for (prover, before) in &failed_before_restart {
+        assert!(
+            on_chain.get(prover).is_some_and(|after| after >= before),
+            "{prover} failed {before} times before the restart, the record says {on_chain:?}"
+        );
+    }
     assert!(
         orchestrator.log().contains("resuming with kept proofs"),
         "{}",
@@ -188,4 +220,21 @@ fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
     );
     let output = std::fs::read(&out).expect("output");
     assert_eq!(output, xorshift32(seed, iterations).to_le_bytes());
+}
+
+/// Failures per prover account, as the driver's view counts them.
+fn drive_failures(api: &str, path: &str) -> BTreeMap<String, u64> {
+    let Some(view) = get_json(api, path) else {
+        return BTreeMap::new();
+    };
+    view["drive"]["failures"]
+        .as_object()
+        .map(|counts| {
+            counts
+                .iter()
+                .filter_map(|(prover, n)| Some((prover.clone(), n.as_u64()?)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -26,6 +26,13 @@ pub enum TreeEvent {
     Starting(NodeRef),
     /// A node is proven (and its proof checked).
     Proven(NodeProven),
+    /// The root is sealed into the Universal Proof, with this many wraps, in this time.
+    Sealed {
+        /// Single-child recursive layers added ([`ProofTree::seal_wraps`]).
+        wraps: u32,
+        /// Time to seal.
+        took: Duration,
+    },
 }
 
 impl Zkvm {
@@ -78,6 +85,12 @@ impl Zkvm {
         let root = below
             .pop()
             .ok_or_else(|| ZkvmError::Prover("the tree has no root".into()))?;
-        self.seal(program, input, &root)
+        let started = Instant::now();
+        let sealed = self.seal(program, input, &tree, &root)?;
+        on_event(&TreeEvent::Sealed {
+            wraps: tree.seal_wraps(),
+            took: started.elapsed(),
+        });
+        Ok(sealed)
     }
 }

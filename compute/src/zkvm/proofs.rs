@@ -47,8 +47,8 @@ pub const MAX_UNIVERSAL_PROOF_BYTES: usize = 512 << 10;
 #[derive(Clone)]
 pub struct NodeProof(Proof<SC>);
 
-/// A job's Universal Proof: its root wrapped once more, with the proof of its public
-/// values. Verifies in constant time whatever the number of segments.
+/// A job's Universal Proof: its root wrapped once or twice more, with the proof of its
+/// public values. Verifies in constant time whatever the number of segments.
 #[derive(Clone)]
 pub struct UniversalProof(VmStarkProof);
 
@@ -215,25 +215,48 @@ impl Zkvm {
         Ok(NodeProof(proof))
     }
 
-    /// Wraps the root's proof once more (as OpenVM's `StarkProver::prove` does, for a
-    /// smaller proof) and attaches the proof of the run's public values: the Universal
-    /// Proof.
+    /// Wraps the root's proof in [`ProofTree::seal_wraps`] more single-child recursive
+    /// layers (OpenVM's `StarkProver::prove` wraps once; a root over several children needs
+    /// a second for the proof to keep its size) and attaches the proof of the run's public
+    /// values: the Universal Proof.
     pub fn seal(
         &self,
         program: &Program,
         input: &[u8],
+        tree: &ProofTree,
         root: &NodeProof,
     ) -> Result<UniversalProof, ZkvmError> {
+        self.seal_wrapped(program, input, root, tree.seal_wraps())
+    }
+
+    /// [`Zkvm::seal`] with `wraps` (at least one) single-child recursive layers whatever
+    /// the tree: any number verifies alike, only the proof's size and the time to seal
+    /// differ.
+    pub fn seal_wrapped(
+        &self,
+        program: &Program,
+        input: &[u8],
+        root: &NodeProof,
+        wraps: u32,
+    ) -> Result<UniversalProof, ZkvmError> {
+        if wraps == 0 {
+            return Err(ZkvmError::Prover(
+                "a Universal Proof wraps its root at least once".into(),
+            ));
+        }
         let agg = self.agg();
-        let inner = agg
-            .internal_recursive_prover
-            .agg_prove::<Engine>(
-                std::slice::from_ref(&root.0),
-                ChildVkKind::RecursiveSelf,
-                ProofsType::Vm,
-                None,
-            )
-            .map_err(prover_error)?;
+        let mut inner = root.0.clone();
+        for _ in 0..wraps {
+            inner = agg
+                .internal_recursive_prover
+                .agg_prove::<Engine>(
+                    std::slice::from_ref(&inner),
+                    ChildVkKind::RecursiveSelf,
+                    ProofsType::Vm,
+                    None,
+                )
+                .map_err(prover_error)?;
+        }
         let last = self
             .final_state(program, input)
             .map_err(|e| ZkvmError::Prover(e.to_string()))?;

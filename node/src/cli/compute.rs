@@ -505,18 +505,31 @@ fn prove(args: ProveArgs) -> Result<()> {
         describe_tree(&tree)
     );
     let started = std::time::Instant::now();
-    let proof = zkvm.prove_tree(&program, &input, &run, TreeShape::WIDEST, |event| {
-        let TreeEvent::Proven(done) = event else {
-            return;
-        };
-        let kind = format!("{:?}", tree.level_kind(done.node.level));
-        out!(
-            "  {kind:<22} {:>3} proven in {:>6.1} s ({})",
-            done.node.index,
-            done.took.as_secs_f64(),
-            ByteSize(done.bytes as u64)
-        );
-    })?;
+    let proof = zkvm.prove_tree(
+        &program,
+        &input,
+        &run,
+        TreeShape::WIDEST,
+        |event| match event {
+            TreeEvent::Starting(_) => {}
+            TreeEvent::Proven(done) => {
+                let kind = format!("{:?}", tree.level_kind(done.node.level));
+                out!(
+                    "  {kind:<22} {:>3} proven in {:>6.1} s ({})",
+                    done.node.index,
+                    done.took.as_secs_f64(),
+                    ByteSize(done.bytes as u64)
+                );
+            }
+            TreeEvent::Sealed { wraps, took } => {
+                out!(
+                    "  sealed ({})           in {:>6.1} s",
+                    wrap_count(*wraps),
+                    took.as_secs_f64()
+                );
+            }
+        },
+    )?;
     let bytes = proof.to_bytes();
     std::fs::write(&args.proof, &bytes)
         .with_context(|| format!("cannot write {}", args.proof.display()))?;
@@ -602,7 +615,8 @@ fn examples(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// "4 segments → 1 leaf → 1 internal-for-leaf → 1 internal-recursive.0, then sealed"
+/// "4 segments → 1 leaf → 1 internal-for-leaf → 1 internal-recursive.0, then sealed (1
+/// wrap)"
 pub(crate) fn describe_tree(tree: &ProofTree) -> String {
     let mut parts = vec![format!("{} segments", tree.segments())];
     for level in 1..tree.depth() {
@@ -614,7 +628,16 @@ pub(crate) fn describe_tree(tree: &ProofTree) -> String {
         };
         parts.push(format!("{} {kind}", tree.width(level)));
     }
-    format!("{}, then sealed", parts.join(" → "))
+    format!(
+        "{}, then sealed ({})",
+        parts.join(" → "),
+        wrap_count(tree.seal_wraps())
+    )
+}
+
+/// "1 wrap", "2 wraps".
+pub(crate) fn wrap_count(wraps: u32) -> String {
+    format!("{wraps} wrap{}", if wraps == 1 { "" } else { "s" })
 }
 
 /// The output in hex when short, else its first bytes.

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use nexus_compute::zkvm::{NodeProof, UniversalProof};
-use nexus_compute::{driver, Action, Input, JobId, NodeRef, ProverId, Schedule};
+use nexus_compute::{driver, Action, Input, JobId, NodeRef, Progress, ProverId, Schedule};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
-use nexus_storage::ledger::{JobState, ProverFailures, TxKind, MAX_RECORDED_FAILURES};
+use nexus_storage::ledger::{JobState, LedgerState, ProverFailures, TxKind, MAX_RECORDED_FAILURES};
 use nexus_storage::{Digest, PublicKey};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
+use super::journal::DriveRecord;
 use super::material::{prepare, Prepared};
 use super::prover::{prove_requested, Asker};
 use super::{prover_id, provers};
@@ -143,22 +144,22 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
     let (proof, failures) = match kept_sealed(&zkvm, &prepared, kept.sealed).await {
         Some(proof) => {
             tracing::info!(job = %id, "resuming with the sealed Universal Proof kept");
-            // The failures counted before the restart are not kept.
-            (proof, Vec::new())
+            let accounts = accounts(&tip.ledger);
+            (proof, failure_record(&kept.record.failures, &accounts))
         }
         None => {
             let (root, failures) =
-                prove_root(node, &zkvm, &prepared, id, height, kept.nodes).await?;
+                prove_root(node, &zkvm, &prepared, id, height, kept.nodes, kept.record).await?;
             set_phase(node, &id, "sealing the Universal Proof".into());
             let sealed = {
                 let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
                 tokio::task::spawn_blocking(move || {
-                    zkvm.seal(&prepared.program, &prepared.input, &root)
+                    zkvm.seal(&prepared.program, &prepared.input, &prepared.tree, &root)
                 })
                 .await??
             };
             let proof = sealed.to_bytes();
-            keep(node, &id, None, proof.clone()).await;
+            keep(node, &id, Keep::Sealed(proof.clone())).await;
             (proof, failures)
         }
     };
@@ -166,9 +167,10 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
 }
 
 /// Proves the root of `prepared`'s tree: the nodes of `kept` that check out count as
-/// proven, the schedule hands out the rest, every proof that comes back is checked (and
-/// kept) before the schedule hears of it. Returns the root's proof and the failures the
-/// schedule counted, as a result records them.
+/// proven (by the prover `record` names) and the failures `record` counted go on counting,
+/// the schedule hands out the rest, every proof that comes back is checked (and kept)
+/// before the schedule hears of it, and the record is kept after every change. Returns the
+/// root's proof and the failures counted, as a result records them.
 async fn prove_root(
     node: &Arc<Node>,
     zkvm: &Arc<nexus_compute::zkvm::Zkvm>,
@@ -176,6 +178,7 @@ async fn prove_root(
     id: Digest,
     height: u64,
     kept: BTreeMap<NodeRef, Vec<u8>>,
+    mut record: DriveRecord,
 ) -> Result<(NodeProof, Vec<ProverFailures>)> {
     let tip = node.store.tip().context("no chain")?;
     let (delegators, orchestrators) = provers(&tip.ledger);
@@ -192,29 +195,35 @@ async fn prove_root(
         }
         match checked(zkvm, prepared, n, bytes).await {
             Ok(proof) => {
-                view.set(n, "proven", None, 0);
+                view.set(n, "proven", record.proven_by.get(&n).cloned(), 0);
                 proofs.insert(n, proof);
             }
             Err(why) => tracing::warn!(job = %id, node = ?n, "a kept proof is not usable: {why}"),
         }
     }
+    record.proven_by.retain(|n, _| proofs.contains_key(n));
     if !proofs.is_empty() {
         tracing::info!(job = %id, kept = proofs.len(), "resuming with kept proofs");
     }
-    let (mut schedule, mut actions) = Schedule::resume(
+    let progress = Progress {
+        proven: proofs.keys().copied().collect(),
+        failures: record.failures.clone(),
+    };
+    let (mut schedule, mut actions) = Schedule::start(
         JobId(id.0),
         prepared.tree.clone(),
         delegators.iter().map(|p| p.id).collect(),
         orchestrators.iter().map(|p| p.id).collect(),
         ATTEMPT_BLOCKS,
         height,
-        &proofs.keys().copied().collect(),
+        &progress,
     )?;
     let (outcomes, mut arrived) = mpsc::channel::<Outcome>(64);
     let mut blocks = node.new_block.subscribe();
     view.phase = "proving".into();
     loop {
         let mut done = false;
+        let mut recorded = false;
         for action in actions.drain(..) {
             match action {
                 Action::Assign {
@@ -237,7 +246,11 @@ async fn prove_root(
                 Action::Proven { node: n, by } => {
                     let account = peers.get(&by).map(|(_, a)| a.clone());
                     let attempt = view.attempt(n);
-                    view.set(n, "proven", account, attempt);
+                    view.set(n, "proven", account.clone(), attempt);
+                    if let Some(account) = account {
+                        record.proven_by.insert(n, account);
+                    }
+                    recorded = true;
                 }
                 Action::Failed {
                     node: n,
@@ -246,6 +259,7 @@ async fn prove_root(
                 } => {
                     let account = peers.get(&by).map_or_else(String::new, |(_, a)| a.clone());
                     tracing::warn!(job = %id, node = ?n, prover = %account, ?reason, "prover failed a node");
+                    recorded = true;
                 }
                 Action::Ignored { .. } => {}
                 Action::Done => done = true,
@@ -261,6 +275,11 @@ async fn prove_root(
                 )
             })
             .collect();
+        // On disk before it is shown: what the view shows proven survives a crash.
+        if recorded {
+            record.failures.clone_from(schedule.failures());
+            keep(node, &id, Keep::Record(record.clone())).await;
+        }
         publish(node, &id, &view);
         if done {
             break;
@@ -273,7 +292,7 @@ async fn prove_root(
                 };
                 let valid = match proof {
                     Ok(proof) => {
-                        keep(node, &id, Some(n), proof.to_bytes()).await;
+                        keep(node, &id, Keep::Node(n, proof.to_bytes())).await;
                         proofs.insert(n, proof);
                         true
                     }
@@ -297,12 +316,20 @@ async fn prove_root(
     let root = proofs
         .remove(&prepared.tree.root())
         .context("the root is proven but its proof is missing")?;
-    let accounts: HashMap<ProverId, PublicKey> = delegators
-        .iter()
-        .chain(&orchestrators)
+    Ok((
+        root,
+        failure_record(schedule.failures(), &accounts(&tip.ledger)),
+    ))
+}
+
+/// The account of every prover the ledger lists, by prover id.
+fn accounts(ledger: &LedgerState) -> HashMap<ProverId, PublicKey> {
+    let (delegators, orchestrators) = provers(ledger);
+    delegators
+        .into_iter()
+        .chain(orchestrators)
         .map(|p| (p.id, p.account))
-        .collect();
-    Ok((root, failure_record(schedule.failures(), &accounts)))
+        .collect()
 }
 
 /// The failures a result records: per prover account, in account order, the most failed
@@ -347,18 +374,29 @@ async fn kept_sealed(
     .flatten()
 }
 
-/// Keeps a checked proof (node `n`'s, or the sealed one) in the journal. A failure to
-/// write costs only a resume: it is logged and the drive goes on from memory.
-async fn keep(node: &Arc<Node>, id: &Digest, n: Option<NodeRef>, bytes: Vec<u8>) {
+/// What the driver keeps in the journal.
+enum Keep {
+    /// A node's checked proof.
+    Node(NodeRef, Vec<u8>),
+    /// The sealed Universal Proof.
+    Sealed(Vec<u8>),
+    /// Who proved what and who failed.
+    Record(DriveRecord),
+}
+
+/// Keeps `what` in the journal. A failure to write costs only a resume: it is logged and
+/// the drive goes on from memory.
+async fn keep(node: &Arc<Node>, id: &Digest, what: Keep) {
     let (journal, id) = (node.compute.journal.clone(), *id);
-    let written = tokio::task::spawn_blocking(move || match n {
-        Some(n) => journal.keep(&id, n, &bytes),
-        None => journal.keep_sealed(&id, &bytes),
+    let written = tokio::task::spawn_blocking(move || match what {
+        Keep::Node(n, bytes) => journal.keep(&id, n, &bytes),
+        Keep::Sealed(bytes) => journal.keep_sealed(&id, &bytes),
+        Keep::Record(record) => journal.keep_record(&id, &record),
     })
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     if let Err(e) = written {
-        tracing::warn!(job = %id, "cannot keep a proof on disk: {e}");
+        tracing::warn!(job = %id, "cannot keep the drive's progress on disk: {e}");
     }
 }
 

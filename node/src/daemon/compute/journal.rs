@@ -1,19 +1,23 @@
 //! The proofs a driver has checked, kept on disk per job, so that a driver that restarts
-//! resumes its job instead of having every node proven again. Each proof is written to a
-//! temporary file, synced and renamed: a crash leaves a proof whole or absent. What is read
-//! back is only a hint — the driver checks every kept proof again before using it — and a
-//! job's proofs are forgotten once it closes.
+//! resumes its job instead of having every node proven again, with its record of who
+//! proved which node and who failed (so that the result still counts failures from before
+//! the restart). Each file is written to a temporary file, synced and renamed: a crash
+//! leaves it whole or absent. What is read back is only a hint — the driver checks every
+//! kept proof again before using it — and a job's files are forgotten once it closes.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use nexus_compute::zkvm::MAX_NODE_PROOF_BYTES;
-use nexus_compute::NodeRef;
+use nexus_compute::{NodeRef, ProverId};
 use nexus_storage::Digest;
+use serde::{Deserialize, Serialize};
 
 /// File of the sealed Universal Proof in a job's folder.
 const SEALED: &str = "universal.proof";
+/// File of the driver's [`DriveRecord`] in a job's folder.
+const RECORD: &str = "record.json";
 
 /// The proofs kept for one job.
 #[derive(Debug, Default)]
@@ -22,6 +26,67 @@ pub(crate) struct Kept {
     pub(crate) nodes: BTreeMap<NodeRef, Vec<u8>>,
     /// The sealed Universal Proof, encoded, once made.
     pub(crate) sealed: Option<Vec<u8>>,
+    /// Who proved what and who failed, as last written.
+    pub(crate) record: DriveRecord,
+}
+
+/// A driver's record of a job beside its proofs: the prover of each node proven and the
+/// failures counted per prover.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DriveRecord {
+    /// The account key of the prover of each proven node.
+    pub(crate) proven_by: BTreeMap<NodeRef, String>,
+    /// Failures per prover.
+    pub(crate) failures: BTreeMap<ProverId, u32>,
+}
+
+/// [`DriveRecord`] as written: JSON objects take only string keys.
+#[derive(Serialize, Deserialize)]
+struct RecordFile {
+    /// `"LEVEL-INDEX"` → account key.
+    proven_by: BTreeMap<String, String>,
+    /// Prover id in hex → failures.
+    failures: BTreeMap<String, u32>,
+}
+
+impl DriveRecord {
+    fn encode(&self) -> Vec<u8> {
+        let file = RecordFile {
+            proven_by: self
+                .proven_by
+                .iter()
+                .map(|(n, who)| (format!("{}-{}", n.level, n.index), who.clone()))
+                .collect(),
+            failures: self
+                .failures
+                .iter()
+                .map(|(p, count)| (hex::encode(p.0), *count))
+                .collect(),
+        };
+        serde_json::to_vec(&file).expect("a map of strings encodes")
+    }
+
+    /// The record in `bytes`; entries that do not parse are dropped.
+    fn decode(bytes: &[u8]) -> DriveRecord {
+        let Ok(file) = serde_json::from_slice::<RecordFile>(bytes) else {
+            return DriveRecord::default();
+        };
+        DriveRecord {
+            proven_by: file
+                .proven_by
+                .into_iter()
+                .filter_map(|(n, who)| Some((parse_node(&n)?, who)))
+                .collect(),
+            failures: file
+                .failures
+                .into_iter()
+                .filter_map(|(p, count)| {
+                    let id: [u8; 32] = hex::decode(p).ok()?.try_into().ok()?;
+                    Some((ProverId(id), count))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Checked proofs of the jobs this node drives, one folder per job under `dir`.
@@ -50,6 +115,11 @@ impl ProofJournal {
         write_whole(&self.job_dir(job), SEALED, bytes)
     }
 
+    /// Keeps `record` as `job`'s record, replacing the last one.
+    pub(crate) fn keep_record(&self, job: &Digest, record: &DriveRecord) -> std::io::Result<()> {
+        write_whole(&self.job_dir(job), RECORD, &record.encode())
+    }
+
     /// What is kept for `job`; files that are not ours, too large or unreadable are skipped.
     pub(crate) fn kept(&self, job: &Digest) -> Kept {
         let mut kept = Kept::default();
@@ -69,6 +139,8 @@ impl ProofJournal {
             };
             if name == SEALED {
                 kept.sealed = Some(bytes);
+            } else if name == RECORD {
+                kept.record = DriveRecord::decode(&bytes);
             } else if let Some(n) = parse_node_file(&name) {
                 kept.nodes.insert(n, bytes);
             }
@@ -97,10 +169,12 @@ fn node_file(n: NodeRef) -> String {
 }
 
 fn parse_node_file(name: &str) -> Option<NodeRef> {
-    let (level, index) = name
-        .strip_prefix("node-")?
-        .strip_suffix(".proof")?
-        .split_once('-')?;
+    parse_node(name.strip_prefix("node-")?.strip_suffix(".proof")?)
+}
+
+/// `"LEVEL-INDEX"` as a node.
+fn parse_node(text: &str) -> Option<NodeRef> {
+    let (level, index) = text.split_once('-')?;
     Some(NodeRef {
         level: level.parse().ok()?,
         index: index.parse().ok()?,
@@ -145,6 +219,36 @@ mod tests {
         journal.forget_closed(|name| name == open_name);
         assert!(journal.kept(&closed).nodes.is_empty());
         assert_eq!(journal.kept(&open).nodes.len(), 1);
+    }
+
+    #[test]
+    fn the_record_comes_back_as_written_and_a_damaged_one_as_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let journal = ProofJournal::new(tmp.path().join("journal"));
+        let job = Digest([3; 32]);
+        let record = DriveRecord {
+            proven_by: [
+                (NodeRef { level: 0, index: 2 }, "acct-a".to_string()),
+                (NodeRef { level: 1, index: 0 }, "acct-b".to_string()),
+            ]
+            .into(),
+            failures: [(ProverId([5; 32]), 3), (ProverId([6; 32]), 1)].into(),
+        };
+        journal.keep_record(&job, &record).expect("keep");
+        assert_eq!(journal.kept(&job).record, record);
+        // A newer record replaces the older one whole.
+        let mut newer = record.clone();
+        newer.failures.insert(ProverId([5; 32]), 4);
+        journal.keep_record(&job, &newer).expect("keep");
+        assert_eq!(journal.kept(&job).record, newer);
+
+        std::fs::write(journal.job_dir(&job).join(RECORD), b"{\"proven_by\": 7").expect("write");
+        assert_eq!(journal.kept(&job).record, DriveRecord::default());
+        let odd = br#"{"proven_by":{"x-1":"a","0-4":"b"},"failures":{"zz":1}}"#;
+        std::fs::write(journal.job_dir(&job).join(RECORD), odd).expect("write");
+        let kept = journal.kept(&job).record;
+        assert_eq!(kept.proven_by.len(), 1);
+        assert!(kept.failures.is_empty());
     }
 
     #[test]
