@@ -15,6 +15,7 @@ use crate::codec::CappedCodec;
 use crate::protocol::blocks::{self, BlockRequest, BlockResponse};
 use crate::protocol::cells::{self, CellsRequest, CellsResponse};
 use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
+use crate::protocol::drives::{self, DriveRequest, DriveResponse};
 use crate::protocol::gossip::MAX_GOSSIP_SIZE;
 use crate::protocol::headers::{self, HeaderRequest, HeaderResponse};
 use crate::protocol::proofs::{self, ProveRequest, ProveResponse};
@@ -63,6 +64,7 @@ pub(crate) struct Behaviour {
     pub(crate) cells: request_response::Behaviour<CappedCodec<CellsRequest, CellsResponse>>,
     pub(crate) headers: request_response::Behaviour<CappedCodec<HeaderRequest, HeaderResponse>>,
     pub(crate) proofs: request_response::Behaviour<CappedCodec<ProveRequest, ProveResponse>>,
+    pub(crate) drives: request_response::Behaviour<CappedCodec<DriveRequest, DriveResponse>>,
 }
 
 impl Behaviour {
@@ -134,6 +136,11 @@ impl Behaviour {
             headers: request_response::Behaviour::with_codec(
                 CappedCodec::new(headers::CAPS),
                 [(headers::PROTOCOL, support.clone())],
+                rr_config.clone(),
+            ),
+            drives: request_response::Behaviour::with_codec(
+                CappedCodec::new(drives::CAPS),
+                [(drives::PROTOCOL, support.clone())],
                 rr_config,
             ),
             proofs: request_response::Behaviour::with_codec(

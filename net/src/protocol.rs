@@ -3,6 +3,7 @@
 pub mod blocks;
 pub mod cells;
 pub mod chunks;
+pub mod drives;
 pub mod gossip;
 pub mod headers;
 pub mod proofs;

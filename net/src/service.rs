@@ -24,6 +24,7 @@ use crate::protocol::blocks::{BlockRequest, BlockResponse};
 use crate::protocol::cells;
 use crate::protocol::cells::{CellsRequest, CellsResponse};
 use crate::protocol::chunks::{ChunkRequest, ChunkResponse};
+use crate::protocol::drives::{DriveRequest, DriveResponse};
 use crate::protocol::gossip::{
     GossipMessage, CONSENSUS_TOPIC, FINALIZED_TOPIC, MAX_GOSSIP_SIZE, TRANSACTIONS_TOPIC,
 };
@@ -185,6 +186,15 @@ pub enum NetworkEvent {
         /// Where to answer (when the proof is made).
         reply: Reply<ProveResponse>,
     },
+    /// A peer asks for this node's view of a compute job it drives.
+    DriveRequest {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: DriveRequest,
+        /// Where to answer.
+        reply: Reply<DriveResponse>,
+    },
     /// A decoded gossip message waiting for a [`Validation`] via [`Network::report`].
     Gossip {
         /// Handle for reporting.
@@ -237,6 +247,11 @@ enum Command {
         PeerId,
         ProveRequest,
         oneshot::Sender<Result<ProveResponse, RequestError>>,
+    ),
+    RequestDrive(
+        PeerId,
+        DriveRequest,
+        oneshot::Sender<Result<DriveResponse, RequestError>>,
     ),
     Publish(GossipMessage, oneshot::Sender<Result<(), PublishError>>),
     Report(GossipId, Validation),
@@ -347,6 +362,7 @@ impl Network {
             pending_cells: HashMap::new(),
             pending_headers: HashMap::new(),
             pending_proofs: HashMap::new(),
+            pending_drives: HashMap::new(),
             replies: FuturesUnordered::new(),
             bans: Bans::new(FIRST_BAN),
             storage_peers: HashSet::new(),
@@ -424,6 +440,17 @@ impl Network {
             .unwrap_or(Err(RequestError::Stopped))
     }
 
+    /// Asks `peer` for its view of a compute job it drives. The view is the peer's word.
+    pub async fn request_drive(
+        &self,
+        peer: PeerId,
+        request: DriveRequest,
+    ) -> Result<DriveResponse, RequestError> {
+        self.call(|tx| Command::RequestDrive(peer, request, tx))
+            .await
+            .unwrap_or(Err(RequestError::Stopped))
+    }
+
     /// Publishes a message on its gossip topic.
     pub async fn publish(&self, message: GossipMessage) -> Result<(), PublishError> {
         self.call(|tx| Command::Publish(message, tx))
@@ -461,6 +488,7 @@ enum PendingReply {
     Cells(ResponseChannel<CellsResponse>, Option<CellsResponse>),
     Headers(ResponseChannel<HeaderResponse>, Option<HeaderResponse>),
     Proof(ResponseChannel<ProveResponse>, Option<ProveResponse>),
+    Drive(ResponseChannel<DriveResponse>, Option<DriveResponse>),
 }
 
 /// Connections beyond which discovered peers are no longer dialled.
@@ -476,6 +504,7 @@ struct EventLoop {
     pending_cells: Pending<CellsResponse>,
     pending_headers: Pending<HeaderResponse>,
     pending_proofs: Pending<ProveResponse>,
+    pending_drives: Pending<DriveResponse>,
     replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
     bans: Bans,
     storage_peers: HashSet<PeerId>,
@@ -537,6 +566,7 @@ impl EventLoop {
             PendingReply::Cells(ch, Some(r)) => b.cells.send_response(ch, r).is_ok(),
             PendingReply::Headers(ch, Some(r)) => b.headers.send_response(ch, r).is_ok(),
             PendingReply::Proof(ch, Some(r)) => b.proofs.send_response(ch, r).is_ok(),
+            PendingReply::Drive(ch, Some(r)) => b.drives.send_response(ch, r).is_ok(),
             _ => false,
         };
     }
@@ -563,6 +593,10 @@ impl EventLoop {
             Command::RequestProof(peer, req, tx) => {
                 let id = b.proofs.send_request(&peer, req);
                 self.pending_proofs.insert(id, tx);
+            }
+            Command::RequestDrive(peer, req, tx) => {
+                let id = b.drives.send_request(&peer, req);
+                self.pending_drives.insert(id, tx);
             }
             Command::Publish(message, tx) => {
                 let topic = IdentTopic::new(message.topic());
@@ -635,92 +669,93 @@ impl EventLoop {
     }
 
     async fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        let replies = &self.replies;
+        let inbound = match event {
+            BehaviourEvent::Chunks(event) => on_request_response(
+                event,
+                &mut self.pending_chunks,
+                replies,
+                PendingReply::Chunk,
+                |peer, request, reply| NetworkEvent::ChunkRequest {
+                    peer,
+                    request,
+                    reply,
+                },
+                false,
+            ),
+            BehaviourEvent::Blocks(event) => on_request_response(
+                event,
+                &mut self.pending_blocks,
+                replies,
+                PendingReply::Blocks,
+                |peer, request, reply| NetworkEvent::BlockRequest {
+                    peer,
+                    request,
+                    reply,
+                },
+                false,
+            ),
+            BehaviourEvent::Cells(event) => on_request_response(
+                event,
+                &mut self.pending_cells,
+                replies,
+                PendingReply::Cells,
+                |peer, request, reply| NetworkEvent::CellsRequest {
+                    peer,
+                    request,
+                    reply,
+                },
+                false,
+            ),
+            BehaviourEvent::Headers(event) => on_request_response(
+                event,
+                &mut self.pending_headers,
+                replies,
+                PendingReply::Headers,
+                |peer, request, reply| NetworkEvent::HeaderRequest {
+                    peer,
+                    request,
+                    reply,
+                },
+                false,
+            ),
+            BehaviourEvent::Proofs(event) => on_request_response(
+                event,
+                &mut self.pending_proofs,
+                replies,
+                PendingReply::Proof,
+                |peer, request, reply| NetworkEvent::ProveRequest {
+                    peer,
+                    request,
+                    reply,
+                },
+                true,
+            ),
+            BehaviourEvent::Drives(event) => on_request_response(
+                event,
+                &mut self.pending_drives,
+                replies,
+                PendingReply::Drive,
+                |peer, request, reply| NetworkEvent::DriveRequest {
+                    peer,
+                    request,
+                    reply,
+                },
+                false,
+            ),
+            other => {
+                self.on_other_behaviour_event(other).await;
+                None
+            }
+        };
+        if let Some(e) = inbound {
+            self.emit(e).await;
+        }
+    }
+
+    /// Gossip, identify and Kademlia events.
+    async fn on_other_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Chunks(event) => {
-                let inbound = on_request_response(
-                    event,
-                    &mut self.pending_chunks,
-                    &self.replies,
-                    PendingReply::Chunk,
-                    |peer, request, reply| NetworkEvent::ChunkRequest {
-                        peer,
-                        request,
-                        reply,
-                    },
-                    false,
-                );
-                if let Some(e) = inbound {
-                    self.emit(e).await;
-                }
-            }
-            BehaviourEvent::Blocks(event) => {
-                let inbound = on_request_response(
-                    event,
-                    &mut self.pending_blocks,
-                    &self.replies,
-                    PendingReply::Blocks,
-                    |peer, request, reply| NetworkEvent::BlockRequest {
-                        peer,
-                        request,
-                        reply,
-                    },
-                    false,
-                );
-                if let Some(e) = inbound {
-                    self.emit(e).await;
-                }
-            }
-            BehaviourEvent::Cells(event) => {
-                let inbound = on_request_response(
-                    event,
-                    &mut self.pending_cells,
-                    &self.replies,
-                    PendingReply::Cells,
-                    |peer, request, reply| NetworkEvent::CellsRequest {
-                        peer,
-                        request,
-                        reply,
-                    },
-                    false,
-                );
-                if let Some(e) = inbound {
-                    self.emit(e).await;
-                }
-            }
-            BehaviourEvent::Headers(event) => {
-                let inbound = on_request_response(
-                    event,
-                    &mut self.pending_headers,
-                    &self.replies,
-                    PendingReply::Headers,
-                    |peer, request, reply| NetworkEvent::HeaderRequest {
-                        peer,
-                        request,
-                        reply,
-                    },
-                    false,
-                );
-                if let Some(e) = inbound {
-                    self.emit(e).await;
-                }
-            }
-            BehaviourEvent::Proofs(event) => {
-                let inbound = on_request_response(
-                    event,
-                    &mut self.pending_proofs,
-                    &self.replies,
-                    PendingReply::Proof,
-                    |peer, request, reply| NetworkEvent::ProveRequest {
-                        peer,
-                        request,
-                        reply,
-                    },
-                    true,
-                );
-                if let Some(e) = inbound {
-                    self.emit(e).await;
-                }
-            }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,

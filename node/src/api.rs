@@ -221,7 +221,10 @@ pub(crate) struct JobView {
     pub(crate) height: Height,
     /// The ledger's record.
     pub(crate) job: nexus_storage::ledger::ComputeJob,
-    /// The proof tree as this node drives it (none if another node drives the job).
+    /// The peer id of the node whose view `drive` is (the job's driver).
+    #[serde(default)]
+    pub(crate) driver: Option<String>,
+    /// The proof tree as its driver sees it (none if no driver answered).
     pub(crate) drive: Option<crate::daemon::DriveView>,
 }
 

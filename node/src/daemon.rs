@@ -532,6 +532,9 @@ async fn dispatch(node: Arc<Node>, mut events: mpsc::Receiver<NetworkEvent>) {
                     reply.send(answer);
                 });
             }
+            NetworkEvent::DriveRequest { request, reply, .. } => {
+                reply.send(compute::serve_drive(&node, request));
+            }
             NetworkEvent::Gossip {
                 id,
                 message: GossipMessage::Consensus(gossip),

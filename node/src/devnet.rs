@@ -338,10 +338,7 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
         out!("  {exe} compute examples ex                   # example guests and inputs");
         out!("  {cmd} compute submit ex/mlp.elf --input ex/mlp-input.bin    # int8 MLP inference");
         out!("  {cmd} compute submit ex/loop.elf --input ex/loop-input.bin  # ~4 segments");
-        out!(
-            "  NEXUS_NODE={} {exe} compute status JOB       # the proof tree, from its driver",
-            devnet.nodes[usize::from(v)].api
-        );
+        out!("  {cmd} compute status JOB                # the proof tree, as its driver sees it");
         out!("  {cmd} compute verify JOB                # check the Universal Proof here");
     }
     out!(

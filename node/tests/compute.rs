@@ -122,12 +122,29 @@ fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
         },
     );
     let victim = victim.expect("a delegator proving");
+    // The node the job was submitted through shows its tree as the driver sees it.
+    let path = format!("/v1/compute/jobs/{job}");
+    let driver = orchestrator.status()["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_string();
+    let mut relayed = serde_json::Value::Null;
+    wait_until(
+        "the submitting node to show the tree its driver hands out",
+        Duration::from_secs(60),
+        || {
+            relayed = get_json(&proposer.api, &path).unwrap_or_default();
+            relayed["drive"]["nodes"]
+                .as_array()
+                .is_some_and(|nodes| nodes.iter().any(|n| n["state"] == "assigned"))
+        },
+    );
+    assert_eq!(relayed["driver"], driver.as_str(), "{relayed}");
     std::thread::sleep(Duration::from_secs(10));
     delegators[victim].kill9();
 
     // The orchestrator is SIGKILLed once it has checked a segment proof; restarted, it
     // resumes from the proofs it kept, and those segments are not proven again.
-    let path = format!("/v1/compute/jobs/{job}");
     // What the view shows is on the driver's disk first, so what it counted before the
     // kill must survive it.
     let (mut kept, mut failed_before_restart) = (Vec::new(), BTreeMap::new());
@@ -209,6 +226,19 @@ fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
     }
     let status = cli_ok(&orchestrator.api, &["compute", "status", &job]);
     assert!(status.contains("proven"), "{status}");
+    // Through a node that did not drive it, the same picture, from its driver.
+    let relayed = cli_ok(&proposer.api, &["compute", "status", &job]);
+    assert!(
+        relayed.contains(&format!("driver     {driver}: ")),
+        "{relayed}"
+    );
+    let proven_nodes = |s: &str| {
+        s.lines()
+            .filter(|l| l.trim_start().starts_with('#') && l.contains(" proven "))
+            .count()
+    };
+    assert_eq!(proven_nodes(&relayed), proven_nodes(&status), "{relayed}");
+    assert_eq!(proven_nodes(&relayed), 7, "4 segments, 3 folds: {relayed}");
 
     // Anyone checks it on their own machine, through any node.
     let verified = cli_ok(&proposer.api, &["compute", "verify", &job]);

@@ -18,8 +18,10 @@ use nexus_net::codec::decode;
 use nexus_net::protocol::blocks::{self, BlockRequest, BlockResponse, MAX_BLOCK_BYTES};
 use nexus_net::protocol::cells::{self, CellsRequest, CellsResponse};
 use nexus_net::protocol::chunks::{self, ChunkRequest, ChunkResponse};
+use nexus_net::protocol::drives::{self, DriveRequest, DriveResponse};
 use nexus_net::protocol::gossip::{GossipMessage, MAX_GOSSIP_SIZE};
 use nexus_net::protocol::headers::{self, HeaderRequest, HeaderResponse};
+use nexus_net::protocol::proofs::{self, ProveRequest, ProveResponse};
 use nexus_storage::chain::{accept_child, accept_final, accept_genesis, create_genesis};
 use nexus_storage::ledger::{SignedTransaction, TxKind};
 use nexus_storage::mempool::{Mempool, PoolLimits};
@@ -52,6 +54,10 @@ pub fn wire_messages(data: &[u8]) {
     let _ = decode::<CellsResponse>(data, cells::CAPS.response);
     let _ = decode::<GossipMessage>(data, MAX_GOSSIP_SIZE);
     let _ = decode::<CertifiedBlock>(data, MAX_BLOCK_BYTES);
+    let _ = decode::<ProveRequest>(data, proofs::CAPS.request);
+    let _ = decode::<ProveResponse>(data, proofs::CAPS.response);
+    let _ = decode::<DriveRequest>(data, drives::CAPS.request);
+    let _ = decode::<DriveResponse>(data, drives::CAPS.response);
 }
 
 /// The funded ledger of a one-validator chain and its genesis, built once.

@@ -10,8 +10,10 @@ use proptest::prelude::*;
 use super::blocks::{self, BlockRequest, BlockResponse};
 use super::cells::{self, CellsRequest, CellsResponse};
 use super::chunks::{self, ChunkRequest, ChunkResponse};
+use super::drives::{self, DriveRequest, DriveResponse, DriveView, NodeView};
 use super::gossip::{ConsensusGossip, GossipMessage, TxSubmission, MAX_GOSSIP_SIZE};
 use super::headers::{self, HeaderRequest, HeaderResponse};
+use super::proofs::{self, ProveRequest, ProveResponse};
 use crate::codec::{decode, encode, Encoded};
 
 fn spec() -> ChainSpec {
@@ -139,7 +141,42 @@ fn build_samples() -> Vec<(Vec<u8>, &'static str)> {
             encode(&HeaderResponse::Headers(vec![certified])),
             "headers response",
         ),
+        (
+            encode(&ProveRequest::Fold {
+                job: Digest([5; 32]),
+                level: 1,
+                index: 2,
+                children: vec![serde_bytes::ByteBuf::from(vec![7; 12])],
+            }),
+            "prove request",
+        ),
+        (
+            encode(&ProveResponse::Refused("busy".into())),
+            "prove response",
+        ),
+        (
+            encode(&DriveRequest {
+                job: Digest([6; 32]),
+            }),
+            "drive request",
+        ),
+        (encode(&DriveResponse::View(drive_view())), "drive response"),
     ]
+}
+
+fn drive_view() -> DriveView {
+    DriveView {
+        phase: "proving".into(),
+        levels: vec![2, 1, 1, 1],
+        nodes: vec![NodeView {
+            level: 0,
+            index: 1,
+            state: "proven".into(),
+            prover: Some("ab".repeat(48)),
+            attempt: 2,
+        }],
+        failures: [("cd".repeat(48), 1)].into(),
+    }
 }
 
 fn sample_cell() -> nexus_das::Sample {
@@ -159,6 +196,10 @@ fn decode_everything(bytes: &[u8]) {
     let _ = decode::<CellsResponse>(bytes, cells::CAPS.response);
     let _ = decode::<HeaderRequest>(bytes, headers::CAPS.request);
     let _ = decode::<HeaderResponse>(bytes, headers::CAPS.response);
+    let _ = decode::<ProveRequest>(bytes, proofs::CAPS.request);
+    let _ = decode::<ProveResponse>(bytes, proofs::CAPS.response);
+    let _ = decode::<DriveRequest>(bytes, drives::CAPS.request);
+    let _ = decode::<DriveResponse>(bytes, drives::CAPS.response);
 }
 
 #[test]
@@ -177,6 +218,9 @@ fn valid_messages_round_trip() {
     }));
     let back: GossipMessage = decode(&encode(&gossip), MAX_GOSSIP_SIZE).expect("decode");
     assert_eq!(back, gossip);
+    let view = DriveResponse::View(drive_view());
+    let back: DriveResponse = decode(&encode(&view), drives::CAPS.response).expect("decode");
+    assert_eq!(back, view);
     for (bytes, what) in samples() {
         decode_everything(&bytes);
         for cut in 0..bytes.len() {

@@ -234,7 +234,10 @@ async fn follow(client: &NodeClient, job: Digest) -> Result<()> {
 /// "segments 3/4 · level 1 0/1 · ... · proving"
 fn progress_line(view: &JobView) -> String {
     let Some(drive) = &view.drive else {
-        return format!("open at height {} (driven by another node)", view.height);
+        return format!(
+            "open at height {} (its driver has not answered yet)",
+            view.height
+        );
     };
     let levels: Vec<String> = drive
         .levels
@@ -304,10 +307,11 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
         }
     }
     let Some(drive) = &view.drive else {
-        out!("tree       driven by another node (ask it with --node)");
+        out!("tree       not known: the job's driver did not answer");
         return Ok(());
     };
-    out!("driver     {}", drive.phase);
+    let driver = view.driver.as_deref().unwrap_or("?");
+    out!("driver     {driver}: {}", drive.phase);
     for (level, width) in drive.levels.iter().enumerate() {
         let name = if level == 0 {
             "segments".to_string()
@@ -316,9 +320,9 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
         };
         out!("{name:<10} ({width})");
         for n in drive.nodes.iter().filter(|n| usize::from(n.level) == level) {
-            let prover = n.prover.as_deref().map_or("-", |p| &p[..p.len().min(16)]);
+            let prover = n.prover.as_deref().map_or("-".into(), abbreviated);
             out!(
-                "  #{:<3} {:<9} by {prover}… (attempt {})",
+                "  #{:<3} {:<9} by {prover} (attempt {})",
                 n.index,
                 n.state,
                 n.attempt
@@ -326,12 +330,18 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
         }
     }
     for (prover, failures) in &drive.failures {
-        out!(
-            "failures   {}…: {failures}",
-            &prover[..prover.len().min(16)]
-        );
+        out!("failures   {}: {failures}", abbreviated(prover));
     }
     Ok(())
+}
+
+/// The first 16 characters of an account key, as the driver (another node) reported it.
+fn abbreviated(key: &str) -> String {
+    let mut short: String = key.chars().take(16).collect();
+    if short.len() < key.len() {
+        short.push('…');
+    }
+    short
 }
 
 /// The job's record, required proven.

@@ -8,6 +8,7 @@ mod driver;
 mod journal;
 mod material;
 mod prover;
+mod views;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ use tokio::sync::{OnceCell, Semaphore};
 pub(crate) use driver::{drive_loop, DriveView};
 pub(crate) use material::{prepare_submission, Prepared};
 pub(crate) use prover::{offer_loop, serve};
+pub(crate) use views::serve as serve_drive;
+pub(crate) use views::view_of;
 
 /// Memory one proof takes at most (an OpenVM segment proof peaks near 6.5 GB).
 pub(crate) const PROOF_MEMORY: u64 = 7 << 30;
@@ -54,7 +57,7 @@ pub(crate) struct Compute {
     queued: std::sync::atomic::AtomicUsize,
     /// Jobs whose material is ready, newest last (a few at most).
     prepared: Mutex<Vec<(Digest, Arc<Prepared>)>>,
-    /// The jobs this node drives, for `GET /v1/compute/jobs/{id}`.
+    /// The jobs this node drives, for `GET /v1/compute/jobs/{id}` and `/nexus/drive/1`.
     pub(crate) drives: Mutex<BTreeMap<Digest, DriveView>>,
     /// The checked proofs of the jobs this node drives, on disk.
     journal: journal::ProofJournal,

@@ -12,55 +12,33 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use nexus_compute::zkvm::{NodeProof, UniversalProof};
 use nexus_compute::{driver, Action, Input, JobId, NodeRef, Progress, ProverId, Schedule};
+pub(crate) use nexus_net::protocol::drives::{DriveView, NodeView};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
-use nexus_storage::ledger::{JobState, LedgerState, ProverFailures, TxKind, MAX_RECORDED_FAILURES};
+use nexus_storage::ledger::{
+    ComputeJob, JobState, LedgerState, ProverFailures, TxKind, MAX_RECORDED_FAILURES,
+};
 use nexus_storage::{Digest, PublicKey};
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::journal::DriveRecord;
 use super::material::{prepare, Prepared};
 use super::prover::{prove_requested, Asker};
-use super::{prover_id, provers};
+use super::{prover_id, provers, Prover};
 use crate::daemon::{chain, http, Node};
 
 /// Blocks a prover has for one node before it moves on.
 const ATTEMPT_BLOCKS: u64 = 1200;
 /// Blocks a driver has for a job before the next orchestrator takes over.
 const DRIVER_LEASE_BLOCKS: u64 = 3600;
+/// Blocks a closed job's view is still shown (and served to peers) after it closed.
+const VIEW_KEPT_BLOCKS: u64 = 7200;
 /// Blocks between two sweeps of the journal for the proofs of closed jobs.
 const SWEEP_BLOCKS: u64 = 100;
 /// Pause before a prover's failure to answer is reported (so that a dead peer does not
 /// make the schedule spin).
 const FAILURE_PAUSE: Duration = Duration::from_secs(3);
-
-/// A driven job as `GET /v1/compute/jobs/{id}` shows it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub(crate) struct DriveView {
-    /// What the driver is doing.
-    pub(crate) phase: String,
-    /// Nodes per tree level, segments first.
-    pub(crate) levels: Vec<u32>,
-    /// Every node of the tree.
-    pub(crate) nodes: Vec<NodeView>,
-    /// Failures per prover (account key), as the schedule counted them.
-    pub(crate) failures: BTreeMap<String, u32>,
-}
-
-/// One node of a driven job's tree.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub(crate) struct NodeView {
-    pub(crate) level: u16,
-    pub(crate) index: u32,
-    /// `waiting`, `assigned` or `proven`.
-    pub(crate) state: String,
-    /// The prover's account key.
-    pub(crate) prover: Option<String>,
-    /// Attempt number (each failure moves the node on).
-    pub(crate) attempt: u32,
-}
 
 /// Watches the final chain and drives every open job this orchestrator ranks first for.
 pub(crate) async fn drive_loop(node: Arc<Node>) {
@@ -90,15 +68,13 @@ pub(crate) async fn drive_loop(node: Arc<Node>) {
                 journal.forget_closed(|name| open.contains(name))
             })
             .await;
+            forget_old_views(&node, &tip.ledger, height);
         }
         let (_, orchestrators) = provers(&tip.ledger);
-        let ids: Vec<ProverId> = orchestrators.iter().map(|o| o.id).collect();
         for (id, job) in tip.ledger.jobs() {
-            if job.state != JobState::Open {
-                continue;
-            }
-            let lease = (height.saturating_sub(job.submitted) / DRIVER_LEASE_BLOCKS) as u32;
-            if driver(&JobId(id.0), &ids, lease) != Some(me) {
+            if job.state != JobState::Open
+                || driver_at(&orchestrators, id, job, height).map(|d| d.id) != Some(me)
+            {
                 continue;
             }
             if !driving
@@ -124,7 +100,57 @@ pub(crate) async fn drive_loop(node: Arc<Node>) {
     }
 }
 
+/// The orchestrator among `orchestrators` whose lease on job `id` covers `height`: it
+/// drives the job then (the rendezvous ranking of `nexus_compute::driver`, a new one each
+/// [`DRIVER_LEASE_BLOCKS`] blocks without a result).
+fn driver_at<'a>(
+    orchestrators: &'a [Prover],
+    id: &Digest,
+    job: &ComputeJob,
+    height: u64,
+) -> Option<&'a Prover> {
+    let ids: Vec<ProverId> = orchestrators.iter().map(|o| o.id).collect();
+    let lease = (height.saturating_sub(job.submitted) / DRIVER_LEASE_BLOCKS) as u32;
+    let chosen = driver(&JobId(id.0), &ids, lease)?;
+    orchestrators.iter().find(|o| o.id == chosen)
+}
+
+/// The orchestrator that drives job `id` as of the final `ledger` at `height` — for a
+/// proven job the one that anchored its result, for an expired one the one whose lease
+/// its deadline fell in — if it is still registered.
+pub(crate) fn driver_of(
+    ledger: &LedgerState,
+    id: &Digest,
+    job: &ComputeJob,
+    height: u64,
+) -> Option<Prover> {
+    let (_, orchestrators) = provers(ledger);
+    let found = match &job.state {
+        JobState::Open => driver_at(&orchestrators, id, job, height),
+        JobState::Expired => driver_at(&orchestrators, id, job, job.deadline),
+        JobState::Proven(result) => orchestrators.iter().find(|o| o.account == result.prover),
+    };
+    found.cloned()
+}
+
 type Outcome = (NodeRef, ProverId, Result<Vec<u8>, String>);
+
+/// Drops the views of jobs closed more than [`VIEW_KEPT_BLOCKS`] ago, so that the views
+/// kept do not grow with every job ever driven.
+fn forget_old_views(node: &Node, ledger: &LedgerState, height: u64) {
+    let recent = |closed: u64| closed.saturating_add(VIEW_KEPT_BLOCKS) > height;
+    node.compute
+        .drives
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|id, _| {
+            ledger.job(id).is_some_and(|job| match &job.state {
+                JobState::Open => true,
+                JobState::Proven(result) => recent(result.height),
+                JobState::Expired => recent(job.deadline),
+            })
+        });
+}
 
 /// Drives job `id` to its anchored result, from what the journal kept if this node drove
 /// it before.
@@ -187,7 +213,7 @@ async fn prove_root(
         .chain(&orchestrators)
         .map(|p| (p.id, (p.peer, p.account.to_string())))
         .collect();
-    let mut view = DriveView::new(prepared);
+    let mut view = new_view(prepared);
     let mut proofs: BTreeMap<NodeRef, NodeProof> = BTreeMap::new();
     for (n, bytes) in kept {
         if !prepared.tree.contains(n) {
@@ -195,7 +221,7 @@ async fn prove_root(
         }
         match checked(zkvm, prepared, n, bytes).await {
             Ok(proof) => {
-                view.set(n, "proven", record.proven_by.get(&n).cloned(), 0);
+                set_node(&mut view, n, "proven", record.proven_by.get(&n).cloned(), 0);
                 proofs.insert(n, proof);
             }
             Err(why) => tracing::warn!(job = %id, node = ?n, "a kept proof is not usable: {why}"),
@@ -233,7 +259,7 @@ async fn prove_root(
                     ..
                 } => {
                     let (peer, account) = peers.get(&to).cloned().context("unknown prover")?;
-                    view.set(n, "assigned", Some(account), attempt);
+                    set_node(&mut view, n, "assigned", Some(account), attempt);
                     let children = prepared
                         .tree
                         .children(n)
@@ -245,8 +271,8 @@ async fn prove_root(
                 }
                 Action::Proven { node: n, by } => {
                     let account = peers.get(&by).map(|(_, a)| a.clone());
-                    let attempt = view.attempt(n);
-                    view.set(n, "proven", account.clone(), attempt);
+                    let attempt = attempt_of(&view, n);
+                    set_node(&mut view, n, "proven", account.clone(), attempt);
                     if let Some(account) = account {
                         record.proven_by.insert(n, account);
                     }
@@ -519,44 +545,45 @@ async fn checked(
     .map_err(|e| e.to_string())?
 }
 
-impl DriveView {
-    fn new(prepared: &Prepared) -> DriveView {
-        let tree = &prepared.tree;
-        DriveView {
-            phase: String::new(),
-            levels: (0..tree.depth()).map(|l| tree.width(l)).collect(),
-            nodes: tree
-                .nodes()
-                .map(|n| NodeView {
-                    level: n.level,
-                    index: n.index,
-                    state: "waiting".into(),
-                    prover: None,
-                    attempt: 0,
-                })
-                .collect(),
-            failures: BTreeMap::new(),
-        }
+/// The view of `prepared`'s tree before anything is proven.
+fn new_view(prepared: &Prepared) -> DriveView {
+    let tree = &prepared.tree;
+    DriveView {
+        phase: String::new(),
+        levels: (0..tree.depth()).map(|l| tree.width(l)).collect(),
+        nodes: tree
+            .nodes()
+            .map(|n| NodeView {
+                level: n.level,
+                index: n.index,
+                state: "waiting".into(),
+                prover: None,
+                attempt: 0,
+            })
+            .collect(),
+        failures: BTreeMap::new(),
     }
+}
 
-    fn set(&mut self, n: NodeRef, state: &str, prover: Option<String>, attempt: u32) {
-        if let Some(v) = self
-            .nodes
-            .iter_mut()
-            .find(|v| v.level == n.level && v.index == n.index)
-        {
-            v.state = state.into();
-            v.prover = prover;
-            v.attempt = attempt;
-        }
+/// Sets what `view` shows of node `n`.
+fn set_node(view: &mut DriveView, n: NodeRef, state: &str, prover: Option<String>, attempt: u32) {
+    if let Some(v) = view
+        .nodes
+        .iter_mut()
+        .find(|v| v.level == n.level && v.index == n.index)
+    {
+        v.state = state.into();
+        v.prover = prover;
+        v.attempt = attempt;
     }
+}
 
-    fn attempt(&self, n: NodeRef) -> u32 {
-        self.nodes
-            .iter()
-            .find(|v| v.level == n.level && v.index == n.index)
-            .map_or(0, |v| v.attempt)
-    }
+/// The attempt `view` shows for node `n`.
+fn attempt_of(view: &DriveView, n: NodeRef) -> u32 {
+    view.nodes
+        .iter()
+        .find(|v| v.level == n.level && v.index == n.index)
+        .map_or(0, |v| v.attempt)
 }
 
 fn publish(node: &Node, id: &Digest, view: &DriveView) {

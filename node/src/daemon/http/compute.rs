@@ -1,6 +1,6 @@
 //! Compute routes: submitting a job (the node runs the program once to derive what the
 //! `ComputeJob` transaction records), and a job's state — the ledger's record, and the
-//! proof tree as its driver sees it when this node drives it.
+//! proof tree as its driver sees it (asked of the driver when it is another node).
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use super::blobs::{finish_and_register, fresh_stage, Policy};
 use super::{submit_error, ApiError, ApiResult};
 use crate::api::{JobReceipt, JobRequest, JobView};
 use crate::daemon::chain::submit;
-use crate::daemon::compute::prepare_submission;
+use crate::daemon::compute::{self, prepare_submission};
 use crate::daemon::Node;
 
 /// Most cycles a submitted job may ask for (the accepting node runs it once).
@@ -84,7 +84,7 @@ pub(super) async fn submit_job(
 }
 
 /// `GET /v1/compute/jobs/{id}`: the ledger's record of the job, and the driver's view of
-/// its proof tree when this node drives it.
+/// its proof tree — this node's own if it drives the job, else asked of its driver.
 pub(super) async fn job(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
@@ -99,17 +99,15 @@ pub(super) async fn job(
     let job = tip.ledger.job(&id).cloned().ok_or_else(|| {
         ApiError::NotFound(format!("no job {id} as of height {}", tip.header.height))
     })?;
-    let drive = node
-        .compute
-        .drives
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&id)
-        .cloned();
+    let view = compute::view_of(&node, &tip.ledger, &id, &job, tip.header.height.0).await;
+    let (driver, drive) = view.map_or((None, None), |(peer, view)| {
+        (Some(peer.to_string()), Some(view))
+    });
     Ok(Json(JobView {
         id,
         height: tip.header.height,
         job,
+        driver,
         drive,
     }))
 }

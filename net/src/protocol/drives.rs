@@ -1,0 +1,67 @@
+//! `/nexus/drive/1`: anyone asks the orchestrator that drives a compute job for its picture
+//! of the job's proof tree — which nodes are proven and by whom, what is assigned, what is
+//! left, the failures counted — so that `nexus compute status` and `submit` show a job's
+//! progress through any node, not only through its driver. Read-only, answered from memory,
+//! shown as the driver reports it (nothing in it is used for a decision).
+
+use std::collections::BTreeMap;
+
+use libp2p::StreamProtocol;
+use nexus_das::merkle::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Caps;
+
+/// Protocol id.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/nexus/drive/1");
+
+/// Size caps: the view of a job of 4,096 segments (the most a job has) lists ~5,500 tree
+/// nodes of ~130 bytes each.
+pub const CAPS: Caps = Caps {
+    request: 64,
+    response: 2 * 1024 * 1024,
+};
+
+/// Asks for the driver's view of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveRequest {
+    /// The job's id.
+    pub job: Digest,
+}
+
+/// The answer to a [`DriveRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DriveResponse {
+    /// The peer drives (or drove) the job: its view.
+    View(DriveView),
+    /// The peer has no view of the job (it does not drive it, or has forgotten it).
+    Unknown,
+}
+
+/// A driven job's proof tree as its driver sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveView {
+    /// What the driver is doing, in words.
+    pub phase: String,
+    /// Nodes per tree level, segments first.
+    pub levels: Vec<u32>,
+    /// Every node of the tree.
+    pub nodes: Vec<NodeView>,
+    /// Failures per prover (account key), as the driver's schedule counted them.
+    pub failures: BTreeMap<String, u32>,
+}
+
+/// One node of a driven job's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Tree level (0 = segments).
+    pub level: u16,
+    /// Position in the level.
+    pub index: u32,
+    /// `waiting`, `assigned` or `proven`.
+    pub state: String,
+    /// The prover's account key, once assigned.
+    pub prover: Option<String>,
+    /// Attempt number (each failure moves the node on).
+    pub attempt: u32,
+}
