@@ -10,7 +10,7 @@ mod status;
 mod validator;
 mod verify;
 
-pub(crate) use compute::{compute, default_key_dir, describe_tree, wrap_count, ComputeCommand};
+pub(crate) use compute::{compute, counted, default_key_dir, describe_tree, ComputeCommand};
 pub(crate) use get::{download, get, GetArgs};
 pub(crate) use inspect::{inspect, InspectArgs};
 pub(crate) use keys::{funded_genesis, keys, node_keys, KeysArgs};

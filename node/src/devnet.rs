@@ -330,11 +330,11 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
     out!("  {cmd} validator status          # round, leader, last QC, votes");
     if devnet.args.compute && devnet.args.nodes >= 2 {
         let v = devnet.args.validators;
-        out!(
-            "\nVerifiable compute: node {v} orchestrates, nodes {}-{} prove segments:",
-            v + 1,
-            v + devnet.args.nodes - 1
-        );
+        let delegators = match devnet.args.nodes {
+            2 => format!("node {}", v + 1),
+            n => format!("nodes {}-{}", v + 1, v + n - 1),
+        };
+        out!("\nVerifiable compute: node {v} orchestrates, {delegators} prove segments:");
         out!("  {exe} compute examples ex                   # example guests and inputs");
         out!("  {cmd} compute submit ex/mlp.elf --input ex/mlp-input.bin    # int8 MLP inference");
         out!("  {cmd} compute submit ex/loop.elf --input ex/loop-input.bin  # ~4 segments");

@@ -12,7 +12,7 @@ use nexus_compute::examples::{loop_input, Example, MlpModel};
 use nexus_compute::zkvm::{prove_with_sdk, TreeEvent, Zkvm};
 use nexus_compute::{tree_latency, Machines, NodeRef, ProofTree, TreeShape};
 
-use crate::cli::{default_key_dir, describe_tree, wrap_count};
+use crate::cli::{counted, default_key_dir, describe_tree};
 use crate::units::ByteSize;
 
 /// Options of `nexus bench compute`.
@@ -114,7 +114,7 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
                 TreeEvent::Sealed { wraps, took } => {
                     let line = format!(
                         "| {target} | seal ({}) | {:.1} s | | |",
-                        wrap_count(*wraps),
+                        counted(*wraps as usize, "wrap"),
                         took.as_secs_f64(),
                     );
                     out!("{line}");

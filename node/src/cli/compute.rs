@@ -162,9 +162,9 @@ async fn submit(client: &NodeClient, args: SubmitArgs) -> Result<()> {
     let zkvm = Zkvm::new()?;
     let (_, _, run) = load_and_run(&zkvm, &args.job)?;
     out!(
-        "runs locally: {} cycles, {} segments",
+        "runs locally: {} cycles, {}",
         run.cycles,
-        run.segments.len()
+        counted(run.segments.len(), "segment")
     );
     let program = upload(client, &args.job.program, Policy::Replicated, None, false).await?;
     let input = match &args.job.input {
@@ -191,10 +191,10 @@ async fn submit(client: &NodeClient, args: SubmitArgs) -> Result<()> {
         .await
         .context("malformed answer from the node")?;
     out!(
-        "job {} accepted in block {} ({} segments, program commitment {})",
+        "job {} accepted in block {} ({}, program commitment {})",
         receipt.job,
         receipt.height,
-        receipt.segments,
+        counted(receipt.segments as usize, "segment"),
         receipt.program_commit
     );
     if args.no_wait {
@@ -257,6 +257,9 @@ fn progress_line(view: &JobView) -> String {
             format!("{name} {proven}/{width}")
         })
         .collect();
+    if levels.is_empty() {
+        return drive.phase.clone();
+    }
     format!("{} · {}", levels.join(" · "), drive.phase)
 }
 
@@ -280,8 +283,8 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
         hex::encode(j.input_sha256)
     );
     out!(
-        "run        {} segments, at most {} cycles",
-        j.segments,
+        "run        {}, at most {} cycles",
+        counted(j.segments as usize, "segment"),
         j.max_cycles
     );
     out!(
@@ -389,6 +392,8 @@ async fn verify_job(client: &NodeClient, job: Digest) -> Result<()> {
     if program.commit() != record.program_commit {
         bail!("the program blob's commitment is not the one the job records");
     }
+    let committed = started.elapsed();
+    let started = std::time::Instant::now();
     let proof = UniversalProof::from_bytes(&proof)?;
     Verifier::embedded()
         .verify(
@@ -398,8 +403,10 @@ async fn verify_job(client: &NodeClient, job: Digest) -> Result<()> {
         )
         .context("the Universal Proof does not prove this program, input and output")?;
     out!(
-        "verified in {:.0} ms on this machine: program {} run on input {} outputs {} ({} bytes)",
+        "verified in {:.0} ms on this machine (the program's commitment recomputed in {:.0} ms): \
+         program {} run on input {} outputs {} ({} bytes)",
         started.elapsed().as_secs_f64() * 1000.0,
+        committed.as_secs_f64() * 1000.0,
         record.program,
         record.input,
         result.output,
@@ -508,12 +515,7 @@ fn prove(args: ProveArgs) -> Result<()> {
     let zkvm = Zkvm::open(&keys)?;
     let (program, input, run) = load_and_run(&zkvm, &args.job)?;
     let tree = ProofTree::plan(run.segments.len() as u32, TreeShape::WIDEST)?;
-    out!(
-        "{} cycles in {} segments; proof tree {}",
-        run.cycles,
-        run.segments.len(),
-        describe_tree(&tree)
-    );
+    out!("{} cycles; proof tree {}", run.cycles, describe_tree(&tree));
     let started = std::time::Instant::now();
     let proof = zkvm.prove_tree(
         &program,
@@ -534,7 +536,7 @@ fn prove(args: ProveArgs) -> Result<()> {
             TreeEvent::Sealed { wraps, took } => {
                 out!(
                     "  sealed ({})           in {:>6.1} s",
-                    wrap_count(*wraps),
+                    counted(*wraps as usize, "wrap"),
                     took.as_secs_f64()
                 );
             }
@@ -628,7 +630,7 @@ fn examples(dir: &Path) -> Result<()> {
 /// "4 segments → 1 leaf → 1 internal-for-leaf → 1 internal-recursive.0, then sealed (1
 /// wrap)"
 pub(crate) fn describe_tree(tree: &ProofTree) -> String {
-    let mut parts = vec![format!("{} segments", tree.segments())];
+    let mut parts = vec![counted(tree.segments() as usize, "segment")];
     for level in 1..tree.depth() {
         let kind = match tree.level_kind(level) {
             Level::Segment => "segment".to_string(),
@@ -641,13 +643,13 @@ pub(crate) fn describe_tree(tree: &ProofTree) -> String {
     format!(
         "{}, then sealed ({})",
         parts.join(" → "),
-        wrap_count(tree.seal_wraps())
+        counted(tree.seal_wraps() as usize, "wrap")
     )
 }
 
-/// "1 wrap", "2 wraps".
-pub(crate) fn wrap_count(wraps: u32) -> String {
-    format!("{wraps} wrap{}", if wraps == 1 { "" } else { "s" })
+/// "1 segment", "2 segments": `n` and `noun`, plural unless `n` is 1.
+pub(crate) fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The output in hex when short, else its first bytes.
