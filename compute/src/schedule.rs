@@ -1,14 +1,16 @@
 //! Who proves which node of a job's proof tree, and when a node moves to another prover.
 //!
 //! Segments go to *delegators*, every folding node to *orchestrators*, each node to the
-//! prover that ranks first by rendezvous hashing of (job, node, attempt, prover) among
-//! those that have not failed it. A node's attempt ends at a block height; a proof that
+//! prover with the fewest of the job's nodes in hand among those that have not failed it,
+//! ties broken by rendezvous hashing of (job, node, attempt, prover), so a job's nodes
+//! spread evenly over its provers. A node's attempt ends at a block height; a proof that
 //! does not verify, or none by then, counts as a failure of that prover and moves the node
 //! on. A folding node is handed out once all its children are proven. Deterministic: the
 //! same job, prover lists and events give the same assignments everywhere, so anyone can
 //! recompute the schedule from the chain. Proofs are checked by the caller (the zkVM's
 //! verifier); this module only learns the verdict.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -338,8 +340,18 @@ impl Schedule {
         }
     }
 
-    /// Hands `node` to the first-ranked prover of its pool that has not failed it (any of
-    /// the pool if all have).
+    /// Nodes of this job handed to `prover` and not proven yet.
+    fn load(&self, prover: &ProverId) -> u64 {
+        self.nodes
+            .values()
+            .filter(|s| matches!(s, NodeState::Assigned { to, .. } if to == prover))
+            .count() as u64
+    }
+
+    /// Hands `node` to the least loaded prover of its pool that has not failed it (any of
+    /// the pool if all have), the first by rank among equals, so that a job's nodes spread
+    /// evenly over its provers. The attempt lasts `attempt_blocks` for each node queued at
+    /// that prover, this one included (a prover proves its share one after another).
     fn assign(
         &mut self,
         node: NodeRef,
@@ -361,9 +373,10 @@ impl Schedule {
         };
         let to = **candidates
             .iter()
-            .max_by_key(|p| rank(&self.job, node, attempt, p))
+            .min_by_key(|p| (self.load(p), Reverse(rank(&self.job, node, attempt, p))))
             .expect("pools are not empty (checked at start)");
-        let until = height.saturating_add(self.attempt_blocks);
+        let queued = self.load(&to) + 1;
+        let until = height.saturating_add(self.attempt_blocks.saturating_mul(queued));
         self.nodes.insert(
             node,
             NodeState::Assigned {
@@ -500,6 +513,35 @@ mod tests {
             kept.failures.get(&by).map_or(1, |n| n + 1)
         );
         assert_eq!(schedule.failures()[&other], 5);
+    }
+
+    #[test]
+    fn nodes_spread_evenly_and_a_queued_node_gets_time_for_those_ahead() {
+        let (schedule, actions) = resume(8, &[]);
+        let mut per_prover: BTreeMap<ProverId, Vec<u64>> = BTreeMap::new();
+        for action in &actions {
+            if let Action::Assign { to, until, .. } = action {
+                per_prover.entry(*to).or_default().push(*until);
+            }
+        }
+        assert_eq!(per_prover.len(), 2, "{per_prover:?}");
+        for untils in per_prover.values() {
+            // Four segments each, the k-th due k attempts after the start (height 100).
+            assert_eq!(untils, &[110, 120, 130, 140]);
+        }
+        // A failure moves the node to the other delegator, behind its own four.
+        let mut schedule = schedule;
+        let segment = NodeRef { level: 0, index: 0 };
+        let (first, _) = schedule.assignee(segment).expect("assigned");
+        schedule.step(Input::Proof {
+            node: segment,
+            by: first,
+            valid: false,
+            height: 105,
+        });
+        let (second, until) = schedule.assignee(segment).expect("reassigned");
+        assert_ne!(second, first);
+        assert_eq!(until, 105 + 5 * 10);
     }
 
     #[test]

@@ -190,6 +190,80 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     );
 }
 
+/// A compute job the node cannot run is refused at `POST /v1/compute/jobs` with the reason
+/// (the CLI checks the same locally; this is the path a client skipping it takes), and
+/// nothing is submitted: the node's account sends no transaction.
+#[test]
+fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = start_proposer(tmp.path(), &[tmp.path().join("n")], &[]);
+    let examples = tmp.path().join("examples");
+    cli_ok(
+        &node.api,
+        &["compute", "examples", examples.to_str().expect("utf8")],
+    );
+    let example = |name: &str| put(&node.api, &examples.join(name).display().to_string());
+    let endless = [u32::MAX.to_le_bytes(), 1u32.to_le_bytes()].concat();
+    let endless = put(&node.api, &write_file(tmp.path(), "endless.bin", &endless));
+    let truncated = put(
+        &node.api,
+        &write_file(tmp.path(), "short.bin", b"\x01\x02\x03"),
+    );
+    let script = write_file(tmp.path(), "script.sh", b"#!/bin/sh\necho no\n");
+    let cases = [
+        (put(&node.api, &script), &endless, "not an ELF"),
+        (
+            put(&node.api, "/bin/true"),
+            &endless,
+            "another architecture",
+        ),
+        (
+            example("loop.elf"),
+            &endless,
+            "did not finish within 200000 cycles",
+        ),
+        (
+            example("mlp.elf"),
+            &truncated,
+            "the program failed (exit code 1)",
+        ),
+    ];
+    let account = node.status()["account"]
+        .as_str()
+        .expect("account key")
+        .to_string();
+    let nonce = || {
+        get_json(&node.api, &format!("/v1/accounts/{account}")).expect("account")["account"]
+            ["nonce"]
+            .as_u64()
+            .expect("nonce")
+    };
+    let before = nonce();
+    for (program, input, reason) in cases {
+        let body = format!(
+            r#"{{"program":"{program}","input":"{input}","max_cycles":200000,"reward":1,"lifetime":100}}"#
+        );
+        let request = format!(
+            "POST /v1/compute/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (code, answer) = http_raw(&node.api, request.as_bytes()).expect("answer");
+        assert_eq!(code, 400, "{reason}: {answer}");
+        assert!(
+            answer.contains("the job cannot run") && answer.contains(reason),
+            "{reason}: {answer}"
+        );
+    }
+    let height = node.status()["height"].as_u64().expect("height");
+    wait_until("two more final blocks", Duration::from_secs(30), || {
+        node.status()["height"]
+            .as_u64()
+            .is_some_and(|h| h >= height + 2)
+    });
+    assert_eq!(nonce(), before, "a refused job sent a transaction");
+}
+
 #[test]
 fn devnet_starts_serves_and_stops_cleanly_on_ctrl_c() {
     let tmp = tempfile::tempdir().expect("tempdir");

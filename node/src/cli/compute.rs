@@ -234,10 +234,7 @@ async fn follow(client: &NodeClient, job: Digest) -> Result<()> {
 /// "segments 3/4 · level 1 0/1 · ... · proving"
 fn progress_line(view: &JobView) -> String {
     let Some(drive) = &view.drive else {
-        return format!(
-            "open at height {} (its driver has not answered yet)",
-            view.height
-        );
+        return "open; waiting for its driver to report progress".to_string();
     };
     let levels: Vec<String> = drive
         .levels
