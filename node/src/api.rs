@@ -3,7 +3,9 @@
 use nexus_consensus::EngineStatus;
 
 use crate::daemon::{Series, Summary};
-use nexus_storage::ledger::{Account, Amount, Epoch, LedgerParams, Orchestrator, Provider};
+use nexus_storage::ledger::{
+    Account, Amount, ComputeProver, Epoch, LedgerParams, Orchestrator, Provider,
+};
 use nexus_storage::{BlobId, BlockHash, Digest, Height, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +140,8 @@ pub(crate) struct AccountView {
     pub(crate) account: Account,
     pub(crate) orchestrator: Option<Orchestrator>,
     pub(crate) provider: Option<Provider>,
+    /// Its compute offer (delegator, orchestrator), if it made one.
+    pub(crate) compute: Option<ComputeProver>,
     /// Bytes of shards placed on this account's providers, if it is an orchestrator.
     pub(crate) stored_bytes: u64,
 }

@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::api::Status;
+use crate::api::{AccountView, Status};
 use crate::cli::{funded_genesis, node_keys, send_transaction};
 use crate::client::NodeClient;
 
@@ -137,6 +137,20 @@ impl Devnet {
                 })?;
         }
         Ok(devnet)
+    }
+
+    /// The APIs of the nodes that prove with `--compute`: the storage nodes, the first of
+    /// them orchestrating (empty without `--compute`).
+    fn compute_provers(&self) -> Vec<String> {
+        if !self.args.compute {
+            return Vec::new();
+        }
+        let storage = usize::from(self.args.validators);
+        self.nodes
+            .iter()
+            .skip(storage)
+            .map(|n| n.api.clone())
+            .collect()
     }
 
     fn node_dir(&self, i: u16) -> PathBuf {
@@ -334,7 +348,10 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
             2 => format!("node {}", v + 1),
             n => format!("nodes {}-{}", v + 1, v + n - 1),
         };
-        out!("\nVerifiable compute: node {v} orchestrates, {delegators} prove segments:");
+        out!(
+            "\nVerifiable compute: node {v} orchestrates, {delegators} prove segments (each opens"
+        );
+        out!("the zkVM keys before it offers; the devnet says when all offers are final):");
         out!("  {exe} compute examples ex                   # example guests and inputs");
         out!("  {cmd} compute submit ex/mlp.elf --input ex/mlp-input.bin    # int8 MLP inference");
         out!("  {cmd} compute submit ex/loop.elf --input ex/loop-input.bin  # ~4 segments");
@@ -367,6 +384,35 @@ async fn report_progress(api: String) {
     }
 }
 
+/// Prints once the compute offer of every node behind `provers` is in the ledger (they
+/// open the zkVM keys first), so that whoever waits knows a job now finds its provers.
+async fn report_compute_ready(provers: Vec<String>) {
+    let Ok(clients) = provers
+        .iter()
+        .map(|api| NodeClient::new(api))
+        .collect::<Result<Vec<_>>>()
+    else {
+        return;
+    };
+    loop {
+        let mut offered = 0;
+        for client in &clients {
+            let Ok(status) = client.get_json::<Status>("/v1/status").await else {
+                continue;
+            };
+            let path = format!("/v1/accounts/{}", status.account);
+            if let Ok(view) = client.get_json::<AccountView>(&path).await {
+                offered += usize::from(view.compute.is_some());
+            }
+        }
+        if offered == clients.len() {
+            out!("verifiable compute ready: the offers of all {offered} provers are final");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 /// Runs `nexus devnet` until Ctrl-C (or SIGTERM), or until a node dies.
 pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     let mut devnet = Devnet::launch(args).await?;
@@ -379,6 +425,9 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     print_banner(&devnet, &exe);
     let progress = devnet.nodes.first().map(|n| n.api.clone());
     let reporter = progress.map(|api| tokio::spawn(report_progress(api)));
+    let provers = devnet.compute_provers();
+    let compute_reporter =
+        (provers.len() >= 2).then(|| tokio::spawn(report_compute_ready(provers)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let died = {
         let waits = devnet
@@ -392,7 +441,7 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
             ((i, status), _, _) = futures::future::select_all(waits) => Some((i, status)),
         }
     };
-    if let Some(r) = reporter {
+    for r in reporter.into_iter().chain(compute_reporter) {
         r.abort();
     }
     let dir = devnet.dir.clone();

@@ -72,6 +72,22 @@ fn a_four_segment_job_survives_killed_provers_and_its_proof_verifies() {
             || node.log().contains("compute offer registered"),
         );
     }
+    // The ledger shows each offer with its roles.
+    for (node, delegator) in delegators
+        .iter()
+        .map(|d| (d, true))
+        .chain([(&orchestrator, false)])
+    {
+        let account = node.status()["account"]
+            .as_str()
+            .expect("account")
+            .to_string();
+        let offer = get_json(&proposer.api, &format!("/v1/accounts/{account}")).expect("account")
+            ["compute"]
+            .clone();
+        assert_eq!(offer["delegator"], delegator, "{offer}");
+        assert_eq!(offer["orchestrator"], !delegator, "{offer}");
+    }
 
     // The example loop guest, ~4 segments; first a program that cannot run at all.
     let examples = tmp.path().join("examples");

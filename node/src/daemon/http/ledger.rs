@@ -65,6 +65,7 @@ pub(super) async fn account(
         account: ledger.account(&key),
         orchestrator: ledger.orchestrator(&key).cloned(),
         provider: ledger.provider(&key).cloned(),
+        compute: ledger.prover(&key).cloned(),
         stored_bytes,
     }))
 }

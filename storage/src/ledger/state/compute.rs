@@ -90,6 +90,11 @@ impl LedgerState {
         self.provers.iter()
     }
 
+    /// The compute offer of account `key`, if it made one.
+    pub fn prover(&self, key: &PublicKey) -> Option<&ComputeProver> {
+        self.provers.get(key)
+    }
+
     /// Records (or, with no role, forgets) the sender's compute offer.
     pub(super) fn offer_compute(
         &mut self,
