@@ -340,12 +340,15 @@ impl Schedule {
         }
     }
 
-    /// Nodes of this job handed to `prover` and not proven yet.
-    fn load(&self, prover: &ProverId) -> u64 {
-        self.nodes
-            .values()
-            .filter(|s| matches!(s, NodeState::Assigned { to, .. } if to == prover))
-            .count() as u64
+    /// Nodes of this job handed to each prover and not proven yet (one pass over the tree).
+    fn loads(&self) -> BTreeMap<ProverId, u64> {
+        let mut loads = BTreeMap::new();
+        for state in self.nodes.values() {
+            if let NodeState::Assigned { to, .. } = state {
+                *loads.entry(*to).or_default() += 1;
+            }
+        }
+        loads
     }
 
     /// Hands `node` to the least loaded prover of its pool that has not failed it (any of
@@ -371,11 +374,13 @@ impl Schedule {
         } else {
             fresh
         };
+        let loads = self.loads();
+        let load = |p: &ProverId| loads.get(p).copied().unwrap_or(0);
         let to = **candidates
             .iter()
-            .min_by_key(|p| (self.load(p), Reverse(rank(&self.job, node, attempt, p))))
+            .min_by_key(|p| (load(p), Reverse(rank(&self.job, node, attempt, p))))
             .expect("pools are not empty (checked at start)");
-        let queued = self.load(&to) + 1;
+        let queued = load(&to) + 1;
         let until = height.saturating_add(self.attempt_blocks.saturating_mul(queued));
         self.nodes.insert(
             node,
