@@ -9,12 +9,13 @@ use std::{
     process::Command,
 };
 
-const GUESTS: [&str; 5] = [
+const GUESTS: [&str; 6] = [
     "examples/sha256",
     "examples/mlp",
     "examples/loop",
     "tests/trap",
     "tests/unbound",
+    "tests/unimp",
 ];
 
 fn main() {

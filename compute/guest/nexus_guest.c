@@ -54,26 +54,28 @@ void *nexus_alloc(size_t n) {
 
 static const uint8_t *input_bytes;
 static size_t input_len;
-static uint8_t input_digest[32];
 static int input_read;
+
+/* Reads the next item of the host's input stream into fresh memory; returns its length. */
+static uint8_t *read_item(uint32_t *len) {
+    uint32_t n;
+    hint_input();
+    hint_storew(&n);
+    uint32_t words = (n + 3u) / 4u;
+    uint8_t *buf = nexus_alloc((size_t)words * 4u);
+    for (uint32_t done = 0; done < words;) {
+        uint32_t chunk = words - done < MAX_HINT_BUFFER_WORDS ? words - done : MAX_HINT_BUFFER_WORDS;
+        hint_buffer(buf + done * 4u, chunk);
+        done += chunk;
+    }
+    *len = n;
+    return buf;
+}
 
 const uint8_t *nexus_input(size_t *len) {
     if (!input_read) {
         uint32_t n;
-        hint_input();
-        hint_storew(&n);
-        uint32_t words = (n + 3u) / 4u;
-        uint8_t *buf = nexus_alloc((size_t)words * 4u);
-        for (uint32_t done = 0; done < words;) {
-            uint32_t chunk = words - done < MAX_HINT_BUFFER_WORDS ? words - done : MAX_HINT_BUFFER_WORDS;
-            hint_buffer(buf + done * 4u, chunk);
-            done += chunk;
-        }
-        nexus_sha256 h;
-        nexus_sha256_init(&h);
-        nexus_sha256_update(&h, buf, n);
-        nexus_sha256_final(&h, input_digest);
-        input_bytes = buf;
+        input_bytes = read_item(&n);
         input_len = n;
         input_read = 1;
     }
@@ -81,24 +83,59 @@ const uint8_t *nexus_input(size_t *len) {
     return input_bytes;
 }
 
-const uint8_t *nexus_input_digest(void) {
-    size_t ignored;
-    nexus_input(&ignored);
-    return input_digest;
+static void digest_of(const uint8_t *prefix, size_t prefix_len, const uint8_t *data, size_t len,
+                      uint8_t out[32]) {
+    nexus_sha256 h;
+    nexus_sha256_init(&h);
+    nexus_sha256_update(&h, prefix, prefix_len);
+    nexus_sha256_update(&h, data, len);
+    nexus_sha256_final(&h, out);
+}
+
+/* Leaves of 4 KiB hashed as SHA-256(0x00 || leaf), nodes as SHA-256(0x01 || left || right),
+ * an odd node carried up a level (RFC 6962's shape); then SHA-256(0x02 || len u64 BE || root). */
+void nexus_blob_id(const void *data, size_t len, uint8_t id[32]) {
+    static const uint8_t leaf_tag = 0x00, node_tag = 0x01;
+    uint8_t stack[64][32], pair[64];
+    unsigned depth = 0;
+    uint64_t leaves = 0;
+    size_t at = 0;
+    do {
+        size_t n = len - at < 4096u ? len - at : 4096u;
+        digest_of(&leaf_tag, 1, (const uint8_t *)data + at, n, stack[depth++]);
+        at += n;
+        leaves++;
+        for (uint64_t k = leaves; (k & 1u) == 0; k >>= 1) {
+            memcpy(pair, stack[depth - 2], 32);
+            memcpy(pair + 32, stack[depth - 1], 32);
+            digest_of(&node_tag, 1, pair, 64, stack[depth - 2]);
+            depth--;
+        }
+    } while (at < len);
+    while (depth > 1) {
+        memcpy(pair, stack[depth - 2], 32);
+        memcpy(pair + 32, stack[depth - 1], 32);
+        digest_of(&node_tag, 1, pair, 64, stack[depth - 2]);
+        depth--;
+    }
+    uint8_t header[9];
+    header[0] = 0x02;
+    for (int i = 0; i < 8; i++) header[1 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    digest_of(header, sizeof header, stack[0], 32, id);
 }
 
 __attribute__((noreturn)) void nexus_commit(const void *out, size_t len) {
     if (len > NEXUS_MAX_OUTPUT) nexus_fail();
-    const uint8_t *input_sha = nexus_input_digest();
-    uint8_t output_digest[32], binding[32];
-    nexus_sha256 h;
-    nexus_sha256_init(&h);
-    nexus_sha256_update(&h, out, len);
-    nexus_sha256_final(&h, output_digest);
-    nexus_sha256_init(&h);
-    nexus_sha256_update(&h, input_sha, 32);
-    nexus_sha256_update(&h, output_digest, 32);
-    nexus_sha256_final(&h, binding);
+    size_t in_len;
+    const uint8_t *in = nexus_input(&in_len);
+    uint32_t beneficiary_len;
+    const uint8_t *beneficiary = read_item(&beneficiary_len);
+    if (beneficiary_len != 32) nexus_fail();
+    uint8_t ids[96], binding[32];
+    memcpy(ids, beneficiary, 32);
+    nexus_blob_id(in, in_len, ids + 32);
+    nexus_blob_id(out, len, ids + 64);
+    digest_of(ids, sizeof ids, 0, 0, binding);
     volatile uint32_t *descriptor = (volatile uint32_t *)NEXUS_OUTPUT_DESCRIPTOR;
     descriptor[0] = (uint32_t)(uintptr_t)out;
     descriptor[1] = (uint32_t)len;

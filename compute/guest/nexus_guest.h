@@ -4,12 +4,14 @@
  * A guest reads its whole input with nexus_input() and ends with nexus_commit(out, len).
  * The run's one public value (32 bytes, revealed to the proof) is
  *
- *     SHA-256( SHA-256(input) || SHA-256(output) )
+ *     SHA-256( beneficiary || BlobId(input) || BlobId(output) )
  *
- * so a proof of this program binds the exact input blob and the exact output bytes: the
- * host recomputes the digest from the input blob and the claimed output and compares.
- * The output itself is left in guest memory (a descriptor at NEXUS_OUTPUT_DESCRIPTOR) for
- * the host to read back after the run.
+ * where BlobId is the blob identity of Nexus storage (nexus_blob_id below) and the
+ * beneficiary is 32 bytes the host passes as a second input item, read when the output is
+ * committed: SHA-256("nexus/beneficiary/v1" || job id || account of whoever will anchor
+ * the result). So a proof of this program binds the exact input blob, the exact output
+ * blob and the one account the ledger may pay for it. The output itself is left in guest
+ * memory (a descriptor at NEXUS_OUTPUT_DESCRIPTOR) for the host to read back after the run.
  *
  * Build: riscv64-unknown-elf-gcc -march=rv32im -mabi=ilp32 -nostdlib -ffreestanding -O2
  *        -T link.ld crt0.S nexus_guest.c prog.c -o prog.elf
@@ -31,12 +33,13 @@
  * fails the run. */
 const uint8_t *nexus_input(size_t *len);
 
-/* SHA-256 of the whole input (32 bytes), computed while reading it: no need to hash the
- * input again. Reads the input first if the program has not. */
-const uint8_t *nexus_input_digest(void);
+/* The Nexus BlobId of `len` bytes at `data` (32 bytes into `id`): 4 KiB leaves hashed as
+ * SHA-256(0x00 || leaf), nodes as SHA-256(0x01 || left || right) with an odd node carried
+ * up (RFC 6962's shape), then SHA-256(0x02 || len as u64 big-endian || root). */
+void nexus_blob_id(const void *data, size_t len, uint8_t id[32]);
 
-/* Commits `out` as the job's output, reveals the binding digest and ends the run
- * successfully. Reads the input first if the program has not. */
+/* Commits `out` as the job's output, reads the beneficiary, reveals the binding digest
+ * and ends the run successfully. Reads the input first if the program has not. */
 __attribute__((noreturn)) void nexus_commit(const void *out, size_t len);
 
 /* Ends the run as failed (exit code 1): the job has no result. */

@@ -2,7 +2,8 @@
 //! is paid for or proven. The checks are the zkVM's constraints in words a submitter can act
 //! on: a 32-bit little-endian RISC-V executable, no compressed (C) or floating-point
 //! instructions, code in one contiguous executable segment at or above the VM's text start,
-//! everything inside its memory, and an entry point in the code.
+//! everything inside its memory, an entry point in the code, and no instruction that
+//! OpenVM 2.0.2's transpiler turns into something else than RISC-V means ([`refusal`]).
 
 /// Where the VM's code may start (OpenVM's `TEXT_START`; the stack grows down below it).
 pub const TEXT_START: u32 = 0x0020_0800;
@@ -54,6 +55,16 @@ pub enum ProgramError {
     /// The entry point is not in the code.
     #[error("the entry point {0:#x} is not in the executable segment")]
     BadEntry(u32),
+    /// The code holds an instruction the zkVM would not run as RISC-V means it.
+    #[error("the instruction {word:#010x} at {address:#x} is refused: {reason}")]
+    RefusedInstruction {
+        /// Its address.
+        address: u32,
+        /// Its encoding.
+        word: u32,
+        /// What the zkVM would do with it, and why that is refused.
+        reason: &'static str,
+    },
 }
 
 /// A loadable segment of a program.
@@ -173,6 +184,10 @@ pub fn inspect(elf: &[u8]) -> Result<ProgramInfo, ProgramError> {
                 "code must start at or above 0x200800 (the stack is below)",
             ));
         }
+        if executable {
+            let code = &elf[offset as usize..offset as usize + file_size as usize];
+            check_code(vaddr, code)?;
+        }
         segments.push(Segment {
             vaddr,
             mem_size,
@@ -187,6 +202,63 @@ pub fn inspect(elf: &[u8]) -> Result<ProgramInfo, ProgramError> {
         return Err(ProgramError::BadEntry(entry));
     }
     Ok(ProgramInfo { entry, segments })
+}
+
+/// Refuses the first instruction of `code` (loaded at `vaddr`) that [`refusal`] names.
+fn check_code(vaddr: u32, code: &[u8]) -> Result<(), ProgramError> {
+    for (i, bytes) in code.chunks_exact(4).enumerate() {
+        let word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if let Some(reason) = refusal(word) {
+            return Err(ProgramError::RefusedInstruction {
+                address: vaddr.wrapping_add(4 * i as u32),
+                word,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+const OPCODE_SYSTEM: u32 = 0x73;
+const OPCODE_OP_IMM: u32 = 0x13;
+const OPCODE_JALR: u32 = 0x67;
+/// RISC-V's custom-0 opcode, which OpenVM uses for its own instructions.
+const OPCODE_CUSTOM_0: u32 = 0x0b;
+
+/// Why OpenVM 2.0.2's transpiler (`openvm-rv32im-transpiler`, on `rrs-lib`) would turn
+/// `word` into something other than what RISC-V means, or `None` if it does not. Words
+/// it cannot decode at all are left to the transpiler, which refuses them with an error.
+///
+/// - `csrrw x0, csr, x0` (`unimp` is `csrrw x0, cycle, x0`) becomes a no-op, where RISC-V
+///   traps (GHSA-6p9w-9j7q-867r, fixed in OpenVM 2.1): a program that aborts with `unimp`
+///   would run on past the abort. Every other CSR instruction, `ecall` and `ebreak`
+///   become a trap (exit code 2), as on a machine without them.
+/// - `slli` with a non-zero `funct7` (a reserved encoding in RV32I) runs as `slli`.
+/// - `jalr` with a non-zero `funct3` (reserved) runs as `jalr`.
+/// - OpenVM's `terminate` with an exit code above 255 makes the transpiler panic.
+pub fn refusal(word: u32) -> Option<&'static str> {
+    let opcode = word & 0x7f;
+    let rd = (word >> 7) & 0x1f;
+    let funct3 = (word >> 12) & 0x7;
+    let rs1 = (word >> 15) & 0x1f;
+    let funct7 = word >> 25;
+    let imm = (word as i32) >> 20;
+    match opcode {
+        OPCODE_SYSTEM if funct3 == 1 && rd == 0 && rs1 == 0 => Some(
+            "`csrrw x0, csr, x0` (such as `unimp`) runs as a no-op in OpenVM 2.0.2 where \
+             RISC-V traps (GHSA-6p9w-9j7q-867r): abort with nexus_fail() instead",
+        ),
+        OPCODE_OP_IMM if funct3 == 1 && funct7 != 0 => {
+            Some("a reserved `slli` encoding (funct7 not zero) that OpenVM runs as `slli`")
+        }
+        OPCODE_JALR if funct3 != 0 => {
+            Some("a reserved `jalr` encoding (funct3 not zero) that OpenVM runs as `jalr`")
+        }
+        OPCODE_CUSTOM_0 if funct3 == 0 && !(0..=255).contains(&imm) => {
+            Some("OpenVM's `terminate` with an exit code outside 0 to 255")
+        }
+        _ => None,
+    }
 }
 
 fn machine_name(machine: u16) -> &'static str {
@@ -205,6 +277,11 @@ mod tests {
 
     /// A minimal RV32 executable: one code segment (and a data one) at the VM's addresses.
     fn elf(machine: u16, flags: u32, entry: u32, code_at: u32) -> Vec<u8> {
+        elf_with_code(machine, flags, entry, code_at, 0x0000_000b)
+    }
+
+    /// [`elf`] whose one instruction is `word` (the default is OpenVM's `terminate`).
+    fn elf_with_code(machine: u16, flags: u32, entry: u32, code_at: u32, word: u32) -> Vec<u8> {
         let mut b = vec![0u8; 52 + 2 * 32];
         b[..4].copy_from_slice(b"\x7fELF");
         b[4] = 1; // 32-bit
@@ -219,7 +296,7 @@ mod tests {
         b[40..42].copy_from_slice(&52u16.to_le_bytes());
         b[42..44].copy_from_slice(&32u16.to_le_bytes());
         b[44..46].copy_from_slice(&2u16.to_le_bytes());
-        let code = [0x0bu8, 0, 0, 0]; // terminate
+        let code = word.to_le_bytes();
         let segments = [(code_at, PF_X | 4), (0x0020_1000, 4 | 2)];
         for (i, (vaddr, seg_flags)) in segments.into_iter().enumerate() {
             let h = 52 + i * 32;
@@ -280,6 +357,48 @@ mod tests {
             inspect(&cut[..60]),
             Err(ProgramError::Truncated(_))
         ));
+    }
+
+    #[test]
+    fn instructions_the_zkvm_would_mis_run_are_refused_with_address_and_reason() {
+        let refused =
+            |word: u32| inspect(&elf_with_code(EM_RISCV, 0, TEXT_START, TEXT_START, word));
+        // `unimp` (csrrw x0, cycle, x0) and any `csrw csr, x0` become no-ops in OpenVM 2.0.2.
+        for word in [0xc000_1073u32, 0x3400_1073] {
+            match refused(word) {
+                Err(ProgramError::RefusedInstruction {
+                    address,
+                    word: w,
+                    reason,
+                }) => {
+                    assert_eq!((address, w), (TEXT_START, word));
+                    assert!(reason.contains("GHSA-6p9w-9j7q-867r"), "{reason}");
+                }
+                other => panic!("{word:#x} not refused: {other:?}"),
+            }
+        }
+        let reason = |word: u32| match refused(word) {
+            Err(ProgramError::RefusedInstruction { reason, .. }) => reason,
+            other => panic!("{word:#x} not refused: {other:?}"),
+        };
+        assert!(reason(0x0200_9093).contains("slli")); // slli x1, x1, 32 (funct7 = 1)
+        assert!(reason(0x0000_10e7).contains("jalr")); // jalr with funct3 = 1
+        assert!(reason(0x12c0_000b).contains("terminate")); // exit code 300
+        assert!(reason(0xfff0_000b).contains("terminate")); // exit code -1
+                                                            // What RISC-V and OpenVM agree on passes: terminate(0), nexus_fail's terminate(1),
+                                                            // csrrs (traps in both), ecall (traps), slli x1, x1, 31, jalr x0, 0(x1), fence.
+        for word in [
+            0x0000_000b,
+            0x0010_000b,
+            0xc000_2073,
+            0x0000_0073,
+            0x01f0_9093,
+            0x0000_8067,
+            0x0ff0_000f,
+        ] {
+            assert_eq!(refusal(word), None, "{word:#x}");
+            assert!(refused(word).is_ok(), "{word:#x}");
+        }
     }
 
     #[test]

@@ -45,6 +45,19 @@ pub enum Level {
     InternalRecursive(u32),
 }
 
+impl std::fmt::Display for Level {
+    /// The level's name as the README and the CLI use it: `segment`, `leaf`,
+    /// `internal-for-leaf`, `internal-recursive.N`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Level::Segment => f.write_str("segment"),
+            Level::Leaf => f.write_str("leaf"),
+            Level::InternalForLeaf => f.write_str("internal-for-leaf"),
+            Level::InternalRecursive(n) => write!(f, "internal-recursive.{n}"),
+        }
+    }
+}
+
 /// Which verifying key a node's children are checked against (OpenVM's `ChildVkKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildKind {

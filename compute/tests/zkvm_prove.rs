@@ -4,10 +4,8 @@
 
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
 use nexus_compute::{
-    binding::public_value,
+    binding::{beneficiary, blob_id, public_value, NO_BENEFICIARY},
     examples::{loop_input, Example},
     zkvm::{NodeProof, ProofError, UniversalProof, Verifier, Zkvm},
     Level, NodeRef, ProofTree, TreeShape,
@@ -16,6 +14,12 @@ use nexus_compute::{
 fn key_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("zkvm-keys")
 }
+
+/// The job the ledger's tests anchor this test's proof for, and the account that anchors
+/// it (their test account 2, `SigningKey::from_seed(&[2; 32])`): the proof written for them
+/// names this beneficiary.
+const LEDGER_TEST_JOB: [u8; 32] = [0x4a; 32];
+const LEDGER_TEST_ANCHORER: &str = "ac80a5e08c712d5f08f0306ad743f7d8c215d982489b84a1d6ba805733d94c006e8938f9089a75db3ffa135af33bc69a";
 
 fn node(level: u16, index: u32) -> NodeRef {
     NodeRef { level, index }
@@ -28,7 +32,11 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
         .load(Example::Loop.elf().expect("built"))
         .expect("load");
     let input = loop_input(200_000, 5);
-    let run = zkvm.run(&program, &input, 10_000_000).expect("run");
+    let anchorer = hex::decode(LEDGER_TEST_ANCHORER).expect("hex");
+    let paid_to = beneficiary(&LEDGER_TEST_JOB, &anchorer);
+    let run = zkvm
+        .run(&program, &input, paid_to, 10_000_000)
+        .expect("run");
     assert_eq!(run.segments.len(), 2, "the test wants two segments");
     let tree = ProofTree::plan(2, TreeShape::WIDEST).expect("plan");
     let boundaries = zkvm.boundaries(&program, &input, &run).expect("boundaries");
@@ -55,7 +63,9 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
         "{misplaced:?}"
     );
     let other_input = loop_input(200_000, 6);
-    let other_run = zkvm.run(&program, &other_input, 10_000_000).expect("run");
+    let other_run = zkvm
+        .run(&program, &other_input, paid_to, 10_000_000)
+        .expect("run");
     let other = zkvm
         .boundaries(&program, &other_input, &other_run)
         .expect("boundaries");
@@ -101,14 +111,20 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
     );
     zkvm.check(&program, &tree, tree.root(), &boundaries, &root)
         .expect("root checks");
-    let universal = zkvm.seal(&program, &input, &tree, &root).expect("seal");
+    let universal = zkvm
+        .seal(&program, &input, &run, &tree, &root)
+        .expect("seal");
     let bytes = universal.to_bytes();
     println!("Universal Proof: {} bytes", bytes.len());
-    // The ledger's tests verify this proof: commitment, input and output SHA-256, proof.
+    // The ledger's tests verify this proof: commitment, beneficiary, the input's and the
+    // output's BlobId and length, proof.
     let fixture = [
         &program.commit()[..],
-        &Sha256::digest(&input),
-        &Sha256::digest(&run.output),
+        &paid_to,
+        &blob_id(&input),
+        &(input.len() as u64).to_be_bytes(),
+        &blob_id(&run.output),
+        &(run.output.len() as u64).to_be_bytes(),
         &bytes,
     ]
     .concat();
@@ -130,8 +146,9 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
     Verifier::embedded()
         .verify(&proof, program.commit(), run.public_value)
         .expect("the embedded key verifies it too");
-    // ... and for nothing else: another output, another input, another program.
-    let other_output = public_value(&input, &[0, 0, 0, 0]);
+    // ... and for nothing else: another output, another input, another program, another
+    // beneficiary (the same job anchored by someone else, or another job).
+    let other_output = public_value(&paid_to, &blob_id(&input), &blob_id(&[0, 0, 0, 0]));
     assert!(verifier
         .verify(&proof, program.commit(), other_output)
         .is_err());
@@ -141,9 +158,18 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
     assert!(verifier
         .verify(&proof, sha.commit(), run.public_value)
         .is_err());
+    let output_id = blob_id(&run.output);
+    for stranger in [
+        beneficiary(&LEDGER_TEST_JOB, b"a stranger's account key"),
+        beneficiary(&[0x4b; 32], &anchorer),
+        NO_BENEFICIARY,
+    ] {
+        let copied = public_value(&stranger, &blob_id(&input), &output_id);
+        assert!(verifier.verify(&proof, program.commit(), copied).is_err());
+    }
     // A root wrapped twice (what a root over several children gets) verifies alike.
     let twice = zkvm
-        .seal_wrapped(&program, &input, &root, 2)
+        .seal_wrapped(&program, &input, &run, &root, 2)
         .expect("seal twice")
         .to_bytes();
     println!("Universal Proof wrapped twice: {} bytes", twice.len());
@@ -154,7 +180,7 @@ fn a_job_proven_node_by_node_verifies_and_no_other_statement_does() {
             run.public_value,
         )
         .expect("a twice-wrapped Universal Proof verifies");
-    assert!(zkvm.seal_wrapped(&program, &input, &root, 0).is_err());
+    assert!(zkvm.seal_wrapped(&program, &input, &run, &root, 0).is_err());
     // A tampered byte anywhere in the proof body is refused.
     let raw = zstd::decode_all(&bytes[..]).expect("zstd");
     for at in [raw.len() / 5, raw.len() / 2, raw.len() - 40] {

@@ -107,6 +107,24 @@ impl PublicKey {
             .is_some_and(|k| k.verify(message, signature))
     }
 
+    /// True when `signature` is the sum of this key's signatures of each of `messages`,
+    /// which the caller makes distinct (so that the check is sound without a proof of
+    /// possession). One Miller loop per message, one final exponentiation.
+    pub fn verify_aggregate(&self, messages: &[&[u8]], signature: &Signature) -> bool {
+        let Some(key) = self.validated() else {
+            return false;
+        };
+        let Ok(sig) = min_pk::Signature::from_bytes(&signature.0) else {
+            return false;
+        };
+        if messages.is_empty() {
+            return false;
+        }
+        let keys = vec![&key.0; messages.len()];
+        sig.aggregate_verify(true, messages, SIGNATURE_DST, &keys, false)
+            == BLST_ERROR::BLST_SUCCESS
+    }
+
     /// True when `proof` is this key's proof of possession.
     pub fn verify_possession(&self, proof: &Signature) -> bool {
         let Some(key) = self.validated() else {
@@ -129,10 +147,9 @@ impl ValidKey {
     }
 }
 
-/// Adds signatures up into one; `None` if there are none or one is malformed.
-pub(crate) fn aggregate<'a>(
-    signatures: impl IntoIterator<Item = &'a Signature>,
-) -> Option<Signature> {
+/// Adds signatures up into one; `None` if there are none or one is malformed. Whoever
+/// aggregates checked each signature first.
+pub fn aggregate<'a>(signatures: impl IntoIterator<Item = &'a Signature>) -> Option<Signature> {
     let parsed = signatures
         .into_iter()
         .map(|s| min_pk::Signature::from_bytes(&s.0).ok())

@@ -230,6 +230,10 @@ pub(crate) struct JobView {
     pub(crate) driver: Option<String>,
     /// The proof tree as its driver sees it (none if no driver answered).
     pub(crate) drive: Option<crate::daemon::DriveView>,
+    /// The peer id (the `/p2p/` part of a node's peer address) of every prover the
+    /// ledger lists, by account key.
+    #[serde(default)]
+    pub(crate) provers: std::collections::BTreeMap<String, String>,
 }
 
 /// Response header of a `das` blob download: cells fetched from peers to rebuild it.

@@ -210,8 +210,25 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
         &write_file(tmp.path(), "short.bin", b"\x01\x02\x03"),
     );
     let script = write_file(tmp.path(), "script.sh", b"#!/bin/sh\necho no\n");
+    // The loop example with crt0's first instruction made an `unimp`, which OpenVM 2.0.2
+    // would run as a no-op (GHSA-6p9w-9j7q-867r): refused by `compute run` as by the node.
+    let mut unimp = std::fs::read(examples.join("loop.elf")).expect("loop.elf");
+    let at = unimp
+        .windows(4)
+        .position(|w| w == 0x0020_0137u32.to_le_bytes())
+        .expect("crt0's first instruction");
+    unimp[at..at + 4].copy_from_slice(&0xc000_1073u32.to_le_bytes());
+    let unimp = write_file(tmp.path(), "unimp.elf", &unimp);
+    let ran = cli(&node.api, &["compute", "run", &unimp]);
+    let said = String::from_utf8_lossy(&ran.stderr);
+    assert!(!ran.status.success());
+    assert!(
+        said.contains("0xc0001073 at 0x200800") && said.contains("GHSA-6p9w-9j7q-867r"),
+        "{said}"
+    );
     let cases = [
         (put(&node.api, &script), &endless, "not an ELF"),
+        (put(&node.api, &unimp), &endless, "GHSA-6p9w-9j7q-867r"),
         (
             put(&node.api, "/bin/true"),
             &endless,

@@ -3,6 +3,7 @@
 //! machine applied to every block; pure (no I/O), so nodes replaying the same blocks reach
 //! the same state root.
 
+mod memo;
 mod state;
 mod tx;
 mod types;
@@ -11,13 +12,14 @@ mod types;
 mod tests;
 
 pub use state::{
-    job_id, GenesisError, LedgerEvent, LedgerState, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
-    MAX_RECORDED_FAILURES,
+    job_id, receipt_message, GenesisError, LedgerEvent, LedgerState, MAX_CREDITED_NODES,
+    MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
 };
 pub use tx::{
-    LeafAnswer, SignedTransaction, Transaction, TxError, TxKind, MAX_RESULT_TX_BYTES, MAX_TX_BYTES,
+    LeafAnswer, SignedTransaction, Transaction, TxError, TxKind, MAX_PROGRAM_BYTES,
+    MAX_RESULT_TX_BYTES, MAX_TX_BYTES,
 };
 pub use types::{
-    Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, JobResult, JobState,
-    LedgerParams, Orchestrator, PolicySpec, ProverFailures, Provider, StoredBlob, Unbonding, BPS,
+    Account, Amount, Challenge, ComputeJob, ComputeProver, Credit, Epoch, Genesis, JobResult,
+    JobState, LedgerParams, Orchestrator, Payout, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
 };

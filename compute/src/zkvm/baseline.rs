@@ -30,8 +30,7 @@ pub fn prove_with_sdk(elf: &[u8], input: &[u8]) -> Result<SdkRun, ZkvmError> {
     let started = Instant::now();
     let agg_vk = sdk.agg_vk();
     let keygen = started.elapsed();
-    let mut stdin = StdIn::default();
-    stdin.write_bytes(input);
+    let stdin: StdIn = super::stdin(input, &crate::binding::NO_BENEFICIARY);
     let started = Instant::now();
     let (proof, baseline) = sdk.prove(elf, stdin, &[]).map_err(|e| error(&e))?;
     let prove = started.elapsed();

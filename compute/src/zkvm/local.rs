@@ -86,7 +86,7 @@ impl Zkvm {
             .pop()
             .ok_or_else(|| ZkvmError::Prover("the tree has no root".into()))?;
         let started = Instant::now();
-        let sealed = self.seal(program, input, &tree, &root)?;
+        let sealed = self.seal(program, input, run, &tree, &root)?;
         on_event(&TreeEvent::Sealed {
             wraps: tree.seal_wraps(),
             took: started.elapsed(),

@@ -78,6 +78,17 @@ pub enum LoadError {
     /// OpenVM's transpiler refused an instruction or a segment.
     #[error("the program cannot be transpiled for the zkVM: {0}")]
     Transpile(String),
+    /// The zkVM itself could not be set up.
+    #[error(transparent)]
+    Zkvm(#[from] ZkvmError),
+}
+
+/// The verifying commitment of the program `elf` ([`Program::commit`]), for a party that
+/// needs only the commitment (the ledger accepting a job). About two seconds on two cores
+/// whatever the program's size: OpenVM commits the program's trace at a segment's full
+/// height and hashes the whole initial memory.
+pub fn program_commit(elf: &[u8]) -> Result<[u8; 32], LoadError> {
+    Ok(Zkvm::new()?.load(elf)?.commit())
 }
 
 /// A program ready to run and prove: its executable and the commitment a proof of it
@@ -206,9 +217,11 @@ impl Zkvm {
     }
 }
 
-/// The zkVM's input stream for a job input: one item, the bytes.
-fn stdin(input: &[u8]) -> StdIn {
+/// The zkVM's input stream of a run: the input's bytes, then the beneficiary (read by the
+/// guest runtime when the output is committed).
+fn stdin(input: &[u8], beneficiary: &[u8; 32]) -> StdIn {
     let mut stdin = StdIn::default();
     stdin.write_bytes(input);
+    stdin.write_bytes(beneficiary);
     stdin
 }

@@ -164,7 +164,7 @@ impl Zkvm {
             .get(index)
             .ok_or_else(|| ZkvmError::Prover(format!("the run has no segment {index}")))?;
         let from = self
-            .state_at(program, input, segment)
+            .state_at(program, input, run, segment)
             .map_err(|e| ZkvmError::Prover(e.to_string()))?;
         let mut instance = new_local_prover::<Engine, _>(
             openvm_sdk_config::SdkVmCpuBuilder,
@@ -223,10 +223,11 @@ impl Zkvm {
         &self,
         program: &Program,
         input: &[u8],
+        run: &Run,
         tree: &ProofTree,
         root: &NodeProof,
     ) -> Result<UniversalProof, ZkvmError> {
-        self.seal_wrapped(program, input, root, tree.seal_wraps())
+        self.seal_wrapped(program, input, run, root, tree.seal_wraps())
     }
 
     /// [`Zkvm::seal`] with `wraps` (at least one) single-child recursive layers whatever
@@ -236,6 +237,7 @@ impl Zkvm {
         &self,
         program: &Program,
         input: &[u8],
+        run: &Run,
         root: &NodeProof,
         wraps: u32,
     ) -> Result<UniversalProof, ZkvmError> {
@@ -258,7 +260,7 @@ impl Zkvm {
                 .map_err(prover_error)?;
         }
         let last = self
-            .final_state(program, input)
+            .final_state(program, input, run)
             .map_err(|e| ZkvmError::Prover(e.to_string()))?;
         let config = self.config().as_ref();
         let dims = config.memory_config.memory_dimensions();

@@ -14,6 +14,7 @@ use openvm_sdk::F;
 use openvm_stark_backend::p3_field::PrimeField32;
 
 use super::{stdin, Program, Zkvm, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES};
+use crate::binding;
 
 /// Where the guest runtime leaves (output pointer, output length): `NEXUS_OUTPUT_DESCRIPTOR`.
 const OUTPUT_DESCRIPTOR: u32 = 0x0020_0400;
@@ -35,7 +36,10 @@ pub struct Segment {
 pub struct Run {
     /// The bytes the program committed as its output.
     pub output: Vec<u8>,
-    /// The 32-byte public value it revealed (= `binding::public_value(input, output)`).
+    /// The beneficiary it was run for (see [`crate::binding`]).
+    pub beneficiary: [u8; 32],
+    /// The 32-byte public value it revealed (= [`crate::binding::public_value`] of the
+    /// beneficiary and the input's and output's BlobIds).
     pub public_value: [u8; 32],
     /// Instructions executed, the final `terminate` included.
     pub cycles: u64,
@@ -83,9 +87,16 @@ impl From<ExecutionError> for RunError {
 }
 
 impl Zkvm {
-    /// Runs `program` on `input` for at most `max_cycles` instructions (the final
-    /// `terminate` not counted) and measures the segments its proof will have.
-    pub fn run(&self, program: &Program, input: &[u8], max_cycles: u64) -> Result<Run, RunError> {
+    /// Runs `program` on `input` for `beneficiary` (see [`crate::binding`]) for at most
+    /// `max_cycles` instructions (the final `terminate` not counted) and measures the
+    /// segments its proof will have. Their number does not depend on the beneficiary.
+    pub fn run(
+        &self,
+        program: &Program,
+        input: &[u8],
+        beneficiary: [u8; 32],
+        max_cycles: u64,
+    ) -> Result<Run, RunError> {
         if input.len() > MAX_INPUT_BYTES {
             return Err(RunError::InputTooLarge(input.len()));
         }
@@ -93,7 +104,7 @@ impl Zkvm {
         let instance = executor
             .instance(&program.exe)
             .map_err(|e| RunError::Trapped(e.to_string()))?;
-        let state = instance.execute(stdin(input), Some(max_cycles))?;
+        let state = instance.execute(stdin(input, &beneficiary), Some(max_cycles))?;
         if !at_terminate(&program.exe, state.pc()) {
             return Err(RunError::TooLong(max_cycles));
         }
@@ -103,15 +114,21 @@ impl Zkvm {
         let public_value: [u8; 32] = extract_public_values(32, &state.memory.memory)
             .try_into()
             .map_err(|_| RunError::NotNexusGuest("fewer than 32 public bytes"))?;
-        if public_value != crate::binding::public_value(input, &output) {
+        let expected = binding::public_value(
+            &beneficiary,
+            &binding::blob_id(input),
+            &binding::blob_id(&output),
+        );
+        if public_value != expected {
             return Err(RunError::NotNexusGuest(
-                "its public value is not SHA-256(SHA-256(input) || SHA-256(output))",
+                "its public value is not SHA-256(beneficiary || BlobId(input) || BlobId(output))",
             ));
         }
-        let segments = self.segments(program, input)?;
+        let segments = self.segments(program, input, &beneficiary)?;
         let cycles = segments.iter().map(|s| s.cycles).sum();
         Ok(Run {
             output,
+            beneficiary,
             public_value,
             cycles,
             segments,
@@ -119,7 +136,12 @@ impl Zkvm {
     }
 
     /// Splits a run known to terminate into OpenVM's segments.
-    fn segments(&self, program: &Program, input: &[u8]) -> Result<Vec<Segment>, RunError> {
+    fn segments(
+        &self,
+        program: &Program,
+        input: &[u8],
+        beneficiary: &[u8; 32],
+    ) -> Result<Vec<Segment>, RunError> {
         let app = self
             .app_prover(program.exe.clone())
             .map_err(|e| RunError::Trapped(e.to_string()))?;
@@ -128,7 +150,7 @@ impl Zkvm {
         let interpreter = vm
             .metered_interpreter(&program.exe)
             .map_err(|e| RunError::Trapped(e.to_string()))?;
-        let (segments, _) = interpreter.execute_metered(stdin(input), ctx)?;
+        let (segments, _) = interpreter.execute_metered(stdin(input, beneficiary), ctx)?;
         Ok(segments
             .into_iter()
             .map(|s| Segment {
@@ -159,7 +181,7 @@ impl Zkvm {
                 .root()
                 .map(|f| f.as_canonical_u32()),
         };
-        let mut state = instance.execute(stdin(input), Some(0))?;
+        let mut state = instance.execute(stdin(input, &run.beneficiary), Some(0))?;
         let mut out = vec![boundary(&state)];
         for segment in &run.segments {
             state = instance.execute_from_state(state, Some(segment.cycles))?;
@@ -168,18 +190,20 @@ impl Zkvm {
         Ok(out)
     }
 
-    /// The state at the start of `segment`, by executing the instructions before it.
+    /// The state at the start of `segment` of `run`, by executing the instructions before
+    /// it.
     pub(super) fn state_at(
         &self,
         program: &Program,
         input: &[u8],
+        run: &Run,
         segment: &Segment,
     ) -> Result<VmState<F, GuestMemory>, RunError> {
         let executor = &self.executor;
         let instance = executor
             .instance(&program.exe)
             .map_err(|e| RunError::Trapped(e.to_string()))?;
-        Ok(instance.execute(stdin(input), Some(segment.start))?)
+        Ok(instance.execute(stdin(input, &run.beneficiary), Some(segment.start))?)
     }
 
     /// The memory needed to seal a run's root: its final state.
@@ -187,12 +211,13 @@ impl Zkvm {
         &self,
         program: &Program,
         input: &[u8],
+        run: &Run,
     ) -> Result<VmState<F, GuestMemory>, RunError> {
         let executor = &self.executor;
         let instance = executor
             .instance(&program.exe)
             .map_err(|e| RunError::Trapped(e.to_string()))?;
-        Ok(instance.execute(stdin(input), None)?)
+        Ok(instance.execute(stdin(input, &run.beneficiary), None)?)
     }
 }
 

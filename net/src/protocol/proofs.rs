@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use libp2p::StreamProtocol;
+use nexus_consensus::Signature;
 use nexus_das::merkle::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -54,11 +55,31 @@ pub enum ProveRequest {
     },
 }
 
+impl ProveRequest {
+    /// The job, and the level (0 for a segment) and index of the tree node asked for.
+    pub fn node(&self) -> (Digest, u16, u32) {
+        match self {
+            ProveRequest::Segment { job, index } => (*job, 0, *index),
+            ProveRequest::Fold {
+                job, level, index, ..
+            } => (*job, *level, *index),
+        }
+    }
+}
+
 /// The answer to a [`ProveRequest`]. The driver checks the proof before it uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProveResponse {
-    /// The node's proof.
-    Proof(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The node's proof, with the prover's receipt for it: its account's signature of
+    /// the ledger's receipt message for this job, node and driver, which the driver's
+    /// result carries so that the ledger pays the prover for the node.
+    Proof {
+        /// The proof, encoded.
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
+        /// The receipt.
+        receipt: Signature,
+    },
     /// The prover will not prove it (not its role, unknown job, busy), in words.
     Refused(String),
 }

@@ -76,7 +76,12 @@ pub(crate) fn run(args: ComputeArgs) -> Result<()> {
         let iterations =
             ITERATIONS_PER_SEGMENT * target.saturating_sub(1) + ITERATIONS_PER_SEGMENT / 2;
         let input = loop_input(iterations, 7);
-        let run = zkvm.run(&program, &input, u64::MAX >> 1)?;
+        let run = zkvm.run(
+            &program,
+            &input,
+            nexus_compute::binding::NO_BENEFICIARY,
+            u64::MAX >> 1,
+        )?;
         if run.segments.len() != target as usize {
             bail!(
                 "{iterations} iterations take {} segments, not {target}",
@@ -209,7 +214,14 @@ fn mlp(zkvm: &Zkvm) -> Result<()> {
     let model = MlpModel::demo(64, 32, 10, 1);
     let cycles = |samples: u32| -> Result<u64> {
         let input = model.encode(&model.demo_samples(samples, 2));
-        Ok(zkvm.run(&program, &input, u64::MAX >> 1)?.cycles)
+        Ok(zkvm
+            .run(
+                &program,
+                &input,
+                nexus_compute::binding::NO_BENEFICIARY,
+                u64::MAX >> 1,
+            )?
+            .cycles)
     };
     let (one, many) = (cycles(1)?, cycles(65)?);
     let per_inference = (many - one) / 64;

@@ -12,11 +12,10 @@ use nexus_compute::{
     zkvm::{
         Program, Run, TreeEvent, UniversalProof, Verifier, Zkvm, MAX_INPUT_BYTES, SEGMENT_LOG_ROWS,
     },
-    Level, ProofTree, TreeShape,
+    ProofTree, TreeShape,
 };
-use nexus_storage::ledger::{ComputeJob, JobResult, JobState};
+use nexus_storage::ledger::{ComputeJob, JobResult, JobState, MAX_PROGRAM_BYTES};
 use nexus_storage::{BlobId, Digest};
-use sha2::{Digest as _, Sha256};
 
 use super::{download, upload, Policy};
 use crate::api::{JobReceipt, JobRequest, JobView};
@@ -39,7 +38,7 @@ pub(crate) enum ComputeCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Fetch a proven job's output, checked against the digest its proof binds.
+    /// Fetch a proven job's output, checked against the BlobId its proof binds.
     Get {
         /// The job id.
         job: Digest,
@@ -47,11 +46,16 @@ pub(crate) enum ComputeCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Check a proven job on this machine: fetch its program, input, output and Universal
-    /// Proof, recompute the program's commitment and both digests, verify the proof.
+    /// Check a proven job on this machine: fetch its Universal Proof and verify it for the
+    /// program commitment, input and output the final ledger records and for the account
+    /// that anchored it (well under a second). The ledger's record comes from the node.
     Verify {
         /// The job id.
         job: Digest,
+        /// Also fetch the program and recompute its commitment (about two seconds), for
+        /// who does not take the ledger's word for it.
+        #[arg(long)]
+        recompute: bool,
     },
     /// Run a program on this machine without proving it: its output, its cycles and the
     /// segments and proof tree its proof would take.
@@ -149,7 +153,7 @@ pub(crate) async fn compute(node: &str, command: ComputeCommand) -> Result<()> {
         ComputeCommand::Submit(args) => submit(&client()?, args).await,
         ComputeCommand::Status { job, json } => status(&client()?, job, json).await,
         ComputeCommand::Get { job, output } => get(&client()?, job, &output).await,
-        ComputeCommand::Verify { job } => verify_job(&client()?, job).await,
+        ComputeCommand::Verify { job, recompute } => verify_job(&client()?, job, recompute).await,
         ComputeCommand::Run(args) => run(args),
         ComputeCommand::Prove(args) => prove(args),
         ComputeCommand::VerifyLocal(args) => verify(args),
@@ -216,9 +220,8 @@ async fn follow(client: &NodeClient, job: Digest) -> Result<()> {
         match &view.job.state {
             JobState::Proven(result) => {
                 out!(
-                    "proven: output {} (SHA-256 {}), Universal Proof {}, anchored in block {}",
+                    "proven: output {}, Universal Proof {}, anchored in block {}",
                     result.output,
-                    hex::encode(result.output_sha256),
                     result.proof,
                     result.height
                 );
@@ -246,12 +249,7 @@ fn progress_line(view: &JobView) -> String {
                 .iter()
                 .filter(|n| usize::from(n.level) == level && n.state == "proven")
                 .count();
-            let name = if level == 0 {
-                "segments".to_string()
-            } else {
-                format!("level {level}")
-            };
-            format!("{name} {proven}/{width}")
+            format!("{} {proven}/{width}", level_name(&view.job, level))
         })
         .collect();
     if levels.is_empty() {
@@ -274,11 +272,7 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
         j.program,
         hex::encode(j.program_commit)
     );
-    out!(
-        "input      {} (SHA-256 {})",
-        j.input,
-        hex::encode(j.input_sha256)
-    );
+    out!("input      {}", j.input);
     out!(
         "run        {}, at most {} cycles",
         counted(j.segments as usize, "segment"),
@@ -301,8 +295,16 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
                 r.output,
                 r.proof
             );
-            for f in &r.failures {
-                out!("recorded   {} failed {} node(s)", f.prover, f.count);
+            for p in &r.payouts {
+                let what = match p.nodes {
+                    0 => "the rest".to_string(),
+                    n => counted(n as usize, "node"),
+                };
+                out!(
+                    "paid       {} to {} for {what}",
+                    p.amount,
+                    abbreviated(&p.account.to_string())
+                );
             }
         }
     }
@@ -311,16 +313,17 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
         return Ok(());
     };
     let driver = view.driver.as_deref().unwrap_or("?");
-    out!("driver     {driver}: {}", drive.phase);
+    out!("driver     node {driver}: {}", drive.phase);
+    // A prover as the devnet's banner shows it: the peer id ending its peer address.
+    let node_of = |account: &str| {
+        view.provers
+            .get(account)
+            .map_or_else(|| abbreviated(account), |peer| format!("node {peer}"))
+    };
     for (level, width) in drive.levels.iter().enumerate() {
-        let name = if level == 0 {
-            "segments".to_string()
-        } else {
-            format!("level {level}")
-        };
-        out!("{name:<10} ({width})");
+        out!("{} ({width})", level_name(j, level));
         for n in drive.nodes.iter().filter(|n| usize::from(n.level) == level) {
-            let prover = n.prover.as_deref().map_or("-".into(), abbreviated);
+            let prover = n.prover.as_deref().map_or("-".into(), node_of);
             out!(
                 "  #{:<3} {:<9} by {prover} (attempt {})",
                 n.index,
@@ -329,10 +332,31 @@ async fn status(client: &NodeClient, job: Digest, json: bool) -> Result<()> {
             );
         }
     }
+    let sealed = matches!(j.state, JobState::Proven(_));
+    out!(
+        "seal       {}",
+        if sealed {
+            "done (the Universal Proof)"
+        } else {
+            "after the root"
+        }
+    );
     for (prover, failures) in &drive.failures {
-        out!("failures   {}: {failures}", abbreviated(prover));
+        out!(
+            "failures   {} (as its driver counted): {failures}",
+            node_of(prover)
+        );
     }
     Ok(())
+}
+
+/// The name of tree level `level` of `job`'s proof tree: `segment`, `leaf`,
+/// `internal-for-leaf`, `internal-recursive.N`.
+fn level_name(job: &ComputeJob, level: usize) -> String {
+    match ProofTree::plan(job.segments, TreeShape::WIDEST) {
+        Ok(tree) => tree.level_kind(level as u16).to_string(),
+        Err(_) => format!("level {level}"),
+    }
 }
 
 /// The first 16 characters of an account key, as the driver (another node) reported it.
@@ -363,51 +387,60 @@ async fn fetch(client: &NodeClient, id: &BlobId, dir: &Path, name: &str) -> Resu
 
 async fn get(client: &NodeClient, job: Digest, output: &Path) -> Result<()> {
     let (_, result) = proven(client, job).await?;
+    // The download checks every chunk against the output's BlobId, which the proof binds.
     download(client, &result.output, output).await?;
-    let bytes =
-        std::fs::read(output).with_context(|| format!("cannot read {}", output.display()))?;
-    if <[u8; 32]>::from(Sha256::digest(&bytes)) != result.output_sha256 {
-        bail!("the output fetched does not have the SHA-256 the proof binds");
-    }
+    let size = std::fs::metadata(output)
+        .with_context(|| format!("cannot read {}", output.display()))?
+        .len();
     out!(
-        "{} bytes written to {} (SHA-256 as proven)",
-        bytes.len(),
-        output.display()
+        "{size} bytes written to {} (blob {}, as proven)",
+        output.display(),
+        result.output
     );
     Ok(())
 }
 
-async fn verify_job(client: &NodeClient, job: Digest) -> Result<()> {
+async fn verify_job(client: &NodeClient, job: Digest, recompute: bool) -> Result<()> {
+    let started = std::time::Instant::now();
     let (record, result) = proven(client, job).await?;
     let dir = tempfile::tempdir()?;
-    let elf = fetch(client, &record.program, dir.path(), "program").await?;
-    let input = fetch(client, &record.input, dir.path(), "input").await?;
-    let output = fetch(client, &result.output, dir.path(), "output").await?;
     let proof = fetch(client, &result.proof, dir.path(), "proof").await?;
-    let started = std::time::Instant::now();
-    let program = Zkvm::new()?.load(&elf)?;
-    if program.commit() != record.program_commit {
-        bail!("the program blob's commitment is not the one the job records");
-    }
-    let committed = started.elapsed();
-    let started = std::time::Instant::now();
+    let fetched = started.elapsed();
+    let commit = if recompute {
+        let elf = fetch(client, &record.program, dir.path(), "program").await?;
+        let started = std::time::Instant::now();
+        let commit = nexus_compute::zkvm::program_commit(&elf)?;
+        if commit != record.program_commit {
+            bail!("the program blob's commitment is not the one the ledger records");
+        }
+        out!(
+            "the program's commitment recomputed in {:.0} ms: as the ledger records",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        commit
+    } else {
+        record.program_commit
+    };
+    let checking = std::time::Instant::now();
+    let statement = binding::public_value(
+        &binding::beneficiary(&job.0, &result.prover.0),
+        &record.input.0,
+        &result.output.0,
+    );
     let proof = UniversalProof::from_bytes(&proof)?;
     Verifier::embedded()
-        .verify(
-            &proof,
-            program.commit(),
-            binding::public_value(&input, &output),
-        )
+        .verify(&proof, commit, statement)
         .context("the Universal Proof does not prove this program, input and output")?;
     out!(
-        "verified in {:.0} ms on this machine (the program's commitment recomputed in {:.0} ms): \
-         program {} run on input {} outputs {} ({} bytes)",
+        "verified in {:.0} ms ({:.0} ms for the proof, {:.0} ms to fetch the record and \
+         the proof): program {} run on input {} outputs {}, anchored by {}",
         started.elapsed().as_secs_f64() * 1000.0,
-        committed.as_secs_f64() * 1000.0,
-        record.program,
+        checking.elapsed().as_secs_f64() * 1000.0,
+        fetched.as_secs_f64() * 1000.0,
+        hex::encode(commit),
         record.input,
         result.output,
-        output.len()
+        result.prover
     );
     Ok(())
 }
@@ -436,9 +469,9 @@ fn read_limited(path: &Path, limit: usize, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-/// Loads the program and input and runs them.
+/// Loads the program and input and runs them for no beneficiary.
 fn load_and_run(zkvm: &Zkvm, job: &JobArgs) -> Result<(Program, Vec<u8>, Run)> {
-    let elf = read_limited(&job.program, 64 << 20, "program")?;
+    let elf = read_limited(&job.program, MAX_PROGRAM_BYTES, "program")?;
     let program = zkvm
         .load(&elf)
         .with_context(|| format!("{} cannot run in the zkVM", job.program.display()))?;
@@ -446,7 +479,7 @@ fn load_and_run(zkvm: &Zkvm, job: &JobArgs) -> Result<(Program, Vec<u8>, Run)> {
         Some(path) => read_limited(path, MAX_INPUT_BYTES, "input")?,
         None => Vec::new(),
     };
-    let run = zkvm.run(&program, &input, job.max_cycles)?;
+    let run = zkvm.run(&program, &input, binding::NO_BENEFICIARY, job.max_cycles)?;
     Ok((program, input, run))
 }
 
@@ -497,7 +530,8 @@ fn run(args: RunArgs) -> Result<()> {
     );
     out!("proof tree    {}", describe_tree(&tree));
     out!(
-        "public value  {} = SHA-256(SHA-256(input) ‖ SHA-256(output))",
+        "public value  {} = SHA-256(beneficiary ‖ BlobId(input) ‖ BlobId(output)), \
+         no beneficiary",
         hex::encode(run.public_value)
     );
     Ok(())
@@ -522,7 +556,7 @@ fn prove(args: ProveArgs) -> Result<()> {
         |event| match event {
             TreeEvent::Starting(_) => {}
             TreeEvent::Proven(done) => {
-                let kind = format!("{:?}", tree.level_kind(done.node.level));
+                let kind = tree.level_kind(done.node.level).to_string();
                 out!(
                     "  {kind:<22} {:>3} proven in {:>6.1} s ({})",
                     done.node.index,
@@ -556,7 +590,7 @@ fn prove(args: ProveArgs) -> Result<()> {
 fn verify(args: VerifyArgs) -> Result<()> {
     let keys = args.keys.clone().unwrap_or_else(default_key_dir);
     let zkvm = Zkvm::new()?;
-    let elf = read_limited(&args.job.program, 64 << 20, "program")?;
+    let elf = read_limited(&args.job.program, MAX_PROGRAM_BYTES, "program")?;
     let program = zkvm.load(&elf)?;
     let input = match &args.job.input {
         Some(path) => read_limited(path, MAX_INPUT_BYTES, "input")?,
@@ -579,7 +613,11 @@ fn verify(args: VerifyArgs) -> Result<()> {
         .verify(
             &proof,
             program.commit(),
-            binding::public_value(&input, &output),
+            binding::public_value(
+                &binding::NO_BENEFICIARY,
+                &binding::blob_id(&input),
+                &binding::blob_id(&output),
+            ),
         )
         .context("the proof does not prove this program, input and output")?;
     out!(
@@ -629,13 +667,7 @@ fn examples(dir: &Path) -> Result<()> {
 pub(crate) fn describe_tree(tree: &ProofTree) -> String {
     let mut parts = vec![counted(tree.segments() as usize, "segment")];
     for level in 1..tree.depth() {
-        let kind = match tree.level_kind(level) {
-            Level::Segment => "segment".to_string(),
-            Level::Leaf => "leaf".to_string(),
-            Level::InternalForLeaf => "internal-for-leaf".to_string(),
-            Level::InternalRecursive(n) => format!("internal-recursive.{n}"),
-        };
-        parts.push(format!("{} {kind}", tree.width(level)));
+        parts.push(format!("{} {}", tree.width(level), tree.level_kind(level)));
     }
     format!(
         "{}, then sealed ({})",

@@ -1,8 +1,10 @@
 //! Verifiable compute on this node: the zkVM, the jobs it has prepared (program, input,
 //! run), proving tree nodes for the job drivers that ask (a delegator proves segments, an
-//! orchestrator folds), and driving jobs (an orchestrator that ranks first for a job hands
-//! its nodes out, checks every proof, seals the root and anchors the result). The rules —
-//! tree shape, who proves what when, what a proof must state — are `nexus-compute`'s.
+//! orchestrator folds; each proof made for the asking driver and handed over with a signed
+//! receipt), and driving jobs (an orchestrator that ranks first for a job hands its nodes
+//! out, checks every proof, seals the root and anchors the result with the receipts of the
+//! nodes others proved). The rules — tree shape, who proves what when, what a proof must
+//! state — are `nexus-compute`'s; who is paid for what is the ledger's.
 
 mod driver;
 mod journal;
@@ -21,7 +23,7 @@ use nexus_storage::{Digest, PublicKey};
 use tokio::sync::{OnceCell, Semaphore};
 
 pub(crate) use driver::{drive_loop, DriveView};
-pub(crate) use material::{prepare_submission, Prepared};
+pub(crate) use material::{prepare_submission, MaterialKey, Prepared};
 pub(crate) use prover::{offer_loop, serve};
 pub(crate) use views::serve as serve_drive;
 pub(crate) use views::view_of;
@@ -55,8 +57,8 @@ pub(crate) struct Compute {
     pub(crate) admissions: Semaphore,
     /// Requests waiting for a slot or proving.
     queued: std::sync::atomic::AtomicUsize,
-    /// Jobs whose material is ready, newest last (a few at most).
-    prepared: Mutex<Vec<(Digest, Arc<Prepared>)>>,
+    /// Jobs whose material is ready, by job and beneficiary, newest last (a few at most).
+    prepared: Mutex<Vec<(MaterialKey, Arc<Prepared>)>>,
     /// The jobs this node drives, for `GET /v1/compute/jobs/{id}` and `/nexus/drive/1`.
     pub(crate) drives: Mutex<BTreeMap<Digest, DriveView>>,
     /// The checked proofs of the jobs this node drives, on disk.

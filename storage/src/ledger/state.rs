@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tx::{SignedTransaction, Transaction, TxError, TxKind};
 use super::types::{
-    Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, JobResult, LedgerParams,
+    Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, LedgerParams,
     Orchestrator, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
 };
 use crate::blob::{BlobId, BlobLayout};
@@ -21,7 +21,9 @@ use nexus_das::CodeParams;
 mod compute;
 mod epoch;
 
-pub use compute::{job_id, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS, MAX_RECORDED_FAILURES};
+pub use compute::{
+    job_id, receipt_message, MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
+};
 
 const STATE_TAG: &[u8] = b"nexus/state/v1";
 const MIB: u128 = 1 << 20;
@@ -340,13 +342,14 @@ impl LedgerState {
     }
 
     /// Checks what makes a transaction payable at all — its chain, its signature, its
-    /// fee and that the sender's balance covers the fee — without its nonce or action.
+    /// fee and that the sender's balance covers the fee, and for a compute result its
+    /// proof and credits — without its nonce or action.
     pub fn check_payable(&self, stx: &SignedTransaction) -> Result<(), TxError> {
         self.check_fee(&stx.tx)?;
         if !stx.signature_valid() {
             return Err(TxError::BadSignature);
         }
-        self.check_result_proof(stx)
+        self.check_result(&stx.tx.sender, &stx.tx.kind)
     }
 
     /// Applies one transaction, burning its fee, only if its action succeeds. On error
@@ -365,9 +368,11 @@ impl LedgerState {
         self.run(&stx.tx, FailedAction::Charged)
     }
 
-    /// Applies `tx` as if its signature had been checked: for an account's dry runs of its
-    /// own transactions, never for anything received. On error nothing changes.
+    /// Applies `tx` as if its signature had been checked (everything else is, a compute
+    /// result's proof included): for an account's dry runs of its own transactions,
+    /// never for anything received. On error nothing changes.
     pub fn apply_unsigned(&mut self, tx: &Transaction) -> Result<(), TxError> {
+        self.check_result(&tx.sender, &tx.kind)?;
         self.run(tx, FailedAction::Undone)?
     }
 
@@ -442,8 +447,6 @@ impl LedgerState {
             TxKind::ComputeJob {
                 program,
                 input,
-                program_commit,
-                input_sha256,
                 max_cycles,
                 segments,
                 reward,
@@ -452,10 +455,8 @@ impl LedgerState {
                 sender,
                 compute::JobRequest {
                     kind,
-                    program: *program,
+                    program,
                     input: *input,
-                    program_commit: *program_commit,
-                    input_sha256: *input_sha256,
                     max_cycles: *max_cycles,
                     segments: *segments,
                     reward: *reward,
@@ -465,20 +466,16 @@ impl LedgerState {
             TxKind::ComputeResult {
                 job,
                 output,
-                output_sha256,
                 proof_blob,
-                failures,
+                credits,
                 ..
             } => self.anchor_result(
                 sender,
-                *job,
-                JobResult {
+                compute::ResultClaim {
+                    job: *job,
                     output: *output,
-                    output_sha256: *output_sha256,
-                    proof: *proof_blob,
-                    prover: sender,
-                    height: self.height + 1,
-                    failures: failures.clone(),
+                    proof_blob: *proof_blob,
+                    credits,
                 },
             )?,
         }

@@ -1,11 +1,9 @@
 //! Transactions: what an account asks the ledger to do, signed with its BLS key.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
-
 use serde::{Deserialize, Serialize};
 
-use super::types::{Amount, Epoch, PolicySpec, ProverFailures};
+use super::memo::Memo;
+use super::types::{Amount, Credit, Epoch, PolicySpec};
 use crate::blob::BlobId;
 use crate::keys::{PublicKey, Signature, SigningKey};
 use crate::merkle::{Digest, MerkleProof};
@@ -13,49 +11,19 @@ use nexus_consensus::ChainTag;
 
 const TX_TAG: &[u8] = b"nexus/tx/v1";
 
-/// Largest encoded transaction of any kind but a compute result.
+/// Largest encoded transaction of any kind but a compute job or result.
 pub const MAX_TX_BYTES: usize = 64 * 1024;
-/// Largest encoded `ComputeResult` (its Universal Proof included).
+/// Largest program a `ComputeJob` carries (an RV32IM ELF file; a model's weights belong in
+/// the job's input).
+pub const MAX_PROGRAM_BYTES: usize = 256 * 1024;
+/// Largest encoded `ComputeResult` (its Universal Proof included): the largest
+/// transaction of any kind.
 pub const MAX_RESULT_TX_BYTES: usize =
     nexus_compute::zkvm::MAX_UNIVERSAL_PROOF_BYTES + MAX_TX_BYTES;
 
-/// Ids of transactions whose signature verified in this process (a pure function's
-/// results: identical bytes verify identically).
-static VERIFIED: VerifiedIds = VerifiedIds::new();
-
-/// A bounded set of transaction ids; the oldest are forgotten first.
-pub(super) struct VerifiedIds {
-    inner: Mutex<Option<(HashSet<Digest>, VecDeque<Digest>)>>,
-}
-
-impl VerifiedIds {
-    /// Ids remembered at most.
-    const CAPACITY: usize = 1 << 16;
-
-    pub(super) const fn new() -> VerifiedIds {
-        VerifiedIds {
-            inner: Mutex::new(None),
-        }
-    }
-
-    pub(super) fn contains(&self, id: &Digest) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.as_ref().is_some_and(|(set, _)| set.contains(id))
-    }
-
-    pub(super) fn insert(&self, id: Digest) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (set, order) = inner.get_or_insert_with(Default::default);
-        if set.insert(id) {
-            order.push_back(id);
-            if order.len() > Self::CAPACITY {
-                if let Some(old) = order.pop_front() {
-                    set.remove(&old);
-                }
-            }
-        }
-    }
-}
+/// Signature verdicts by transaction id (which covers the signed bytes and the
+/// signature): a pure function's results.
+static SIGNATURES: Memo<Digest, bool> = Memo::new(1 << 16);
 
 /// One challenged leaf, proven against its shard's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,46 +106,47 @@ pub enum TxKind {
         /// The node's libp2p peer id.
         node: Vec<u8>,
     },
-    /// Asks the network to prove a run of `program` on `input` (both registered blobs).
-    /// The reward is held until a proven result pays it or the job expires.
+    /// Asks the network to prove a run of `program` on `input`. The ledger derives the
+    /// program's verifying commitment from the bytes carried here (refusing a program the
+    /// zkVM would not run as RISC-V means it), and both the program and the input must be
+    /// registered blobs, so the job names exactly the bytes a proof of it speaks about. The
+    /// reward is held until a proven result pays it or the job expires.
     ComputeJob {
-        /// The program blob.
-        program: BlobId,
-        /// The input blob.
+        /// The program: an RV32IM ELF file of at most [`MAX_PROGRAM_BYTES`], whose BlobId
+        /// is a registered blob.
+        #[serde(with = "serde_bytes")]
+        program: Vec<u8>,
+        /// The input blob (registered); a proof binds its BlobId.
         input: BlobId,
-        /// The program's verifying commitment (OpenVM's app exe commit).
-        program_commit: [u8; 32],
-        /// SHA-256 of the input's bytes.
-        input_sha256: [u8; 32],
         /// Most instructions the run may take.
         max_cycles: u64,
         /// Segments the run takes.
         segments: u32,
-        /// Paid to whoever anchors the proven result.
+        /// Paid for the proven result: to the provers its credits name, the rest to
+        /// whoever anchors it.
         reward: Amount,
         /// Blocks the job may take before it expires.
         lifetime: u64,
     },
-    /// Anchors a job's result. Its Universal Proof must verify for the job's program and
-    /// the binding of the job's input and this output, or the transaction is refused
-    /// outright (never carried in a block, like a bad signature).
+    /// Anchors a job's result. Its Universal Proof must verify for the job's program, its
+    /// input, this output and the sender as beneficiary (`nexus_compute::binding`), and
+    /// every credit must carry its prover's signatures, or the transaction is refused
+    /// outright (never carried in a block, like a bad signature): a proof made for one
+    /// account pays no other.
     ComputeResult {
         /// The job (its id).
         job: Digest,
-        /// The output, a registered blob.
+        /// The output, a registered blob; the proof binds its BlobId.
         output: BlobId,
-        /// SHA-256 of the output's bytes.
-        output_sha256: [u8; 32],
         /// The Universal Proof stored as a registered blob (its id must be that of
         /// `proof`), so that anyone can fetch it later.
         proof_blob: BlobId,
         /// The Universal Proof (zstd-compressed OpenVM STARK, ~230 KB).
         #[serde(with = "serde_bytes")]
         proof: Vec<u8>,
-        /// The provers that failed nodes of the job, in account order, each once (at most
-        /// [`MAX_RECORDED_FAILURES`](crate::ledger::MAX_RECORDED_FAILURES)); recorded with
-        /// the result and added to each registered prover's count.
-        failures: Vec<ProverFailures>,
+        /// The provers that made nodes of the job's proof tree for the sender, each with
+        /// its signed receipts: each credited node is paid a share of the reward.
+        credits: Vec<Credit>,
     },
 }
 
@@ -227,22 +196,18 @@ impl SignedTransaction {
     /// remembered by transaction id (which covers the signature), so that the same bytes
     /// cost one pairing per process rather than one per pass.
     pub fn signature_valid(&self) -> bool {
-        let id = self.id();
-        if VERIFIED.contains(&id) {
-            return true;
-        }
-        let valid = self.tx.sender.verify(&self.tx.digest().0, &self.signature);
-        if valid {
-            VERIFIED.insert(id);
-        }
-        valid
+        SIGNATURES.get_or_compute(self.id(), || {
+            self.tx.sender.verify(&self.tx.digest().0, &self.signature)
+        })
     }
 
     /// Whether `encoded_len` (this transaction's encoded size) is within what its kind may
-    /// take: [`MAX_TX_BYTES`], or [`MAX_RESULT_TX_BYTES`] for a compute result.
+    /// take: [`MAX_TX_BYTES`], more by [`MAX_PROGRAM_BYTES`] for a compute job, or
+    /// [`MAX_RESULT_TX_BYTES`] for a compute result.
     pub fn size_allowed(&self, encoded_len: usize) -> bool {
         let limit = match self.tx.kind {
             TxKind::ComputeResult { .. } => MAX_RESULT_TX_BYTES,
+            TxKind::ComputeJob { .. } => MAX_TX_BYTES + MAX_PROGRAM_BYTES,
             _ => MAX_TX_BYTES,
         };
         encoded_len <= limit
@@ -373,4 +338,7 @@ pub enum TxError {
     /// The result's Universal Proof does not verify.
     #[error("the Universal Proof does not verify: {0}")]
     BadProof(String),
+    /// A result's credit is malformed or not signed by the prover it names.
+    #[error("invalid credit: {0}")]
+    BadCredit(String),
 }

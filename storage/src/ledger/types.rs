@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobId;
-use crate::keys::PublicKey;
+use crate::keys::{PublicKey, Signature};
 use nexus_consensus::DataHeader;
 
 /// An amount of the native token, in base units.
@@ -242,19 +242,16 @@ pub struct ComputeJob {
     pub submitter: PublicKey,
     /// The program, a registered blob (an RV32IM ELF file).
     pub program: BlobId,
-    /// The input, a registered blob.
+    /// The input, a registered blob; a proof binds its BlobId.
     pub input: BlobId,
-    /// The program's verifying commitment (OpenVM's app exe commit), derived from the
-    /// program by the node that accepted the job. A proof must be of this program.
+    /// The program's verifying commitment (OpenVM's app exe commit), derived by the ledger
+    /// from the program's bytes when it accepted the job. A proof must be of this program.
     pub program_commit: [u8; 32],
-    /// SHA-256 of the input's bytes: with the output's, it fixes the public value a proof
-    /// must carry.
-    pub input_sha256: [u8; 32],
     /// Most instructions the run may take.
     pub max_cycles: u64,
     /// Segments the run takes (the width of its proof tree), measured when accepted.
     pub segments: u32,
-    /// Held in escrow; paid to whoever anchors the proven result.
+    /// Held in escrow; paid for the proven result (see [`JobResult::payouts`]).
     pub reward: Amount,
     /// Height of the block that accepted it.
     pub submitted: u64,
@@ -279,28 +276,42 @@ pub enum JobState {
 /// A job's anchored result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
-    /// The output, a registered blob.
+    /// The output, a registered blob; the verified proof binds its BlobId.
     pub output: BlobId,
-    /// SHA-256 of the output's bytes, as the verified proof binds it.
-    pub output_sha256: [u8; 32],
     /// The Universal Proof, a registered blob.
     pub proof: BlobId,
-    /// Who anchored it (and was paid the reward).
+    /// Who anchored it: the beneficiary the proof names.
     pub prover: PublicKey,
     /// Height of the block that anchored it.
     pub height: u64,
-    /// The provers that failed nodes of this job (a bad proof, a refusal, no answer by the
-    /// deadline) and how often, as its driver counted them.
-    pub failures: Vec<ProverFailures>,
+    /// How the reward was paid: each credited prover with the nodes it made and its
+    /// share, in the order of the result's credits, then the anchorer with the rest.
+    pub payouts: Vec<Payout>,
 }
 
-/// How often one prover failed nodes of a job.
+/// A share of a job's reward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProverFailures {
-    /// The prover's account.
+pub struct Payout {
+    /// The account paid.
+    pub account: PublicKey,
+    /// Nodes of the proof tree it was credited with (none for the anchorer's rest).
+    pub nodes: u32,
+    /// What it was paid.
+    pub amount: Amount,
+}
+
+/// Nodes of a job's proof tree that `prover` made for the result's anchorer, with the
+/// prover's receipts: its signatures of [`receipt_message`](crate::ledger::receipt_message)
+/// for each node, added up into one. The anchorer cannot credit anyone with work they did
+/// not sign for, for this job and this anchorer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    /// The prover (a registered compute prover).
     pub prover: PublicKey,
-    /// Nodes it failed (at least one).
-    pub count: u32,
+    /// The nodes, in increasing order, each in the job's tree.
+    pub nodes: Vec<nexus_compute::NodeRef>,
+    /// The aggregate of the prover's receipt signatures, one per node.
+    pub signature: Signature,
 }
 
 /// A node that offers its CPU to verifiable compute: delegators prove segments,
@@ -313,6 +324,4 @@ pub struct ComputeProver {
     pub orchestrator: bool,
     /// How to reach it (the node's libp2p peer id, opaque to the ledger).
     pub node: Vec<u8>,
-    /// Nodes it failed in the jobs anchored so far (kept across renewed offers).
-    pub failures: u64,
 }

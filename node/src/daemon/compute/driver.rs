@@ -1,9 +1,10 @@
 //! Driving a job (an orchestrator's duty when it ranks first for the job): the job's
-//! schedule hands each node of the proof tree to a prover; every proof that comes back is
-//! checked before the schedule hears of it; a prover that fails, refuses, breaks the
-//! connection or misses its deadline loses the node to the next; the root is sealed into
-//! the Universal Proof, and the output and the proof are stored as blobs and anchored by a
-//! `ComputeResult` transaction.
+//! schedule hands each node of the proof tree to a prover; every proof that comes back (made
+//! for this driver as beneficiary) is checked, with the prover's receipt, before the
+//! schedule hears of it; a prover that fails, refuses, breaks the connection or misses its
+//! deadline loses the node to the next; the root is sealed into the Universal Proof, and the
+//! output and the proof are stored as blobs and anchored by a `ComputeResult` transaction
+//! that credits every other prover with the nodes it made.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,10 @@ pub(crate) use nexus_net::protocol::drives::{DriveView, NodeView};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
 use nexus_storage::ledger::{
-    ComputeJob, JobState, LedgerState, ProverFailures, TxKind, MAX_RECORDED_FAILURES,
+    receipt_message, ComputeJob, Credit, JobState, LedgerState, TxKind, MAX_CREDITED_NODES,
+    MAX_CREDITS,
 };
-use nexus_storage::{Digest, PublicKey};
-use sha2::{Digest as _, Sha256};
+use nexus_storage::{Digest, PublicKey, Signature};
 use tokio::sync::mpsc;
 
 use super::journal::DriveRecord;
@@ -133,7 +134,13 @@ pub(crate) fn driver_of(
     found.cloned()
 }
 
-type Outcome = (NodeRef, ProverId, Result<Vec<u8>, String>);
+/// What came back for a node from a prover: its proof and receipt (none from this node
+/// itself), or why not.
+type Outcome = (
+    NodeRef,
+    ProverId,
+    Result<(Vec<u8>, Option<Signature>), String>,
+);
 
 /// Drops the views of jobs closed more than [`VIEW_KEPT_BLOCKS`] ago, so that the views
 /// kept do not grow with every job ever driven.
@@ -164,39 +171,44 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
         &id,
         "preparing (reading the program and input, running it)".into(),
     );
-    let prepared = prepare(node, zkvm.clone(), &id, &job).await?;
+    let prepared = prepare(node, zkvm.clone(), &id, &job, &node.account.public()).await?;
     let journal = node.compute.journal.clone();
     let kept = tokio::task::spawn_blocking(move || journal.kept(&id)).await?;
-    let (proof, failures) = match kept_sealed(&zkvm, &prepared, kept.sealed).await {
+    let (proof, record) = match kept_sealed(&zkvm, &prepared, kept.sealed).await {
         Some(proof) => {
             tracing::info!(job = %id, "resuming with the sealed Universal Proof kept");
-            let accounts = accounts(&tip.ledger);
-            (proof, failure_record(&kept.record.failures, &accounts))
+            (proof, kept.record)
         }
         None => {
-            let (root, failures) =
+            let (root, record) =
                 prove_root(node, &zkvm, &prepared, id, height, kept.nodes, kept.record).await?;
             set_phase(node, &id, "sealing the Universal Proof".into());
             let sealed = {
                 let (zkvm, prepared) = (zkvm.clone(), prepared.clone());
                 tokio::task::spawn_blocking(move || {
-                    zkvm.seal(&prepared.program, &prepared.input, &prepared.tree, &root)
+                    zkvm.seal(
+                        &prepared.program,
+                        &prepared.input,
+                        &prepared.run,
+                        &prepared.tree,
+                        &root,
+                    )
                 })
                 .await??
             };
             let proof = sealed.to_bytes();
             keep(node, &id, Keep::Sealed(proof.clone())).await;
-            (proof, failures)
+            (proof, record)
         }
     };
-    anchor(node, id, &prepared, proof, failures).await
+    anchor(node, id, &prepared, proof, &record).await
 }
 
 /// Proves the root of `prepared`'s tree: the nodes of `kept` that check out count as
 /// proven (by the prover `record` names) and the failures `record` counted go on counting,
-/// the schedule hands out the rest, every proof that comes back is checked (and kept)
-/// before the schedule hears of it, and the record is kept after every change. Returns the
-/// root's proof and the failures counted, as a result records them.
+/// the schedule hands out the rest, every proof that comes back is checked (and kept) with
+/// its receipt before the schedule hears of it, and the record is kept after every change.
+/// Returns the root's proof and the record: who proved what, with their receipts.
 async fn prove_root(
     node: &Arc<Node>,
     zkvm: &Arc<nexus_compute::zkvm::Zkvm>,
@@ -205,7 +217,7 @@ async fn prove_root(
     height: u64,
     kept: BTreeMap<NodeRef, Vec<u8>>,
     mut record: DriveRecord,
-) -> Result<(NodeProof, Vec<ProverFailures>)> {
+) -> Result<(NodeProof, DriveRecord)> {
     let tip = node.store.tip().context("no chain")?;
     let (delegators, orchestrators) = provers(&tip.ledger);
     let peers: HashMap<ProverId, (PeerId, String)> = delegators
@@ -213,6 +225,15 @@ async fn prove_root(
         .chain(&orchestrators)
         .map(|p| (p.id, (p.peer, p.account.to_string())))
         .collect();
+    let keys: HashMap<ProverId, PublicKey> = delegators
+        .iter()
+        .chain(&orchestrators)
+        .map(|p| (p.id, p.account))
+        .collect();
+    let me = node.account.public();
+    let chain = tip.ledger.chain();
+    // Receipts of proofs checked, until the schedule counts the node proven by them.
+    let mut arrived: HashMap<(NodeRef, ProverId), Signature> = HashMap::new();
     let mut view = new_view(prepared);
     let mut proofs: BTreeMap<NodeRef, NodeProof> = BTreeMap::new();
     for (n, bytes) in kept {
@@ -228,6 +249,7 @@ async fn prove_root(
         }
     }
     record.proven_by.retain(|n, _| proofs.contains_key(n));
+    record.receipts.retain(|n, _| proofs.contains_key(n));
     if !proofs.is_empty() {
         tracing::info!(job = %id, kept = proofs.len(), "resuming with kept proofs");
     }
@@ -244,7 +266,7 @@ async fn prove_root(
         height,
         &progress,
     )?;
-    let (outcomes, mut arrived) = mpsc::channel::<Outcome>(64);
+    let (outcomes, mut answers) = mpsc::channel::<Outcome>(64);
     let mut blocks = node.new_block.subscribe();
     view.phase = "proving".into();
     loop {
@@ -275,6 +297,9 @@ async fn prove_root(
                     set_node(&mut view, n, "proven", account.clone(), attempt);
                     if let Some(account) = account {
                         record.proven_by.insert(n, account);
+                    }
+                    if let Some(receipt) = arrived.remove(&(n, by)) {
+                        record.receipts.insert(n, receipt);
                     }
                     recorded = true;
                 }
@@ -311,13 +336,21 @@ async fn prove_root(
             break;
         }
         tokio::select! {
-            Some((n, by, outcome)) = arrived.recv() => {
-                let proof = match outcome {
-                    Ok(bytes) => checked(zkvm, prepared, n, bytes).await,
-                    Err(why) => Err(why),
+            Some((n, by, outcome)) = answers.recv() => {
+                let (proof, receipt) = match outcome {
+                    Ok((bytes, receipt)) => (checked(zkvm, prepared, n, bytes).await, receipt),
+                    Err(why) => (Err(why), None),
                 };
                 let valid = match proof {
                     Ok(proof) => {
+                        let message = receipt_message(&chain, &id, &me, n);
+                        match (receipt, keys.get(&by)) {
+                            (Some(sig), Some(key)) if key.verify(&message.0, &sig) => {
+                                arrived.insert((n, by), sig);
+                            }
+                            (None, _) => {}
+                            _ => tracing::warn!(job = %id, node = ?n, "a proof came with a receipt that is not its prover's: it goes uncredited"),
+                        }
                         keep(node, &id, Keep::Node(n, proof.to_bytes())).await;
                         proofs.insert(n, proof);
                         true
@@ -342,42 +375,43 @@ async fn prove_root(
     let root = proofs
         .remove(&prepared.tree.root())
         .context("the root is proven but its proof is missing")?;
-    Ok((
-        root,
-        failure_record(schedule.failures(), &accounts(&tip.ledger)),
-    ))
+    Ok((root, record))
 }
 
-/// The account of every prover the ledger lists, by prover id.
-fn accounts(ledger: &LedgerState) -> HashMap<ProverId, PublicKey> {
-    let (delegators, orchestrators) = provers(ledger);
-    delegators
-        .into_iter()
-        .chain(orchestrators)
-        .map(|p| (p.id, p.account))
-        .collect()
-}
-
-/// The failures a result records: per prover account, in account order, the most failed
-/// [`MAX_RECORDED_FAILURES`] provers at most, each count capped as the ledger takes it.
-fn failure_record(
-    counted: &BTreeMap<ProverId, u32>,
-    accounts: &HashMap<ProverId, PublicKey>,
-) -> Vec<ProverFailures> {
-    let mut record: Vec<ProverFailures> = counted
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .filter_map(|(p, n)| {
-            Some(ProverFailures {
-                prover: *accounts.get(p)?,
-                count: (*n).min(1 << 16),
-            })
-        })
-        .collect();
-    record.sort_by_key(|f| std::cmp::Reverse(f.count));
-    record.truncate(MAX_RECORDED_FAILURES);
-    record.sort_by_key(|f| f.prover.0);
-    record
+/// The credits a result carries: for every prover the ledger still lists, the nodes it
+/// proved for this driver with their receipts aggregated, in the order the ledger takes
+/// them; provers beyond [`MAX_CREDITS`] or nodes beyond [`MAX_CREDITED_NODES`] go
+/// uncredited (their shares stay with the driver).
+fn credits(record: &DriveRecord, ledger: &LedgerState) -> Vec<Credit> {
+    let mut by_prover: BTreeMap<PublicKey, Vec<(NodeRef, Signature)>> = BTreeMap::new();
+    for (n, receipt) in &record.receipts {
+        let Some(account) = record
+            .proven_by
+            .get(n)
+            .and_then(|a| a.parse::<PublicKey>().ok())
+        else {
+            continue;
+        };
+        if ledger.prover(&account).is_none() {
+            continue;
+        }
+        by_prover.entry(account).or_default().push((*n, *receipt));
+    }
+    let mut budget = MAX_CREDITED_NODES;
+    let mut out = Vec::new();
+    for (prover, mut nodes) in by_prover.into_iter().take(MAX_CREDITS) {
+        nodes.truncate(budget);
+        budget -= nodes.len();
+        let Some(signature) = nexus_consensus::keys::aggregate(nodes.iter().map(|(_, s)| s)) else {
+            continue;
+        };
+        out.push(Credit {
+            prover,
+            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+            signature,
+        });
+    }
+    out
 }
 
 /// The kept sealed proof, if it verifies for this job's program and public value.
@@ -426,34 +460,35 @@ async fn keep(node: &Arc<Node>, id: &Digest, what: Keep) {
     }
 }
 
-/// Stores the output and the Universal Proof as blobs and anchors the result; retried
-/// until it lands or the job closes (the proof is not remade).
+/// Stores the output and the Universal Proof as blobs and anchors the result, crediting
+/// the provers `record` holds receipts of; retried until it lands or the job closes (the
+/// proof is not remade). Only this node can anchor the proof: it names it as beneficiary.
 async fn anchor(
     node: &Arc<Node>,
     id: Digest,
     prepared: &Prepared,
     proof: Vec<u8>,
-    failures: Vec<ProverFailures>,
+    record: &DriveRecord,
 ) -> Result<()> {
     set_phase(
         node,
         &id,
         format!("anchoring (Universal Proof of {} bytes)", proof.len()),
     );
-    let output = prepared.run.output.clone();
-    let output_sha256: [u8; 32] = Sha256::digest(&output).into();
-    let output_blob = http::store_own_blob(node, output).await?;
+    let output_blob = http::store_own_blob(node, prepared.run.output.clone()).await?;
     let proof_blob = http::store_own_blob(node, proof.clone()).await?;
-    let kind = TxKind::ComputeResult {
-        job: id,
-        output: output_blob,
-        output_sha256,
-        proof_blob,
-        proof,
-        failures,
-    };
     let at = loop {
-        match chain::submit(node, kind.clone(), node.finality_deadline).await {
+        let Some(tip) = node.store.tip() else {
+            bail!("no chain");
+        };
+        let kind = TxKind::ComputeResult {
+            job: id,
+            output: output_blob,
+            proof_blob,
+            proof: proof.clone(),
+            credits: credits(record, &tip.ledger),
+        };
+        match chain::submit(node, kind, node.finality_deadline).await {
             Ok(at) => break at,
             Err(e) => {
                 let open = node
@@ -505,11 +540,11 @@ fn ask(
         let outcome = if to == prover_id(&node.account.public()) {
             prove_requested(&node, Asker::Itself, request)
                 .await
-                .map(|p| p.to_bytes())
+                .map(|p| (p.proof.to_bytes(), None))
                 .map_err(|e| format!("{e:#}"))
         } else {
             match node.net.request_proof(peer, request).await {
-                Ok(ProveResponse::Proof(bytes)) => Ok(bytes),
+                Ok(ProveResponse::Proof { proof, receipt }) => Ok((proof, Some(receipt))),
                 Ok(ProveResponse::Refused(why)) => Err(format!("refused: {why}")),
                 Err(e) => Err(format!("no answer: {e}")),
             }

@@ -1,7 +1,7 @@
 //! The proofs a driver has checked, kept on disk per job, so that a driver that restarts
 //! resumes its job instead of having every node proven again, with its record of who
-//! proved which node and who failed (so that the result still counts failures from before
-//! the restart). Each file is written to a temporary file, synced and renamed: a crash
+//! proved which node (and their receipts, so that the result still pays them) and who
+//! failed (so that the schedule still passes them over). Each file is written to a temporary file, synced and renamed: a crash
 //! leaves it whole or absent. What is read back is only a hint — the driver checks every
 //! kept proof again before using it — and a job's files are forgotten once it closes.
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use nexus_compute::zkvm::MAX_NODE_PROOF_BYTES;
 use nexus_compute::{NodeRef, ProverId};
-use nexus_storage::Digest;
+use nexus_storage::{Digest, Signature};
 use serde::{Deserialize, Serialize};
 
 /// File of the sealed Universal Proof in a job's folder.
@@ -30,12 +30,14 @@ pub(crate) struct Kept {
     pub(crate) record: DriveRecord,
 }
 
-/// A driver's record of a job beside its proofs: the prover of each node proven and the
-/// failures counted per prover.
+/// A driver's record of a job beside its proofs: the prover of each node proven, the
+/// receipts of those proven by others, and the failures counted per prover.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DriveRecord {
     /// The account key of the prover of each proven node.
     pub(crate) proven_by: BTreeMap<NodeRef, String>,
+    /// The receipt of each node another prover proved (checked when it arrived).
+    pub(crate) receipts: BTreeMap<NodeRef, Signature>,
     /// Failures per prover.
     pub(crate) failures: BTreeMap<ProverId, u32>,
 }
@@ -45,6 +47,9 @@ pub(crate) struct DriveRecord {
 struct RecordFile {
     /// `"LEVEL-INDEX"` → account key.
     proven_by: BTreeMap<String, String>,
+    /// `"LEVEL-INDEX"` → receipt in hex.
+    #[serde(default)]
+    receipts: BTreeMap<String, String>,
     /// Prover id in hex → failures.
     failures: BTreeMap<String, u32>,
 }
@@ -56,6 +61,11 @@ impl DriveRecord {
                 .proven_by
                 .iter()
                 .map(|(n, who)| (format!("{}-{}", n.level, n.index), who.clone()))
+                .collect(),
+            receipts: self
+                .receipts
+                .iter()
+                .map(|(n, sig)| (format!("{}-{}", n.level, n.index), hex::encode(sig.0)))
                 .collect(),
             failures: self
                 .failures
@@ -76,6 +86,14 @@ impl DriveRecord {
                 .proven_by
                 .into_iter()
                 .filter_map(|(n, who)| Some((parse_node(&n)?, who)))
+                .collect(),
+            receipts: file
+                .receipts
+                .into_iter()
+                .filter_map(|(n, sig)| {
+                    let bytes: [u8; 96] = hex::decode(sig).ok()?.try_into().ok()?;
+                    Some((parse_node(&n)?, Signature(bytes)))
+                })
                 .collect(),
             failures: file
                 .failures
@@ -232,6 +250,7 @@ mod tests {
                 (NodeRef { level: 1, index: 0 }, "acct-b".to_string()),
             ]
             .into(),
+            receipts: [(NodeRef { level: 0, index: 2 }, Signature([9; 96]))].into(),
             failures: [(ProverId([5; 32]), 3), (ProverId([6; 32]), 1)].into(),
         };
         journal.keep_record(&job, &record).expect("keep");

@@ -1,27 +1,30 @@
 //! A job's material: its program and input read from this node's store (both are
-//! replicated blobs), loaded and run once, with the segment boundaries every proof of it is
-//! checked against (computed on first use: a delegator that only proves segments never
-//! needs them). Prepared once per job and kept for the few jobs in hand.
+//! replicated blobs, each chunk checked against its id), loaded and run once for the
+//! beneficiary the proofs are made for (the driver that will anchor them), with the segment
+//! boundaries every proof of it is checked against (computed on first use: a delegator that
+//! only proves segments never needs them). Prepared once per job and beneficiary, and kept
+//! for the few in hand.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use nexus_compute::binding::{beneficiary, NO_BENEFICIARY};
 use nexus_compute::zkvm::{Boundary, Program, Run, Zkvm, MAX_INPUT_BYTES};
 use nexus_compute::{ProofTree, TreeShape};
 use nexus_storage::blob::BlobLayout;
-use nexus_storage::ledger::ComputeJob;
-use nexus_storage::{BlobId, Digest, Store};
-use sha2::{Digest as _, Sha256};
+use nexus_storage::ledger::{ComputeJob, MAX_PROGRAM_BYTES};
+use nexus_storage::{BlobId, Digest, PublicKey, Store};
 
 use crate::daemon::Node;
 
 /// Jobs whose material is kept.
 const KEPT: usize = 4;
-/// Largest program accepted.
-pub(crate) const MAX_PROGRAM_BYTES: u64 = 64 << 20;
 /// How long to wait for a job's blobs to arrive by replication.
 const BLOB_WAIT: Duration = Duration::from_secs(120);
+
+/// Material is kept per job and beneficiary.
+pub(crate) type MaterialKey = (Digest, [u8; 32]);
 
 /// What proving or checking a job needs.
 pub(crate) struct Prepared {
@@ -43,10 +46,12 @@ impl Prepared {
     }
 }
 
-/// A new job's parameters, derived by the node that accepts it.
+/// A new job's parameters, derived by the node that submits it.
 pub(crate) struct Submission {
+    /// The program's bytes, which the `ComputeJob` carries.
+    pub(crate) program: Vec<u8>,
+    /// Its commitment, as the ledger will derive it.
     pub(crate) program_commit: [u8; 32],
-    pub(crate) input_sha256: [u8; 32],
     pub(crate) segments: u32,
     pub(crate) cycles: u64,
 }
@@ -82,18 +87,22 @@ pub(crate) async fn read_blob(store: &Store, id: &BlobId, limit: u64) -> Result<
     }
 }
 
-/// The material of job `id`, prepared once: checked against what the ledger recorded
-/// (commitment, input digest, segment count), so a job whose record lies is never proven.
+/// The material of job `id` for proofs that `anchorer` will anchor, prepared once:
+/// checked against what the ledger recorded (commitment, segment count), so a job whose
+/// record does not hold is never proven.
 pub(crate) async fn prepare(
     node: &Node,
     zkvm: Arc<Zkvm>,
     id: &Digest,
     job: &ComputeJob,
+    anchorer: &PublicKey,
 ) -> Result<Arc<Prepared>> {
-    if let Some(found) = kept(node, id) {
+    let paid_to = beneficiary(&id.0, &anchorer.0);
+    let key = (*id, paid_to);
+    if let Some(found) = kept(node, &key) {
         return Ok(found);
     }
-    let elf = read_blob(&node.store, &job.program, MAX_PROGRAM_BYTES).await?;
+    let elf = read_blob(&node.store, &job.program, MAX_PROGRAM_BYTES as u64).await?;
     let input = read_blob(&node.store, &job.input, MAX_INPUT_BYTES as u64).await?;
     let job = job.clone();
     let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared> {
@@ -101,10 +110,7 @@ pub(crate) async fn prepare(
         if program.commit() != job.program_commit {
             bail!("the program's commitment is not the one the job records");
         }
-        if <[u8; 32]>::from(Sha256::digest(&input)) != job.input_sha256 {
-            bail!("the input's SHA-256 is not the one the job records");
-        }
-        let run = zkvm.run(&program, &input, job.max_cycles)?;
+        let run = zkvm.run(&program, &input, paid_to, job.max_cycles)?;
         if run.segments.len() != job.segments as usize {
             bail!(
                 "the run takes {} segments, the job records {}",
@@ -128,44 +134,44 @@ pub(crate) async fn prepare(
         .prepared
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    kept.retain(|(k, _)| k != id);
-    kept.push((*id, prepared.clone()));
+    kept.retain(|(k, _)| *k != key);
+    kept.push((key, prepared.clone()));
     if kept.len() > KEPT {
         kept.remove(0);
     }
     Ok(prepared)
 }
 
-fn kept(node: &Node, id: &Digest) -> Option<Arc<Prepared>> {
+fn kept(node: &Node, key: &MaterialKey) -> Option<Arc<Prepared>> {
     let kept = node
         .compute
         .prepared
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    kept.iter().find(|(k, _)| k == id).map(|(_, p)| p.clone())
+    kept.iter().find(|(k, _)| k == key).map(|(_, p)| p.clone())
 }
 
 /// Runs a program blob on an input blob (both stored here) as a job submission would,
-/// for the parameters the `ComputeJob` transaction records.
+/// for the parameters the `ComputeJob` transaction carries.
 pub(crate) async fn prepare_submission(
     node: &Node,
     program: &BlobId,
     input: &BlobId,
     max_cycles: u64,
 ) -> Result<Submission> {
-    let elf = read_blob(&node.store, program, MAX_PROGRAM_BYTES)
+    let elf = read_blob(&node.store, program, MAX_PROGRAM_BYTES as u64)
         .await
-        .context("the program")?;
+        .context("the program (a job carries at most 256 KiB of program)")?;
     let input = read_blob(&node.store, input, MAX_INPUT_BYTES as u64)
         .await
         .context("the input")?;
     tokio::task::spawn_blocking(move || -> Result<Submission> {
         let zkvm = Zkvm::new()?;
         let program = zkvm.load(&elf)?;
-        let run = zkvm.run(&program, &input, max_cycles)?;
+        let run = zkvm.run(&program, &input, NO_BENEFICIARY, max_cycles)?;
         Ok(Submission {
             program_commit: program.commit(),
-            input_sha256: Sha256::digest(&input).into(),
+            program: elf,
             segments: run.segments.len() as u32,
             cycles: run.cycles,
         })

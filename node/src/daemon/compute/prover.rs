@@ -1,7 +1,9 @@
 //! The prover's side: offering this node's CPU in the ledger, and proving the tree nodes
-//! job drivers ask for — a delegator proves segments, an orchestrator folds. Only a
-//! registered orchestrator may ask, only for an open job, and requests beyond the node's
-//! proving slots (plus a short queue) are refused in words.
+//! job drivers ask for — a delegator proves segments, an orchestrator folds — for the
+//! asking driver as beneficiary, each proof handed over with this node's signed receipt
+//! (which the driver's result carries for the ledger to pay the node). Only a registered
+//! orchestrator may ask, only for an open job, and requests beyond the node's proving
+//! slots (plus a short queue) are refused in words.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use nexus_compute::zkvm::NodeProof;
 use nexus_compute::NodeRef;
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::{PeerId, Reply};
-use nexus_storage::ledger::{JobState, TxKind};
+use nexus_storage::ledger::{receipt_message, JobState, TxKind};
+use nexus_storage::PublicKey;
 
 use super::material::prepare;
 use super::provers;
@@ -62,7 +65,8 @@ pub(crate) async fn offer_loop(node: Arc<Node>) {
     }
 }
 
-/// Answers a driver's request for a proof (not started if the driver has gone meanwhile).
+/// Answers a driver's request for a proof (not started if the driver has gone meanwhile),
+/// with this node's receipt for it.
 pub(crate) async fn serve(
     node: &Arc<Node>,
     peer: PeerId,
@@ -73,10 +77,31 @@ pub(crate) async fn serve(
         peer,
         gone: &|| reply.is_abandoned(),
     };
+    let (job, level, index) = request.node();
+    let at = NodeRef { level, index };
     match prove_requested(node, asker, request).await {
-        Ok(proof) => ProveResponse::Proof(proof.to_bytes()),
+        Ok(Proven { proof, anchorer }) => {
+            let chain = node.store.tip().map(|t| t.ledger.chain());
+            match chain {
+                Some(chain) => ProveResponse::Proof {
+                    proof: proof.to_bytes(),
+                    receipt: node
+                        .account
+                        .sign(&receipt_message(&chain, &job, &anchorer, at).0),
+                },
+                None => ProveResponse::Refused("this node has no chain yet".into()),
+            }
+        }
         Err(e) => ProveResponse::Refused(format!("{e:#}")),
     }
+}
+
+/// A proof made for a driver.
+pub(crate) struct Proven {
+    /// The node's proof.
+    pub(crate) proof: NodeProof,
+    /// The driver's account: the beneficiary the proof names, and whom the receipt is for.
+    pub(crate) anchorer: PublicKey,
 }
 
 /// Who asks for a proof.
@@ -92,13 +117,14 @@ pub(crate) enum Asker<'a> {
     },
 }
 
-/// Proves what `request` asks for `asker`. A peer's request that waited for a slot is
-/// dropped, unproven, if the peer has gone meanwhile (a driver that crashed).
+/// Proves what `request` asks for `asker`, with `asker`'s account as beneficiary. A
+/// peer's request that waited for a slot is dropped, unproven, if the peer has gone
+/// meanwhile (a driver that crashed).
 pub(crate) async fn prove_requested(
     node: &Arc<Node>,
     asker: Asker<'_>,
     request: ProveRequest,
-) -> Result<NodeProof> {
+) -> Result<Proven> {
     let compute = &node.compute;
     let (job_id, folding) = match &request {
         ProveRequest::Segment { job, .. } => (*job, false),
@@ -113,12 +139,16 @@ pub(crate) async fn prove_requested(
     let Some(tip) = node.store.tip() else {
         bail!("this node has no chain yet");
     };
-    if let Asker::Peer { peer, .. } = asker {
-        let (_, orchestrators) = provers(&tip.ledger);
-        if !orchestrators.iter().any(|o| o.peer == peer) {
-            bail!("only a registered orchestrator may ask for proofs");
+    let anchorer = match asker {
+        Asker::Itself => node.account.public(),
+        Asker::Peer { peer, .. } => {
+            let (_, orchestrators) = provers(&tip.ledger);
+            match orchestrators.iter().find(|o| o.peer == peer) {
+                Some(o) => o.account,
+                None => bail!("only a registered orchestrator may ask for proofs"),
+            }
         }
-    }
+    };
     let job = match tip.ledger.job(&job_id) {
         Some(job) if job.state == JobState::Open => job.clone(),
         Some(_) => bail!("job {job_id} is closed"),
@@ -131,7 +161,7 @@ pub(crate) async fn prove_requested(
         bail!("busy: {waiting} proofs waiting here");
     }
     let zkvm = compute.zkvm().await?;
-    let prepared = prepare(node, zkvm.clone(), &job_id, &job).await?;
+    let prepared = prepare(node, zkvm.clone(), &job_id, &job, &anchorer).await?;
     let _slot = compute.slots.clone().acquire_owned().await?;
     if let Asker::Peer { gone, .. } = asker {
         if gone() {
@@ -182,7 +212,7 @@ pub(crate) async fn prove_requested(
         }
     })
     .await??;
-    Ok(proof)
+    Ok(Proven { proof, anchorer })
 }
 
 /// Leaves the queue when the request ends, however it ends.

@@ -1,6 +1,7 @@
-//! Compute routes: submitting a job (the node runs the program once to derive what the
-//! `ComputeJob` transaction records), and a job's state — the ledger's record, and the
-//! proof tree as its driver sees it (asked of the driver when it is another node).
+//! Compute routes: submitting a job (the node runs the program once to count its segments
+//! and refuse what cannot run; the `ComputeJob` carries the program, whose commitment the
+//! ledger derives), and a job's state — the ledger's record, and the proof tree as its
+//! driver sees it (asked of the driver when it is another node).
 
 use std::sync::Arc;
 
@@ -20,8 +21,8 @@ use crate::daemon::Node;
 pub(crate) const MAX_SUBMIT_CYCLES: u64 = 1 << 32;
 
 /// `POST /v1/compute/jobs`: runs the program on the input (both already stored through
-/// this node or replicated to it) to derive the program's commitment, the input's digest
-/// and the segment count, then submits the `ComputeJob` and waits until it is final.
+/// this node or replicated to it) to count the run's segments, then submits the
+/// `ComputeJob` and waits until it is final.
 pub(super) async fn submit_job(
     State(node): State<Arc<Node>>,
     Json(request): Json<JobRequest>,
@@ -51,10 +52,8 @@ pub(super) async fn submit_job(
         .await
         .map_err(|e| ApiError::BadRequest(format!("the job cannot run: {e:#}")))?;
     let kind = TxKind::ComputeJob {
-        program: request.program,
+        program: derived.program,
         input: request.input,
-        program_commit: derived.program_commit,
-        input_sha256: derived.input_sha256,
         max_cycles: request.max_cycles,
         segments: derived.segments,
         reward: request.reward,
@@ -103,12 +102,19 @@ pub(super) async fn job(
     let (driver, drive) = view.map_or((None, None), |(peer, view)| {
         (Some(peer.to_string()), Some(view))
     });
+    let (delegators, orchestrators) = compute::provers(&tip.ledger);
+    let provers = delegators
+        .into_iter()
+        .chain(orchestrators)
+        .map(|p| (p.account.to_string(), p.peer.to_string()))
+        .collect();
     Ok(Json(JobView {
         id,
         height: tip.header.height,
         job,
         driver,
         drive,
+        provers,
     }))
 }
 

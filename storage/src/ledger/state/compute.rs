@@ -1,18 +1,26 @@
-//! Verifiable-compute jobs in the ledger: accepting a job (its reward held in escrow),
-//! anchoring its proven result (the Universal Proof verified as a condition of the
-//! transaction itself, so a bad proof never enters a block), and expiry.
+//! Verifiable-compute jobs in the ledger: accepting a job (its program's commitment derived
+//! here from the bytes the transaction carries, its reward held in escrow), anchoring its
+//! proven result (the Universal Proof verified for the sender as beneficiary, and the
+//! credits for the tree's nodes checked against their provers' receipts, as conditions of
+//! the transaction itself), paying the reward out, and expiry.
+//!
+//! Every verdict here is a function of the transaction and the state: the memos below only
+//! skip recomputing a verification whose every input is in their key.
 
 use nexus_compute::{
-    binding::public_value_of_digests,
-    zkvm::{UniversalProof, Verifier},
+    binding::{beneficiary, public_value},
+    zkvm::{program_commit, UniversalProof, Verifier},
+    NodeRef, ProofTree, TreeShape,
 };
+use nexus_consensus::ChainTag;
 
 use super::{add, LedgerEvent, LedgerState};
 use crate::blob::BlobId;
 use crate::keys::PublicKey;
-use crate::ledger::tx::{SignedTransaction, TxError, TxKind, VerifiedIds};
+use crate::ledger::memo::Memo;
+use crate::ledger::tx::{TxError, TxKind, MAX_PROGRAM_BYTES};
 use crate::ledger::types::{
-    Amount, ComputeJob, ComputeProver, JobResult, JobState, ProverFailures,
+    Amount, ComputeJob, ComputeProver, Credit, JobResult, JobState, Payout,
 };
 use crate::merkle::Digest;
 
@@ -20,16 +28,23 @@ use crate::merkle::Digest;
 pub const MAX_JOB_SEGMENTS: u32 = 4096;
 /// Most blocks a job may stay open.
 pub const MAX_JOB_LIFETIME: u64 = 1_000_000;
-/// Most provers a result may record failures of.
-pub const MAX_RECORDED_FAILURES: usize = 64;
-/// Most failures a result may record of one prover.
-const MAX_FAILURES_PER_PROVER: u32 = 1 << 16;
+/// Most provers a result credits.
+pub const MAX_CREDITS: usize = 64;
+/// Most tree nodes a result credits in all (each costs its verifier a Miller loop, about
+/// half a millisecond; nodes beyond go uncredited, their shares to the anchorer).
+pub const MAX_CREDITED_NODES: usize = 1024;
 
 const JOB_TAG: &[u8] = b"nexus/job/v1";
+const RECEIPT_TAG: &[u8] = b"nexus/receipt/v1";
+const PROOF_KEY_TAG: &[u8] = b"nexus/verified-proof/v1";
 
-/// Ids of result transactions whose proof verified in this process. The verdict is a pure
-/// function of the transaction (which names the job by an id that fixes its contents).
-static PROOFS_VERIFIED: VerifiedIds = VerifiedIds::new();
+/// Universal Proofs that verified, by a digest of the proof, the program commitment and
+/// the public value checked: a pure verification's results.
+static PROOFS: Memo<Digest, ()> = Memo::new(1024);
+
+/// Program commitments (or why there is none), by the program's BlobId, which fixes its
+/// bytes: deriving one takes about two seconds.
+static COMMITMENTS: Memo<BlobId, Result<[u8; 32], String>> = Memo::new(256);
 
 /// The id of the job a `ComputeJob` transaction from `sender` with `nonce` creates: it
 /// covers the whole request, so one id never names two different jobs on two forks.
@@ -42,36 +57,47 @@ pub fn job_id(sender: &PublicKey, nonce: u64, kind: &TxKind) -> Digest {
     ])
 }
 
-/// A result's failure record: at most [`MAX_RECORDED_FAILURES`] provers, in strictly
-/// increasing account order (each once), each with 1 to 65,536 failures.
-fn check_failures(failures: &[ProverFailures]) -> Result<(), TxError> {
-    let bad = |why: &str| Err(TxError::BadJob(why.into()));
-    if failures.len() > MAX_RECORDED_FAILURES {
-        return bad("a result records the failures of at most 64 provers");
-    }
-    if failures.windows(2).any(|w| w[0].prover.0 >= w[1].prover.0) {
-        return bad("recorded failures are listed once per prover, in account order");
-    }
-    if failures
-        .iter()
-        .any(|f| !(1..=MAX_FAILURES_PER_PROVER).contains(&f.count))
-    {
-        return bad("a prover's recorded failures are 1 to 65,536");
-    }
-    Ok(())
+/// What a prover signs when it hands the proof of `node` of job `job` to `anchorer` on
+/// chain `chain`: its receipt, which a result's [`Credit`] carries so that the ledger pays
+/// the prover its share.
+pub fn receipt_message(
+    chain: &ChainTag,
+    job: &Digest,
+    anchorer: &PublicKey,
+    node: NodeRef,
+) -> Digest {
+    Digest::of(&[
+        RECEIPT_TAG,
+        chain.as_bytes(),
+        &job.0,
+        &anchorer.0,
+        &node.level.to_be_bytes(),
+        &node.index.to_be_bytes(),
+    ])
+}
+
+/// The proof tree every party plans for a job of `segments` segments.
+fn tree_of(job: &ComputeJob) -> Result<ProofTree, TxError> {
+    ProofTree::plan(job.segments, TreeShape::WIDEST).map_err(|e| TxError::BadJob(e.to_string()))
 }
 
 /// What a `ComputeJob` transaction asks for.
 pub(super) struct JobRequest<'a> {
     pub(super) kind: &'a TxKind,
-    pub(super) program: BlobId,
+    pub(super) program: &'a [u8],
     pub(super) input: BlobId,
-    pub(super) program_commit: [u8; 32],
-    pub(super) input_sha256: [u8; 32],
     pub(super) max_cycles: u64,
     pub(super) segments: u32,
     pub(super) reward: Amount,
     pub(super) lifetime: u64,
+}
+
+/// What a `ComputeResult` transaction anchors.
+pub(super) struct ResultClaim<'a> {
+    pub(super) job: Digest,
+    pub(super) output: BlobId,
+    pub(super) proof_blob: BlobId,
+    pub(super) credits: &'a [Credit],
 }
 
 impl LedgerState {
@@ -112,28 +138,32 @@ impl LedgerState {
                 "a prover's peer id is 1 to 64 bytes".into(),
             ));
         }
-        let failures = self.provers.get(&sender).map_or(0, |p| p.failures);
         self.provers.insert(
             sender,
             ComputeProver {
                 delegator,
                 orchestrator,
                 node: node.to_vec(),
-                failures,
             },
         );
         Ok(())
     }
 
-    /// Accepts a job, holding its reward in escrow. On error nothing changes.
+    /// Accepts a job, holding its reward in escrow, once its program is a registered blob
+    /// the zkVM runs as RISC-V means it (its commitment derived here) and its input a
+    /// registered blob. On error nothing changes.
     pub(super) fn submit_job(
         &mut self,
         sender: PublicKey,
         request: JobRequest<'_>,
     ) -> Result<(), TxError> {
         let bad = |why: &str| Err(TxError::BadJob(why.into()));
-        if self.blob(&request.program).is_none() {
-            return bad("the program is not a registered blob");
+        if request.program.len() > MAX_PROGRAM_BYTES {
+            return bad("a job's program is at most 256 KiB (a model's weights go in its input)");
+        }
+        let program = BlobId::of(request.program);
+        if self.blob(&program).is_none() {
+            return bad("the program's bytes are not a registered blob: store them first");
         }
         if self.blob(&request.input).is_none() {
             return bad("the input is not a registered blob");
@@ -154,16 +184,21 @@ impl LedgerState {
         if self.jobs.contains_key(&id) {
             return bad("this job already exists");
         }
+        // Last, being the costly check: the program's commitment.
+        let program_commit = COMMITMENTS
+            .get_or_compute(program, || {
+                program_commit(request.program).map_err(|e| e.to_string())
+            })
+            .map_err(|why| TxError::BadJob(format!("the program cannot be proven: {why}")))?;
         self.accounts.entry(sender).or_default().balance -= request.reward;
         self.escrow = escrow;
         self.jobs.insert(
             id,
             ComputeJob {
                 submitter: sender,
-                program: request.program,
+                program,
                 input: request.input,
-                program_commit: request.program_commit,
-                input_sha256: request.input_sha256,
+                program_commit,
                 max_cycles: request.max_cycles,
                 segments: request.segments,
                 reward: request.reward,
@@ -175,72 +210,148 @@ impl LedgerState {
         Ok(())
     }
 
-    /// Anchors a job's result and pays its reward to `sender`. The proof was verified when
-    /// the transaction was found payable. On error nothing changes.
+    /// Anchors a job's result for `sender` and pays the reward out: a share per credited
+    /// node (the reward over the tree's nodes and the seal), the rest to `sender`. The
+    /// proof and the credits were checked when the transaction was found payable. On
+    /// error nothing changes.
     pub(super) fn anchor_result(
         &mut self,
         sender: PublicKey,
-        job: Digest,
-        result: JobResult,
+        claim: ResultClaim<'_>,
     ) -> Result<(), TxError> {
+        let job = claim.job;
         let open = self.jobs.get(&job).ok_or(TxError::UnknownJob(job))?;
-        if open.state != JobState::Open || result.height > open.deadline {
+        let height = self.height + 1;
+        if open.state != JobState::Open || height > open.deadline {
             return Err(TxError::JobClosed(job));
         }
-        if self.blob(&result.output).is_none() || self.blob(&result.proof).is_none() {
+        if self.blob(&claim.output).is_none() || self.blob(&claim.proof_blob).is_none() {
             return Err(TxError::BadJob(
                 "the output and the proof must be registered blobs".into(),
             ));
         }
-        let reward = open.reward;
-        add(self.account(&sender).balance, reward)?;
-        self.escrow -= reward;
-        self.accounts.entry(sender).or_default().balance += reward;
-        for f in &result.failures {
-            if let Some(p) = self.provers.get_mut(&f.prover) {
-                p.failures = p.failures.saturating_add(u64::from(f.count));
-            }
+        let nodes = tree_of(open)?.nodes().count() as u64;
+        let share = open.reward / (nodes + 1);
+        let mut payouts: Vec<Payout> = claim
+            .credits
+            .iter()
+            .map(|c| Payout {
+                account: c.prover,
+                nodes: c.nodes.len() as u32,
+                amount: share * c.nodes.len() as u64,
+            })
+            .collect();
+        let credited: Amount = payouts.iter().map(|p| p.amount).sum();
+        payouts.push(Payout {
+            account: sender,
+            nodes: 0,
+            amount: open.reward - credited,
+        });
+        // Every balance can take its payout before anything moves.
+        let mut after = std::collections::BTreeMap::new();
+        for p in &payouts {
+            let balance = after
+                .get(&p.account)
+                .copied()
+                .unwrap_or(self.account(&p.account).balance);
+            after.insert(p.account, add(balance, p.amount)?);
+        }
+        self.escrow -= open.reward;
+        for (account, balance) in after {
+            self.accounts.entry(account).or_default().balance = balance;
         }
         if let Some(j) = self.jobs.get_mut(&job) {
-            j.state = JobState::Proven(result);
+            j.state = JobState::Proven(JobResult {
+                output: claim.output,
+                proof: claim.proof_blob,
+                prover: sender,
+                height,
+                payouts,
+            });
         }
         Ok(())
     }
 
-    /// For a `ComputeResult`: its failure record is well formed, and the Universal Proof
-    /// verifies for the job's program and the binding of the job's input and the claimed
-    /// output. Part of what makes such a
-    /// transaction payable at all, so a bad proof is refused, never carried.
-    pub(super) fn check_result_proof(&self, stx: &SignedTransaction) -> Result<(), TxError> {
+    /// For a `ComputeResult` from `sender`: the job exists, the Universal Proof verifies
+    /// for the job's program and the binding of the sender as beneficiary, the job's input
+    /// and the claimed output, and every credit is well formed and signed. Part of what
+    /// makes such a transaction payable at all, so a bad or copied proof is refused, never
+    /// carried.
+    pub(super) fn check_result(&self, sender: &PublicKey, kind: &TxKind) -> Result<(), TxError> {
         let TxKind::ComputeResult {
-            job,
-            output_sha256,
+            job: id,
+            output,
             proof_blob,
             proof,
-            failures,
-            ..
-        } = &stx.tx.kind
+            credits,
+        } = kind
         else {
             return Ok(());
         };
-        check_failures(failures)?;
+        let job = self.jobs.get(id).ok_or(TxError::UnknownJob(*id))?;
         if BlobId::of(proof) != *proof_blob {
             return Err(TxError::BadProof(
                 "the proof blob's id is not that of the proof".into(),
             ));
         }
-        let id = stx.id();
-        if PROOFS_VERIFIED.contains(&id) {
-            return Ok(());
+        let expected = public_value(&beneficiary(&id.0, &sender.0), &job.input.0, &output.0);
+        let key = Digest::of(&[PROOF_KEY_TAG, &job.program_commit, &expected, proof]);
+        if PROOFS.get(&key).is_none() {
+            let proof =
+                UniversalProof::from_bytes(proof).map_err(|e| TxError::BadProof(e.to_string()))?;
+            Verifier::embedded()
+                .verify(&proof, job.program_commit, expected)
+                .map_err(|e| TxError::BadProof(e.to_string()))?;
+            PROOFS.insert(key, ());
         }
-        let open = self.jobs.get(job).ok_or(TxError::UnknownJob(*job))?;
-        let public_value = public_value_of_digests(&open.input_sha256, output_sha256);
-        let proof =
-            UniversalProof::from_bytes(proof).map_err(|e| TxError::BadProof(e.to_string()))?;
-        Verifier::embedded()
-            .verify(&proof, open.program_commit, public_value)
-            .map_err(|e| TxError::BadProof(e.to_string()))?;
-        PROOFS_VERIFIED.insert(id);
+        self.check_credits(id, job, sender, credits)
+    }
+
+    /// Credits name registered provers once each, in account order; nodes of the job's
+    /// tree once each, in order; at most [`MAX_CREDITS`] provers and
+    /// [`MAX_CREDITED_NODES`] nodes; and each carries its prover's receipts for this job
+    /// and this anchorer.
+    fn check_credits(
+        &self,
+        id: &Digest,
+        job: &ComputeJob,
+        anchorer: &PublicKey,
+        credits: &[Credit],
+    ) -> Result<(), TxError> {
+        let bad = |why: &str| Err(TxError::BadCredit(why.into()));
+        if credits.len() > MAX_CREDITS {
+            return bad("a result credits at most 64 provers");
+        }
+        if credits.windows(2).any(|w| w[0].prover.0 >= w[1].prover.0) {
+            return bad("credits are listed once per prover, in account order");
+        }
+        if credits.iter().map(|c| c.nodes.len()).sum::<usize>() > MAX_CREDITED_NODES {
+            return bad("a result credits at most 1,024 nodes");
+        }
+        let tree = tree_of(job)?;
+        let mut credited = std::collections::BTreeSet::new();
+        for credit in credits {
+            if !self.provers.contains_key(&credit.prover) {
+                return bad("a credited account offers no compute");
+            }
+            if credit.nodes.is_empty() || credit.nodes.windows(2).any(|w| w[0] >= w[1]) {
+                return bad("a credit lists its nodes once each, in order");
+            }
+            for node in &credit.nodes {
+                if !tree.contains(*node) || !credited.insert(*node) {
+                    return bad("a credited node is not in the job's tree, or credited twice");
+                }
+            }
+            let messages: Vec<Digest> = credit
+                .nodes
+                .iter()
+                .map(|n| receipt_message(&self.chain, id, anchorer, *n))
+                .collect();
+            let refs: Vec<&[u8]> = messages.iter().map(|m| &m.0[..]).collect();
+            if !credit.prover.verify_aggregate(&refs, &credit.signature) {
+                return bad("a credit's receipts are not its prover's signatures");
+            }
+        }
         Ok(())
     }
 
@@ -262,5 +373,15 @@ impl LedgerState {
                 events.push(LedgerEvent::JobExpired(id));
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl LedgerState {
+    /// Moves job `from` to id `to`: tests anchor a fixture proof made for a fixed job id.
+    pub(crate) fn move_job(&mut self, from: &Digest, to: Digest) -> Option<&mut ComputeJob> {
+        let job = self.jobs.remove(from)?;
+        self.jobs.insert(to, job);
+        self.jobs.get_mut(&to)
     }
 }
