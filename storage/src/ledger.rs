@@ -12,8 +12,8 @@ mod types;
 mod tests;
 
 pub use state::{
-    job_id, receipt_message, GenesisError, LedgerEvent, LedgerState, MAX_CREDITED_NODES,
-    MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
+    job_id, prepare_execution, receipt_message, GenesisError, LedgerEvent, LedgerState,
+    MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
 };
 pub use tx::{
     LeafAnswer, SignedTransaction, Transaction, TxError, TxKind, MAX_PROGRAM_BYTES,

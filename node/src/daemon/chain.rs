@@ -17,7 +17,8 @@ use nexus_net::{GossipId, PeerId, Validation};
 use nexus_storage::block::CertifiedBlock;
 use nexus_storage::chain::{accept_final, accept_genesis, create_genesis, FinalBlockError};
 use nexus_storage::ledger::{
-    LedgerEvent, SignedTransaction, Transaction, TxError, TxKind, MAX_RESULT_TX_BYTES,
+    prepare_execution, LedgerEvent, SignedTransaction, Transaction, TxError, TxKind,
+    MAX_RESULT_TX_BYTES,
 };
 use nexus_storage::mempool::{precheck, AdmitError, PoolLimits};
 use nexus_storage::{AppendError, BlobRegistration, ChainGenesis, Height, Store, Transition};
@@ -194,8 +195,9 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
             let next = tip.header.height.next().unwrap_or(tip.header.height);
             Availability::check(node, Purpose::Ahead, next, data, |_| ());
         }
+        let kind = tx.tx.kind.clone();
         match enqueue(node, tx) {
-            Ok(()) => {}
+            Ok(()) => prepare_in_background(kind),
             Err(e) if e.is_invalid() => return Validation::Reject,
             Err(e) => {
                 tracing::debug!("transaction not admitted: {e}");
@@ -204,6 +206,20 @@ fn on_transaction(node: &Arc<Node>, tx: &Encoded) -> Validation {
         }
     }
     Validation::Accept
+}
+
+/// Derives what executing a pooled transaction of `kind` will need (a compute job's
+/// program commitment), one at a time in the background, so that this validator does not
+/// wait on it while it builds or checks a block: skipped while one is under way.
+fn prepare_in_background(kind: TxKind) {
+    static BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !matches!(kind, TxKind::ComputeJob { .. }) || BUSY.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        prepare_execution(&kind);
+        BUSY.store(false, Ordering::SeqCst);
+    });
 }
 
 /// Admits a transaction to this validator's pool by the ledger's rules, against the

@@ -22,7 +22,8 @@ mod compute;
 mod epoch;
 
 pub use compute::{
-    job_id, receipt_message, MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
+    job_id, prepare_execution, receipt_message, MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME,
+    MAX_JOB_SEGMENTS,
 };
 
 const STATE_TAG: &[u8] = b"nexus/state/v1";

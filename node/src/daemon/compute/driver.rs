@@ -498,7 +498,9 @@ async fn anchor(
                 if open == Some(false) {
                     bail!("the job closed while its result was being anchored: {e}");
                 }
+                // Whoever follows the job sees why (a refusal names the ledger's reason).
                 tracing::warn!(job = %id, "result not anchored yet, retrying: {e}");
+                set_phase(node, &id, format!("anchoring, not accepted yet ({e}); retrying"));
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use nexus_storage::ledger::TxKind;
+use nexus_storage::ledger::{prepare_execution, TxKind};
 use nexus_storage::{BlobId, Digest};
 
 use super::blobs::{finish_and_register, fresh_stage, Policy};
@@ -59,6 +59,11 @@ pub(super) async fn submit_job(
         reward: request.reward,
         lifetime: request.lifetime,
     };
+    // The dry run before it is sent derives the program's commitment: not on this thread.
+    let prepared = kind.clone();
+    tokio::task::spawn_blocking(move || prepare_execution(&prepared))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let sender = node.account.public();
     let nonce_before = tip.ledger.account(&sender).nonce;
     let included = submit(&node, kind.clone(), node.finality_deadline)

@@ -76,6 +76,25 @@ pub fn receipt_message(
     ])
 }
 
+/// Derives (and remembers) what executing `kind` will need that takes long: the program
+/// commitment of a `ComputeJob` (about two seconds). For a node that receives such a
+/// transaction, so that building or validating a block carrying it does not wait on it.
+/// Changes no verdict: the same value is computed either way.
+pub fn prepare_execution(kind: &TxKind) {
+    if let TxKind::ComputeJob { program, .. } = kind {
+        if program.len() <= MAX_PROGRAM_BYTES {
+            let _ = commitment_of(program);
+        }
+    }
+}
+
+/// The commitment of the program `elf`, or why it has none, remembered by its BlobId.
+fn commitment_of(elf: &[u8]) -> Result<[u8; 32], String> {
+    COMMITMENTS.get_or_compute(BlobId::of(elf), || {
+        program_commit(elf).map_err(|e| e.to_string())
+    })
+}
+
 /// The proof tree every party plans for a job of `segments` segments.
 fn tree_of(job: &ComputeJob) -> Result<ProofTree, TxError> {
     ProofTree::plan(job.segments, TreeShape::WIDEST).map_err(|e| TxError::BadJob(e.to_string()))
@@ -185,10 +204,7 @@ impl LedgerState {
             return bad("this job already exists");
         }
         // Last, being the costly check: the program's commitment.
-        let program_commit = COMMITMENTS
-            .get_or_compute(program, || {
-                program_commit(request.program).map_err(|e| e.to_string())
-            })
+        let program_commit = commitment_of(request.program)
             .map_err(|why| TxError::BadJob(format!("the program cannot be proven: {why}")))?;
         self.accounts.entry(sender).or_default().balance -= request.reward;
         self.escrow = escrow;
