@@ -220,16 +220,12 @@ async fn prove_root(
 ) -> Result<(NodeProof, DriveRecord)> {
     let tip = node.store.tip().context("no chain")?;
     let (delegators, orchestrators) = provers(&tip.ledger);
-    let peers: HashMap<ProverId, (PeerId, String)> = delegators
+    let peers: HashMap<ProverId, (PeerId, PublicKey)> = delegators
         .iter()
         .chain(&orchestrators)
-        .map(|p| (p.id, (p.peer, p.account.to_string())))
+        .map(|p| (p.id, (p.peer, p.account)))
         .collect();
-    let keys: HashMap<ProverId, PublicKey> = delegators
-        .iter()
-        .chain(&orchestrators)
-        .map(|p| (p.id, p.account))
-        .collect();
+    let account_of = |p: &ProverId| peers.get(p).map(|(_, a)| a.to_string());
     let me = node.account.public();
     let chain = tip.ledger.chain();
     // Receipts of proofs checked, until the schedule counts the node proven by them.
@@ -280,8 +276,8 @@ async fn prove_root(
                     attempt,
                     ..
                 } => {
-                    let (peer, account) = peers.get(&to).cloned().context("unknown prover")?;
-                    set_node(&mut view, n, "assigned", Some(account), attempt);
+                    let (peer, account) = peers.get(&to).copied().context("unknown prover")?;
+                    set_node(&mut view, n, "assigned", Some(account.to_string()), attempt);
                     let children = prepared
                         .tree
                         .children(n)
@@ -292,7 +288,7 @@ async fn prove_root(
                     ask(node, id, n, to, peer, children, outcomes.clone());
                 }
                 Action::Proven { node: n, by } => {
-                    let account = peers.get(&by).map(|(_, a)| a.clone());
+                    let account = account_of(&by);
                     let attempt = attempt_of(&view, n);
                     set_node(&mut view, n, "proven", account.clone(), attempt);
                     if let Some(account) = account {
@@ -308,7 +304,7 @@ async fn prove_root(
                     by,
                     reason,
                 } => {
-                    let account = peers.get(&by).map_or_else(String::new, |(_, a)| a.clone());
+                    let account = account_of(&by).unwrap_or_default();
                     tracing::warn!(job = %id, node = ?n, prover = %account, ?reason, "prover failed a node");
                     recorded = true;
                 }
@@ -319,12 +315,7 @@ async fn prove_root(
         view.failures = schedule
             .failures()
             .iter()
-            .map(|(p, n)| {
-                (
-                    peers.get(p).map_or_else(String::new, |(_, a)| a.clone()),
-                    *n,
-                )
-            })
+            .map(|(p, n)| (account_of(p).unwrap_or_default(), *n))
             .collect();
         // On disk before it is shown: what the view shows proven survives a crash.
         if recorded {
@@ -344,8 +335,8 @@ async fn prove_root(
                 let valid = match proof {
                     Ok(proof) => {
                         let message = receipt_message(&chain, &id, &me, n);
-                        match (receipt, keys.get(&by)) {
-                            (Some(sig), Some(key)) if key.verify(&message.0, &sig) => {
+                        match (receipt, peers.get(&by)) {
+                            (Some(sig), Some((_, key))) if key.verify(&message.0, &sig) => {
                                 arrived.insert((n, by), sig);
                             }
                             (None, _) => {}
@@ -500,7 +491,11 @@ async fn anchor(
                 }
                 // Whoever follows the job sees why (a refusal names the ledger's reason).
                 tracing::warn!(job = %id, "result not anchored yet, retrying: {e}");
-                set_phase(node, &id, format!("anchoring, not accepted yet ({e}); retrying"));
+                set_phase(
+                    node,
+                    &id,
+                    format!("anchoring, not accepted yet ({e}); retrying"),
+                );
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }

@@ -306,6 +306,10 @@ fn a_result_whose_proof_does_not_verify_is_refused_not_carried() {
         },
     ];
     for kind in cases {
+        // The sender's own dry run (what its node runs before sending) says why at once.
+        let unsigned = tx(&s, 2, kind.clone()).tx;
+        let dry = s.clone().apply_unsigned(&unsigned);
+        assert!(matches!(dry, Err(TxError::BadProof(_))), "{dry:?}");
         let err = refused(&s, 2, kind);
         assert!(matches!(err, TxError::BadProof(_)), "{err}");
     }
