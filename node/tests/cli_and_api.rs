@@ -209,6 +209,8 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
         &node.api,
         &write_file(tmp.path(), "short.bin", b"\x01\x02\x03"),
     );
+    let small = [[1u8, 0, 0, 0], [7, 0, 0, 0]].concat();
+    let small = put(&node.api, &write_file(tmp.path(), "small.bin", &small));
     let script = write_file(tmp.path(), "script.sh", b"#!/bin/sh\necho no\n");
     // The loop example with crt0's first instruction made an `unimp`, which OpenVM 2.0.2
     // would run as a no-op (GHSA-6p9w-9j7q-867r): refused by `compute run` as by the node.
@@ -272,6 +274,39 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
             "{reason}: {answer}"
         );
     }
+    // A job the ledger would refuse (no lifetime, a reward beyond any balance) is refused
+    // before anything runs: it costs the node next to no CPU.
+    let pid = node.child.as_ref().expect("running").id();
+    let (loop_elf, small) = (
+        example("loop.elf"),
+        put(
+            &node.api,
+            &write_file(
+                tmp.path(),
+                "small.bin",
+                &[[1u8, 0, 0, 0], [7, 0, 0, 0]].concat(),
+            ),
+        ),
+    );
+    for (lifetime, reward, reason) in [
+        (0u64, 1u64, "lifetime"),
+        (100, u64::MAX / 2, "insufficient balance"),
+    ] {
+        let body = format!(
+            r#"{{"program":"{loop_elf}","input":"{small}","max_cycles":4294967296,"reward":{reward},"lifetime":{lifetime}}}"#
+        );
+        let request = format!(
+            "POST /v1/compute/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let before = cpu_ms(pid);
+        let (code, answer) = http_raw(&node.api, request.as_bytes()).expect("answer");
+        let spent = cpu_ms(pid) - before;
+        assert_eq!(code, 422, "{reason}: {answer}");
+        assert!(answer.contains(reason), "{reason}: {answer}");
+        assert!(spent < 100, "a refused job cost {spent} ms of node CPU");
+    }
     let height = node.status()["height"].as_u64().expect("height");
     wait_until("two more final blocks", Duration::from_secs(30), || {
         node.status()["height"]
@@ -279,6 +314,19 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
             .is_some_and(|h| h >= height + 2)
     });
     assert_eq!(nonce(), before, "a refused job sent a transaction");
+}
+
+/// CPU time (user + system) process `pid` has used, in milliseconds.
+fn cpu_ms(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // The fields after the command name (which may hold spaces) start past its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: i64 =
+        fields[11].parse::<i64>().expect("utime") + fields[12].parse::<i64>().expect("stime");
+    // Linux reports in clock ticks of 1/100 s here (sysconf(_SC_CLK_TCK) = 100).
+    ticks * 10
 }
 
 #[test]

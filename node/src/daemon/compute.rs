@@ -12,7 +12,8 @@ mod material;
 mod prover;
 mod views;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +24,7 @@ use nexus_storage::{Digest, PublicKey};
 use tokio::sync::{OnceCell, Semaphore};
 
 pub(crate) use driver::{drive_loop, DriveView};
-pub(crate) use material::{prepare_submission, MaterialKey, Prepared};
+pub(crate) use material::{prepare_submission, read_blob, MaterialKey, Prepared};
 pub(crate) use prover::{offer_loop, serve};
 pub(crate) use views::serve as serve_drive;
 pub(crate) use views::view_of;
@@ -55,6 +56,8 @@ pub(crate) struct Compute {
     slots: Arc<Semaphore>,
     /// Job submissions being run to derive their parameters (one at a time).
     pub(crate) admissions: Semaphore,
+    /// Client addresses with a submission in admission (one each).
+    admitting: Arc<Mutex<BTreeSet<IpAddr>>>,
     /// Requests waiting for a slot or proving.
     queued: std::sync::atomic::AtomicUsize,
     /// Jobs whose material is ready, by job and beneficiary, newest last (a few at most).
@@ -75,6 +78,7 @@ impl Compute {
             zkvm: OnceCell::new(),
             slots: Arc::new(Semaphore::new(parallel)),
             admissions: Semaphore::new(1),
+            admitting: Arc::default(),
             queued: Default::default(),
             prepared: Mutex::new(Vec::new()),
             drives: Mutex::new(BTreeMap::new()),
@@ -84,6 +88,16 @@ impl Compute {
     /// Whether this node proves anything.
     pub(crate) fn proves(&self) -> bool {
         self.config.delegator || self.config.orchestrator
+    }
+
+    /// A turn for `client` to have a job run for admission, unless it has one already;
+    /// the turn ends when the returned guard drops.
+    pub(crate) fn admit_client(&self, client: IpAddr) -> Option<ClientTurn> {
+        let mut admitting = self.admitting.lock().unwrap_or_else(|p| p.into_inner());
+        admitting.insert(client).then(|| ClientTurn {
+            admitting: self.admitting.clone(),
+            client,
+        })
     }
 
     /// The zkVM, opened with the cached keys (generated and cached the first time).
@@ -96,6 +110,21 @@ impl Compute {
             })
             .await
             .cloned()
+    }
+}
+
+/// A client's turn at job admission (see [`Compute::admit_client`]).
+pub(crate) struct ClientTurn {
+    admitting: Arc<Mutex<BTreeSet<IpAddr>>>,
+    client: IpAddr,
+}
+
+impl Drop for ClientTurn {
+    fn drop(&mut self) {
+        self.admitting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.client);
     }
 }
 

@@ -72,6 +72,8 @@ pub(crate) enum ApiError {
     SlowUpload(String),
     /// A client holds as many resumable uploads as it may (or all clients do).
     TooManyUploads(String),
+    /// The client already has a request of this kind in progress.
+    Busy(String),
     Unavailable(String),
     Internal(String),
 }
@@ -123,6 +125,7 @@ impl ApiError {
             ApiError::DiskFull(m) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", m),
             ApiError::SlowUpload(m) => (StatusCode::REQUEST_TIMEOUT, "timeout", m),
             ApiError::TooManyUploads(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads", m),
+            ApiError::Busy(m) => (StatusCode::TOO_MANY_REQUESTS, "busy", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }

@@ -445,25 +445,11 @@ impl LedgerState {
                 orchestrator,
                 node,
             } => self.offer_compute(sender, *delegator, *orchestrator, node)?,
-            TxKind::ComputeJob {
-                program,
-                input,
-                max_cycles,
-                segments,
-                reward,
-                lifetime,
-            } => self.submit_job(
-                sender,
-                compute::JobRequest {
-                    kind,
-                    program,
-                    input: *input,
-                    max_cycles: *max_cycles,
-                    segments: *segments,
-                    reward: *reward,
-                    lifetime: *lifetime,
-                },
-            )?,
+            TxKind::ComputeJob { .. } => {
+                if let Some(request) = compute::JobRequest::of(kind) {
+                    self.submit_job(sender, request)?
+                }
+            }
             TxKind::ComputeResult {
                 job,
                 output,

@@ -151,17 +151,14 @@ fn kept(node: &Node, key: &MaterialKey) -> Option<Arc<Prepared>> {
     kept.iter().find(|(k, _)| k == key).map(|(_, p)| p.clone())
 }
 
-/// Runs a program blob on an input blob (both stored here) as a job submission would,
-/// for the parameters the `ComputeJob` transaction carries.
+/// Runs a program on an input blob (stored here) as a job submission would, for the
+/// parameters the `ComputeJob` transaction carries.
 pub(crate) async fn prepare_submission(
     node: &Node,
-    program: &BlobId,
+    elf: Vec<u8>,
     input: &BlobId,
     max_cycles: u64,
 ) -> Result<Submission> {
-    let elf = read_blob(&node.store, program, MAX_PROGRAM_BYTES as u64)
-        .await
-        .context("the program (a job carries at most 256 KiB of program)")?;
     let input = read_blob(&node.store, input, MAX_INPUT_BYTES as u64)
         .await
         .context("the input")?;

@@ -3,28 +3,36 @@
 //! ledger derives), and a job's state — the ledger's record, and the proof tree as its
 //! driver sees it (asked of the driver when it is another node).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
-use nexus_storage::ledger::{prepare_execution, TxKind};
+use nexus_storage::ledger::{prepare_execution, Transaction, TxKind, MAX_PROGRAM_BYTES};
 use nexus_storage::{BlobId, Digest};
 
 use super::blobs::{finish_and_register, fresh_stage, Policy};
+use super::uploads::ClientAddr;
 use super::{submit_error, ApiError, ApiResult};
 use crate::api::{JobReceipt, JobRequest, JobView};
 use crate::daemon::chain::submit;
-use crate::daemon::compute::{self, prepare_submission};
+use crate::daemon::compute::{self, prepare_submission, read_blob};
 use crate::daemon::Node;
 
 /// Most cycles a submitted job may ask for (the accepting node runs it once).
 pub(crate) const MAX_SUBMIT_CYCLES: u64 = 1 << 32;
+/// How long a submission waits for another's admission run to end.
+const ADMISSION_WAIT: Duration = Duration::from_secs(60);
 
-/// `POST /v1/compute/jobs`: runs the program on the input (both already stored through
-/// this node or replicated to it) to count the run's segments, then submits the
-/// `ComputeJob` and waits until it is final.
+/// `POST /v1/compute/jobs`: checks what costs nothing first (the ledger's terms for the
+/// job, the node's balance), then runs the program on the input (both already stored
+/// through this node or replicated to it) to count the run's segments — one run at a time
+/// per client and, waiting its turn for at most [`ADMISSION_WAIT`], one at a time in all —
+/// then submits the `ComputeJob` and waits until it is final.
 pub(super) async fn submit_job(
     State(node): State<Arc<Node>>,
+    addr: Option<Extension<ClientAddr>>,
     Json(request): Json<JobRequest>,
 ) -> ApiResult<Json<JobReceipt>> {
     if request.max_cycles == 0 || request.max_cycles > MAX_SUBMIT_CYCLES {
@@ -43,28 +51,50 @@ pub(super) async fn submit_job(
             )));
         }
     }
-    // One admission run at a time per node: each can take the whole cycle budget.
-    let _turn =
-        node.compute.admissions.try_acquire().map_err(|_| {
-            ApiError::Unavailable("another job is being admitted here; retry".into())
-        })?;
-    let derived = prepare_submission(&node, &request.program, &request.input, request.max_cycles)
+    let program = read_blob(&node.store, &request.program, MAX_PROGRAM_BYTES as u64)
         .await
-        .map_err(|e| ApiError::BadRequest(format!("the job cannot run: {e:#}")))?;
-    let kind = TxKind::ComputeJob {
-        program: derived.program,
+        .map_err(|e| ApiError::BadRequest(format!("the program: {e:#}")))?;
+    let kind = |program: Vec<u8>, segments: u32| TxKind::ComputeJob {
+        program,
         input: request.input,
         max_cycles: request.max_cycles,
-        segments: derived.segments,
+        segments,
         reward: request.reward,
         lifetime: request.lifetime,
     };
+    let sender = node.account.public();
+    let terms = Transaction {
+        chain: tip.ledger.chain(),
+        sender,
+        nonce: tip.ledger.account(&sender).nonce,
+        fee: tip.ledger.params().min_tx_fee,
+        kind: kind(program.clone(), 1),
+    };
+    tip.ledger
+        .precheck_job(&terms)
+        .map_err(|e| ApiError::Rejected(format!("job not accepted: the ledger refuses it: {e}")))?;
+    let client = addr.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(ClientAddr(ip))| ip);
+    let _client_turn = node.compute.admit_client(client).ok_or_else(|| {
+        ApiError::Busy(
+            "this client's previous job is still being run for admission; wait for it".into(),
+        )
+    })?;
+    // Each run can take the whole cycle budget: one at a time here.
+    let _turn = tokio::time::timeout(ADMISSION_WAIT, node.compute.admissions.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable("other jobs are being admitted here; retry later".into())
+        })?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let derived = prepare_submission(&node, program, &request.input, request.max_cycles)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("the job cannot run: {e:#}")))?;
+    let kind = kind(derived.program, derived.segments);
     // The dry run before it is sent derives the program's commitment: not on this thread.
     let prepared = kind.clone();
     tokio::task::spawn_blocking(move || prepare_execution(&prepared))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let sender = node.account.public();
     let nonce_before = tip.ledger.account(&sender).nonce;
     let included = submit(&node, kind.clone(), node.finality_deadline)
         .await

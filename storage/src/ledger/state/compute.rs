@@ -18,7 +18,7 @@ use super::{add, LedgerEvent, LedgerState};
 use crate::blob::BlobId;
 use crate::keys::PublicKey;
 use crate::ledger::memo::Memo;
-use crate::ledger::tx::{TxError, TxKind, MAX_PROGRAM_BYTES};
+use crate::ledger::tx::{Transaction, TxError, TxKind, MAX_PROGRAM_BYTES};
 use crate::ledger::types::{
     Amount, ComputeJob, ComputeProver, Credit, JobResult, JobState, Payout,
 };
@@ -102,13 +102,39 @@ fn tree_of(job: &ComputeJob) -> Result<ProofTree, TxError> {
 
 /// What a `ComputeJob` transaction asks for.
 pub(super) struct JobRequest<'a> {
-    pub(super) kind: &'a TxKind,
-    pub(super) program: &'a [u8],
-    pub(super) input: BlobId,
-    pub(super) max_cycles: u64,
-    pub(super) segments: u32,
-    pub(super) reward: Amount,
-    pub(super) lifetime: u64,
+    kind: &'a TxKind,
+    program: &'a [u8],
+    input: BlobId,
+    max_cycles: u64,
+    segments: u32,
+    reward: Amount,
+    lifetime: u64,
+}
+
+impl<'a> JobRequest<'a> {
+    /// The request of `kind`, if it is a `ComputeJob`.
+    pub(super) fn of(kind: &'a TxKind) -> Option<JobRequest<'a>> {
+        let TxKind::ComputeJob {
+            program,
+            input,
+            max_cycles,
+            segments,
+            reward,
+            lifetime,
+        } = kind
+        else {
+            return None;
+        };
+        Some(JobRequest {
+            kind,
+            program,
+            input: *input,
+            max_cycles: *max_cycles,
+            segments: *segments,
+            reward: *reward,
+            lifetime: *lifetime,
+        })
+    }
 }
 
 /// What a `ComputeResult` transaction anchors.
@@ -168,14 +194,27 @@ impl LedgerState {
         Ok(())
     }
 
-    /// Accepts a job, holding its reward in escrow, once its program is a registered blob
-    /// the zkVM runs as RISC-V means it (its commitment derived here) and its input a
-    /// registered blob. On error nothing changes.
-    pub(super) fn submit_job(
-        &mut self,
-        sender: PublicKey,
-        request: JobRequest<'_>,
-    ) -> Result<(), TxError> {
+    /// Whether the `ComputeJob` `tx` can apply here as far as the checks that cost nothing
+    /// tell — its fee and reward covered, its terms in bounds, its blobs registered — without
+    /// deriving its program's commitment. A node asks this before it runs a program for a
+    /// submitter, so that a hopeless job costs it nothing.
+    pub fn precheck_job(&self, tx: &Transaction) -> Result<(), TxError> {
+        self.check_fee(tx)?;
+        match JobRequest::of(&tx.kind) {
+            Some(request) => self.job_terms(&tx.sender, &request, tx.fee).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// The checks of a job request that cost nothing; `unpaid` is what the sender still
+    /// owes besides the reward (the fee, before it is charged). Returns the program's
+    /// BlobId, the escrow with the reward and the job's id.
+    fn job_terms(
+        &self,
+        sender: &PublicKey,
+        request: &JobRequest<'_>,
+        unpaid: Amount,
+    ) -> Result<(BlobId, Amount, Digest), TxError> {
         let bad = |why: &str| Err(TxError::BadJob(why.into()));
         if request.program.len() > MAX_PROGRAM_BYTES {
             return bad("a job's program is at most 256 KiB (a model's weights go in its input)");
@@ -196,13 +235,24 @@ impl LedgerState {
         if !(1..=MAX_JOB_LIFETIME).contains(&request.lifetime) {
             return bad("a job's lifetime is 1 to 1,000,000 blocks");
         }
-        self.debit_check(&sender, request.reward)?;
+        self.debit_check(sender, add(request.reward, unpaid)?)?;
         let escrow = add(self.escrow, request.reward)?;
-        let nonce = self.account(&sender).nonce;
-        let id = job_id(&sender, nonce, request.kind);
+        let id = job_id(sender, self.account(sender).nonce, request.kind);
         if self.jobs.contains_key(&id) {
             return bad("this job already exists");
         }
+        Ok((program, escrow, id))
+    }
+
+    /// Accepts a job, holding its reward in escrow, once its program is a registered blob
+    /// the zkVM runs as RISC-V means it (its commitment derived here) and its input a
+    /// registered blob. On error nothing changes.
+    pub(super) fn submit_job(
+        &mut self,
+        sender: PublicKey,
+        request: JobRequest<'_>,
+    ) -> Result<(), TxError> {
+        let (program, escrow, id) = self.job_terms(&sender, &request, 0)?;
         // Last, being the costly check: the program's commitment.
         let program_commit = commitment_of(request.program)
             .map_err(|why| TxError::BadJob(format!("the program cannot be proven: {why}")))?;
