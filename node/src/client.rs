@@ -1,13 +1,25 @@
 //! The CLI's HTTP client for a node's API, turning failures into sentences a user can act on.
+//! One client per process, so that requests share connections; a node that answers it is
+//! too busy for this client right now (too many connections from its address, a request of
+//! the same kind in progress) is asked again after a growing, jittered pause.
+
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use reqwest::{Response, Url};
+use rand::Rng as _;
+use reqwest::{Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 /// The node the CLI talks to when neither `--node` nor `NEXUS_NODE` says otherwise.
 pub(crate) const DEFAULT_NODE: &str = "http://127.0.0.1:7100";
 
 use crate::api::ErrorBody;
+
+/// How long a request is asked again of a node that answers it is busy.
+const BUSY_RETRY_FOR: Duration = Duration::from_secs(120);
+/// The first pause before asking again; each next one doubles, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(4);
 
 /// A node's API at `base`.
 #[derive(Clone)]
@@ -26,16 +38,22 @@ impl NodeClient {
         })
     }
 
+    /// The HTTP client, to build a request sent once with [`NodeClient::attempt_once`].
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub(crate) fn url(&self, path: &str) -> Result<Url> {
         self.base
             .join(path)
             .map_err(|e| anyhow!("bad API path {path}: {e}"))
     }
 
-    /// Sends a request built by `build`, mapping transport and API errors.
+    /// Sends a request built by `build` (again, while the node says it is busy), mapping
+    /// transport and API errors.
     pub(crate) async fn send(
         &self,
-        build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response> {
         self.attempt(build).await.map_err(Failure::into_error)
     }
@@ -43,9 +61,28 @@ impl NodeClient {
     /// Like [`NodeClient::send`], telling a broken connection from the node's answer.
     pub(crate) async fn attempt(
         &self,
-        build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, Failure> {
-        let response = build(&self.http)
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match self.attempt_once(build(&self.http)).await {
+                Err(failure) if failure.is_busy() && started.elapsed() < BUSY_RETRY_FOR => {
+                    let jitter = rand::thread_rng().gen_range(0..=pause.as_millis() as u64);
+                    tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Sends `request` once (for a body that cannot be sent again), mapping errors.
+    pub(crate) async fn attempt_once(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Response, Failure> {
+        let response = request
             .send()
             .await
             .map_err(|e| Failure::Transport(self.unreachable(e)))?;
@@ -54,11 +91,15 @@ impl NodeClient {
         }
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let error = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => anyhow!("{}", body.error),
-            Err(_) => anyhow!("the node answered {status}: {text}"),
+        let (kind, error) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => (body.kind, anyhow!("{}", body.error)),
+            Err(_) => (String::new(), anyhow!("the node answered {status}: {text}")),
         };
-        Err(Failure::Answer { status, error })
+        Err(Failure::Answer {
+            status,
+            kind,
+            error,
+        })
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
@@ -82,7 +123,7 @@ impl NodeClient {
     /// GETs `path` and decodes the JSON answer.
     pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path)?;
-        let response = self.send(|http| http.get(url)).await?;
+        let response = self.send(|http| http.get(url.clone())).await?;
         response
             .json()
             .await
@@ -98,13 +139,24 @@ pub(crate) enum Failure {
     /// The node answered with an error.
     Answer {
         /// Its status.
-        status: reqwest::StatusCode,
+        status: StatusCode,
+        /// Its machine-readable kind (the `kind` of the API's error body).
+        kind: String,
         /// Its message.
         error: anyhow::Error,
     },
 }
 
 impl Failure {
+    /// Whether the node turned the request away for now, before doing anything with it:
+    /// too many connections from this address, or one of this client's requests of the
+    /// same kind still in progress. Asking again later is safe.
+    pub(crate) fn is_busy(&self) -> bool {
+        matches!(self, Failure::Answer { status, kind, .. }
+            if *status == StatusCode::TOO_MANY_REQUESTS
+                && (kind == "too_many_connections" || kind == "busy"))
+    }
+
     /// The sentence for the user.
     pub(crate) fn into_error(self) -> anyhow::Error {
         match self {

@@ -277,17 +277,7 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
     // A job the ledger would refuse (no lifetime, a reward beyond any balance) is refused
     // before anything runs: it costs the node next to no CPU.
     let pid = node.child.as_ref().expect("running").id();
-    let (loop_elf, small) = (
-        example("loop.elf"),
-        put(
-            &node.api,
-            &write_file(
-                tmp.path(),
-                "small.bin",
-                &[[1u8, 0, 0, 0], [7, 0, 0, 0]].concat(),
-            ),
-        ),
-    );
+    let loop_elf = example("loop.elf");
     for (lifetime, reward, reason) in [
         (0u64, 1u64, "lifetime"),
         (100, u64::MAX / 2, "insufficient balance"),

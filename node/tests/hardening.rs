@@ -26,25 +26,7 @@ fn concurrent_puts_through_one_node_all_land_in_a_few_blocks() {
         .collect();
     let started = Instant::now();
     // Every put signs a registration from the node's one account at the same time.
-    let receipts: Vec<serde_json::Value> = std::thread::scope(|s| {
-        let running: Vec<_> = files
-            .iter()
-            .map(|f| {
-                let api = node.api.clone();
-                s.spawn(move || {
-                    let out = cli(&api, &["put", f, "--json"]);
-                    let text = String::from_utf8_lossy(&out.stdout).to_string();
-                    let err = String::from_utf8_lossy(&out.stderr).to_string();
-                    assert!(out.status.success(), "put {f} failed: {err}");
-                    serde_json::from_str(&text).expect("receipt json")
-                })
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|t| t.join().expect("put thread"))
-            .collect()
-    });
+    let receipts = put_all_at_once(&node.api, &files);
     let heights: BTreeSet<u64> = receipts
         .iter()
         .map(|r| r["height"].as_u64().expect("height"))
@@ -83,6 +65,47 @@ fn concurrent_puts_through_one_node_all_land_in_a_few_blocks() {
     assert!(value("nexus_finalized_height") >= *heights.last().expect("a height") as f64);
     assert_eq!(value("nexus_uploads_in_flight"), 0.0);
     assert_eq!(value("nexus_stored_bytes"), (PUTS * 100_000) as f64);
+}
+
+/// Runs `nexus put --json` of every file at once, one process each; every one must succeed.
+fn put_all_at_once(api: &str, files: &[String]) -> Vec<serde_json::Value> {
+    std::thread::scope(|s| {
+        let running: Vec<_> = files
+            .iter()
+            .map(|f| {
+                s.spawn(move || {
+                    let out = cli(api, &["put", f, "--json"]);
+                    let text = String::from_utf8_lossy(&out.stdout).to_string();
+                    let err = String::from_utf8_lossy(&out.stderr).to_string();
+                    assert!(out.status.success(), "put {f} failed: {err}");
+                    serde_json::from_str(&text).expect("receipt json")
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("put thread"))
+            .collect()
+    })
+}
+
+/// More `nexus put` processes than a client address may hold connections (128) or upload
+/// sessions: those turned away wait and ask again, and every put lands.
+#[test]
+fn two_hundred_concurrent_puts_from_one_address_all_succeed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = start_proposer(tmp.path(), &[tmp.path().join("v")], &[]);
+    let files: Vec<String> = (0..200)
+        .map(|i| write_file(tmp.path(), &format!("f{i}"), &bytes(2_000, i as u64)))
+        .collect();
+    let started = Instant::now();
+    let receipts = put_all_at_once(&node.api, &files);
+    let ids: BTreeSet<&str> = receipts
+        .iter()
+        .map(|r| r["blob_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), files.len());
+    eprintln!("200 concurrent puts final in {:?}", started.elapsed());
 }
 
 #[test]

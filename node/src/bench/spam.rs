@@ -156,7 +156,7 @@ async fn transfer(node0: &NodeClient, to: &SigningKey, amount: u64) -> Result<()
         amount,
     };
     let _: TxReceipt = node0
-        .send(|http| http.post(url).json(&kind))
+        .send(|http| http.post(url.clone()).json(&kind))
         .await?
         .json()
         .await

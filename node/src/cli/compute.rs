@@ -189,7 +189,7 @@ async fn submit(client: &NodeClient, args: SubmitArgs) -> Result<()> {
         lifetime: args.lifetime,
     };
     let receipt: JobReceipt = client
-        .send(|http| http.post(url).json(&request))
+        .send(|http| http.post(url.clone()).json(&request))
         .await?
         .json()
         .await

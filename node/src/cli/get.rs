@@ -37,7 +37,7 @@ pub(crate) async fn download(
     output: &Path,
 ) -> Result<Downloaded> {
     let url = client.url(&format!("/v1/blobs/{id}"))?;
-    let response = client.send(|http| http.get(url)).await?;
+    let response = client.send(|http| http.get(url.clone())).await?;
     let number =
         |name: &str| -> Option<u64> { response.headers().get(name)?.to_str().ok()?.parse().ok() };
     let cells = number(CELLS_FETCHED).zip(number(CELL_BYTES_FETCHED));

@@ -95,7 +95,9 @@ async fn account_view(client: &NodeClient, key: Option<PublicKey>) -> Result<Acc
 /// Has the node sign `kind` with its account and waits until a block includes it.
 pub(crate) async fn send(client: &NodeClient, kind: TxKind) -> Result<TxReceipt> {
     let url = client.url("/v1/transactions")?;
-    let response = client.send(|http| http.post(url).json(&kind)).await?;
+    let response = client
+        .send(|http| http.post(url.clone()).json(&kind))
+        .await?;
     response
         .json()
         .await

@@ -106,7 +106,7 @@ pub(crate) async fn upload(
     if let Some(e) = epochs {
         open.query_pairs_mut().append_pair("epochs", &e.to_string());
     }
-    let opened = client.attempt(|http| http.post(open)).await;
+    let opened = client.attempt(|http| http.post(open.clone())).await;
     let bar = if progress && size >= 8 << 20 {
         let bar = ProgressBar::new(size);
         bar.set_style(
@@ -128,7 +128,7 @@ pub(crate) async fn upload(
             send_resuming(client, &session, file, size, &bar).await
         }
         // This client holds as many sessions as the node allows: one plain request.
-        Err(Failure::Answer { status, error }) if status == StatusCode::TOO_MANY_REQUESTS => {
+        Err(Failure::Answer { status, error, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
             eprintln!("{error}; sending it in one request instead (not resumable)");
             send_whole(client, file, size, policy, epochs, &bar).await
         }
@@ -160,17 +160,20 @@ async fn send_whole(
     check
         .query_pairs_mut()
         .append_pair("size", &size.to_string());
-    client.send(|http| http.get(check)).await?;
+    client.send(|http| http.get(check.clone())).await?;
     let f = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("file not readable: {}", file.display()))?;
     client
-        .send(|http| {
-            http.put(url)
+        .attempt_once(
+            client
+                .http()
+                .put(url)
                 .header(reqwest::header::CONTENT_LENGTH, size)
-                .body(counted_body(f, size, bar))
-        })
-        .await?
+                .body(counted_body(f, size, bar)),
+        )
+        .await
+        .map_err(Failure::into_error)?
         .json()
         .await
         .map_err(|e| anyhow!("malformed receipt from the node: {e}"))
@@ -234,11 +237,14 @@ async fn send_resuming(
                 offset = view.offset;
                 continue;
             }
-            Err(Failure::Answer { status, error })
+            Err(Failure::Answer { status, error, .. })
                 if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::CONFLICT =>
             {
                 (error, true)
             }
+            // Turned away before a byte was read (too many connections): ask again where
+            // the upload stands after a pause, as after a broken connection.
+            Err(busy) if busy.is_busy() => (busy.into_error(), false),
             Err(Failure::Transport(error)) => (error, false),
             Err(failure) => return Err(failure.into_error()),
         };
@@ -283,12 +289,14 @@ async fn send_from(
     bar: &ProgressBar,
 ) -> Result<reqwest::Response, Failure> {
     client
-        .attempt(|http| {
-            http.patch(url.clone())
+        .attempt_once(
+            client
+                .http()
+                .patch(url.clone())
                 .header("upload-offset", offset)
                 .header(reqwest::header::CONTENT_LENGTH, size - offset)
-                .body(counted_body(f, size - offset, bar))
-        })
+                .body(counted_body(f, size - offset, bar)),
+        )
         .await
 }
 
