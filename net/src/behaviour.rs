@@ -1,5 +1,6 @@
-//! The composed libp2p behaviour. Field order is deliberate: the block list and connection
-//! limits come first because they can deny a connection before anything else sees it.
+//! The composed libp2p behaviour. Field order is deliberate: the block list, the gate and
+//! the connection limits come first because they can deny a connection before anything
+//! else sees it.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use libp2p::{
 use nexus_das::merkle::Digest;
 
 use crate::codec::CappedCodec;
+use crate::gate::Gate;
 use crate::protocol::blocks::{self, BlockRequest, BlockResponse};
 use crate::protocol::cells::{self, CellsRequest, CellsResponse};
 use crate::protocol::chunks::{self, ChunkRequest, ChunkResponse};
@@ -43,10 +45,14 @@ impl Role {
 
 /// Kademlia protocol name private to Nexus networks.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/nexus/kad/1.0.0");
-/// Identify protocol version string.
-const IDENTIFY_VERSION: &str = "/nexus/id/1.0.0";
-/// Most connections in total, and per peer.
-const MAX_CONNECTIONS: u32 = 256;
+/// Identify protocol version string: a peer that announces another is not a Nexus node.
+pub(crate) const IDENTIFY_VERSION: &str = "/nexus/id/1.0.0";
+/// Most connections of non-priority peers in total, of which inbound; handshakes from
+/// anyone at once; connections per peer. Priority peers (committee, bootstrap) are
+/// exempt from all but the last, so the room strangers can take never keeps them out.
+const MAX_CONNECTIONS: u32 = 192;
+const MAX_INBOUND: u32 = 128;
+const MAX_PENDING_INBOUND: u32 = 128;
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -54,7 +60,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    limits: connection_limits::Behaviour,
+    pub(crate) gate: Gate,
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -106,9 +113,12 @@ impl Behaviour {
         let rr_config = request_response::Config::default().with_request_timeout(request_timeout);
         Ok(Behaviour {
             blocked: Default::default(),
+            gate: Gate::default(),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established_incoming(Some(MAX_INBOUND))
+                    .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
             ),
             identify: identify::Behaviour::new(

@@ -7,12 +7,13 @@
 mod bans;
 mod behaviour;
 pub mod codec;
+pub mod gate;
 pub mod protocol;
 mod service;
 
 pub use behaviour::Role;
 pub use libp2p::identity::Keypair;
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{multiaddr, Multiaddr, PeerId};
 pub use service::{
     GossipId, Network, NetworkConfig, NetworkEvent, NetworkInfo, PublishError, Reply, RequestError,
     StartError, Validation,

@@ -18,7 +18,7 @@ use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bans::{Bans, FIRST_BAN};
-use crate::behaviour::{Behaviour, BehaviourEvent, Role};
+use crate::behaviour::{Behaviour, BehaviourEvent, Role, IDENTIFY_VERSION};
 use crate::codec::{decode, encode};
 use crate::protocol::blocks::{BlockRequest, BlockResponse};
 use crate::protocol::cells;
@@ -39,7 +39,8 @@ pub struct NetworkConfig {
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start (and again whenever the node has no peers), including
-    /// `/dns4/`, `/dns6/` and `/dnsaddr/` addresses.
+    /// `/dns4/`, `/dns6/` and `/dnsaddr/` addresses. Those that name their peer id are
+    /// priority peers: they always get a connection (see [`crate::gate`]).
     pub bootstrap: Vec<Multiaddr>,
     /// Deadline of one request-response exchange.
     pub request_timeout: Duration,
@@ -257,6 +258,7 @@ enum Command {
     Report(GossipId, Validation),
     Penalise(PeerId),
     Info(oneshot::Sender<NetworkInfo>),
+    SetPriority(Vec<PeerId>),
 }
 
 /// Handle to the running network service; clone it freely. The service stops when every
@@ -367,7 +369,9 @@ impl Network {
             bans: Bans::new(FIRST_BAN),
             storage_peers: HashSet::new(),
             listen_addrs: Vec::new(),
+            priority: HashSet::new(),
         };
+        event_loop.set_priority(Vec::new());
         event_loop.dial_bootstrap();
         tokio::spawn(event_loop.run());
         Ok((Network { commands, peer_id }, events))
@@ -480,6 +484,12 @@ impl Network {
     pub async fn info(&self) -> Option<NetworkInfo> {
         self.call(Command::Info).await
     }
+
+    /// Makes `peers` (the committee's validators), with the bootstrap peers, the priority
+    /// peers: they always get a connection, whatever strangers hold.
+    pub async fn set_priority_peers(&self, peers: Vec<PeerId>) {
+        let _ = self.commands.send(Command::SetPriority(peers)).await;
+    }
 }
 
 enum PendingReply {
@@ -509,6 +519,7 @@ struct EventLoop {
     bans: Bans,
     storage_peers: HashSet<PeerId>,
     listen_addrs: Vec<Multiaddr>,
+    priority: HashSet<PeerId>,
 }
 
 impl EventLoop {
@@ -525,6 +536,27 @@ impl EventLoop {
                 _ = maintenance.tick() => self.maintain(),
             }
         }
+    }
+
+    /// Priority peers: `peers` and the bootstrap peers, exempt from the gate and the limits.
+    fn set_priority(&mut self, peers: Vec<PeerId>) {
+        let bootstrap = self
+            .bootstrap
+            .iter()
+            .filter_map(|addr| match addr.iter().last() {
+                Some(Protocol::P2p(peer)) => Some(peer),
+                _ => None,
+            });
+        let priority: HashSet<PeerId> = peers.into_iter().chain(bootstrap).collect();
+        let b = self.swarm.behaviour_mut();
+        for old in self.priority.difference(&priority) {
+            b.limits.remove_peer_id(old);
+        }
+        for peer in &priority {
+            b.limits.bypass_peer_id(peer);
+        }
+        b.gate.set_priority(priority.iter().copied());
+        self.priority = priority;
     }
 
     fn dial_bootstrap(&mut self) {
@@ -628,6 +660,7 @@ impl EventLoop {
                 b.gossipsub.blacklist_peer(&peer);
                 b.kad.remove_peer(&peer);
             }
+            Command::SetPriority(peers) => self.set_priority(peers),
             Command::Info(tx) => {
                 let _ = tx.send(NetworkInfo {
                     peer_id: *self.swarm.local_peer_id(),
@@ -787,6 +820,12 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocol_version != IDENTIFY_VERSION {
+                    tracing::debug!(peer = %peer_id, version = %info.protocol_version, "not a Nexus node: disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                self.swarm.behaviour_mut().gate.identified(peer_id);
                 if info.protocols.contains(&cells::PROTOCOL) {
                     self.storage_peers.insert(peer_id);
                 }

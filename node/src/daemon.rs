@@ -14,6 +14,7 @@ mod health;
 mod http;
 mod keys;
 mod prefetch;
+mod priority;
 mod rate;
 pub(crate) mod repair;
 mod retrieve;
@@ -458,6 +459,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         tokio::spawn(custody::custody_loop(node.clone())),
         tokio::spawn(staging::collect_loop(node.clone())),
         tokio::spawn(health::watchdog(node.clone())),
+        tokio::spawn(priority::priority_loop(node.clone())),
         tokio::spawn(compute::offer_loop(node.clone())),
         tokio::spawn(compute::drive_loop(node.clone())),
     ];
