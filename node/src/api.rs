@@ -80,6 +80,9 @@ pub(crate) struct Status {
     /// Uploads waiting for their registration (not served, collected if never registered).
     #[serde(default)]
     pub(crate) staged_bytes: u64,
+    /// Uploads still being received (open resumable sessions included).
+    #[serde(default)]
+    pub(crate) receiving_bytes: u64,
     pub(crate) capacity: Option<u64>,
     pub(crate) disk_bytes: u64,
     /// Chunks found corrupt on disk since start, discarded and fetched again from peers.

@@ -182,6 +182,8 @@ pub(crate) struct Node {
     pub(crate) uploads_in_flight: AtomicU64,
     /// Resumable uploads open.
     pub(crate) upload_sessions: http::uploads::UploadSessions,
+    /// The upload budget, shared fairly between client addresses.
+    pub(crate) write_slots: Arc<http::slots::WriteSlots>,
     /// Grids this node encoded (its das uploads) or rebuilt lately, for serving cells.
     pub(crate) encodings: Arc<custody::Encodings>,
     /// What this node's sampling found about das grids.
@@ -413,6 +415,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         bytes_served: AtomicU64::new(0),
         uploads_in_flight: AtomicU64::new(0),
         upload_sessions: Default::default(),
+        write_slots: Default::default(),
         encodings: Arc::default(),
         availability: availability::Availability::default(),
         staged: prefetch::Staged::default(),

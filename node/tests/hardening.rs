@@ -425,3 +425,107 @@ fn a_corrupt_store_is_named_set_aside_by_repair_and_refilled_from_peers() {
     assert!(!busy.status.success());
     assert!(stderr.contains("in use by a running node"), "{stderr}");
 }
+
+/// 128 uploads trickling at 70 KiB/s from one address — above the minimum rate, holding
+/// every upload slot — do not keep another address's put from landing within 10 s: that
+/// client waits for its share, and the trickler, over its share while someone waits, must
+/// send faster or lose its uploads.
+#[test]
+fn a_client_holding_every_upload_slot_does_not_keep_another_one_waiting() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = start_proposer(tmp.path(), &[tmp.path().join("v")], &[]);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..128 {
+            let (api, stop) = (&node.api, &stop);
+            s.spawn(move || {
+                let mut upload = connect_from([127, 0, 0, 2], api);
+                let head = "PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n";
+                if upload.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let piece = [7u8; 7 * 1024];
+                while !stop.load(Ordering::Relaxed) {
+                    if upload.write_all(&piece).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let file = write_file(tmp.path(), "mine", &bytes(1 << 20, 9));
+        let started = Instant::now();
+        let out = cli(&node.api, &["put", &file]);
+        let took = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("a 1 MiB put beside 128 trickling uploads from another address: {took:?}");
+        assert!(took < Duration::from_secs(10), "the put took {took:?}");
+    });
+}
+
+/// Resumable uploads from one address cannot squat a small node's room: its sessions may
+/// claim half of it at most, and the owner's put still fits.
+#[test]
+fn upload_sessions_cannot_squat_a_node_s_room() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = start_proposer(
+        tmp.path(),
+        &[tmp.path().join("v")],
+        &["--capacity", "20MiB"],
+    );
+    let open = |size: u64| {
+        let mut s = connect_from([127, 0, 0, 2], &node.api);
+        let request = format!(
+            "POST /v1/uploads?size={size} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).expect("send");
+        answer_of(&mut s, Duration::from_secs(10))
+    };
+    let first = open(8 << 20);
+    assert!(first.starts_with("HTTP/1.1 201"), "{first}");
+    let id = first
+        .split("\"upload\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an upload id")
+        .to_string();
+    // It sends 8 MB into its session and keeps it open.
+    let mut s = connect_from([127, 0, 0, 2], &node.api);
+    let head = format!(
+        "PATCH /v1/uploads/{id} HTTP/1.1\r\nHost: x\r\nUpload-Offset: 0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        (8 << 20) - 1
+    );
+    s.write_all(head.as_bytes()).expect("send");
+    s.write_all(&bytes((8 << 20) - 1, 5)).expect("send");
+    let answer = answer_of(&mut s, Duration::from_secs(20));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        node.status()["receiving_bytes"].as_u64(),
+        Some((8 << 20) - 1)
+    );
+    assert_eq!(
+        node.status()["used_bytes"].as_u64(),
+        Some(0),
+        "not stored data"
+    );
+    let second = open(8 << 20);
+    assert!(second.starts_with("HTTP/1.1 429"), "{second}");
+    assert!(second.contains("half"), "{second}");
+    // The owner's 4 MB put fits in what is left.
+    let mine = write_file(tmp.path(), "mine", &bytes(4 << 20, 6));
+    let out = cli(&node.api, &["put", &mine]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -115,6 +115,9 @@ pub struct StoreStats {
     /// Bytes of uploads waiting for their registration: they take room in the capacity
     /// too, until they are registered or collected.
     pub staged_bytes: u64,
+    /// Bytes of uploads still being received (not finished): room they take in the
+    /// capacity until they finish or are given up.
+    pub receiving_bytes: u64,
     /// The configured capacity, if any.
     pub capacity: Option<u64>,
     /// Bytes the database's files really occupy on disk (allocated blocks, so a
@@ -143,6 +146,8 @@ struct Keyspaces {
 struct Shared {
     capacity: Option<u64>,
     used: AtomicU64,
+    /// Of `used`, the bytes of uploads not finished yet.
+    receiving: AtomicU64,
     next_seq: Mutex<u64>,
     tip: RwLock<Option<Tip>>,
     /// Serialises block appends so the tip check and the write are atomic.
@@ -264,6 +269,7 @@ impl Store {
             shared: Arc::new(Shared {
                 capacity,
                 used: AtomicU64::new(0),
+                receiving: AtomicU64::new(0),
                 next_seq: Mutex::new(next_seq),
                 tip: RwLock::new(None),
                 append: Mutex::new(()),
@@ -306,6 +312,7 @@ impl Store {
                 partial += 1;
             }
         }
+        let receiving_bytes = self.shared.receiving.load(Ordering::SeqCst);
         Ok(StoreStats {
             blobs_complete: complete,
             blobs_partial: partial,
@@ -313,8 +320,10 @@ impl Store {
                 .shared
                 .used
                 .load(Ordering::SeqCst)
-                .saturating_sub(staged_bytes),
+                .saturating_sub(staged_bytes)
+                .saturating_sub(receiving_bytes),
             staged_bytes,
+            receiving_bytes,
             capacity: self.shared.capacity,
             disk_bytes: allocated_bytes(&self.dir),
             custody_cells: self.ks.cells.len()? as u64,
@@ -341,6 +350,22 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Bytes the store could still take now: under its capacity and, written twice, on its
+    /// disk above the reserve. `None` when neither bounds it.
+    pub fn room(&self) -> Option<u64> {
+        let under_capacity = self
+            .shared
+            .capacity
+            .map(|c| c.saturating_sub(self.shared.used.load(Ordering::SeqCst)));
+        let on_disk = self
+            .disk_free()
+            .map(|free| free.saturating_sub(DISK_RESERVE) / 2);
+        match (under_capacity, on_disk) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fails with `QuotaExceeded` if `bytes` more would not fit in the capacity, or with
@@ -380,6 +405,18 @@ impl Store {
             available: capacity.saturating_sub(u),
             needed: bytes,
         })
+    }
+
+    /// Counts `bytes` more (or, `received` false, fewer) of unfinished uploads.
+    fn receiving(&self, bytes: u64, received: bool) {
+        let counter = &self.shared.receiving;
+        let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            Some(if received {
+                n.saturating_add(bytes)
+            } else {
+                n.saturating_sub(bytes)
+            })
+        });
     }
 
     fn release(&self, bytes: u64) {

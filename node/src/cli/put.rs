@@ -69,7 +69,8 @@ pub(crate) async fn upload(
     // a broken connection: check the room first, so the user gets the real reason.
     let status: Status = client.get_json("/v1/status").await?;
     if let Some(capacity) = status.capacity {
-        let available = capacity.saturating_sub(status.used_bytes + status.staged_bytes);
+        let held = status.used_bytes + status.staged_bytes + status.receiving_bytes;
+        let available = capacity.saturating_sub(held);
         if size > available {
             bail!(
                 "disk quota exceeded: {} needs {} but the node has {} free of its {} capacity",

@@ -66,6 +66,12 @@ pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {
             ByteSize(s.staged_bytes)
         );
     }
+    if s.receiving_bytes > 0 {
+        out!(
+            "receiving:  {} of uploads in progress",
+            ByteSize(s.receiving_bytes)
+        );
+    }
     out!("disk used:  {}", ByteSize(s.disk_bytes));
     out!("custody:    {} cells of block payloads", s.custody_cells);
     for problem in &s.problems {

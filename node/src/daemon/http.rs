@@ -9,6 +9,7 @@ mod compute;
 mod ledger;
 mod listener;
 mod metrics;
+pub(crate) mod slots;
 pub(crate) mod uploads;
 
 pub(crate) use compute::store_own_blob;
@@ -34,9 +35,9 @@ use crate::api::{ErrorBody, Status, ValidatorView};
 
 /// Status, info, proofs and blocks served at once (more wait their turn).
 const MAX_QUERIES: usize = 64;
-/// Uploads and transactions served at once (more wait their turn; a slow upload is cut
-/// off by its minimum rate, so the wait is bounded).
-const MAX_WRITES: usize = 128;
+/// Transactions (and job submissions) served at once; uploads have their own budget,
+/// shared fairly between clients ([`slots`]).
+const MAX_TRANSACTIONS: usize = 64;
 /// Downloads served at once (more wait their turn).
 const MAX_DOWNLOADS: usize = 64;
 /// Body limit of every route but the upload.
@@ -185,9 +186,9 @@ fn submit_error(what: &str, e: SubmitError) -> ApiError {
     }
 }
 
-/// The API's routes with their limits. Uploads and transactions, downloads, and every
-/// other route (status, info, proofs, blocks) each have their own budget of requests
-/// served at once, so that slow uploads never keep a status query waiting.
+/// The API's routes with their limits. Uploads, transactions, downloads, and every other
+/// route (status, info, proofs, blocks) each have their own budget of requests served at
+/// once, so that slow uploads never keep a status query or a transaction waiting.
 pub(crate) fn router(node: Arc<Node>) -> Router {
     let bounded = Router::new()
         .route("/v1/status", get(status))
@@ -217,12 +218,10 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         )
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         .layer(GlobalConcurrencyLimitLayer::new(MAX_QUERIES));
-    let writes = GlobalConcurrencyLimitLayer::new(MAX_WRITES);
     let uploads = Router::new()
         .route("/v1/blobs", put(blobs::put_blob))
         .route("/v1/uploads/{id}", patch(uploads::append))
-        .layer(DefaultBodyLimit::disable())
-        .layer(writes.clone());
+        .layer(DefaultBodyLimit::disable());
     let downloads = Router::new()
         .route("/v1/blobs/{id}", get(blobs::get_blob))
         .layer(GlobalConcurrencyLimitLayer::new(MAX_DOWNLOADS));
@@ -231,7 +230,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .route("/v1/transactions", post(ledger::transaction))
         .route("/v1/compute/jobs", post(compute::submit_job))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
-        .layer(writes);
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_TRANSACTIONS));
     bounded
         .merge(uploads)
         .merge(downloads)
@@ -352,6 +351,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Status>> {
         blobs_partial: stats.blobs_partial,
         used_bytes: stats.used_bytes,
         staged_bytes: stats.staged_bytes,
+        receiving_bytes: stats.receiving_bytes,
         capacity: stats.capacity,
         disk_bytes: stats.disk_bytes,
         corrupt_chunks_found: node.corrupt_chunks_found.load(Ordering::Relaxed),

@@ -308,6 +308,7 @@ impl BlobWriter {
     /// Appends bytes to the blob, storing each completed chunk.
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         self.store.reserve(data.len() as u64)?;
+        self.store.receiving(data.len() as u64, true);
         for chunk in self.builder.update(data) {
             self.put(&chunk)?;
         }
@@ -342,6 +343,8 @@ impl BlobWriter {
     pub fn finish(mut self) -> Result<Ingested, StoreError> {
         let builder = std::mem::take(&mut self.builder);
         let size = builder.size();
+        // Received whole: from here the bytes are staged or stored (or released below).
+        self.store.receiving(size, false);
         let (blob_id, tree, tail) = builder.finish();
         if let Some(tail) = tail {
             self.put(&tail)?;
@@ -417,6 +420,7 @@ impl Drop for BlobWriter {
     fn drop(&mut self) {
         if !self.finished {
             self.store.release(self.builder.size());
+            self.store.receiving(self.builder.size(), false);
             // Best effort: whatever is left is discarded at the next open.
             let _ = self.abort();
         }

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::StreamExt;
 use nexus_consensus::DataHeader;
 use nexus_das::{CodeParams, ExtendedData, ProofStrategy};
@@ -23,6 +23,8 @@ use nexus_storage::{
 };
 use tokio::sync::mpsc;
 
+use super::slots::{Slot, MIN_UPLOAD_RATE};
+use super::uploads::{client_of, ClientAddr};
 use super::{parse_blob_id, submit_error, ApiError, ApiResult};
 use crate::api::{BlobInfo, Receipt, CELLS_FETCHED, CELL_BYTES_FETCHED};
 use crate::daemon::chain::{dry_run, now_ms, submit};
@@ -32,12 +34,10 @@ use crate::daemon::Node;
 
 /// Longest pause allowed between two pieces of an upload.
 const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// An upload may start slowly for this long; after it, it must have averaged
-/// [`MIN_UPLOAD_RATE`] since it began, or it is cut off (a slow client would otherwise
-/// hold its place in the upload budget indefinitely).
+/// An upload may start slowly for this long; after it, it must have averaged its slot's
+/// rate floor since it began, or it is cut off (a slow client would otherwise hold its
+/// place in the upload budget indefinitely).
 const UPLOAD_GRACE: Duration = Duration::from_secs(5);
-/// Bytes per second an upload must average after its grace period.
-const MIN_UPLOAD_RATE: u64 = 64 << 10;
 /// Epochs paid for when the uploader does not say.
 const DEFAULT_EPOCHS: u64 = 100;
 
@@ -116,6 +116,7 @@ pub(super) async fn proof(
 
 pub(super) async fn put_blob(
     State(node): State<Arc<Node>>,
+    addr: Option<Extension<ClientAddr>>,
     Query(query): Query<PutQuery>,
     headers: HeaderMap,
     body: Body,
@@ -131,9 +132,10 @@ pub(super) async fn put_blob(
         node.store.check_room(len)?;
         preflight(&node, wanted, len, epochs)?;
     }
+    let slot = node.write_slots.acquire(client_of(addr)).await;
     let _in_flight = InFlight::count(&node);
     let mut writer = node.store.ingest_staged(fresh_stage())?;
-    receive(&mut writer, body, None).await?;
+    receive(&mut writer, body, None, &slot).await?;
     finish_and_register(&node, writer, wanted, epochs)
         .await
         .map(Json)
@@ -149,30 +151,39 @@ pub(crate) fn fresh_stage() -> Stage {
 }
 
 /// Writes `body` into `writer` as it arrives, refusing to go past `limit` bytes in all;
-/// the request is cut off if, after a grace period, it averages below the minimum rate or
-/// pauses too long. What was received before an error stays written.
+/// the request is cut off if, after a grace period, it averages below its `slot`'s rate
+/// floor (raised while other clients wait for a slot) or pauses too long. What was
+/// received before an error stays written.
 pub(super) async fn receive(
     writer: &mut BlobWriter,
     body: Body,
     limit: Option<u64>,
+    slot: &Slot,
 ) -> ApiResult<()> {
     let mut stream = body.into_data_stream();
     let started = tokio::time::Instant::now();
     let base = writer.size();
     loop {
-        // The next piece must come before this request falls below its minimum rate (after
+        // The next piece must come before this request falls below its rate floor (after
         // a grace period), and within the idle timeout.
         let received = writer.size() - base;
-        let owed = Duration::from_secs_f64(received as f64 / MIN_UPLOAD_RATE as f64);
+        let floor = slot.rate_floor();
+        let owed = Duration::from_secs_f64(received as f64 / floor as f64);
         let deadline =
             (started + UPLOAD_GRACE + owed).min(tokio::time::Instant::now() + UPLOAD_IDLE_TIMEOUT);
         let piece = tokio::time::timeout_at(deadline, stream.next())
             .await
             .map_err(|_| {
                 ApiError::SlowUpload(format!(
-                    "upload too slow: {received} bytes in {:.0} s, below the minimum of {} KiB/s; aborted",
+                    "upload too slow: {received} bytes in {:.0} s, below the {} KiB/s asked of \
+                     it{}; aborted",
                     started.elapsed().as_secs_f64(),
-                    MIN_UPLOAD_RATE >> 10
+                    floor >> 10,
+                    if floor > MIN_UPLOAD_RATE {
+                        " while other clients wait for an upload slot"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
         match piece {

@@ -22,7 +22,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<impl Int
     let info = node.net.info().await;
     let tip = node.store.tip();
     let count = |v: usize| v as f64;
-    let metrics: [Metric; 15] = [
+    let metrics: [Metric; 16] = [
         (
             "nexus_finalized_height",
             "gauge",
@@ -58,6 +58,12 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<impl Int
             "gauge",
             "Bytes of uploads waiting for their registration.",
             stats.staged_bytes as f64,
+        ),
+        (
+            "nexus_receiving_bytes",
+            "gauge",
+            "Bytes of uploads still being received.",
+            stats.receiving_bytes as f64,
         ),
         (
             "nexus_disk_bytes",

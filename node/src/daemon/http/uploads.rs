@@ -3,12 +3,13 @@
 //! `Upload-Offset: K` appends bytes from K; `GET` says how far it got; `DELETE` gives it
 //! up. A dropped or cut-off request loses nothing it delivered: the uploader that opened
 //! the session (its id is the capability, and only the same client address may use it)
-//! resumes at the offset, within the lease, which each request renews. The last byte
-//! finishes the blob, which is then registered exactly as a put's.
+//! resumes at the offset, within the lease, which only data renews (an empty request does
+//! not). The last byte finishes the blob, which is then registered exactly as a put's.
 //!
 //! Received bytes are an upload in progress of the store: never served, not counted as
-//! stored, discarded when the session is given up or its lease ends, and at a restart.
-//! Sessions are bounded per client address and in all.
+//! stored (`receiving_bytes` in the status), discarded when the session is given up or its
+//! lease ends, and at a restart. Sessions are bounded per client address and in all, and a
+//! client's sessions together may claim at most half the room the node has for uploads.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -76,23 +77,40 @@ impl UploadSessions {
     }
 
     /// Opens a session for `client` over the writer `start` makes, unless a bound is
-    /// reached (then nothing is started).
+    /// reached (then nothing is started): the number of sessions, or the room they claim —
+    /// a client's sessions may declare at most half of `room` (the node's room left for
+    /// uploads, if bounded) with what they already received.
     fn open(
         &self,
         client: IpAddr,
         size: u64,
         policy: Policy,
         epochs: u64,
+        room: Option<u64>,
         start: impl FnOnce() -> ApiResult<BlobWriter>,
     ) -> ApiResult<String> {
         let mut open = self.lock();
-        let mine = open.values().filter(|s| s.client == client).count();
-        if open.len() >= MAX_SESSIONS || mine >= MAX_SESSIONS_PER_CLIENT {
+        let mine: Vec<&Session> = open.values().filter(|s| s.client == client).collect();
+        if open.len() >= MAX_SESSIONS || mine.len() >= MAX_SESSIONS_PER_CLIENT {
             return Err(ApiError::TooManyUploads(format!(
-                "too many resumable uploads open ({mine} of {MAX_SESSIONS_PER_CLIENT} from \
+                "too many resumable uploads open ({} of {MAX_SESSIONS_PER_CLIENT} from \
                  this client, {} of {MAX_SESSIONS} in all): finish or delete one",
+                mine.len(),
                 open.len()
             )));
+        }
+        if let Some(room) = room {
+            let declared: u64 = mine.iter().map(|s| s.size).sum::<u64>() + size;
+            let received: u64 = mine.iter().map(|s| s.offset).sum();
+            let share = room.saturating_add(received) / 2;
+            if declared > share {
+                return Err(ApiError::TooManyUploads(format!(
+                    "this client's resumable uploads would claim {declared} bytes, more than \
+                     half the {} bytes this node has for uploads: finish one first, or send \
+                     the file in one request",
+                    room.saturating_add(received)
+                )));
+            }
         }
         let writer = start()?;
         let id = hex::encode(rand::random::<[u8; 16]>());
@@ -169,6 +187,19 @@ impl UploadSessions {
         Ok((s.writer.expect("checked above"), s.policy, s.epochs))
     }
 
+    /// Gives session `id` its writer back after a request; the lease is renewed (from
+    /// `now`) only if the request delivered bytes.
+    fn give_back(&self, id: &str, writer: BlobWriter, now: Instant) {
+        let mut open = self.lock();
+        if let Some(s) = open.get_mut(id) {
+            if writer.size() > s.offset {
+                s.offset = writer.size();
+                s.lease_until = now + SESSION_LEASE;
+            }
+            s.writer = Some(writer);
+        }
+    }
+
     /// Closes the sessions whose lease ended by `now` and returns their writers, whose
     /// drop discards the bytes (a session in use is not expired).
     pub(crate) fn expire(&self, now: Instant) -> Vec<BlobWriter> {
@@ -226,12 +257,9 @@ impl Drop for Held {
         let Some(writer) = self.writer.take() else {
             return;
         };
-        let mut open = self.node.upload_sessions.lock();
-        if let Some(s) = open.get_mut(&self.id) {
-            s.offset = writer.size();
-            s.lease_until = Instant::now() + SESSION_LEASE;
-            s.writer = Some(writer);
-        }
+        self.node
+            .upload_sessions
+            .give_back(&self.id, writer, Instant::now());
     }
 }
 
@@ -246,7 +274,8 @@ pub(super) struct OpenQuery {
     policy: Option<String>,
 }
 
-fn client_of(addr: Option<Extension<ClientAddr>>) -> IpAddr {
+/// The client address of a request (loopback when the accept loop did not say).
+pub(super) fn client_of(addr: Option<Extension<ClientAddr>>) -> IpAddr {
     addr.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(ClientAddr(ip))| ip)
 }
 
@@ -262,9 +291,10 @@ pub(super) async fn open(
     node.store.check_room(query.size)?;
     preflight(&node, policy, query.size, epochs)?;
     let client = client_of(addr);
+    let room = node.store.room();
     let id = node
         .upload_sessions
-        .open(client, query.size, policy, epochs, || {
+        .open(client, query.size, policy, epochs, room, || {
             Ok(node.store.ingest_staged(super::blobs::fresh_stage())?)
         })?;
     let view = node.upload_sessions.view(&id, client)?;
@@ -311,10 +341,11 @@ pub(super) async fn append(
             ))
         })?;
     let client = client_of(addr);
+    let slot = node.write_slots.acquire(client).await;
     let _in_flight = InFlight::count(&node);
     let mut held = node.upload_sessions.take(&node, &id, client, offset)?;
     let size = held.size;
-    receive(held.writer(), body, Some(size)).await?;
+    receive(held.writer(), body, Some(size), &slot).await?;
     if held.writer().size() < size {
         drop(held);
         let view = node.upload_sessions.view(&id, client)?;
@@ -343,16 +374,73 @@ mod tests {
         let store = nexus_storage::Store::open(dir.path(), Some(1 << 20)).expect("store");
         let sessions = UploadSessions::default();
         let client = IpAddr::from([10, 0, 0, 1]);
-        let opened = sessions.open(client, 1 << 20, Policy::Replicated, 1, || {
+        let opened = sessions.open(client, 1 << 20, Policy::Replicated, 1, None, || {
             Ok(writer_with(&store, 300_000))
         });
         assert!(opened.is_ok());
-        assert_eq!(store.stats().expect("stats").used_bytes, 300_000);
+        let stats = store.stats().expect("stats");
+        assert_eq!((stats.used_bytes, stats.receiving_bytes), (0, 300_000));
         assert!(sessions.expire(Instant::now()).is_empty());
         let ended = sessions.expire(Instant::now() + SESSION_LEASE);
         assert_eq!((ended.len(), sessions.len()), (1, 0));
         drop(ended);
-        assert_eq!(store.stats().expect("stats").used_bytes, 0);
+        let stats = store.stats().expect("stats");
+        assert_eq!((stats.used_bytes, stats.receiving_bytes), (0, 0));
+    }
+
+    #[test]
+    fn only_data_renews_a_lease() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = nexus_storage::Store::open(dir.path(), None).expect("store");
+        let sessions = UploadSessions::default();
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let id = sessions
+            .open(client, 1000, Policy::Replicated, 1, None, || {
+                Ok(writer_with(&store, 0))
+            })
+            .expect("opened");
+        let lease = |s: &UploadSessions| s.lock()[&id].lease_until;
+        let first = lease(&sessions);
+        let later = Instant::now() + SESSION_LEASE / 2;
+        // An empty request: the writer comes back as it went.
+        let writer = sessions.lock().get_mut(&id).and_then(|s| s.writer.take());
+        sessions.give_back(&id, writer.expect("writer"), later);
+        assert_eq!(
+            lease(&sessions),
+            first,
+            "an empty request renewed the lease"
+        );
+        let mut writer = sessions
+            .lock()
+            .get_mut(&id)
+            .and_then(|s| s.writer.take())
+            .expect("writer");
+        writer.write(b"data").expect("write");
+        sessions.give_back(&id, writer, later);
+        assert_eq!(lease(&sessions), later + SESSION_LEASE);
+    }
+
+    #[test]
+    fn a_client_s_sessions_claim_at_most_half_the_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = nexus_storage::Store::open(dir.path(), None).expect("store");
+        let sessions = UploadSessions::default();
+        let (squatter, owner) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let room = 20 << 20;
+        let open = |client, size| {
+            sessions.open(client, size, Policy::Replicated, 1, Some(room), || {
+                Ok(writer_with(&store, 0))
+            })
+        };
+        assert!(open(squatter, 8 << 20).is_ok());
+        assert!(matches!(
+            open(squatter, 8 << 20),
+            Err(ApiError::TooManyUploads(_))
+        ));
+        assert!(
+            open(owner, 4 << 20).is_ok(),
+            "another client has its own half"
+        );
     }
 
     #[test]
@@ -361,7 +449,7 @@ mod tests {
         let store = nexus_storage::Store::open(dir.path(), None).expect("store");
         let sessions = UploadSessions::default();
         let open = |client: IpAddr| {
-            sessions.open(client, 10, Policy::Replicated, 1, || {
+            sessions.open(client, 10, Policy::Replicated, 1, None, || {
                 Ok(writer_with(&store, 0))
             })
         };
