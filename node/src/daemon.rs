@@ -71,6 +71,10 @@ pub(crate) enum Fault {
     /// the das blobs put through it, whose data only it holds (so they must never become
     /// final).
     WithholdProposals,
+    /// As a validator, exit with status 75 (as on a full disk) at the first commit made 3 s
+    /// or more after start, after consensus committed the blocks and before the store
+    /// appended them.
+    ExitBeforeAppend,
 }
 
 /// Options of `nexus node start`.
@@ -295,12 +299,22 @@ impl Node {
     }
 
     /// Moves the tree's root to a block that became final (synced, or committed here)
-    /// and forgets on disk the pending blocks dropped: the final ones are appended from
-    /// memory (or synced again after a crash), the others can never be final.
-    pub(crate) fn advance_tree(&self, header: &Header, ledger: &LedgerState) {
-        let dropped = self
+    /// and forgets on disk the pending blocks dropped, but for `unappended`: the final
+    /// blocks the store has not appended yet, which stay on disk until it has (so that a
+    /// crash between a commit and its append loses nothing: the restarted node appends
+    /// them from there). The others can never be final.
+    pub(crate) fn advance_tree(
+        &self,
+        header: &Header,
+        ledger: &LedgerState,
+        unappended: &[BlockHash],
+    ) {
+        let dropped: Vec<BlockHash> = self
             .with_tree(|t| t.advance_root(header.clone(), Arc::new(ledger.clone())))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| !unappended.contains(h))
+            .collect();
         if let Err(e) = self.store.forget_pending(&dropped) {
             tracing::warn!("cannot forget pending blocks: {e}");
         }

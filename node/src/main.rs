@@ -131,10 +131,14 @@ enum NodeCommand {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A log that cannot be written (its disk is full) is dropped: logging never takes a
+    // node down (the subscriber would otherwise report the failure with a panicking
+    // `eprintln!`).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }
 

@@ -279,3 +279,46 @@ fn a_block_whose_leader_withholds_its_data_never_finalizes() {
         "{reports:?}"
     );
 }
+
+/// A validator that dies between consensus committing blocks and its store appending them
+/// (as on a full disk: exit status 75) resumes — alone, where no peer holds those blocks,
+/// as in a committee — three times over.
+#[test]
+fn a_validator_dying_between_a_commit_and_its_append_resumes_alone_and_in_a_committee() {
+    const FAULT: [&str; 2] = ["--fault", "exit-before-append"];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut solo = start_proposer(tmp.path(), &[tmp.path().join("solo")], &FAULT);
+    for round in 0..3 {
+        let status = solo
+            .wait_exit(Duration::from_secs(60))
+            .expect("the fault's exit");
+        assert_eq!(status.code(), Some(75), "round {round}: {}", solo.log());
+        solo.restart_without(&["--fault"]);
+        let resumed = solo.status()["height"].as_u64().unwrap_or(0);
+        wait_until(
+            &format!("round {round}: the lone validator to finalize again"),
+            Duration::from_secs(30),
+            || {
+                solo.status()["height"]
+                    .as_u64()
+                    .is_some_and(|h| h >= resumed + 3)
+            },
+        );
+        solo.restart_with(&FAULT);
+    }
+    solo.kill9();
+
+    let mut committee = Committee::start(&[&[], &[], &[], &FAULT]);
+    for round in 0..3 {
+        let status = committee.nodes[3]
+            .wait_exit(Duration::from_secs(60))
+            .expect("the fault's exit");
+        assert_eq!(status.code(), Some(75), "round {round}");
+        let others = committee.height(0);
+        committee.wait_finalized(&[0, 1, 2], others + 3, Duration::from_secs(30));
+        committee.nodes[3].restart_without(&["--fault"]);
+        let target = committee.height(0) + 3;
+        committee.wait_finalized(&[0, 1, 2, 3], target, Duration::from_secs(60));
+        committee.nodes[3].restart_with(&FAULT);
+    }
+}

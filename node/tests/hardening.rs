@@ -529,3 +529,33 @@ fn upload_sessions_cannot_squat_a_node_s_room() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A node whose log cannot be written (on a full disk) runs on: logging never takes it down.
+#[test]
+fn a_node_whose_log_is_on_a_full_disk_runs_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("n");
+    let genesis = solo_genesis(tmp.path(), &dir);
+    let mut node = TestNode::start_logging_to_a_full_disk(
+        &dir,
+        true,
+        &["--genesis-config", &genesis, "--block-interval-ms", "200"],
+    );
+    let first = node.status()["height"].as_u64().unwrap_or(0);
+    wait_until(
+        "blocks while every log line fails",
+        Duration::from_secs(30),
+        || {
+            node.status()["height"]
+                .as_u64()
+                .is_some_and(|h| h >= first + 5)
+        },
+    );
+    // A put logs too.
+    let file = write_file(tmp.path(), "f", &bytes(100_000, 1));
+    put(&node.api, &file);
+    assert!(
+        node.wait_exit(Duration::from_secs(1)).is_none(),
+        "the node exited"
+    );
+}

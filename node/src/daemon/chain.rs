@@ -97,7 +97,7 @@ pub(super) fn append_final(
         Err(e) => return Err(e.to_string()),
     }
     let header = &step.block.header;
-    node.advance_tree(header, &step.ledger);
+    node.advance_tree(header, &step.ledger, &[]);
     node.mempool
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -52,9 +52,15 @@ struct Driver {
 /// Blocks that became final (oldest first) and the QC that commits the last of them.
 type Commit = (Vec<Arc<Transition>>, QuorumCertificate);
 
-/// Appends final blocks in order, each with its finality proof, and announces them.
+/// Appends final blocks in order, each with its finality proof, and announces them; a
+/// block appended is forgotten from the pending blocks on disk only then.
 async fn committer(node: Arc<Node>, mut commits: mpsc::UnboundedReceiver<Commit>) {
+    let started = Instant::now();
     while let Some((path, qc)) = commits.recv().await {
+        if node.has_fault(Fault::ExitBeforeAppend) && started.elapsed() >= Duration::from_secs(3) {
+            tracing::error!("fault: exiting between a commit and its append");
+            std::process::exit(super::health::EXIT_STORE_FAILED);
+        }
         let headers: Vec<Header> = path.iter().map(|t| t.block.header.clone()).collect();
         for (i, step) in path.into_iter().enumerate() {
             let proof = FinalityProof {
@@ -69,6 +75,9 @@ async fn committer(node: Arc<Node>, mut commits: mpsc::UnboundedReceiver<Commit>
                 tracing::error!("cannot append a final block: {appended:?}");
                 node.sync_now.notify_one();
                 break;
+            }
+            if let Err(e) = node.store.forget_pending(&[headers[i].hash()]) {
+                tracing::warn!("cannot forget an appended pending block: {e}");
             }
             node.timings
                 .lock()
@@ -120,6 +129,7 @@ pub(crate) async fn run(
         }
     };
     restore_pending(&node);
+    let recovered_qc = recovered.as_ref().map(|r| r.high_qc.clone());
     let key_public = key.public();
     let engine = Engine::new(ctx.clone(), config, Some(key), recovered, now_ms());
     let (commits, to_commit) = mpsc::unbounded_channel();
@@ -137,6 +147,13 @@ pub(crate) async fn run(
         commits,
         retry,
     };
+    // What the recovered certificate committed and the store did not append yet (a crash
+    // between the two): append it now, from the pending blocks kept on disk.
+    if let Some(qc) = recovered_qc {
+        if let Some(block) = qc.commit() {
+            driver.commit(block, qc);
+        }
+    }
     let actions = driver.engine.start(now_ms());
     driver.execute(actions).await;
     loop {
@@ -481,9 +498,11 @@ impl Driver {
             }
         };
         // The tree moves on at once (later proposals execute on it); the store catches up
-        // in the committer, off this task.
+        // in the committer, off this task, and the blocks stay pending on disk until then.
         if let Some(last) = path.last() {
-            self.node.advance_tree(&last.block.header, &last.ledger);
+            let unappended: Vec<BlockHash> = path.iter().map(|t| t.block.header.hash()).collect();
+            self.node
+                .advance_tree(&last.block.header, &last.ledger, &unappended);
         }
         if self.commits.send((path, qc)).is_err() {
             tracing::error!("the committer stopped");

@@ -243,6 +243,19 @@ impl TestNode {
         }
     }
 
+    /// Like [`TestNode::start`] with the node's standard output and error on `/dev/full`:
+    /// every line it logs fails to be written (a log on a full disk).
+    pub fn start_logging_to_a_full_disk(dir: &Path, validator: bool, extra: &[&str]) -> TestNode {
+        let mut node = TestNode::prepare(dir, validator, &[], extra);
+        node.wrapper = vec![
+            "sh".into(),
+            "-c".into(),
+            "exec \"$0\" \"$@\" >/dev/full 2>&1".into(),
+        ];
+        node.spawn();
+        node
+    }
+
     /// Like [`TestNode::start`] with the store on a tmpfs of `size` (e.g. `64m`) of its
     /// own: the node runs in a user and mount namespace (`unshare`) where the tmpfs is
     /// mounted on `dir/store`; its keys and log stay outside.
@@ -376,6 +389,19 @@ impl TestNode {
     }
 
     /// SIGKILL, no chance to clean up.
+    /// Waits (at most `limit`) for the node to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
