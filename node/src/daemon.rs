@@ -188,6 +188,9 @@ pub(crate) struct Node {
     pub(crate) upload_sessions: http::uploads::UploadSessions,
     /// The upload budget, shared fairly between client addresses.
     pub(crate) write_slots: Arc<http::slots::WriteSlots>,
+    /// Registered blobs of which peers served only copies that fail verification, until
+    /// this node holds them whole (a problem of its health).
+    pub(crate) unverifiable: Mutex<std::collections::BTreeSet<nexus_storage::BlobId>>,
     /// Grids this node encoded (its das uploads) or rebuilt lately, for serving cells.
     pub(crate) encodings: Arc<custody::Encodings>,
     /// What this node's sampling found about das grids.
@@ -430,6 +433,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
         uploads_in_flight: AtomicU64::new(0),
         upload_sessions: Default::default(),
         write_slots: Default::default(),
+        unverifiable: Default::default(),
         encodings: Arc::default(),
         availability: availability::Availability::default(),
         staged: prefetch::Staged::default(),

@@ -192,10 +192,12 @@ fn main() {
             command: NodeCommand::Start(_)
         }
     );
+    // Gossipsub warns of every message a slow peer's full queue drops, each dumped whole:
+    // nothing an operator acts on.
     init_logging(if verbose {
         "info,libp2p_gossipsub=error"
     } else {
-        "warn"
+        "warn,libp2p_gossipsub=error"
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -29,6 +29,19 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         assert_eq!(code, 400, "{path}: {body}");
         assert!(body.contains("\"kind\":\"bad_request\""), "{path}: {body}");
     }
+    // A FIFO nobody writes to is refused at once, not waited on forever.
+    let fifo = tmp.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    let out = cli(&node.api, &["put", fifo.to_str().expect("utf8")]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
     let unknown = "00".repeat(32);
     let (code, body) = http_get(&node.api, &format!("/v1/blobs/{unknown}")).expect("answer");
     assert_eq!((code, body.contains("unknown blob")), (404, true), "{body}");

@@ -249,6 +249,13 @@ fn a_blob_no_copy_of_which_verifies_is_an_error_not_a_cut_200() {
             .is_some_and(|e| e.contains("cannot be served")),
         "{body}"
     );
+    // The node says so in its health, in words.
+    let (code, health) = http_get(&fresh.api, "/v1/health").expect("health");
+    assert_eq!(code, 503, "{health}");
+    assert!(
+        health.contains(&id) && health.contains("do not verify"),
+        "{health}"
+    );
 }
 
 /// `count` connections from `from` that each send `start` of a request, then nothing.

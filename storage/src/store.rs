@@ -91,6 +91,29 @@ impl StoreError {
     }
 }
 
+/// An engine error opening a store that existed, when it says one of the store's own
+/// files is missing or cut short (its manifest, a version file): the store is damaged, and
+/// `nexus node repair` is the way out, rather than a failure of the engine or the disk.
+fn damaged_at_open(e: StoreError, existed: bool) -> StoreError {
+    use std::io::ErrorKind;
+    let io = match &e {
+        StoreError::Engine(fjall::Error::Io(io))
+        | StoreError::Engine(fjall::Error::Storage(fjall::LsmError::Io(io))) => Some(io.kind()),
+        _ => None,
+    };
+    match io {
+        Some(kind @ (ErrorKind::NotFound | ErrorKind::UnexpectedEof | ErrorKind::InvalidData))
+            if existed =>
+        {
+            StoreError::CorruptRecord {
+                keyspace: "manifest",
+                reason: format!("a file the store's manifest names is {kind} ({e})"),
+            }
+        }
+        _ => e,
+    }
+}
+
 /// What the store knows about one blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRecord {
@@ -216,7 +239,8 @@ impl Store {
     /// Opens (or creates) the store in `dir`. `capacity` caps the bytes of blob content
     /// kept. Uploads interrupted by a crash are discarded here.
     pub fn open(dir: &Path, capacity: Option<u64>) -> Result<Store, StoreError> {
-        let store = Store::open_engine(dir, capacity)?;
+        let existed = dir.join("version").exists();
+        let store = Store::open_engine(dir, capacity).map_err(|e| damaged_at_open(e, existed))?;
         store.discard_interrupted_uploads()?;
         store.count_used()?;
         store.load_tip()?;

@@ -51,11 +51,8 @@ pub(crate) async fn upload(
     epochs: Option<u64>,
     progress: bool,
 ) -> Result<Receipt> {
-    let f = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("file not readable: {}", file.display()))?;
-    let meta = f
-        .metadata()
+    // Looked at before it is opened: opening a FIFO without a writer would wait forever.
+    let meta = tokio::fs::metadata(file)
         .await
         .with_context(|| format!("file not readable: {}", file.display()))?;
     if !meta.is_file() {
@@ -211,6 +208,7 @@ async fn send_resuming(
     let mut failures = 0;
     loop {
         bar.set_position(offset);
+        unchanged(file, size).await?;
         let mut f = tokio::fs::File::open(file)
             .await
             .with_context(|| format!("file not readable: {}", file.display()))?;
@@ -253,6 +251,7 @@ async fn send_resuming(
         // about the finished upload (e.g. the bytes are registered with another policy);
         // after a broken connection, that every byte arrived and the answer was lost, or
         // that the lease ended.
+        unchanged(file, size).await?;
         let view: UploadView = match client.get_json(&path).await {
             Ok(view) => view,
             Err(_) if answered => return Err(failure),
@@ -278,6 +277,22 @@ async fn send_resuming(
         offset = view.offset;
         tokio::time::sleep(std::time::Duration::from_millis(250 << failures.min(4))).await;
     }
+}
+
+/// Fails, in words, if `file` is no longer `size` bytes long: it changed while being sent.
+async fn unchanged(file: &std::path::Path, size: u64) -> Result<()> {
+    let now = tokio::fs::metadata(file)
+        .await
+        .with_context(|| format!("file not readable: {}", file.display()))?
+        .len();
+    if now != size {
+        bail!(
+            "{} changed while being sent: it is {now} bytes now, {size} when the put began; \
+             put it again once it no longer changes",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// One `PATCH` sending the rest of the file, `f` positioned at `offset`.

@@ -116,6 +116,10 @@ where
             Err(Refusal::Invalid(e)) => {
                 tracing::warn!(%peer, "peer served a corrupt chunk ({e}); dropping it");
                 node.net.penalise(peer).await;
+                node.unverifiable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(blob_id);
             }
             Err(Refusal::Local(e)) => return Err(e),
         }
@@ -198,10 +202,17 @@ pub(crate) async fn replicate(node: &Node, reg: BlobRegistration) -> Result<bool
         return Ok(false);
     }
     let store = node.store.clone();
-    tokio::task::spawn_blocking(move || store.complete_replica(&id))
+    let whole = tokio::task::spawn_blocking(move || store.complete_replica(&id))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if whole {
+        node.unverifiable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+    Ok(whole)
 }
 
 /// Shards the ledger assigns to this node's account that it does not hold whole yet,

@@ -30,6 +30,17 @@ impl Node {
                 ));
             }
         }
+        let registered = self.store.tip().map(|t| t.ledger);
+        let unverifiable = self.unverifiable.lock().unwrap_or_else(|p| p.into_inner());
+        for id in unverifiable.iter() {
+            if registered.as_ref().is_some_and(|l| l.blob(id).is_some()) {
+                problems.push(format!(
+                    "blob {id}: the copies peers served do not verify against its id, and \
+                     this node holds none that does; it cannot be served until a good copy \
+                     is found"
+                ));
+            }
+        }
         problems
     }
 }

@@ -75,6 +75,26 @@ fn ingest_read_back_and_reopen() {
 }
 
 #[test]
+fn a_store_whose_manifest_points_nowhere_is_named_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), None).expect("open");
+        ingest(&store, &data(100_000, 1));
+    }
+    // Every keyspace's pointer to its current version names a file that is not there.
+    let keyspaces = dir.path().join("keyspaces");
+    for entry in std::fs::read_dir(&keyspaces).expect("keyspaces").flatten() {
+        let current = entry.path().join("current");
+        if current.exists() {
+            std::fs::write(&current, [0xff; 8]).expect("damage");
+        }
+    }
+    let err = Store::open(dir.path(), None).err().expect("refused");
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("manifest"), "{err}");
+}
+
+#[test]
 fn empty_blob_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), None).expect("open");
