@@ -29,6 +29,22 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         assert_eq!(code, 400, "{path}: {body}");
         assert!(body.contains("\"kind\":\"bad_request\""), "{path}: {body}");
     }
+    // What HTTP itself refuses before a route sees it is JSON too.
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    for (request, code, kind) in [
+        ("GARBAGE\r\n\r\n".to_string(), 400, "bad_request"),
+        (
+            "GET /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_string(),
+            400,
+            "bad_request",
+        ),
+        ("GET /v1/status\r\n\r\n".to_string(), 400, "bad_request"),
+        (long_uri, 414, "uri_too_long"),
+    ] {
+        let (got, body) = http_raw(&node.api, request.as_bytes()).expect("answer");
+        assert_eq!(got, code, "{body}");
+        assert!(body.contains(&format!("\"kind\":\"{kind}\"")), "{body}");
+    }
     // A FIFO nobody writes to is refused at once, not waited on forever.
     let fifo = tmp.path().join("fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");

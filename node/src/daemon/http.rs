@@ -9,6 +9,7 @@ mod compute;
 mod ledger;
 mod listener;
 mod metrics;
+mod refusals;
 pub(crate) mod slots;
 pub(crate) mod uploads;
 

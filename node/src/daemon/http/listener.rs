@@ -107,7 +107,8 @@ pub(crate) async fn serve(
                 request
             },
         ));
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(super::refusals::JsonRefusals::new(stream));
+        let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             let _counted = counted;
             if let Err(e) = connection.await {
