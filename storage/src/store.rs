@@ -14,6 +14,7 @@ mod cells;
 mod chain;
 mod consensus;
 mod expiry;
+mod files;
 mod salvage;
 mod shards;
 mod staging;
@@ -35,6 +36,7 @@ pub use shards::ShardStoreError;
 pub use staging::{Stage, StagedCollection};
 
 use crate::blob::{BlobId, ChunkError, ChunkIndex};
+use files::BlobFiles;
 
 /// A failure of the store itself (as opposed to bad input from a caller or a peer).
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,9 @@ pub enum StoreError {
     /// A blob too large to index (more than `u32::MAX` chunks).
     #[error(transparent)]
     Layout(#[from] ChunkError),
+    /// A blob file could not be written or read (the disk failed or is full).
+    #[error("blob file: {0}")]
+    Files(String),
 }
 
 impl StoreError {
@@ -182,6 +187,7 @@ struct Shared {
 pub struct Store {
     db: Database,
     ks: Keyspaces,
+    files: BlobFiles,
     shared: Arc<Shared>,
     dir: std::path::PathBuf,
 }
@@ -237,11 +243,13 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 impl Store {
     /// Opens (or creates) the store in `dir`. `capacity` caps the bytes of blob content
-    /// kept. Uploads interrupted by a crash are discarded here.
+    /// kept. Uploads interrupted by a crash are discarded here, and the chunks of a store
+    /// written before blob files moved into them.
     pub fn open(dir: &Path, capacity: Option<u64>) -> Result<Store, StoreError> {
         let existed = dir.join("version").exists();
         let store = Store::open_engine(dir, capacity).map_err(|e| damaged_at_open(e, existed))?;
         store.discard_interrupted_uploads()?;
+        store.move_legacy_chunks()?;
         store.count_used()?;
         store.load_tip()?;
         Ok(store)
@@ -257,8 +265,8 @@ impl Store {
         let plain = KeyspaceCreateOptions::default;
         let ks = Keyspaces {
             blobs: db.keyspace("blobs", plain)?,
-            // Blob content is mostly incompressible (models, media, archives): store it raw.
-            // Small memtables bound the memory a large upload holds before it is flushed.
+            // Where blob content was kept before it moved to plain files; read once, at open,
+            // to move what an older store holds there.
             chunks: db.keyspace("chunks", || {
                 KeyspaceCreateOptions::default()
                     .max_memtable_size(CHUNK_MEMTABLE_BYTES)
@@ -286,9 +294,11 @@ impl Store {
             })?),
             None => 0,
         };
+        let files = BlobFiles::open(dir).map_err(|e| StoreError::Files(e.to_string()))?;
         Ok(Store {
             db,
             ks,
+            files,
             dir: dir.to_path_buf(),
             shared: Arc::new(Shared {
                 capacity,
@@ -361,13 +371,13 @@ impl Store {
         Some(s.blocks_available().saturating_mul(s.fragment_size()))
     }
 
-    /// Fails with `DiskFull` unless `bytes` more, written twice (the journal, then the
-    /// data file), leave [`DISK_RESERVE`] free on the disk.
+    /// Fails with `DiskFull` unless `bytes` more (written once, in a blob file) leave
+    /// [`DISK_RESERVE`] free on the disk.
     fn check_disk(&self, bytes: u64) -> Result<(), StoreError> {
         let Some(free) = self.disk_free() else {
             return Ok(());
         };
-        if bytes.saturating_mul(2).saturating_add(DISK_RESERVE) > free {
+        if bytes.saturating_add(DISK_RESERVE) > free {
             return Err(StoreError::DiskFull {
                 free,
                 needed: bytes,
@@ -376,8 +386,8 @@ impl Store {
         Ok(())
     }
 
-    /// Bytes the store could still take now: under its capacity and, written twice, on its
-    /// disk above the reserve. `None` when neither bounds it.
+    /// Bytes the store could still take now: under its capacity and on its disk above the
+    /// reserve. `None` when neither bounds it.
     pub fn room(&self) -> Option<u64> {
         let under_capacity = self
             .shared
@@ -385,7 +395,7 @@ impl Store {
             .map(|c| c.saturating_sub(self.shared.used.load(Ordering::SeqCst)));
         let on_disk = self
             .disk_free()
-            .map(|free| free.saturating_sub(DISK_RESERVE) / 2);
+            .map(|free| free.saturating_sub(DISK_RESERVE));
         match (under_capacity, on_disk) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -465,18 +475,52 @@ impl Store {
         seq
     }
 
-    /// Removes every chunk and proof stored under `seq`.
+    /// Removes every proof stored under `seq`, then its blob file (whose room comes back
+    /// at once).
     fn delete_seq(&self, seq: u64) -> Result<(), StoreError> {
         let prefix = seq.to_be_bytes();
         let mut batch = self.db.batch();
         for item in self.ks.proofs.prefix(prefix) {
             batch.remove(&self.ks.proofs, item.key()?);
         }
-        for item in self.ks.chunks.prefix(prefix) {
-            batch.remove(&self.ks.chunks, item.key()?);
+        batch.commit()?;
+        self.files
+            .delete(seq)
+            .map_err(|e| StoreError::Files(e.to_string()))
+    }
+
+    /// Moves the chunks an older store kept in the database into blob files, each copy's
+    /// file synced before its chunks leave the database.
+    fn move_legacy_chunks(&self) -> Result<(), StoreError> {
+        let mut moved: Vec<([u8; 12], u64)> = Vec::new();
+        for item in self.ks.chunks.iter() {
+            let (key, value) = item.into_inner()?;
+            let Ok(key) = <[u8; 12]>::try_from(key.as_ref()) else {
+                continue;
+            };
+            let seq = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+            let index = ChunkIndex(u32::from_be_bytes(key[8..].try_into().unwrap_or_default()));
+            self.files
+                .write_chunk(seq, index, &value)
+                .map_err(|e| StoreError::Files(e.to_string()))?;
+            moved.push((key, seq));
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let mut seqs: Vec<u64> = moved.iter().map(|(_, s)| *s).collect();
+        seqs.dedup();
+        for seq in seqs {
+            self.files
+                .sync(seq)
+                .map_err(|e| StoreError::Files(e.to_string()))?;
+        }
+        let mut batch = self.db.batch();
+        for (key, _) in &moved {
+            batch.remove(&self.ks.chunks, *key);
         }
         batch.commit()?;
-        Ok(())
+        self.persist()
     }
 
     fn discard_interrupted_uploads(&self) -> Result<(), StoreError> {

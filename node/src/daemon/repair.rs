@@ -84,16 +84,13 @@ pub(crate) fn run(args: RepairArgs) -> Result<()> {
 /// How long salvaged blobs wait for the synced chain to show their registration.
 const SALVAGE_LEASE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Copies what still verifies of the store set aside in `aside` into `fresh`: possible
-/// when the database engine opens it and only the node's records are damaged. (An engine
-/// that refuses its files — a damaged journal, say — cannot be read at all: fjall 3 has no
-/// recovery mode, and without its journal it does not find its tables either.)
+/// Copies the blob files of the store set aside in `aside` into `fresh`, each under the
+/// id its bytes hash to: blob content lives in plain files, so this works whatever became
+/// of the old store's database (even a damaged journal the engine refuses).
 fn salvage(aside: &std::path::Path, fresh: &Store) -> Result<Salvaged> {
-    let old = Store::open_for_salvage(aside)
-        .context("the database engine refuses its files, so nothing can be read from them")?;
     let stage = Stage {
         lease_until_ms: now_ms() + SALVAGE_LEASE.as_millis() as u64,
         kept_by: None,
     };
-    Ok(old.salvage_into(fresh, stage)?)
+    Ok(fresh.salvage_from(aside, stage)?)
 }

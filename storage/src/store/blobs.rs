@@ -1,5 +1,7 @@
 //! Blob content: streaming ingest of new blobs, verified chunk reads, and chunk-by-chunk
-//! replicas fetched from peers.
+//! replicas fetched from peers. The bytes live in blob files ([`super::files`]); the
+//! database keeps each copy's record and each chunk's proof, whose presence says the
+//! chunk is stored.
 
 use super::{chunk_key, encode, BlobRecord, Stage, Store, StoreError};
 use crate::blob::{BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex};
@@ -85,6 +87,10 @@ pub(super) fn is_corruption(e: &fjall::Error) -> bool {
     )
 }
 
+fn files_error(e: std::io::Error) -> StoreError {
+    StoreError::Files(e.to_string())
+}
+
 fn engine<E: From<StoreError>>(e: fjall::Error) -> E {
     E::from(StoreError::Engine(e))
 }
@@ -106,9 +112,11 @@ impl Store {
         let seq = self.allocate_seq(&mut batch);
         batch.insert(&self.ks.uploads, seq.to_be_bytes(), []);
         batch.commit()?;
+        let file = self.files.create(seq).map_err(files_error)?;
         Ok(BlobWriter {
             store: self.clone(),
             seq,
+            file,
             builder: BlobIdBuilder::new(),
             next_index: 0,
             finished: false,
@@ -123,7 +131,7 @@ impl Store {
         index: ChunkIndex,
     ) -> Result<StoredChunk, ReadChunkError> {
         let record = self.blob(id)?.ok_or(ReadChunkError::UnknownBlob(*id))?;
-        BlobLayout::new(record.size)
+        let len = BlobLayout::new(record.size)
             .map_err(StoreError::from)?
             .chunk_len(index)
             .map_err(ReadChunkError::OutOfRange)?;
@@ -144,17 +152,17 @@ impl Store {
         let Some(proof) = self.ks.proofs.get(key).map_err(checked)? else {
             return Err(missing);
         };
-        let Some(data) = self.ks.chunks.get(key).map_err(checked)? else {
-            return Err(missing);
-        };
         let proof: MerkleProof =
             postcard::from_bytes(&proof).map_err(|e| corrupt(format!("unreadable proof: {e}")))?;
+        // A proof without its bytes: they were lost (a crash before they were synced).
+        let data = self
+            .files
+            .read_chunk(record.seq, index, len)
+            .map_err(|e| corrupt(e.to_string()))?
+            .ok_or_else(|| corrupt("its bytes are missing from the blob file".into()))?;
         id.verify_chunk(record.size, index, &data, &proof)
             .map_err(|e| corrupt(e.to_string()))?;
-        Ok(StoredChunk {
-            data: data.to_vec(),
-            proof,
-        })
+        Ok(StoredChunk { data, proof })
     }
 
     /// Starts (or resumes) a replica of a registered blob, reserving its size against the
@@ -209,11 +217,14 @@ impl Store {
     ) -> Result<(), PutChunkError> {
         let record = self.blob(id)?.ok_or(PutChunkError::UnknownBlob(*id))?;
         id.verify_chunk(record.size, index, data, proof)?;
-        let key = chunk_key(record.seq, index);
-        let mut batch = self.db.batch();
-        batch.insert(&self.ks.chunks, key, data);
-        batch.insert(&self.ks.proofs, key, encode(proof));
-        batch.commit().map_err(engine::<PutChunkError>)
+        // The bytes first: a proof is stored only once its chunk is.
+        self.files
+            .write_chunk(record.seq, index, data)
+            .map_err(|e| PutChunkError::Store(files_error(e)))?;
+        self.ks
+            .proofs
+            .insert(chunk_key(record.seq, index), encode(proof))
+            .map_err(engine::<PutChunkError>)
     }
 
     /// Marks a replica complete once every chunk is stored, persisting first. Returns
@@ -226,6 +237,7 @@ impl Store {
         if !self.missing_chunks(id)?.is_empty() {
             return Ok(false);
         }
+        self.files.sync(record.seq).map_err(files_error)?;
         self.persist()?;
         let done = BlobRecord {
             complete: true,
@@ -239,15 +251,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Drops a chunk found corrupt on disk and marks its blob incomplete, so that it is
-    /// fetched again from a peer.
+    /// Drops a chunk found corrupt on disk (its proof: the chunk counts as missing, and
+    /// its bytes are written over when it comes again) and marks its blob incomplete, so
+    /// that it is fetched again from a peer.
     pub fn discard_chunk(&self, id: &BlobId, index: ChunkIndex) -> Result<(), StoreError> {
         let Some(record) = self.blob(id)? else {
             return Ok(());
         };
         let key = chunk_key(record.seq, index);
         let mut batch = self.db.batch();
-        batch.remove(&self.ks.chunks, key);
         batch.remove(&self.ks.proofs, key);
         let partial = BlobRecord {
             complete: false,
@@ -275,10 +287,9 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn corrupt_chunk_for_test(&self, id: &BlobId, index: ChunkIndex, data: &[u8]) {
         let record = self.blob(id).ok().flatten().expect("blob exists");
-        self.ks
-            .chunks
-            .insert(chunk_key(record.seq, index), data)
-            .expect("insert");
+        self.files
+            .write_chunk(record.seq, index, data)
+            .expect("write");
     }
 }
 
@@ -287,6 +298,8 @@ impl Store {
 pub struct BlobWriter {
     store: Store,
     seq: u64,
+    /// Its blob file, written in order.
+    file: std::fs::File,
     builder: BlobIdBuilder,
     next_index: u32,
     finished: bool,
@@ -327,8 +340,7 @@ impl BlobWriter {
     }
 
     fn put(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        let key = chunk_key(self.seq, ChunkIndex(self.next_index));
-        self.store.ks.chunks.insert(key, chunk)?;
+        super::files::BlobFiles::append(&mut self.file, chunk).map_err(files_error)?;
         self.next_index =
             self.next_index
                 .checked_add(1)
@@ -349,6 +361,8 @@ impl BlobWriter {
         if let Some(tail) = tail {
             self.put(&tail)?;
         }
+        // The bytes are durable before the record that makes them visible.
+        self.file.sync_data().map_err(files_error)?;
         let store = self.store.clone();
         let existing = store.blob(&blob_id)?;
         if existing.is_some_and(|r| r.complete) {

@@ -120,11 +120,51 @@ fn unfinished_upload_leaves_nothing_behind() {
         (stats.blobs_complete, stats.blobs_partial, stats.used_bytes),
         (0, 0, 0)
     );
-    assert_eq!(
-        store.ks.chunks.iter().count(),
-        0,
-        "orphan chunks were discarded"
+    assert!(
+        store.files.all().is_empty(),
+        "the interrupted upload's file was deleted"
     );
+}
+
+#[test]
+fn a_deleted_copy_gives_its_room_back_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let before = allocated_bytes(dir.path());
+    let id = ingest(&store, &data(8 * CHUNK_SIZE, 4)).blob_id;
+    let held = allocated_bytes(dir.path());
+    assert!(held >= before + 8 * CHUNK_SIZE as u64, "{before} -> {held}");
+    assert!(store.delete_blob(&id).expect("delete"));
+    let after = allocated_bytes(dir.path());
+    assert!(
+        after < before + CHUNK_SIZE as u64,
+        "the file's room came back: {before} -> {held} -> {after}"
+    );
+}
+
+#[test]
+fn chunks_of_an_older_store_move_into_blob_files_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = data(3 * CHUNK_SIZE + 7, 5);
+    let id = {
+        let store = Store::open(dir.path(), None).expect("open");
+        let id = ingest(&store, &bytes).blob_id;
+        // As an older store kept them: the chunks in the database, no blob file.
+        let seq = store.blob(&id).expect("read").expect("record").seq;
+        for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+            store
+                .ks
+                .chunks
+                .insert(chunk_key(seq, ChunkIndex(i as u32)), chunk)
+                .expect("insert");
+        }
+        store.files.delete(seq).expect("delete");
+        store.persist().expect("persist");
+        id
+    };
+    let store = Store::open(dir.path(), None).expect("reopen");
+    assert_eq!(read_all(&store, &id), bytes);
+    assert_eq!(store.ks.chunks.iter().count(), 0);
 }
 
 #[test]
@@ -572,10 +612,24 @@ fn a_store_whose_records_are_corrupt_salvages_what_hashes_right_staged_until_reg
         .data;
     bad[9] ^= 1;
     old.corrupt_chunk_for_test(&flipped_id, ChunkIndex(1), &bad);
+    // A replica with a hole: chunks 0 and 2 of 3 arrived.
     let holed = data(3 * CHUNK_SIZE, 3);
-    let holed_id = ingest(&old, &holed).blob_id;
-    old.discard_chunk(&holed_id, ChunkIndex(1))
-        .expect("discard");
+    let holed_id = BlobId::of(&holed);
+    let reg = BlobRegistration {
+        blob_id: holed_id,
+        size: holed.len() as u64,
+        policy: PolicySpec::Replicated,
+    };
+    old.begin_replica(&reg).expect("replica");
+    let mut builder = crate::blob::BlobIdBuilder::new();
+    builder.update(&holed);
+    let tree = builder.finish().1;
+    for i in [0u32, 2] {
+        let chunk = &holed[i as usize * CHUNK_SIZE..(i as usize + 1) * CHUNK_SIZE];
+        let proof = tree.proof(u64::from(i)).expect("proof");
+        old.put_chunk(&holed_id, ChunkIndex(i), chunk, &proof)
+            .expect("chunk");
+    }
     // A record that no longer decodes: the store does not open any more.
     old.ks.blobs.insert([0xff; 32], b"garbage").expect("insert");
     old.persist().expect("persist");
@@ -585,24 +639,22 @@ fn a_store_whose_records_are_corrupt_salvages_what_hashes_right_staged_until_reg
         .expect("a corrupt record");
     assert!(refused.is_corruption(), "{refused}");
 
-    let old = Store::open_for_salvage(old_dir.path()).expect("open for salvage");
     let new = Store::open(new_dir.path(), None).expect("open");
     let stage = Stage {
         lease_until_ms: 1_000,
         kept_by: None,
     };
-    let salvaged = old.salvage_into(&new, stage).expect("salvage");
-    // The intact blob comes back under its id; the flipped one only under the id its
-    // changed bytes hash to (never its own); the one with a hole is left out.
+    let salvaged = new.salvage_from(old_dir.path(), stage).expect("salvage");
+    // The intact blob comes back under its id; the flipped one and the one with a hole
+    // only under the ids their bytes hash to (never their own).
     assert!(salvaged.blobs.contains(&intact_id));
     assert!(!salvaged.blobs.contains(&flipped_id));
-    assert_eq!(salvaged.blobs.len(), 2);
-    assert_eq!(salvaged.skipped, 1);
+    assert!(!salvaged.blobs.contains(&holed_id));
+    assert_eq!(salvaged.blobs.len(), 3);
     assert_eq!(read_all(&new, &intact_id), intact);
-    assert!(new.blob(&holed_id).expect("read").is_none());
     // Staged: not stored data until registered, and collected at lease end if never.
     assert!(new.is_staged(&intact_id).expect("staged"));
     let collected = new.collect_staged(2_000).expect("collect");
-    assert_eq!(collected.discarded.len(), 2);
+    assert_eq!(collected.discarded.len(), 3);
     assert!(new.blob(&intact_id).expect("read").is_none());
 }
