@@ -88,7 +88,17 @@ impl Devnet {
         for c in &clients[1..=usize::from(ERASURE_PROVIDERS)] {
             join_orchestrator(c, orchestrator.account, capacity).await?;
         }
-        Ok(())
+        // Node 0 takes puts by default: wait until its own ledger shows every provider,
+        // so that a `put --policy erasure` copied from the banner finds them.
+        let path = format!("/v1/accounts/{}", orchestrator.account);
+        loop {
+            let view: crate::api::AccountView = clients[0].get_json(&path).await?;
+            let joined = view.orchestrator.map_or(0, |o| o.providers.len());
+            if joined >= usize::from(ERASURE_PROVIDERS) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Writes the genesis, starts the nodes and waits until each serves its API and holds
@@ -413,12 +423,34 @@ async fn report_compute_ready(provers: Vec<String>) {
     }
 }
 
-/// Runs `nexus devnet` until Ctrl-C (or SIGTERM), or until a node dies.
+/// Runs `nexus devnet` until Ctrl-C (or SIGTERM), or until a node dies. The signals are
+/// heeded from before the first node starts: stopped while it launches, the devnet drops
+/// (and so kills) every node it started.
 pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
-    let mut devnet = Devnet::launch(args).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stopped = || async {
+        out!("stopped while starting; the nodes started so far are stopped");
+        Ok(())
+    };
+    let mut devnet = tokio::select! {
+        launched = Devnet::launch(args) => launched?,
+        _ = tokio::signal::ctrl_c() => return stopped().await,
+        _ = term.recv() => return stopped().await,
+    };
     if devnet.nodes.len() > usize::from(ERASURE_PROVIDERS) {
         out!("registering node 0 as an orchestrator and nodes 1 to {ERASURE_PROVIDERS} as its providers");
-        devnet.offer_erasure(1 << 30).await?;
+        let offered = tokio::select! {
+            offered = devnet.offer_erasure(1 << 30) => Some(offered),
+            _ = tokio::signal::ctrl_c() => None,
+            _ = term.recv() => None,
+        };
+        match offered {
+            Some(result) => result?,
+            None => {
+                devnet.stop().await?;
+                return stopped().await;
+            }
+        }
     }
     let exe = std::env::current_exe()?;
     let _light = spawn_light_client(&devnet, &exe)?;
@@ -428,7 +460,6 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     let provers = devnet.compute_provers();
     let compute_reporter =
         (provers.len() >= 2).then(|| tokio::spawn(report_compute_ready(provers)));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let died = {
         let waits = devnet
             .nodes

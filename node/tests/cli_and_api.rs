@@ -291,12 +291,7 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
         let body = format!(
             r#"{{"program":"{program}","input":"{input}","max_cycles":200000,"reward":1,"lifetime":100}}"#
         );
-        let request = format!(
-            "POST /v1/compute/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let (code, answer) = http_raw(&node.api, request.as_bytes()).expect("answer");
+        let (code, answer) = post_job(&node.api, &body);
         assert_eq!(code, 400, "{reason}: {answer}");
         assert!(
             answer.contains("the job cannot run") && answer.contains(reason),
@@ -314,13 +309,8 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
         let body = format!(
             r#"{{"program":"{loop_elf}","input":"{small}","max_cycles":4294967296,"reward":{reward},"lifetime":{lifetime}}}"#
         );
-        let request = format!(
-            "POST /v1/compute/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
         let before = cpu_ms(pid);
-        let (code, answer) = http_raw(&node.api, request.as_bytes()).expect("answer");
+        let (code, answer) = post_job(&node.api, &body);
         let spent = cpu_ms(pid) - before;
         assert_eq!(code, 422, "{reason}: {answer}");
         assert!(answer.contains(reason), "{reason}: {answer}");
@@ -333,6 +323,16 @@ fn a_job_that_cannot_run_is_refused_by_the_node_and_nothing_is_submitted() {
             .is_some_and(|h| h >= height + 2)
     });
     assert_eq!(nonce(), before, "a refused job sent a transaction");
+}
+
+/// `POST /v1/compute/jobs` with the JSON `body`: the status code and the answer.
+fn post_job(api: &str, body: &str) -> (u16, String) {
+    let request = format!(
+        "POST /v1/compute/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http_raw(api, request.as_bytes()).expect("answer")
 }
 
 /// CPU time (user + system) process `pid` has used, in milliseconds.
@@ -423,6 +423,38 @@ fn start_devnet(
         }
     }
     (devnet, lines, banner)
+}
+
+/// A devnet sent SIGTERM while it is still starting (as a supervisor or `timeout` would)
+/// stops every node it started: none is left holding its ports.
+#[test]
+fn a_devnet_terminated_while_starting_leaves_no_node_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = free_port().saturating_sub(200).max(10_000);
+    let mut devnet = Command::new(NEXUS)
+        .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn devnet");
+    let _stop = InterruptOnPanic(devnet.id());
+    // The first node answers: the devnet is in the middle of starting the others.
+    let api0 = format!("http://127.0.0.1:{}", base + 100);
+    wait_until("the first node to start", Duration::from_secs(60), || {
+        http_get(&api0, "/v1/status").is_some()
+    });
+    let ok = Command::new("kill")
+        .args(["-TERM", &devnet.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    wait_exit(&mut devnet, Duration::from_secs(30));
+    // Every node of the devnet (7 and the light client's peers) is gone.
+    wait_until("every node to be gone", Duration::from_secs(15), || {
+        (0..8u16).all(|i| std::net::TcpStream::connect(("127.0.0.1", base + 100 + i)).is_err())
+    });
 }
 
 /// Sends Ctrl-C to the devnet (which then stops its nodes) if the test fails before it
