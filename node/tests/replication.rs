@@ -203,27 +203,27 @@ fn chunks_corrupted_on_disk_are_detected_and_repaired_from_a_peer() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let a = start_proposer(tmp.path(), &[tmp.path().join("a")], &[]);
     let mut b = TestNode::start(&tmp.path().join("b"), false, &[a.addr()], &[]);
-    // Larger than fjall's 64 MiB memtable, so chunk values are flushed to data files.
-    let data = bytes(96 << 20, 7);
+    let data = bytes(8 * CHUNK, 7);
     let id = put(&a.api, &write_file(tmp.path(), "input", &data));
     wait_until("b to replicate", Duration::from_secs(120), || {
         b.has_complete(&id)
     });
 
     let needle = &data[5 * CHUNK + 1000..5 * CHUNK + 1032];
-    let keyspaces = b.dir.join("store").join("keyspaces");
+    // Chunk bytes live in the store's blob files; search every file of the store.
+    let store = b.dir.join("store");
     wait_until(
         "chunk 5 to reach a data file",
         Duration::from_secs(60),
         || {
-            files_under(&keyspaces)
+            files_under(&store)
                 .iter()
                 .any(|f| std::fs::read(f).is_ok_and(|c| find(&c, needle).is_some()))
         },
     );
     b.kill9();
     let mut flipped = 0;
-    for file in files_under(&keyspaces) {
+    for file in files_under(&store) {
         let mut content = std::fs::read(&file).expect("read");
         if let Some(at) = find(&content, needle) {
             content[at + 7] ^= 0xff;
