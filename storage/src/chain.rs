@@ -9,7 +9,9 @@ use crate::block::{
     block_data, effective, Block, BlockError, BlockHash, Header, Slot, VerifiedBlock,
 };
 use crate::keys::{PublicKey, SigningKey};
-use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};
+use crate::ledger::{
+    ComputeVerifier, Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError,
+};
 use crate::merkle::Digest;
 use nexus_consensus::{
     ChainSpec, Committee, Context, Epoch, FinalityError, FinalityProof, Round, Validator,
@@ -83,17 +85,19 @@ struct Execution {
     refused: Vec<(SignedTransaction, TxError)>,
 }
 
-/// Applies `transactions` and the end of block `height` to a copy of `state`.
+/// Applies `transactions` and the end of block `height` to a copy of `state`, with
+/// `verifier` deciding on compute programs and proofs.
 fn execute(
     state: &LedgerState,
     height: u64,
     seed: &BlockHash,
     transactions: Vec<SignedTransaction>,
+    verifier: &dyn ComputeVerifier,
 ) -> Execution {
     let mut ledger = state.clone();
     let (mut included, mut failed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for tx in transactions {
-        match ledger.execute_tx(&tx) {
+        match ledger.execute_tx(&tx, verifier) {
             Ok(outcome) => {
                 if let Err(e) = outcome {
                     failed.push((included.len() as u32, e));
@@ -177,6 +181,7 @@ pub fn accept_child(
     block: Block,
     parent: &Header,
     state: &LedgerState,
+    verifier: &dyn ComputeVerifier,
 ) -> Result<Transition, BlockError> {
     let block = block.verify_child(parent)?;
     let Execution {
@@ -190,6 +195,7 @@ pub fn accept_child(
         block.header.height.0,
         &parent.hash(),
         block.transactions.clone(),
+        verifier,
     );
     if let Some((tx, error)) = refused.into_iter().next() {
         let index = block
@@ -228,9 +234,10 @@ pub fn accept_final(
     parent: &Header,
     state: &LedgerState,
     ctx: &Context,
+    verifier: &dyn ComputeVerifier,
 ) -> Result<Transition, FinalBlockError> {
     proof.verify(&block.header, ctx)?;
-    Ok(accept_child(block, parent, state)?)
+    Ok(accept_child(block, parent, state, verifier)?)
 }
 
 /// A block this node proposes, and what became of the candidates.
@@ -256,6 +263,7 @@ pub fn propose_child(
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
     timestamp_ms: u64,
+    verifier: &dyn ComputeVerifier,
 ) -> Result<Built, BlockError> {
     let height = parent.height.next().ok_or(BlockError::HeightOverflow)?;
     let Execution {
@@ -264,7 +272,7 @@ pub fn propose_child(
         included,
         failed,
         refused,
-    } = execute(state, height.0, &parent.hash(), candidates);
+    } = execute(state, height.0, &parent.hash(), candidates, verifier);
     let positions: Vec<u32> = failed.iter().map(|(i, _)| *i).collect();
     let data = block_data(
         effective(&included, &positions).map(|(_, tx)| tx),

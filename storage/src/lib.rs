@@ -17,6 +17,8 @@ pub use nexus_consensus::keys;
 pub mod ledger;
 pub mod mempool;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use blob::{
     chunk_root, leaf_proof, BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex, CHUNK_SIZE,
