@@ -3,64 +3,18 @@
 //! ledger state, lead to the state root its header claims. Proposers build blocks with the
 //! same functions, so what they sign is what everyone else recomputes.
 
-use serde::{Deserialize, Serialize};
-
 use crate::block::{
     block_data, effective, Block, BlockError, BlockHash, Header, Slot, VerifiedBlock,
 };
-use crate::keys::{PublicKey, SigningKey};
-use crate::ledger::{
-    ComputeVerifier, Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError,
-};
+use crate::keys::PublicKey;
+use crate::ledger::{ComputeVerifier, LedgerEvent, LedgerState, SignedTransaction, TxError};
 use crate::merkle::Digest;
-use nexus_consensus::{
-    ChainSpec, Committee, Context, Epoch, FinalityError, FinalityProof, Round, Validator,
-};
+use nexus_consensus::{Context, FinalityError, FinalityProof, Round};
 
 mod tree;
 
+pub use crate::genesis::ChainGenesis;
 pub use tree::{BlockTree, TreeError, MAX_PENDING};
-
-/// Everything a chain starts from: its spec (chain id, validator committee, custody
-/// layout), the genesis time, and the ledger's first state. Every node given the same
-/// genesis builds the same genesis block, so validators need not exchange it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainGenesis {
-    /// Chain id, committee and custody layout.
-    pub spec: ChainSpec,
-    /// Timestamp of the genesis block, milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    /// The ledger's parameters and balances.
-    pub ledger: Genesis,
-}
-
-impl ChainGenesis {
-    /// A chain whose only validator is `validator` (stake 1), reachable at `address`.
-    pub fn solo(
-        chain_id: &str,
-        validator: &SigningKey,
-        address: &str,
-        ledger: Genesis,
-        time_ms: u64,
-    ) -> Result<ChainGenesis, nexus_consensus::CommitteeError> {
-        let committee = Committee::new(Epoch(0), vec![Validator::new(validator, 1, address)])?;
-        Ok(ChainGenesis {
-            spec: ChainSpec {
-                chain_id: chain_id.to_string(),
-                committee,
-                custody_groups: 32,
-                custodians_per_group: 2,
-            },
-            time_ms,
-            ledger,
-        })
-    }
-
-    /// The verification context of this chain, whose genesis block hashes to `genesis`.
-    pub fn context(&self, genesis: BlockHash) -> Context {
-        Context::new(self.spec.clone(), genesis)
-    }
-}
 
 /// A verified block with the ledger state after it and what the state transition did.
 #[derive(Debug, Clone)]
@@ -144,14 +98,29 @@ pub fn create_genesis(genesis: ChainGenesis) -> Result<Transition, BlockError> {
 
 /// Accepts a genesis block from a peer (or the disk); `pin` is the hash the operator
 /// expects, if any.
+///
+/// The block must carry a chain genesis and be exactly the block that genesis produces
+/// (with no transactions), and, when `pin` is given, hash to it.
 pub fn accept_genesis(block: Block, pin: Option<BlockHash>) -> Result<Transition, BlockError> {
-    let block = block.verify_genesis(pin)?;
+    if pin.is_some_and(|p| p != block.header.hash()) {
+        return Err(BlockError::BadGenesis(
+            "hash differs from the pinned genesis",
+        ));
+    }
     let genesis = block
         .genesis
-        .as_ref()
+        .clone()
         .ok_or(BlockError::BadGenesis("no chain genesis"))?;
-    let ledger = LedgerState::genesis(&genesis.ledger, genesis.spec.tag())?;
-    settle(block, ledger, Vec::new())
+    let built = create_genesis(genesis)?;
+    if built.block.header != block.header
+        || !block.transactions.is_empty()
+        || !block.failed.is_empty()
+    {
+        return Err(BlockError::BadGenesis(
+            "not the block its chain genesis produces",
+        ));
+    }
+    Ok(built)
 }
 
 /// Accepts a block whose transactions led to `ledger`, if that is the root it claims.

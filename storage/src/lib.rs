@@ -13,6 +13,7 @@ pub mod blob;
 pub mod block;
 pub mod chain;
 pub mod erasure;
+pub mod genesis;
 pub use nexus_consensus::keys;
 pub mod ledger;
 pub mod mempool;

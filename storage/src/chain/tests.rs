@@ -8,7 +8,8 @@ use super::*;
 use crate::blob::BlobId;
 use crate::block::{block_data, DataHeader};
 use crate::block::{BlockHash, Height, InclusionError};
-use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
+use crate::keys::SigningKey;
+use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 use crate::test_support::verifier;
 use nexus_consensus::ChainTag;
 
