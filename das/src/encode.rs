@@ -11,40 +11,13 @@ use rayon::prelude::*;
 use crate::field::{cell_to_bytes, pack_into};
 use crate::kzg::{ProvenRow, RowCodec, RowCommitter, RowPoly, RowProver};
 use crate::line::LineCode;
-use crate::merkle::{leaf_hash, Digest, MerkleTree};
+use crate::merkle::MerkleTree;
 use crate::params::{
     CodeParams, Coord, ParamsError, BYTES_PER_CELL, CELLS_PER_ROW, CELL_ELEMENTS,
     EXTENDED_ROW_ELEMENTS, ROW_DATA_BYTES, ROW_ELEMENTS,
 };
+use crate::root::{commitment_leaf, DataRoot, G1Bytes};
 use crate::sample::Sample;
-
-crate::fixed_bytes!(
-    /// The commitment to an encoded payload: SHA-256 over its parameters and the Merkle
-    /// root of all extended row commitments.
-    DataRoot,
-    32
-);
-
-crate::fixed_bytes!(
-    /// A compressed G1 point: a row commitment or a cell proof, as EIP-7594 serializes it.
-    G1Bytes,
-    48
-);
-
-/// Domain tag of the DataRoot hash.
-const DATA_ROOT_TAG: u8 = 0x03;
-
-impl DataRoot {
-    /// The root for `params` over a commitment tree with root `commitments_root`.
-    pub(crate) fn compute(params: &CodeParams, commitments_root: &Digest) -> DataRoot {
-        DataRoot(Digest::of(&[&[DATA_ROOT_TAG], &params.to_bytes(), &commitments_root.0]).0)
-    }
-}
-
-/// Merkle leaf of one row commitment.
-pub(crate) fn commitment_leaf(commitment: &G1Bytes) -> Digest {
-    leaf_hash(&commitment.0)
-}
 
 /// How extended rows get their cell proofs; both give identical proofs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

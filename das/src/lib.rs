@@ -21,11 +21,13 @@ mod line;
 pub mod merkle;
 pub mod params;
 pub mod reconstruct;
+pub mod root;
 pub mod sample;
 
 pub use confidence::{confidence, miss_probability, samples_needed};
-pub use encode::{DataCommitment, DataRoot, EncodeError, ExtendedData, G1Bytes, ProofStrategy};
+pub use encode::{DataCommitment, EncodeError, ExtendedData, ProofStrategy};
 pub use line::LineError;
 pub use params::{CodeParams, Coord, ParamsError};
 pub use reconstruct::{Goal, PartialGrid, ReconstructError};
+pub use root::{DataRoot, G1Bytes};
 pub use sample::{verify_samples, BatchError, Cell, Sample, SampleError};

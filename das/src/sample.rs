@@ -6,11 +6,11 @@ use std::fmt;
 use ekzg_bls12_381::{G1Point, Scalar};
 use serde::{Deserialize, Serialize};
 
-use crate::encode::{commitment_leaf, DataRoot, G1Bytes};
 use crate::field::{cell_from_bytes, FieldError};
 use crate::kzg::CellVerifier;
 use crate::merkle::MerkleProof;
 use crate::params::{CodeParams, Coord, ParamsError, BYTES_PER_CELL};
+use crate::root::{commitment_leaf, DataRoot, G1Bytes};
 
 /// One serialized cell: 64 big-endian scalars, as EIP-7594 lays them out.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,15 +1,15 @@
 //! Blocks of the replicated chain: a signed header over an ordered list of transactions
 //! and the ledger state they lead to, and the inclusion proof a user can check offline.
 //!
-//! Blocks arrive from the network as plain [`Block`] values; [`Block::verify_child`] and
-//! [`Block::verify_genesis`] check signature, links and the transactions root, and
-//! [`crate::chain`] adds the ledger transition: its functions are the only way to get a
+//! Blocks arrive from the network as plain [`Block`] values; [`Block::verify_child`] checks
+//! signature, links and the transactions root, and [`crate::chain`] adds the ledger
+//! transition (and checks a genesis block against the chain genesis it carries): its functions are the only way to get a
 //! [`VerifiedBlock`], the only kind the store accepts.
 
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobId;
-use crate::chain::ChainGenesis;
+use crate::genesis::ChainGenesis;
 use crate::ledger::{PolicySpec, SignedTransaction, TxKind};
 use crate::merkle::{Digest, MerkleProof, MerkleTree};
 pub use nexus_consensus::{BlockHash, DataHeader, Header, Height};
@@ -292,31 +292,6 @@ impl Block {
             failed,
             genesis,
         })
-    }
-
-    /// Checks a genesis block's form: it carries a chain genesis and is exactly the block
-    /// that genesis produces; and, when `expected` is given, its hash is the one pinned by
-    /// the operator.
-    pub fn verify_genesis(self, expected: Option<BlockHash>) -> Result<Block, BlockError> {
-        if expected.is_some_and(|e| e != self.header.hash()) {
-            return Err(BlockError::BadGenesis(
-                "hash differs from the pinned genesis",
-            ));
-        }
-        let genesis = self
-            .genesis
-            .as_ref()
-            .ok_or(BlockError::BadGenesis("no chain genesis"))?;
-        let built = crate::chain::create_genesis(genesis.clone())?;
-        if built.block.header != self.header
-            || !self.transactions.is_empty()
-            || !self.failed.is_empty()
-        {
-            return Err(BlockError::BadGenesis(
-                "not the block its chain genesis produces",
-            ));
-        }
-        Ok(self)
     }
 
     /// Checks a block's form as the child of `parent`: height, link, round, epoch, chain

@@ -3,62 +3,18 @@
 //! ledger state, lead to the state root its header claims. Proposers build blocks with the
 //! same functions, so what they sign is what everyone else recomputes.
 
-use serde::{Deserialize, Serialize};
-
 use crate::block::{
     block_data, effective, Block, BlockError, BlockHash, Header, Slot, VerifiedBlock,
 };
-use crate::keys::{PublicKey, SigningKey};
-use crate::ledger::{Genesis, LedgerEvent, LedgerState, SignedTransaction, TxError};
+use crate::keys::PublicKey;
+use crate::ledger::{ComputeVerifier, LedgerEvent, LedgerState, SignedTransaction, TxError};
 use crate::merkle::Digest;
-use nexus_consensus::{
-    ChainSpec, Committee, Context, Epoch, FinalityError, FinalityProof, Round, Validator,
-};
+use nexus_consensus::{Context, FinalityError, FinalityProof, Round};
 
 mod tree;
 
+pub use crate::genesis::ChainGenesis;
 pub use tree::{BlockTree, TreeError, MAX_PENDING};
-
-/// Everything a chain starts from: its spec (chain id, validator committee, custody
-/// layout), the genesis time, and the ledger's first state. Every node given the same
-/// genesis builds the same genesis block, so validators need not exchange it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainGenesis {
-    /// Chain id, committee and custody layout.
-    pub spec: ChainSpec,
-    /// Timestamp of the genesis block, milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    /// The ledger's parameters and balances.
-    pub ledger: Genesis,
-}
-
-impl ChainGenesis {
-    /// A chain whose only validator is `validator` (stake 1), reachable at `address`.
-    pub fn solo(
-        chain_id: &str,
-        validator: &SigningKey,
-        address: &str,
-        ledger: Genesis,
-        time_ms: u64,
-    ) -> Result<ChainGenesis, nexus_consensus::CommitteeError> {
-        let committee = Committee::new(Epoch(0), vec![Validator::new(validator, 1, address)])?;
-        Ok(ChainGenesis {
-            spec: ChainSpec {
-                chain_id: chain_id.to_string(),
-                committee,
-                custody_groups: 32,
-                custodians_per_group: 2,
-            },
-            time_ms,
-            ledger,
-        })
-    }
-
-    /// The verification context of this chain, whose genesis block hashes to `genesis`.
-    pub fn context(&self, genesis: BlockHash) -> Context {
-        Context::new(self.spec.clone(), genesis)
-    }
-}
 
 /// A verified block with the ledger state after it and what the state transition did.
 #[derive(Debug, Clone)]
@@ -83,17 +39,19 @@ struct Execution {
     refused: Vec<(SignedTransaction, TxError)>,
 }
 
-/// Applies `transactions` and the end of block `height` to a copy of `state`.
+/// Applies `transactions` and the end of block `height` to a copy of `state`, with
+/// `verifier` deciding on compute programs and proofs.
 fn execute(
     state: &LedgerState,
     height: u64,
     seed: &BlockHash,
     transactions: Vec<SignedTransaction>,
+    verifier: &dyn ComputeVerifier,
 ) -> Execution {
     let mut ledger = state.clone();
     let (mut included, mut failed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for tx in transactions {
-        match ledger.execute_tx(&tx) {
+        match ledger.execute_tx(&tx, verifier) {
             Ok(outcome) => {
                 if let Err(e) = outcome {
                     failed.push((included.len() as u32, e));
@@ -140,14 +98,29 @@ pub fn create_genesis(genesis: ChainGenesis) -> Result<Transition, BlockError> {
 
 /// Accepts a genesis block from a peer (or the disk); `pin` is the hash the operator
 /// expects, if any.
+///
+/// The block must carry a chain genesis and be exactly the block that genesis produces
+/// (with no transactions), and, when `pin` is given, hash to it.
 pub fn accept_genesis(block: Block, pin: Option<BlockHash>) -> Result<Transition, BlockError> {
-    let block = block.verify_genesis(pin)?;
+    if pin.is_some_and(|p| p != block.header.hash()) {
+        return Err(BlockError::BadGenesis(
+            "hash differs from the pinned genesis",
+        ));
+    }
     let genesis = block
         .genesis
-        .as_ref()
+        .clone()
         .ok_or(BlockError::BadGenesis("no chain genesis"))?;
-    let ledger = LedgerState::genesis(&genesis.ledger, genesis.spec.tag())?;
-    settle(block, ledger, Vec::new())
+    let built = create_genesis(genesis)?;
+    if built.block.header != block.header
+        || !block.transactions.is_empty()
+        || !block.failed.is_empty()
+    {
+        return Err(BlockError::BadGenesis(
+            "not the block its chain genesis produces",
+        ));
+    }
+    Ok(built)
 }
 
 /// Accepts a block whose transactions led to `ledger`, if that is the root it claims.
@@ -177,6 +150,7 @@ pub fn accept_child(
     block: Block,
     parent: &Header,
     state: &LedgerState,
+    verifier: &dyn ComputeVerifier,
 ) -> Result<Transition, BlockError> {
     let block = block.verify_child(parent)?;
     let Execution {
@@ -190,6 +164,7 @@ pub fn accept_child(
         block.header.height.0,
         &parent.hash(),
         block.transactions.clone(),
+        verifier,
     );
     if let Some((tx, error)) = refused.into_iter().next() {
         let index = block
@@ -228,9 +203,10 @@ pub fn accept_final(
     parent: &Header,
     state: &LedgerState,
     ctx: &Context,
+    verifier: &dyn ComputeVerifier,
 ) -> Result<Transition, FinalBlockError> {
     proof.verify(&block.header, ctx)?;
-    Ok(accept_child(block, parent, state)?)
+    Ok(accept_child(block, parent, state, verifier)?)
 }
 
 /// A block this node proposes, and what became of the candidates.
@@ -256,6 +232,7 @@ pub fn propose_child(
     state: &LedgerState,
     candidates: Vec<SignedTransaction>,
     timestamp_ms: u64,
+    verifier: &dyn ComputeVerifier,
 ) -> Result<Built, BlockError> {
     let height = parent.height.next().ok_or(BlockError::HeightOverflow)?;
     let Execution {
@@ -264,7 +241,7 @@ pub fn propose_child(
         included,
         failed,
         refused,
-    } = execute(state, height.0, &parent.hash(), candidates);
+    } = execute(state, height.0, &parent.hash(), candidates, verifier);
     let positions: Vec<u32> = failed.iter().map(|(i, _)| *i).collect();
     let data = block_data(
         effective(&included, &positions).map(|(_, tx)| tx),

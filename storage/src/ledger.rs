@@ -7,6 +7,7 @@ mod memo;
 mod state;
 mod tx;
 mod types;
+mod verifier;
 
 #[cfg(test)]
 mod tests;
@@ -23,3 +24,6 @@ pub use types::{
     Account, Amount, Challenge, ComputeJob, ComputeProver, Credit, Epoch, Genesis, JobResult,
     JobState, LedgerParams, Orchestrator, Payout, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
 };
+pub use verifier::ComputeVerifier;
+#[cfg(feature = "zkvm")]
+pub use verifier::OpenVm;

@@ -13,10 +13,13 @@ pub mod blob;
 pub mod block;
 pub mod chain;
 pub mod erasure;
+pub mod genesis;
 pub use nexus_consensus::keys;
 pub mod ledger;
 pub mod mempool;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use blob::{
     chunk_root, leaf_proof, BlobId, BlobIdBuilder, BlobLayout, ChunkError, ChunkIndex, CHUNK_SIZE,

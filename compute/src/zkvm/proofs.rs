@@ -37,11 +37,7 @@ use openvm_verify_stark_host::{
 use super::{run::Boundary, Program, Run, Zkvm, ZkvmError};
 use crate::tree::{Level, NodeRef, ProofTree};
 
-/// The largest node proof accepted from a peer (a segment proof is ~0.5–1.2 MB).
-pub const MAX_NODE_PROOF_BYTES: usize = 8 << 20;
-/// The largest Universal Proof accepted (they are ~230 KB whatever the job's length; a
-/// block carries at most 1 MiB).
-pub const MAX_UNIVERSAL_PROOF_BYTES: usize = 512 << 10;
+pub use crate::sizes::{MAX_NODE_PROOF_BYTES, MAX_UNIVERSAL_PROOF_BYTES};
 
 /// The proof of one node of a job's tree: a segment, a leaf or an internal node.
 #[derive(Clone)]

@@ -7,6 +7,7 @@
 pub mod driver;
 pub mod seeds;
 
+use nexus_storage::ledger::OpenVm;
 use std::sync::OnceLock;
 
 use nexus_consensus::{
@@ -77,12 +78,12 @@ pub fn transaction(data: &[u8]) {
         let mut state = ledger.clone();
         for t in pool.batch(ledger, 16, |_| true) {
             assert!(
-                state.apply_tx(&t).is_ok() || t != tx,
+                state.apply_tx(&t, &OpenVm).is_ok() || t != tx,
                 "an admitted batch applies"
             );
         }
     }
-    let _ = ledger.clone().apply_tx(&tx);
+    let _ = ledger.clone().apply_tx(&tx, &OpenVm);
 }
 
 /// A block from a peer or from disk: decoding and full verification (form, ledger
@@ -90,7 +91,7 @@ pub fn transaction(data: &[u8]) {
 pub fn block(data: &[u8]) {
     if let Ok(block) = postcard::from_bytes::<Block>(data) {
         if let Ok(genesis) = accept_genesis(block.clone(), None) {
-            let _ = accept_child(block, &genesis.block.header, &genesis.ledger);
+            let _ = accept_child(block, &genesis.block.header, &genesis.ledger, &OpenVm);
             let again = postcard::to_stdvec(&*genesis.block).expect("encode");
             let back: Block = postcard::from_bytes(&again).expect("decode");
             assert!(accept_genesis(back, None).is_ok());
@@ -100,6 +101,7 @@ pub fn block(data: &[u8]) {
             postcard::from_bytes::<Block>(data).expect("decoded once"),
             &chain.block.header,
             &chain.ledger,
+            &OpenVm,
         );
     }
     if let Ok(certified) = postcard::from_bytes::<CertifiedBlock>(data) {
@@ -111,7 +113,14 @@ pub fn block(data: &[u8]) {
                     .as_ref()
                     .map(|c| c.context(g.block.header.hash()));
                 if let Some(ctx) = ctx {
-                    let _ = accept_final(certified.block, &proof, &g.block.header, &g.ledger, &ctx);
+                    let _ = accept_final(
+                        certified.block,
+                        &proof,
+                        &g.block.header,
+                        &g.ledger,
+                        &ctx,
+                        &OpenVm,
+                    );
                 }
             }
         }

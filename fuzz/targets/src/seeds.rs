@@ -7,6 +7,7 @@ use nexus_net::codec::{encode, Encoded};
 use nexus_net::protocol::blocks::BlockRequest;
 use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_storage::chain::propose_child;
+use nexus_storage::ledger::OpenVm;
 use nexus_storage::ledger::{Genesis, LedgerParams, SignedTransaction, Transaction, TxKind};
 use nexus_storage::{BlobId, ChainGenesis, Height};
 
@@ -73,6 +74,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
                 &chain.ledger,
                 vec![transfer()],
                 1,
+                &OpenVm,
             )
             .expect("a child block")
             .step;

@@ -4,6 +4,7 @@
 //! its registration, and rides (one per block) once this node's sampling found it
 //! available; until then it waits in the pool, while other transactions go ahead.
 
+use nexus_storage::ledger::OpenVm;
 use std::sync::Arc;
 
 use nexus_consensus::{PublicKey, Round};
@@ -27,7 +28,15 @@ pub(crate) async fn build(
     let next = parent.height.next().unwrap_or(parent.height);
     let candidates = take_batch(node, next, &state);
     let built = tokio::task::spawn_blocking(move || {
-        propose_child(proposer, round, &parent, &state, candidates, now_ms())
+        propose_child(
+            proposer,
+            round,
+            &parent,
+            &state,
+            candidates,
+            now_ms(),
+            &OpenVm,
+        )
     })
     .await
     .map_err(|e| BlockError::Data(nexus_consensus::DataError(e.to_string())))?;

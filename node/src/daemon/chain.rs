@@ -4,6 +4,7 @@
 //! until a final block includes them. Consensus itself is driven by
 //! [`super::consensus`].
 
+use nexus_storage::ledger::OpenVm;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +69,7 @@ fn accept_next(node: &Node, certified: CertifiedBlock) -> Result<(), AcceptError
         (None, _) => accept_genesis(block, node.genesis_pin).map_err(FinalBlockError::from)?,
         (Some(tip), Some(proof)) => {
             let ctx = node.context().ok_or(AcceptError::NoContext)?;
-            let step = accept_final(block, &proof, &tip.header, &tip.ledger, &ctx)?;
+            let step = accept_final(block, &proof, &tip.header, &tip.ledger, &ctx, &OpenVm)?;
             return append_final(node, &step, Some(proof)).map_err(AcceptError::Store);
         }
         (Some(_), None) => {
@@ -217,7 +218,7 @@ fn prepare_in_background(kind: TxKind) {
         return;
     }
     tokio::task::spawn_blocking(move || {
-        prepare_execution(&kind);
+        prepare_execution(&kind, &OpenVm);
         BUSY.store(false, Ordering::SeqCst);
     });
 }
@@ -410,7 +411,7 @@ fn checked(
     let mut state = (*tip.ledger).clone();
     for t in own.iter() {
         // One that no longer applies will fail on its own; it does not decide this one.
-        let _ = state.apply_unsigned(&t.tx);
+        let _ = state.apply_unsigned(&t.tx, &OpenVm);
     }
     let tx = Transaction {
         chain: tip.ledger.chain(),
@@ -419,7 +420,9 @@ fn checked(
         fee: tip.ledger.params().min_tx_fee,
         kind,
     };
-    state.apply_unsigned(&tx).map_err(SubmitError::Rejected)?;
+    state
+        .apply_unsigned(&tx, &OpenVm)
+        .map_err(SubmitError::Rejected)?;
     Ok((tx, next))
 }
 

@@ -4,6 +4,7 @@
 //! broadcasting, building proposals, sampling, appending final blocks — in order. The
 //! protocol's rules are all in the engine and in `nexus_storage::chain`.
 
+use nexus_storage::ledger::OpenVm;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -221,7 +222,7 @@ fn validate(node: &Node, block: Block) -> Result<Transition, String> {
     let (parent, state) = node
         .tree_state(&block.header.parent)
         .ok_or("unknown parent")?;
-    let step = accept_child(block, &parent, &state).map_err(|e| e.to_string())?;
+    let step = accept_child(block, &parent, &state, &OpenVm).map_err(|e| e.to_string())?;
     node.store
         .put_pending(&step.block)
         .map_err(|e| e.to_string())?;

@@ -8,7 +8,9 @@ use super::*;
 use crate::blob::BlobId;
 use crate::block::{block_data, DataHeader};
 use crate::block::{BlockHash, Height, InclusionError};
-use crate::ledger::{LedgerParams, PolicySpec, Transaction, TxKind};
+use crate::keys::SigningKey;
+use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
+use crate::test_support::verifier;
 use nexus_consensus::ChainTag;
 
 fn key(i: u8) -> SigningKey {
@@ -37,7 +39,15 @@ fn propose(
     candidates: Vec<SignedTransaction>,
 ) -> Result<Built, BlockError> {
     let round = parent.round.next().expect("round");
-    propose_child(key(1).public(), round, parent, state, candidates, 2_000)
+    propose_child(
+        key(1).public(),
+        round,
+        parent,
+        state,
+        candidates,
+        2_000,
+        verifier(),
+    )
 }
 
 fn store_tx(user: u8, nonce: u64, i: u64) -> SignedTransaction {
@@ -75,8 +85,13 @@ fn proposed_blocks_are_accepted_by_others() {
     let g2 =
         accept_genesis(g.block.clone().into_inner(), Some(g.block.header.hash())).expect("genesis");
     assert_eq!(g2.ledger, g.ledger);
-    let c2 =
-        accept_child(child.block.clone().into_inner(), &g.block.header, &g.ledger).expect("child");
+    let c2 = accept_child(
+        child.block.clone().into_inner(),
+        &g.block.header,
+        &g.ledger,
+        verifier(),
+    )
+    .expect("child");
     assert_eq!(c2.ledger.state_root(), child.block.header.state_root);
     assert_eq!(child.block.registrations().count(), 3);
 }
@@ -129,12 +144,12 @@ fn a_transaction_whose_action_fails_pays_its_fee_and_does_nothing_else() {
 
     // Others accept it, and only with its outcomes as executed.
     let block = child.block.clone().into_inner();
-    let accepted = accept_child(block.clone(), gh, gl).expect("accepted");
+    let accepted = accept_child(block.clone(), gh, gl, verifier()).expect("accepted");
     assert_eq!(accepted.ledger, child.ledger);
     let mut claims_success = block.clone();
     claims_success.failed.clear();
     assert_eq!(
-        accept_child(claims_success, gh, gl).err(),
+        accept_child(claims_success, gh, gl, verifier()).err(),
         Some(BlockError::TransactionsMismatch)
     );
     let rebuilt = built(
@@ -144,13 +159,13 @@ fn a_transaction_whose_action_fails_pays_its_fee_and_does_nothing_else() {
         gl.params().data_dims,
     );
     assert_eq!(
-        accept_child(rebuilt, gh, gl).err(),
+        accept_child(rebuilt, gh, gl, verifier()).err(),
         Some(BlockError::OutcomesMismatch)
     );
     let mut out_of_block = block;
     out_of_block.failed = vec![7];
     assert_eq!(
-        accept_child(out_of_block, gh, gl).err(),
+        accept_child(out_of_block, gh, gl, verifier()).err(),
         Some(BlockError::BadOutcomes)
     );
 }
@@ -183,21 +198,21 @@ fn bad_blocks_are_rejected_with_the_reason() {
     let mut b = base.clone();
     b.header.height = Height(5);
     assert!(matches!(
-        accept_child(b, gh, gl),
+        accept_child(b, gh, gl, verifier()),
         Err(BlockError::WrongHeight { .. })
     ));
 
     let mut b = base.clone();
     b.header.parent = BlockHash([9; 32]);
     assert!(matches!(
-        accept_child(b, gh, gl),
+        accept_child(b, gh, gl, verifier()),
         Err(BlockError::WrongParent { .. })
     ));
 
     let mut b = base.clone();
     b.transactions.pop();
     assert_eq!(
-        accept_child(b, gh, gl).err(),
+        accept_child(b, gh, gl, verifier()).err(),
         Some(BlockError::TransactionsMismatch)
     );
 
@@ -205,20 +220,20 @@ fn bad_blocks_are_rejected_with_the_reason() {
     let mut b = base.clone();
     b.header.round = gh.round;
     assert_eq!(
-        accept_child(b, gh, gl).err(),
+        accept_child(b, gh, gl, verifier()).err(),
         Some(BlockError::BadConsensusFields)
     );
     let mut b = base.clone();
     b.header.spec = Digest([1; 32]);
     assert_eq!(
-        accept_child(b, gh, gl).err(),
+        accept_child(b, gh, gl, verifier()).err(),
         Some(BlockError::BadConsensusFields)
     );
 
     // The claimed state root is not what the transactions give.
     let b = built(gh, base.transactions.clone(), Digest::ZERO, 2);
     assert!(matches!(
-        accept_child(b, gh, gl),
+        accept_child(b, gh, gl, verifier()),
         Err(BlockError::StateRootMismatch { .. })
     ));
 
@@ -226,7 +241,7 @@ fn bad_blocks_are_rejected_with_the_reason() {
     let bad = vec![store_tx(2, 7, 0)];
     let b = built(gh, bad, gl.state_root(), 2);
     assert!(matches!(
-        accept_child(b, gh, gl),
+        accept_child(b, gh, gl, verifier()),
         Err(BlockError::InvalidTransaction { index: 0, .. })
     ));
 
@@ -234,12 +249,12 @@ fn bad_blocks_are_rejected_with_the_reason() {
     let mut b = base.clone();
     b.header.data.root = nexus_das::DataRoot([1; 32]);
     assert_eq!(
-        accept_child(b, gh, gl).err(),
+        accept_child(b, gh, gl, verifier()).err(),
         Some(BlockError::DataMismatch)
     );
     let b = built(gh, base.transactions.clone(), base.header.state_root, 3);
     assert_eq!(
-        accept_child(b, gh, gl).err(),
+        accept_child(b, gh, gl, verifier()).err(),
         Some(BlockError::DataMismatch)
     );
 
@@ -308,11 +323,11 @@ fn a_das_blob_brings_its_own_commitment_and_rides_alone() {
 
     // Others accept it without the blob's bytes, but not with another commitment.
     let block = child.block.clone().into_inner();
-    accept_child(block.clone(), gh, gl).expect("accepted without the bytes");
+    accept_child(block.clone(), gh, gl, verifier()).expect("accepted without the bytes");
     let mut wrong = block;
     wrong.header.data.params.data_len += 1;
     assert_eq!(
-        accept_child(wrong, gh, gl).err(),
+        accept_child(wrong, gh, gl, verifier()).err(),
         Some(BlockError::DataMismatch)
     );
 

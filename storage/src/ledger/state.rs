@@ -11,6 +11,7 @@ use super::types::{
     Account, Amount, Challenge, ComputeJob, ComputeProver, Epoch, Genesis, LedgerParams,
     Orchestrator, PolicySpec, Provider, StoredBlob, Unbonding, BPS,
 };
+use super::verifier::ComputeVerifier;
 use crate::blob::{BlobId, BlobLayout};
 use crate::erasure::ErasureLayout;
 use crate::keys::PublicKey;
@@ -345,36 +346,52 @@ impl LedgerState {
     /// Checks what makes a transaction payable at all — its chain, its signature, its
     /// fee and that the sender's balance covers the fee, and for a compute result its
     /// proof and credits — without its nonce or action.
-    pub fn check_payable(&self, stx: &SignedTransaction) -> Result<(), TxError> {
+    pub fn check_payable(
+        &self,
+        stx: &SignedTransaction,
+        verifier: &dyn ComputeVerifier,
+    ) -> Result<(), TxError> {
         self.check_fee(&stx.tx)?;
         if !stx.signature_valid() {
             return Err(TxError::BadSignature);
         }
-        self.check_result(&stx.tx.sender, &stx.tx.kind)
+        self.check_result(&stx.tx.sender, &stx.tx.kind, verifier)
     }
 
     /// Applies one transaction, burning its fee, only if its action succeeds. On error
     /// nothing changes (for pools and dry runs; blocks use [`LedgerState::execute_tx`]).
-    pub fn apply_tx(&mut self, stx: &SignedTransaction) -> Result<(), TxError> {
-        self.check_payable(stx)?;
-        self.apply_unsigned(&stx.tx)
+    pub fn apply_tx(
+        &mut self,
+        stx: &SignedTransaction,
+        verifier: &dyn ComputeVerifier,
+    ) -> Result<(), TxError> {
+        self.check_payable(stx, verifier)?;
+        self.apply_unsigned(&stx.tx, verifier)
     }
 
     /// Executes one transaction as a block does. `Err`: it cannot be in a block at all
     /// (another chain, bad signature, fee, balance below the fee, wrong nonce) and nothing
     /// changes. `Ok(outcome)`: its fee is burned and its nonce used whatever its action
     /// does; `outcome` is the action's, which on error changed nothing else.
-    pub fn execute_tx(&mut self, stx: &SignedTransaction) -> Result<Result<(), TxError>, TxError> {
-        self.check_payable(stx)?;
-        self.run(&stx.tx, FailedAction::Charged)
+    pub fn execute_tx(
+        &mut self,
+        stx: &SignedTransaction,
+        verifier: &dyn ComputeVerifier,
+    ) -> Result<Result<(), TxError>, TxError> {
+        self.check_payable(stx, verifier)?;
+        self.run(&stx.tx, FailedAction::Charged, verifier)
     }
 
     /// Applies `tx` as if its signature had been checked (everything else is, a compute
     /// result's proof included): for an account's dry runs of its own transactions,
     /// never for anything received. On error nothing changes.
-    pub fn apply_unsigned(&mut self, tx: &Transaction) -> Result<(), TxError> {
-        self.check_result(&tx.sender, &tx.kind)?;
-        self.run(tx, FailedAction::Undone)?
+    pub fn apply_unsigned(
+        &mut self,
+        tx: &Transaction,
+        verifier: &dyn ComputeVerifier,
+    ) -> Result<(), TxError> {
+        self.check_result(&tx.sender, &tx.kind, verifier)?;
+        self.run(tx, FailedAction::Undone, verifier)?
     }
 
     /// Charges `tx`'s fee, takes its nonce and carries out its action; a failed action is
@@ -383,6 +400,7 @@ impl LedgerState {
         &mut self,
         tx: &Transaction,
         failed: FailedAction,
+        verifier: &dyn ComputeVerifier,
     ) -> Result<Result<(), TxError>, TxError> {
         self.check_fee(tx)?;
         let expected = self.account(&tx.sender).nonce;
@@ -397,7 +415,7 @@ impl LedgerState {
         add(self.burned, tx.fee)?;
         // The action sees the balance left after the fee.
         self.accounts.entry(sender).or_default().balance -= tx.fee;
-        let outcome = self.apply_action(sender, &tx.kind);
+        let outcome = self.apply_action(sender, &tx.kind, verifier);
         if let (Err(e), FailedAction::Undone) = (&outcome, failed) {
             self.accounts.entry(sender).or_default().balance += tx.fee;
             return Err(e.clone());
@@ -408,7 +426,12 @@ impl LedgerState {
     }
 
     /// Carries out `kind` for `sender`. On error nothing changes.
-    fn apply_action(&mut self, sender: PublicKey, kind: &TxKind) -> Result<(), TxError> {
+    fn apply_action(
+        &mut self,
+        sender: PublicKey,
+        kind: &TxKind,
+        verifier: &dyn ComputeVerifier,
+    ) -> Result<(), TxError> {
         match kind {
             TxKind::Transfer { to, amount } => self.transfer(sender, *to, *amount)?,
             TxKind::RegisterOrchestrator {
@@ -447,7 +470,7 @@ impl LedgerState {
             } => self.offer_compute(sender, *delegator, *orchestrator, node)?,
             TxKind::ComputeJob { .. } => {
                 if let Some(request) = compute::JobRequest::of(kind) {
-                    self.submit_job(sender, request)?
+                    self.submit_job(sender, request, verifier)?
                 }
             }
             TxKind::ComputeResult {

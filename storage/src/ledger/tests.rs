@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+#[cfg(feature = "zkvm")]
 mod compute;
 
 use super::*;
@@ -11,6 +12,7 @@ use crate::blob::{leaf_proof, BlobId, BlobIdBuilder, BlobLayout, CHUNK_SIZE};
 use crate::erasure::{encode_all, ErasureLayout};
 use crate::keys::{PublicKey, SigningKey};
 use crate::merkle::{Digest, MerkleProof};
+use crate::test_support::verifier;
 use nexus_consensus::ChainTag;
 
 fn key(i: u8) -> SigningKey {
@@ -72,7 +74,7 @@ fn tx(state: &LedgerState, i: u8, kind: TxKind) -> SignedTransaction {
 
 fn apply(state: &mut LedgerState, i: u8, kind: TxKind) -> Result<(), TxError> {
     let stx = tx(state, i, kind);
-    state.apply_tx(&stx)
+    state.apply_tx(&stx, verifier())
 }
 
 fn seed(h: u64) -> Digest {
@@ -112,16 +114,18 @@ fn fees_are_burned_when_a_transaction_applies_and_returned_when_it_fails() {
         .sign(&key(1))
     };
     assert_eq!(
-        state.apply_tx(&send(0, 4, 10)),
+        state.apply_tx(&send(0, 4, 10), verifier()),
         Err(TxError::FeeTooLow { offered: 4, min: 5 })
     );
-    state.apply_tx(&send(0, 5, 10)).expect("transfer");
+    state
+        .apply_tx(&send(0, 5, 10), verifier())
+        .expect("transfer");
     assert_eq!(state.account(&pk(1)).balance, 85);
     assert_eq!(state.sinks().1, 5);
     // 85 cannot pay a fee of 5 and move 81: refused, the fee stays with the sender.
     let before = state.clone();
     assert!(matches!(
-        state.apply_tx(&send(1, 5, 81)),
+        state.apply_tx(&send(1, 5, 81), verifier()),
         Err(TxError::InsufficientBalance { .. })
     ));
     assert_eq!(state, before);
@@ -129,7 +133,7 @@ fn fees_are_burned_when_a_transaction_applies_and_returned_when_it_fails() {
     let mut elsewhere = send(1, 5, 1).tx;
     elsewhere.chain = ChainTag::of("another");
     assert_eq!(
-        state.apply_tx(&elsewhere.sign(&key(1))),
+        state.apply_tx(&elsewhere.sign(&key(1)), verifier()),
         Err(TxError::WrongChain)
     );
     assert_eq!(state.total_supply(), 100);
@@ -192,7 +196,7 @@ fn rejected_transactions_say_why_and_change_nothing() {
         },
     );
     forged.signature = key(3).sign(&forged.tx.digest().0);
-    assert_eq!(s.apply_tx(&forged), Err(TxError::BadSignature));
+    assert_eq!(s.apply_tx(&forged, verifier()), Err(TxError::BadSignature));
 
     let replay = Transaction {
         chain: chain(),
@@ -203,7 +207,7 @@ fn rejected_transactions_say_why_and_change_nothing() {
     }
     .sign(&key(1));
     assert_eq!(
-        s.apply_tx(&replay),
+        s.apply_tx(&replay, verifier()),
         Err(TxError::WrongNonce {
             expected: 1,
             found: 0
@@ -627,13 +631,13 @@ proptest! {
                         kind: TxKind::Transfer { to: pk(1), amount: 1 },
                     }
                     .sign(&key(*a));
-                    prop_assert!(s.apply_tx(&stale).is_err());
+                    prop_assert!(s.apply_tx(&stale, verifier()).is_err());
                     prop_assert_eq!(&s, &before);
                 }
                 _ => {
                     let Some((who, kind)) = kind_of(op, n as u64) else { continue };
                     let before = s.clone();
-                    if s.apply_tx(&tx(&s, who, kind)).is_err() {
+                    if s.apply_tx(&tx(&s, who, kind), verifier()).is_err() {
                         prop_assert_eq!(&s, &before);
                     }
                 }

@@ -19,7 +19,7 @@ pub const MAX_PROGRAM_BYTES: usize = 256 * 1024;
 /// Largest encoded `ComputeResult` (its Universal Proof included): the largest
 /// transaction of any kind.
 pub const MAX_RESULT_TX_BYTES: usize =
-    nexus_compute::zkvm::MAX_UNIVERSAL_PROOF_BYTES + MAX_TX_BYTES;
+    nexus_compute::sizes::MAX_UNIVERSAL_PROOF_BYTES + MAX_TX_BYTES;
 
 /// Signature verdicts by transaction id (which covers the signed bytes and the
 /// signature): a pure function's results.

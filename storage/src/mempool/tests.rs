@@ -1,6 +1,7 @@
 //! Pool tests: each admission rule, eviction, batches, pruning, and the bounds under
 //! random floods.
 
+use crate::test_support::verifier;
 use proptest::prelude::*;
 
 use super::*;
@@ -97,7 +98,7 @@ fn what_could_never_pay_is_refused_and_nothing_is_kept() {
 fn nonces_must_be_unused_and_within_the_window() {
     let mut ledger = ledger(1);
     ledger
-        .apply_tx(&transfer(1, 0, 2, 1))
+        .apply_tx(&transfer(1, 0, 2, 1), verifier())
         .expect("first transfer");
     let mut pool = Mempool::new(limits());
     assert_eq!(
@@ -225,7 +226,7 @@ fn a_batch_holds_consecutive_runs_best_fee_first_and_stops_a_run_when_declined()
     // Every candidate applies, in order, on the ledger.
     let mut state = ledger.clone();
     for tx in pool.batch(&ledger, 10, |_| true) {
-        state.apply_tx(&tx).expect("applies");
+        state.apply_tx(&tx, verifier()).expect("applies");
     }
 }
 
@@ -241,8 +242,12 @@ fn pruning_drops_used_nonces_old_waiters_and_what_the_balance_no_longer_covers()
     pool.admit(transfer(2, 1, 2, 400), &ledger, 500)
         .expect("room");
     // Block: sender 1's nonce 0 lands; sender 2 spends most of its balance elsewhere.
-    ledger.apply_tx(&transfer(1, 0, 2, 1)).expect("applies");
-    ledger.apply_tx(&transfer(2, 0, 2, 600)).expect("applies");
+    ledger
+        .apply_tx(&transfer(1, 0, 2, 1), verifier())
+        .expect("applies");
+    ledger
+        .apply_tx(&transfer(2, 0, 2, 600), verifier())
+        .expect("applies");
     // Sender 1's nonce 0 and sender 2's nonce 0 are used; sender 2's nonce 1 costs 402
     // and only 398 are left: all three go.
     assert_eq!(pool.prune(&ledger, 1_200), 3);
@@ -275,7 +280,7 @@ proptest! {
         }
         let mut state = ledger.clone();
         for tx in pool.batch(&ledger, 100, |_| true) {
-            prop_assert!(state.apply_tx(&tx).is_ok());
+            prop_assert!(state.apply_tx(&tx, verifier()).is_ok());
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::keys::SigningKey;
 use crate::ledger::{Genesis, LedgerParams, PolicySpec, Transaction, TxKind};
 use crate::ledger::{LedgerState, SignedTransaction, TxError};
 use crate::store::Stage;
+use crate::test_support::verifier;
 use nexus_consensus::ChainTag;
 
 /// Bytes that do not repeat within a shard, so that no two shards are equal.
@@ -25,7 +26,8 @@ fn next(
     txs: Vec<SignedTransaction>,
 ) -> (Transition, Vec<(SignedTransaction, TxError)>) {
     let round = parent.round.next().expect("round");
-    let built = propose_child(key.public(), round, parent, state, txs, 2).expect("block");
+    let built =
+        propose_child(key.public(), round, parent, state, txs, 2, verifier()).expect("block");
     (built.step, built.refused)
 }
 

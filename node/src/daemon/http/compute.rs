@@ -3,6 +3,7 @@
 //! ledger derives), and a job's state — the ledger's record, and the proof tree as its
 //! driver sees it (asked of the driver when it is another node).
 
+use nexus_storage::ledger::OpenVm;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +93,7 @@ pub(super) async fn submit_job(
     let kind = kind(derived.program, derived.segments);
     // The dry run before it is sent derives the program's commitment: not on this thread.
     let prepared = kind.clone();
-    tokio::task::spawn_blocking(move || prepare_execution(&prepared))
+    tokio::task::spawn_blocking(move || prepare_execution(&prepared, &OpenVm))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let nonce_before = tip.ledger.account(&sender).nonce;

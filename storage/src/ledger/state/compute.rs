@@ -9,7 +9,6 @@
 
 use nexus_compute::{
     binding::{beneficiary, public_value},
-    zkvm::{program_commit, UniversalProof, Verifier},
     NodeRef, ProofTree, TreeShape,
 };
 use nexus_consensus::ChainTag;
@@ -17,11 +16,11 @@ use nexus_consensus::ChainTag;
 use super::{add, LedgerEvent, LedgerState};
 use crate::blob::BlobId;
 use crate::keys::PublicKey;
-use crate::ledger::memo::Memo;
 use crate::ledger::tx::{Transaction, TxError, TxKind, MAX_PROGRAM_BYTES};
 use crate::ledger::types::{
     Amount, ComputeJob, ComputeProver, Credit, JobResult, JobState, Payout,
 };
+use crate::ledger::verifier::ComputeVerifier;
 use crate::merkle::Digest;
 
 /// Most segments a job may take (its proof tree's width).
@@ -36,15 +35,6 @@ pub const MAX_CREDITED_NODES: usize = 1024;
 
 const JOB_TAG: &[u8] = b"nexus/job/v1";
 const RECEIPT_TAG: &[u8] = b"nexus/receipt/v1";
-const PROOF_KEY_TAG: &[u8] = b"nexus/verified-proof/v1";
-
-/// Universal Proofs that verified, by a digest of the proof, the program commitment and
-/// the public value checked: a pure verification's results.
-static PROOFS: Memo<Digest, ()> = Memo::new(1024);
-
-/// Program commitments (or why there is none), by the program's BlobId, which fixes its
-/// bytes: deriving one takes about two seconds.
-static COMMITMENTS: Memo<BlobId, Result<[u8; 32], String>> = Memo::new(256);
 
 /// The id of the job a `ComputeJob` transaction from `sender` with `nonce` creates: it
 /// covers the whole request, so one id never names two different jobs on two forks.
@@ -76,23 +66,16 @@ pub fn receipt_message(
     ])
 }
 
-/// Derives (and remembers) what executing `kind` will need that takes long: the program
-/// commitment of a `ComputeJob` (about two seconds). For a node that receives such a
-/// transaction, so that building or validating a block carrying it does not wait on it.
-/// Changes no verdict: the same value is computed either way.
-pub fn prepare_execution(kind: &TxKind) {
+/// Asks `verifier` now for what executing `kind` will need that takes long: the program
+/// commitment of a `ComputeJob` (about two seconds with OpenVM, which remembers it). For a
+/// node that receives such a transaction, so that building or validating a block carrying
+/// it does not wait on it. Changes no verdict: the same value is computed either way.
+pub fn prepare_execution(kind: &TxKind, verifier: &dyn ComputeVerifier) {
     if let TxKind::ComputeJob { program, .. } = kind {
         if program.len() <= MAX_PROGRAM_BYTES {
-            let _ = commitment_of(program);
+            let _ = verifier.program_commit(program);
         }
     }
-}
-
-/// The commitment of the program `elf`, or why it has none, remembered by its BlobId.
-fn commitment_of(elf: &[u8]) -> Result<[u8; 32], String> {
-    COMMITMENTS.get_or_compute(BlobId::of(elf), || {
-        program_commit(elf).map_err(|e| e.to_string())
-    })
 }
 
 /// The proof tree every party plans for a job of `segments` segments.
@@ -251,10 +234,12 @@ impl LedgerState {
         &mut self,
         sender: PublicKey,
         request: JobRequest<'_>,
+        verifier: &dyn ComputeVerifier,
     ) -> Result<(), TxError> {
         let (program, escrow, id) = self.job_terms(&sender, &request, 0)?;
         // Last, being the costly check: the program's commitment.
-        let program_commit = commitment_of(request.program)
+        let program_commit = verifier
+            .program_commit(request.program)
             .map_err(|why| TxError::BadJob(format!("the program cannot be proven: {why}")))?;
         self.accounts.entry(sender).or_default().balance -= request.reward;
         self.escrow = escrow;
@@ -343,7 +328,12 @@ impl LedgerState {
     /// and the claimed output, and every credit is well formed and signed. Part of what
     /// makes such a transaction payable at all, so a bad or copied proof is refused, never
     /// carried.
-    pub(super) fn check_result(&self, sender: &PublicKey, kind: &TxKind) -> Result<(), TxError> {
+    pub(super) fn check_result(
+        &self,
+        sender: &PublicKey,
+        kind: &TxKind,
+        verifier: &dyn ComputeVerifier,
+    ) -> Result<(), TxError> {
         let TxKind::ComputeResult {
             job: id,
             output,
@@ -361,15 +351,9 @@ impl LedgerState {
             ));
         }
         let expected = public_value(&beneficiary(&id.0, &sender.0), &job.input.0, &output.0);
-        let key = Digest::of(&[PROOF_KEY_TAG, &job.program_commit, &expected, proof]);
-        if PROOFS.get(&key).is_none() {
-            let proof =
-                UniversalProof::from_bytes(proof).map_err(|e| TxError::BadProof(e.to_string()))?;
-            Verifier::embedded()
-                .verify(&proof, job.program_commit, expected)
-                .map_err(|e| TxError::BadProof(e.to_string()))?;
-            PROOFS.insert(key, ());
-        }
+        verifier
+            .verify_universal(proof, job.program_commit, expected)
+            .map_err(TxError::BadProof)?;
         self.check_credits(id, job, sender, credits)
     }
 
@@ -442,7 +426,7 @@ impl LedgerState {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "zkvm"))]
 impl LedgerState {
     /// Moves job `from` to id `to`: tests anchor a fixture proof made for a fixed job id.
     pub(crate) fn move_job(&mut self, from: &Digest, to: Digest) -> Option<&mut ComputeJob> {

@@ -153,7 +153,7 @@ fn offer(s: &mut LedgerState, i: u8) {
 fn refused(s: &LedgerState, i: u8, kind: TxKind) -> TxError {
     let mut state = s.clone();
     let stx = tx(&state, i, kind);
-    let err = state.execute_tx(&stx).expect_err("refused");
+    let err = state.execute_tx(&stx, verifier()).expect_err("refused");
     assert_eq!(&state, s, "a refused transaction changes nothing");
     err
 }
@@ -188,7 +188,7 @@ fn a_job_holds_its_reward_and_the_proven_result_pays_it() {
     // A second result for the same job is carried as failed: the job is closed.
     let again = tx(&s, 2, fixture_result(Vec::new()));
     assert_eq!(
-        s.execute_tx(&again),
+        s.execute_tx(&again, verifier()),
         Ok(Err(TxError::JobClosed(FIXTURE_JOB)))
     );
 }
@@ -308,7 +308,7 @@ fn a_result_whose_proof_does_not_verify_is_refused_not_carried() {
     for kind in cases {
         // The sender's own dry run (what its node runs before sending) says why at once.
         let unsigned = tx(&s, 2, kind.clone()).tx;
-        let dry = s.clone().apply_unsigned(&unsigned);
+        let dry = s.clone().apply_unsigned(&unsigned, verifier());
         assert!(matches!(dry, Err(TxError::BadProof(_))), "{dry:?}");
         let err = refused(&s, 2, kind);
         assert!(matches!(err, TxError::BadProof(_)), "{err}");
@@ -337,7 +337,7 @@ fn an_unproven_job_expires_and_its_reward_returns() {
     assert_eq!(s.sinks().0, 0);
     let late = tx(&s, 2, fixture_result(Vec::new()));
     assert_eq!(
-        s.execute_tx(&late),
+        s.execute_tx(&late, verifier()),
         Ok(Err(TxError::JobClosed(FIXTURE_JOB)))
     );
 }
@@ -440,7 +440,7 @@ fn a_job_names_only_registered_bytes_the_zkvm_runs_faithfully() {
     assert!(why.contains("at 0x200800"), "{why}");
     let stx = tx(&s, 2, fixture_result(Vec::new()));
     assert!(matches!(
-        s.clone().execute_tx(&stx),
+        s.clone().execute_tx(&stx, verifier()),
         Err(TxError::UnknownJob(_))
     ));
 }
@@ -463,7 +463,7 @@ fn validity_probe() {
     let result = tx(&g.ledger, 2, fixture_result(Vec::new()));
     if std::env::var("NEXUS_VALIDITY_PROBE").as_deref() == Ok("warm") {
         // The very same transaction, checked where its job exists: its proof verifies.
-        assert_eq!(with_job(50).check_payable(&result), Ok(()));
+        assert_eq!(with_job(50).check_payable(&result, verifier()), Ok(()));
     }
     let round = g.block.header.round.next().expect("round");
     let Built {
@@ -477,11 +477,16 @@ fn validity_probe() {
         &g.ledger,
         vec![result],
         2_000,
+        verifier(),
     )
     .expect("a block");
-    let accepted =
-        crate::chain::accept_child(step.block.clone().into_inner(), &g.block.header, &g.ledger)
-            .is_ok();
+    let accepted = crate::chain::accept_child(
+        step.block.clone().into_inner(),
+        &g.block.header,
+        &g.ledger,
+        verifier(),
+    )
+    .is_ok();
     let reasons: Vec<String> = refused.iter().map(|(_, e)| e.to_string()).collect();
     println!(
         "VERDICT refused={reasons:?} failed={} carried={} block={} accepted={accepted}",
