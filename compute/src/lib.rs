@@ -12,6 +12,7 @@ pub mod binding;
 pub mod examples;
 pub mod latency;
 pub mod program;
+pub mod progress;
 pub mod schedule;
 pub mod sizes;
 pub mod tree;

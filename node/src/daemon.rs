@@ -13,6 +13,7 @@ mod fetch;
 mod health;
 mod http;
 mod keys;
+mod pool;
 mod prefetch;
 mod priority;
 mod rate;
@@ -20,6 +21,7 @@ pub(crate) mod repair;
 mod retrieve;
 mod serve;
 mod staging;
+mod submit;
 mod timings;
 
 use std::net::SocketAddr;
@@ -39,11 +41,9 @@ use nexus_storage::{BlockHash, BlockTree, ChainGenesis, Header, Height, SigningK
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::units::ByteSize;
-pub(crate) use compute::DriveView;
 pub(crate) use keys::{
     load_or_create_account_key, load_or_create_identity, load_or_create_validator_key,
 };
-pub(crate) use timings::{summarize, Series, Summary};
 
 /// Deliberate misbehaviour, for tests of how honest nodes cope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -187,7 +187,7 @@ pub(crate) struct Node {
     /// Resumable uploads open.
     pub(crate) upload_sessions: http::uploads::UploadSessions,
     /// The upload budget, shared fairly between client addresses.
-    pub(crate) write_slots: Arc<http::slots::WriteSlots>,
+    pub(crate) write_slots: Arc<nexus_api::server::slots::WriteSlots>,
     /// Registered blobs of which peers served only copies that fail verification, until
     /// this node holds them whole (a problem of its health).
     pub(crate) unverifiable: Mutex<std::collections::BTreeSet<nexus_storage::BlobId>>,
@@ -371,7 +371,7 @@ pub(crate) async fn run(args: StartArgs) -> Result<()> {
                     params: LedgerParams::default(),
                     balances: vec![(account.public(), DEFAULT_FUNDS)],
                 },
-                chain::now_ms(),
+                crate::units::now_ms(),
             )?),
             _ => None,
         },

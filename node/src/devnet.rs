@@ -14,9 +14,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::api::{AccountView, Status};
 use crate::cli::{funded_genesis, node_keys, send_transaction};
-use crate::client::NodeClient;
+use nexus_api::client::NodeClient;
+use nexus_api::types::{AccountView, Status};
 
 /// Balance of every devnet node's account at genesis.
 const DEVNET_FUNDS: u64 = 1_000_000_000_000;
@@ -92,7 +92,7 @@ impl Devnet {
         // so that a `put --policy erasure` copied from the banner finds them.
         let path = format!("/v1/accounts/{}", orchestrator.account);
         loop {
-            let view: crate::api::AccountView = clients[0].get_json(&path).await?;
+            let view: nexus_api::types::AccountView = clients[0].get_json(&path).await?;
             let joined = view.orchestrator.map_or(0, |o| o.providers.len());
             if joined >= usize::from(ERASURE_PROVIDERS) {
                 return Ok(());
@@ -336,7 +336,7 @@ fn print_banner(devnet: &Devnet, exe: &Path) {
     let last = devnet.nodes.last().map_or("", |n| n.api.as_str());
     // Commands reach node 0 by default only when it listens where the CLI looks first.
     let first = devnet.nodes.first().map_or("", |n| n.api.as_str());
-    let cmd = if first == crate::client::DEFAULT_NODE {
+    let cmd = if first == nexus_api::client::DEFAULT_NODE {
         exe.to_string()
     } else {
         format!("NEXUS_NODE={first} {exe}")
@@ -500,7 +500,7 @@ pub(crate) async fn join_orchestrator(
 ) -> Result<()> {
     let path = format!("/v1/accounts/{orchestrator}");
     while client
-        .get_json::<crate::api::AccountView>(&path)
+        .get_json::<nexus_api::types::AccountView>(&path)
         .await?
         .orchestrator
         .is_none()

@@ -29,10 +29,8 @@ fn stdout_failed(e: std::io::Error) {
     std::process::exit(0)
 }
 
-mod api;
 mod bench;
 mod cli;
-mod client;
 mod config;
 mod daemon;
 mod devnet;
@@ -52,7 +50,7 @@ struct Cli {
         long,
         global = true,
         env = "NEXUS_NODE",
-        default_value = client::DEFAULT_NODE
+        default_value = nexus_api::client::DEFAULT_NODE
     )]
     node: String,
     #[command(subcommand)]
@@ -143,7 +141,7 @@ fn init_logging(default: &str) {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let client = || client::NodeClient::new(&cli.node);
+    let client = || nexus_api::client::NodeClient::new(&cli.node);
     match cli.command {
         Command::Node {
             command: NodeCommand::Start(args),

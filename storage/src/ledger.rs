@@ -13,8 +13,8 @@ mod verifier;
 mod tests;
 
 pub use state::{
-    job_id, prepare_execution, receipt_message, GenesisError, LedgerEvent, LedgerState,
-    MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
+    job_id, prepare_execution, receipt_message, ChallengeDuty, GenesisError, LedgerEvent,
+    LedgerState, ShardDuty, MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME, MAX_JOB_SEGMENTS,
 };
 pub use tx::{
     LeafAnswer, SignedTransaction, Transaction, TxError, TxKind, MAX_PROGRAM_BYTES,

@@ -4,11 +4,11 @@
 //! progress through any node, not only through its driver. Read-only, answered from memory,
 //! shown as the driver reports it (nothing in it is used for a decision).
 
-use std::collections::BTreeMap;
-
 use libp2p::StreamProtocol;
 use nexus_das::merkle::Digest;
 use serde::{Deserialize, Serialize};
+
+pub use nexus_compute::progress::{DriveView, NodeView};
 
 use crate::codec::Caps;
 
@@ -36,32 +36,4 @@ pub enum DriveResponse {
     View(DriveView),
     /// The peer has no view of the job (it does not drive it, or has forgotten it).
     Unknown,
-}
-
-/// A driven job's proof tree as its driver sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DriveView {
-    /// What the driver is doing, in words.
-    pub phase: String,
-    /// Nodes per tree level, segments first.
-    pub levels: Vec<u32>,
-    /// Every node of the tree.
-    pub nodes: Vec<NodeView>,
-    /// Failures per prover (account key), as the driver's schedule counted them.
-    pub failures: BTreeMap<String, u32>,
-}
-
-/// One node of a driven job's tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeView {
-    /// Tree level (0 = segments).
-    pub level: u16,
-    /// Position in the level.
-    pub index: u32,
-    /// `waiting`, `assigned` or `proven`.
-    pub state: String,
-    /// The prover's account key, once assigned.
-    pub prover: Option<String>,
-    /// Attempt number (each failure moves the node on).
-    pub attempt: u32,
 }

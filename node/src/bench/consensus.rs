@@ -17,12 +17,12 @@ use nexus_consensus::{
 use nexus_storage::Store;
 
 use super::replicated::write_random_file;
-use crate::api::{Receipt, Status, ValidatorView};
 use crate::cli::{upload, Policy};
-use crate::client::NodeClient;
-use crate::daemon::{summarize, Summary};
 use crate::devnet::{Devnet, DevnetArgs};
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::stats::{summarize, Summary};
+use nexus_api::types::{Receipt, Status, ValidatorView};
 
 /// Options of `nexus bench consensus`.
 #[derive(Debug, clap::Args)]

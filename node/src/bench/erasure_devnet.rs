@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::replicated::write_random_file;
-use crate::api::{BlobInfo, Status};
 use crate::cli::{upload, Policy};
-use crate::client::NodeClient;
 use crate::devnet::{join_orchestrator, Devnet, DevnetArgs, ERASURE_PROVIDERS as PROVIDERS};
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::types::{BlobInfo, Status};
 
 /// Options of `nexus bench erasure-devnet`.
 #[derive(Debug, clap::Args)]

@@ -9,11 +9,11 @@ use anyhow::{bail, Context, Result};
 use nexus_storage::BlobId;
 use rand::{RngCore, SeedableRng};
 
-use crate::api::BlobInfo;
 use crate::cli::{download, upload, Policy};
-use crate::client::NodeClient;
 use crate::devnet::{wait_ready, Devnet, DevnetArgs};
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::types::BlobInfo;
 
 /// Options of `nexus bench replicated`.
 #[derive(Debug, clap::Args)]

@@ -15,9 +15,9 @@ use nexus_net::protocol::gossip::{GossipMessage, TxSubmission};
 use nexus_net::{Keypair, Network, NetworkConfig, Role};
 use nexus_storage::ledger::{SignedTransaction, Transaction, TxKind};
 
-use crate::api::{ChainView, LedgerView, Status, TxReceipt};
-use crate::client::NodeClient;
 use crate::devnet::{Devnet, DevnetArgs};
+use nexus_api::client::NodeClient;
+use nexus_api::types::{ChainView, LedgerView, Status, TxReceipt};
 
 /// Options of `nexus bench spam`.
 #[derive(Debug, clap::Args)]

@@ -18,9 +18,9 @@ use nexus_storage::ledger::{ComputeJob, JobResult, JobState, MAX_PROGRAM_BYTES};
 use nexus_storage::{BlobId, Digest};
 
 use super::{download, upload, Policy};
-use crate::api::{JobReceipt, JobRequest, JobView};
-use crate::client::NodeClient;
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::types::{JobReceipt, JobRequest, JobView};
 
 /// `nexus compute` subcommands.
 #[derive(Debug, clap::Subcommand)]

@@ -7,9 +7,9 @@ use futures::StreamExt;
 use nexus_storage::{BlobId, BlobIdBuilder};
 use tokio::io::AsyncWriteExt;
 
-use crate::api::{CELLS_FETCHED, CELL_BYTES_FETCHED};
-use crate::client::NodeClient;
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::types::{CELLS_FETCHED, CELL_BYTES_FETCHED};
 
 /// Options of `nexus get`.
 #[derive(Debug, clap::Args)]

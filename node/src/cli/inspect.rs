@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use crate::api::GridView;
-use crate::client::NodeClient;
+use nexus_api::client::NodeClient;
+use nexus_api::types::GridView;
 
 /// Options of `nexus inspect`.
 #[derive(Debug, Clone, clap::Args)]

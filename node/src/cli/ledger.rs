@@ -5,9 +5,9 @@ use anyhow::{anyhow, bail, Result};
 use nexus_storage::ledger::{TxKind, BPS};
 use nexus_storage::PublicKey;
 
-use crate::api::{AccountView, Status, TxReceipt};
-use crate::client::NodeClient;
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::types::{AccountView, Status, TxReceipt};
 
 /// `nexus account …`
 #[derive(Debug, clap::Subcommand)]

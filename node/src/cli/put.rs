@@ -8,9 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use crate::api::{LedgerView, Receipt, Status, UploadView};
-use crate::client::{Failure, NodeClient};
 use crate::units::ByteSize;
+use nexus_api::client::{Failure, NodeClient};
+use nexus_api::types::{LedgerView, Receipt, Status, UploadView};
 use reqwest::StatusCode;
 
 /// Options of `nexus put`.

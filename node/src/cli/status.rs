@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use crate::api::Status;
-use crate::client::NodeClient;
 use crate::units::ByteSize;
+use nexus_api::client::NodeClient;
+use nexus_api::types::Status;
 
 /// Prints the node's status.
 pub(crate) async fn status(client: &NodeClient, json: bool) -> Result<()> {

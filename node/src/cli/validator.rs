@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use crate::api::ValidatorView;
-use crate::client::NodeClient;
+use nexus_api::client::NodeClient;
+use nexus_api::types::ValidatorView;
 
 /// Subcommands of `nexus validator`.
 #[derive(Debug, clap::Subcommand)]
@@ -61,7 +61,7 @@ pub(crate) async fn validator(client: &NodeClient, command: ValidatorCommand) ->
         c.timeout_certificates,
         c.evidence
     );
-    let show = |what: &str, s: Option<crate::daemon::Summary>| {
+    let show = |what: &str, s: Option<nexus_api::stats::Summary>| {
         if let Some(s) = s {
             out!(
                 "{what}p50 {:.1} ms, p99 {:.1} ms over this node's last {} blocks",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Result};
 use nexus_storage::{BlobId, BlobProof, BlockHash};
 
-use crate::client::NodeClient;
+use nexus_api::client::NodeClient;
 
 /// Options of `nexus verify`.
 #[derive(Debug, clap::Args)]

@@ -13,9 +13,10 @@ use nexus_storage::chain::{propose_child, Built};
 use nexus_storage::ledger::{LedgerState, SignedTransaction, TxError};
 use nexus_storage::{BlobRegistration, BlockError, Header, Transition, MAX_TRANSACTIONS_PER_BLOCK};
 
-use super::availability::{Availability, Purpose};
-use super::chain::now_ms;
+use super::availability::Availability;
 use super::Node;
+use crate::units::now_ms;
+use nexus_sampler::verdicts::Purpose;
 
 /// The block this validator proposes for `round` on top of `parent` (ledger `state`).
 pub(crate) async fn build(

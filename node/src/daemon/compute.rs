@@ -17,13 +17,14 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use nexus_compute::progress::DriveView;
 use nexus_compute::zkvm::Zkvm;
 use nexus_compute::ProverId;
 use nexus_storage::ledger::LedgerState;
 use nexus_storage::{Digest, PublicKey};
 use tokio::sync::{OnceCell, Semaphore};
 
-pub(crate) use driver::{drive_loop, DriveView};
+pub(crate) use driver::drive_loop;
 pub(crate) use material::{prepare_submission, read_blob, MaterialKey, Prepared};
 pub(crate) use prover::{offer_loop, serve};
 pub(crate) use views::serve as serve_drive;

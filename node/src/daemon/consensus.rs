@@ -21,10 +21,12 @@ use nexus_storage::chain::accept_child;
 use nexus_storage::{Block, Transition};
 use tokio::sync::mpsc;
 
-use super::availability::{Availability, Purpose};
+use super::availability::Availability;
 use super::builder;
-use super::chain::{append_final, now_ms};
+use super::chain::append_final;
 use super::{Fault, Node};
+use crate::units::now_ms;
+use nexus_sampler::verdicts::Purpose;
 
 /// Ancestors of a proposal fetched by hash before giving up (and syncing final blocks).
 const MAX_ANCESTORS_FETCHED: usize = 32;

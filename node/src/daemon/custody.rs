@@ -227,7 +227,7 @@ async fn fill(node: &Node, nodes: &[Vec<u8>], height: Height) -> anyhow::Result<
         return Ok(());
     }
     if node.has_fault(super::Fault::LateCustody)
-        && super::chain::now_ms() < header.timestamp_ms.saturating_add(LATE_CUSTODY_MS)
+        && crate::units::now_ms() < header.timestamp_ms.saturating_add(LATE_CUSTODY_MS)
     {
         anyhow::bail!("fault late-custody: waiting until the block has been final a while");
     }
@@ -489,4 +489,4 @@ fn grid_coords(rows: usize) -> impl Iterator<Item = Coord> {
         .flat_map(|row| (0..CELLS_PER_ROW as u16).map(move |column| Coord { row, column }))
 }
 
-pub(crate) use crate::api::GridView;
+pub(crate) use nexus_api::types::GridView;

@@ -10,10 +10,10 @@ use nexus_storage::erasure::ErasureLayout;
 use nexus_storage::ledger::{Epoch, LeafAnswer, PolicySpec, TxKind};
 use nexus_storage::{leaf_proof, BlobId, ChunkIndex, Store};
 
-use super::chain::submit;
 use super::custody::Encodings;
 use super::fetch::{gather_shards, read_local};
-use super::{Fault, Node};
+use super::submit::submit;
+use super::Node;
 
 /// Deletes what this node holds for blobs whose paid epochs ran out (`ids`, from a
 /// block's `BlobExpired` events): their copies, shards and, for `das` blobs, the custody
@@ -74,17 +74,13 @@ pub(crate) async fn challenge_loop(node: Arc<Node>) {
         };
         let open: Vec<_> = tip
             .ledger
-            .challenges_for(&me)
-            .filter(|(b, s, e, _)| !answered.contains(&(*b, *s, *e)))
-            .map(|(b, s, e, c)| (b, s, e, c.leaves.clone()))
+            .challenges_due(&me)
+            .into_iter()
+            .filter(|c| !answered.contains(&(c.shard.blob, c.shard.index, c.epoch)))
             .collect();
-        for (blob_id, shard, epoch, leaves) in open {
-            let shard_id = match tip.ledger.blob(&blob_id).map(|b| &b.policy) {
-                Some(PolicySpec::Erasure { shards, .. }) => shards.get(usize::from(shard)).copied(),
-                _ => None,
-            };
-            let Some(shard_id) = shard_id else { continue };
-            let Some(answers) = answers(&node, shard_id, &leaves).await else {
+        for due in open {
+            let (blob_id, shard, epoch) = (due.shard.blob, due.shard.index, due.epoch);
+            let Some(answers) = answers(&node, due.shard.shard, &due.leaves).await else {
                 tracing::warn!(blob = %blob_id, shard, "cannot answer a challenge: the shard is not held here");
                 continue;
             };
@@ -116,30 +112,14 @@ pub(crate) async fn repair_loop(node: Arc<Node>) {
     let mut backoff: HashMap<(BlobId, u16), (Instant, Duration)> = HashMap::new();
     let me = node.account.public();
     loop {
-        let wanted: Vec<(BlobId, u16)> = match node.store.tip() {
-            Some(tip) => tip
-                .ledger
-                .blobs()
-                .filter(|(_, b)| b.orchestrator == Some(me))
-                .flat_map(|(id, b)| {
-                    let shards = match &b.policy {
-                        PolicySpec::Erasure { shards, .. } => shards.clone(),
-                        PolicySpec::Replicated | PolicySpec::Das { .. } => Vec::new(),
-                    };
-                    b.repair
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, flagged)| **flagged)
-                        .filter_map(move |(i, _)| shards.get(i).map(|s| (*id, i as u16, *s)))
-                        .collect::<Vec<_>>()
-                })
-                .filter(
-                    |(_, _, shard)| !matches!(node.store.blob(shard), Ok(Some(r)) if r.complete),
-                )
-                .map(|(id, i, _)| (id, i))
-                .collect(),
-            None => Vec::new(),
-        };
+        let wanted: Vec<(BlobId, u16)> = node.store.tip().map_or_else(Vec::new, |tip| {
+            tip.ledger
+                .repairs_due(&me)
+                .into_iter()
+                .filter(|d| !matches!(node.store.blob(&d.shard), Ok(Some(r)) if r.complete))
+                .map(|d| (d.blob, d.index))
+                .collect()
+        });
         for (blob_id, shard) in wanted {
             let now = Instant::now();
             if backoff
@@ -216,18 +196,4 @@ async fn repair(node: &Node, blob_id: BlobId, shard: u16) -> Result<(), RepairEr
         .map_err(|e| RepairError {
             reason: e.to_string(),
         })
-}
-
-/// With `Fault::DropShards`, deletes the shards this node was given (a provider that lost
-/// its data); returns true when the fault is active.
-pub(crate) fn drop_assigned_shards(node: &Node, assigned: &[BlobId]) -> bool {
-    if !node.has_fault(Fault::DropShards) {
-        return false;
-    }
-    for shard in assigned {
-        if matches!(node.store.delete_blob(shard), Ok(true)) {
-            tracing::warn!(%shard, "fault injection: shard deleted");
-        }
-    }
-    true
 }

@@ -16,8 +16,7 @@ use nexus_storage::{
     CHUNK_SIZE,
 };
 
-use super::duties::drop_assigned_shards;
-use super::Node;
+use super::{Fault, Node};
 
 /// Chunk fetches in flight per blob.
 const PARALLEL_FETCHES: usize = 8;
@@ -221,22 +220,16 @@ fn assigned_shards(node: &Node) -> Vec<BlobRegistration> {
     let Some(tip) = node.store.tip() else {
         return Vec::new();
     };
-    let me = node.account.public();
-    let mut mine = Vec::new();
-    for (_, blob) in tip.ledger.blobs() {
-        let PolicySpec::Erasure { shard_size, shards } = &blob.policy else {
-            continue;
-        };
-        for (shard, holder) in shards.iter().zip(&blob.placement) {
-            if *holder == Some(me) {
-                mine.push(BlobRegistration {
-                    blob_id: *shard,
-                    size: *shard_size,
-                    policy: PolicySpec::Replicated,
-                });
-            }
-        }
-    }
+    let mut mine: Vec<BlobRegistration> = tip
+        .ledger
+        .shards_placed_at(&node.account.public())
+        .into_iter()
+        .map(|duty| BlobRegistration {
+            blob_id: duty.shard,
+            size: duty.size,
+            policy: PolicySpec::Replicated,
+        })
+        .collect();
     let ids: Vec<BlobId> = mine.iter().map(|r| r.blob_id).collect();
     if drop_assigned_shards(node, &ids) {
         return Vec::new();
@@ -304,4 +297,18 @@ pub(crate) async fn gather_shards(
             .count();
     }
     held
+}
+
+/// With `Fault::DropShards`, deletes the shards this node was given (a provider that lost
+/// its data); returns true when the fault is active.
+fn drop_assigned_shards(node: &Node, assigned: &[BlobId]) -> bool {
+    if !node.has_fault(Fault::DropShards) {
+        return false;
+    }
+    for shard in assigned {
+        if matches!(node.store.delete_blob(shard), Ok(true)) {
+            tracing::warn!(%shard, "fault injection: shard deleted");
+        }
+    }
+    true
 }

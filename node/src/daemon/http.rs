@@ -2,19 +2,16 @@
 //! blob) and an upload must keep a minimum rate; every other route has a 64 KiB body limit
 //! and a 30 s timeout. Queries, writes and downloads have separate budgets of requests
 //! served at once, and connections are capped per client with a header read timeout
-//! ([`listener`]). Every error is a JSON [`ErrorBody`] with a status code.
+//! ([`nexus_api::server::listener`]). Every error is a JSON [`ErrorBody`] with a status code.
 
 mod blobs;
 mod compute;
 mod ledger;
-mod listener;
 mod metrics;
-mod refusals;
-pub(crate) mod slots;
 pub(crate) mod uploads;
 
 pub(crate) use compute::store_own_blob;
-pub(crate) use listener::serve;
+pub(crate) use nexus_api::server::listener::serve;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,13 +23,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
-use nexus_storage::{BlobId, Height, StoreError};
+use nexus_storage::{BlobId, Height};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
-use super::chain::SubmitError;
+use super::submit::SubmitError;
 use super::Node;
-use crate::api::{ErrorBody, Status, ValidatorView};
+use nexus_api::server::error::{ApiError, ApiResult};
+use nexus_api::types::{ErrorBody, Status, ValidatorView};
 
 /// Status, info, proofs and blocks served at once (more wait their turn).
 const MAX_QUERIES: usize = 64;
@@ -46,133 +44,27 @@ const SMALL_BODY_LIMIT: usize = 64 * 1024;
 /// Timeout of every route but the streaming ones and transactions.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An API failure: status code plus a message a user can act on.
-#[derive(Debug)]
-pub(crate) enum ApiError {
-    BadRequest(String),
-    /// The ledger refuses the transaction (insufficient balance, unknown orchestrator...).
-    Rejected(String),
-    /// No block this node holds registers the blob; `synced` is its tip, `network` the
-    /// highest height announced to it (above `synced` when the node is catching up).
-    UnknownBlob {
-        id: BlobId,
-        synced: u64,
-        network: u64,
-    },
-    NotFound(String),
-    /// The blob's paid epochs ran out (at `height` or before): nodes deleted its bytes.
-    Expired {
-        id: BlobId,
-        registered_at: u64,
-    },
-    /// The request contradicts what the chain already records.
-    Conflict(String),
-    QuotaExceeded(String),
-    /// The data dir's disk has no room left for it.
-    DiskFull(String),
-    /// An upload fell below the minimum rate.
-    SlowUpload(String),
-    /// A client holds as many resumable uploads as it may (or all clients do).
-    TooManyUploads(String),
-    /// The client already has a request of this kind in progress.
-    Busy(String),
-    Unavailable(String),
-    Internal(String),
+/// [`ApiError::Expired`] if the ledger at `node`'s tip no longer stores `id`, which a
+/// block at `height` registered.
+pub(crate) fn unless_expired(node: &Node, id: BlobId, height: Height) -> Result<(), ApiError> {
+    if node.store.tip().is_none() || node.store.ledger_stores(&id) {
+        return Ok(());
+    }
+    Err(ApiError::Expired {
+        id,
+        registered_at: height.0,
+    })
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, kind, error) = self.parts();
-        let body = ErrorBody {
-            kind: kind.into(),
-            error,
-        };
-        (status, Json(body)).into_response()
+/// `id` is not registered in any block `node` holds.
+pub(crate) fn unknown_blob(node: &Node, id: BlobId) -> ApiError {
+    let synced = node.store.tip().map_or(0, |t| t.header.height.0);
+    ApiError::UnknownBlob {
+        id,
+        synced,
+        network: node.announced.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
-
-impl ApiError {
-    /// Status code, machine-readable kind and the message for the user.
-    fn parts(self) -> (StatusCode, &'static str, String) {
-        match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            ApiError::Rejected(m) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected", m),
-            ApiError::UnknownBlob {
-                id,
-                synced,
-                network,
-            } => (
-                StatusCode::NOT_FOUND,
-                "unknown_blob",
-                if network > synced {
-                    format!(
-                        "unknown blob {id} as of height {synced}: this node is still syncing \
-                         (the network is at {network}); try again once it has caught up"
-                    )
-                } else {
-                    format!("unknown blob {id}: no block up to height {synced} registers it")
-                },
-            ),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
-            ApiError::Expired { id, registered_at } => (
-                StatusCode::GONE,
-                "expired",
-                format!(
-                    "blob {id} expired: the epochs paid for at height {registered_at} ran out \
-                     and nodes deleted its bytes (its registration stays provable)"
-                ),
-            ),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
-            ApiError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
-            ApiError::DiskFull(m) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", m),
-            ApiError::SlowUpload(m) => (StatusCode::REQUEST_TIMEOUT, "timeout", m),
-            ApiError::TooManyUploads(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads", m),
-            ApiError::Busy(m) => (StatusCode::TOO_MANY_REQUESTS, "busy", m),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
-        }
-    }
-
-    /// [`ApiError::Expired`] if the ledger at `node`'s tip no longer stores `id`, which a
-    /// block at `height` registered.
-    pub(crate) fn unless_expired(node: &Node, id: BlobId, height: Height) -> Result<(), ApiError> {
-        if node.store.tip().is_none() || node.store.ledger_stores(&id) {
-            return Ok(());
-        }
-        Err(ApiError::Expired {
-            id,
-            registered_at: height.0,
-        })
-    }
-
-    /// `id` is not registered in any block `node` holds.
-    pub(crate) fn unknown_blob(node: &Node, id: BlobId) -> ApiError {
-        let synced = node.store.tip().map_or(0, |t| t.header.height.0);
-        ApiError::UnknownBlob {
-            id,
-            synced,
-            network: node.announced.load(std::sync::atomic::Ordering::Relaxed),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::QuotaExceeded { .. } => ApiError::QuotaExceeded(e.to_string()),
-            StoreError::DiskFull { .. } => ApiError::DiskFull(e.to_string()),
-            e => ApiError::Internal(e.to_string()),
-        }
-    }
-}
-
-impl From<tokio::task::JoinError> for ApiError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
 
 /// Maps a failed submission of this node's transaction; `what` says what it was for.
 fn submit_error(what: &str, e: SubmitError) -> ApiError {
@@ -372,7 +264,7 @@ async fn chain(State(node): State<Arc<Node>>) -> ApiResult<Response> {
         .genesis
         .map(|g| g.spec)
         .ok_or_else(|| ApiError::Internal("the genesis block has no chain genesis".into()))?;
-    Ok(Json(crate::api::ChainView {
+    Ok(Json(nexus_api::types::ChainView {
         genesis: genesis.header,
         spec,
     })
@@ -439,35 +331,4 @@ async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> Api
     block
         .map(|b| Json(b).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("no block at height {height} yet")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unknown_blob_on_a_node_still_syncing_says_so() {
-        let id = BlobId([7; 32]);
-        let (status, kind, behind) = ApiError::UnknownBlob {
-            id,
-            synced: 10,
-            network: 12,
-        }
-        .parts();
-        assert_eq!((status, kind), (StatusCode::NOT_FOUND, "unknown_blob"));
-        assert!(
-            behind.contains("still syncing (the network is at 12)"),
-            "{behind}"
-        );
-        let (_, _, level) = ApiError::UnknownBlob {
-            id,
-            synced: 12,
-            network: 12,
-        }
-        .parts();
-        assert!(
-            level.ends_with("no block up to height 12 registers it"),
-            "{level}"
-        );
-    }
 }

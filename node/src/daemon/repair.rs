@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use nexus_storage::{Salvaged, Stage, Store};
 
-use super::chain::now_ms;
+use crate::units::now_ms;
 
 /// Options of `nexus node repair`.
 #[derive(Debug, clap::Args)]

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::chain::now_ms;
 use super::Node;
+use crate::units::now_ms;
 
 /// How often staged uploads are looked at.
 const COLLECT_EVERY: Duration = Duration::from_secs(30);

@@ -20,12 +20,14 @@ use nexus_consensus::ChainTag;
 use nexus_das::CodeParams;
 
 mod compute;
+mod duties;
 mod epoch;
 
 pub use compute::{
     job_id, prepare_execution, receipt_message, MAX_CREDITED_NODES, MAX_CREDITS, MAX_JOB_LIFETIME,
     MAX_JOB_SEGMENTS,
 };
+pub use duties::{ChallengeDuty, ShardDuty};
 
 const STATE_TAG: &[u8] = b"nexus/state/v1";
 const MIB: u128 = 1 << 20;

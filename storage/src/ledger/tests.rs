@@ -395,6 +395,27 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     distinct.dedup();
     assert_eq!(distinct.len(), 6, "two shards on one provider");
     assert_eq!(stored.orchestrator, Some(pk(1)));
+    let PolicySpec::Erasure {
+        shards: shard_ids,
+        shard_size,
+    } = stored.policy.clone()
+    else {
+        panic!("an erasure blob");
+    };
+    for (i, holder) in holders.iter().enumerate() {
+        let duty = ShardDuty {
+            blob: id,
+            index: i as u16,
+            shard: shard_ids[i],
+            size: shard_size,
+        };
+        assert_eq!(
+            s.shards_placed_at(holder),
+            vec![duty],
+            "provider {i}'s shards"
+        );
+    }
+    assert!(s.repairs_due(&pk(1)).is_empty());
 
     // Epoch 1 starts at height 5: fees are paid; shards placed in epoch 0 are still in
     // their grace epoch, so nothing is challenged yet.
@@ -411,6 +432,11 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     // Epoch 2 (height 10): every shard is challenged.
     let events = run_to(&mut s, 10);
     assert!(events.contains(&LedgerEvent::EpochStarted(Epoch(2))));
+
+    let due = s.challenges_due(&holders[1]);
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].shard.shard, due[0].epoch), (shard_ids[1], Epoch(2)));
+    assert!(!due[0].leaves.is_empty());
 
     // Everyone but the holder of shard 0 answers; a wrong answer is refused.
     let lazy = holders[0];
@@ -443,6 +469,22 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
         !holders.contains(&moved),
         "shard 0 went to the spare provider"
     );
+    let rebuild = s.repairs_due(&pk(1));
+    assert_eq!(rebuild.len(), 1);
+    assert_eq!((rebuild[0].index, rebuild[0].shard), (0, shard_ids[0]));
+    assert_eq!(
+        s.shards_placed_at(&moved),
+        rebuild,
+        "the new holder holds shard 0"
+    );
+    assert!(
+        s.repairs_due(&pk(2)).is_empty(),
+        "only the blob's orchestrator repairs"
+    );
+    assert!(
+        s.shards_placed_at(&lazy).is_empty(),
+        "the evicted provider holds nothing"
+    );
     assert_eq!(
         s.total_supply(),
         supply,
@@ -457,6 +499,10 @@ fn erasure_blob_is_placed_paid_challenged_and_repaired_after_a_failure() {
     run_to(&mut s, 20);
     answer(&mut s, index_of(&moved), id, 0, Epoch(4), &shards[0]).expect("new holder answers");
     assert!(s.blob(&id).expect("stored").repair.iter().all(|r| !r));
+    assert!(
+        s.repairs_due(&pk(1)).is_empty(),
+        "repaired once the new holder answers"
+    );
 
     // The blob expires after its 6 paid epochs; escrow is exactly used up.
     let events = run_to(&mut s, 30);

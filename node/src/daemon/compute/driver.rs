@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use nexus_compute::progress::{DriveView, NodeView};
 use nexus_compute::zkvm::{NodeProof, UniversalProof};
 use nexus_compute::{driver, Action, Input, JobId, NodeRef, Progress, ProverId, Schedule};
-pub(crate) use nexus_net::protocol::drives::{DriveView, NodeView};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
 use nexus_storage::ledger::{
@@ -27,7 +27,7 @@ use super::journal::DriveRecord;
 use super::material::{prepare, Prepared};
 use super::prover::{prove_requested, Asker};
 use super::{prover_id, provers, Prover};
-use crate::daemon::{chain, http, Node};
+use crate::daemon::{http, submit, Node};
 
 /// Blocks a prover has for one node before it moves on.
 const ATTEMPT_BLOCKS: u64 = 1200;
@@ -479,7 +479,7 @@ async fn anchor(
             proof: proof.clone(),
             credits: credits(record, &tip.ledger),
         };
-        match chain::submit(node, kind, node.finality_deadline).await {
+        match submit::submit(node, kind, node.finality_deadline).await {
             Ok(at) => break at,
             Err(e) => {
                 let open = node

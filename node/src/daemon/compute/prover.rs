@@ -19,7 +19,7 @@ use nexus_storage::PublicKey;
 
 use super::material::prepare;
 use super::provers;
-use crate::daemon::{chain, Node};
+use crate::daemon::{submit, Node};
 
 /// Requests waiting beyond those being proven.
 const QUEUE: usize = 4;
@@ -55,7 +55,7 @@ pub(crate) async fn offer_loop(node: Arc<Node>) {
             orchestrator: config.orchestrator,
             node: peer.clone(),
         };
-        match chain::submit(&node, kind, node.finality_deadline).await {
+        match submit::submit(&node, kind, node.finality_deadline).await {
             Ok(at) => tracing::info!(height = %at.height, "compute offer registered"),
             Err(e) => {
                 tracing::info!("compute offer not registered yet: {e}");

@@ -23,14 +23,16 @@ use nexus_storage::{
 };
 use tokio::sync::mpsc;
 
-use super::slots::{Slot, MIN_UPLOAD_RATE};
-use super::uploads::{client_of, ClientAddr};
-use super::{parse_blob_id, submit_error, ApiError, ApiResult};
-use crate::api::{BlobInfo, Receipt, CELLS_FETCHED, CELL_BYTES_FETCHED};
-use crate::daemon::chain::{dry_run, now_ms, submit};
+use super::{parse_blob_id, submit_error};
 use crate::daemon::fetch::{fetch_chunk, gather_shards, read_local};
 use crate::daemon::retrieve::{das_blob, RetrieveError};
+use crate::daemon::submit::{dry_run, submit};
 use crate::daemon::Node;
+use crate::units::now_ms;
+use nexus_api::server::error::{ApiError, ApiResult};
+use nexus_api::server::listener::{client_of, ClientAddr};
+use nexus_api::server::slots::{Slot, MIN_UPLOAD_RATE};
+use nexus_api::types::{BlobInfo, Receipt, CELLS_FETCHED, CELL_BYTES_FETCHED};
 
 /// Longest pause allowed between two pieces of an upload.
 const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,7 +61,7 @@ pub(super) async fn blob_info(
         let store = &node.store;
         let registered = store.registration(&id)?;
         if let Some((height, _, _)) = &registered {
-            ApiError::unless_expired(&node, id, *height)?;
+            super::unless_expired(&node, id, *height)?;
         }
         let policy = registered
             .as_ref()
@@ -79,7 +81,7 @@ pub(super) async fn blob_info(
                     registered_at: Some(height),
                     policy,
                 })),
-                None => Err(ApiError::unknown_blob(&node, id)),
+                None => Err(super::unknown_blob(&node, id)),
             };
         };
         let missing = if record.complete {
@@ -111,7 +113,7 @@ pub(super) async fn proof(
     let proof = tokio::task::spawn_blocking(move || store.blob_proof(&id)).await??;
     proof
         .map(|p| Json(p).into_response())
-        .ok_or_else(|| ApiError::unknown_blob(&node, id))
+        .ok_or_else(|| super::unknown_blob(&node, id))
 }
 
 pub(super) async fn put_blob(
@@ -575,13 +577,13 @@ pub(super) async fn get_blob(
             let store = &node.store;
             let registered = store.registration(&id)?;
             if let Some((height, _, _)) = &registered {
-                ApiError::unless_expired(&node, id, *height)?;
+                super::unless_expired(&node, id, *height)?;
             }
             // An upload still waiting for its registration is not served.
             if let Some(record) = store.blob(&id)?.filter(|_| !staged(store, &id)) {
                 return Ok(Source::Chunks(record.size));
             }
-            let (height, _, reg) = registered.ok_or_else(|| ApiError::unknown_blob(&node, id))?;
+            let (height, _, reg) = registered.ok_or_else(|| super::unknown_blob(&node, id))?;
             match reg.policy {
                 // Registered but not replicated here yet: fetch it on demand.
                 PolicySpec::Replicated => {

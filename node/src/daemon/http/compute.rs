@@ -14,12 +14,13 @@ use nexus_storage::ledger::{prepare_execution, Transaction, TxKind, MAX_PROGRAM_
 use nexus_storage::{BlobId, Digest};
 
 use super::blobs::{finish_and_register, fresh_stage, Policy};
-use super::uploads::ClientAddr;
-use super::{submit_error, ApiError, ApiResult};
-use crate::api::{JobReceipt, JobRequest, JobView};
-use crate::daemon::chain::submit;
+use super::submit_error;
 use crate::daemon::compute::{self, prepare_submission, read_blob};
+use crate::daemon::submit::submit;
 use crate::daemon::Node;
+use nexus_api::server::error::{ApiError, ApiResult};
+use nexus_api::server::listener::ClientAddr;
+use nexus_api::types::{JobReceipt, JobRequest, JobView};
 
 /// Most cycles a submitted job may ask for (the accepting node runs it once).
 pub(crate) const MAX_SUBMIT_CYCLES: u64 = 1 << 32;

@@ -8,10 +8,11 @@ use axum::Json;
 use nexus_storage::ledger::{PolicySpec, TxKind};
 use nexus_storage::PublicKey;
 
-use super::{submit_error, ApiError, ApiResult};
-use crate::api::{AccountView, LedgerView, TxReceipt};
-use crate::daemon::chain::submit;
+use super::submit_error;
+use crate::daemon::submit::submit;
 use crate::daemon::Node;
+use nexus_api::server::error::{ApiError, ApiResult};
+use nexus_api::types::{AccountView, LedgerView, TxReceipt};
 
 /// Signs `kind` with this node's account and waits until a block includes it.
 pub(super) async fn transaction(

@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use super::ApiResult;
 use crate::daemon::Node;
+use nexus_api::server::error::ApiResult;
 
 /// One metric: name, type, help, value.
 type Metric = (&'static str, &'static str, &'static str, f64);

@@ -24,24 +24,22 @@ use axum::{Extension, Json};
 use nexus_storage::BlobWriter;
 
 use super::blobs::{checked_epochs, finish_and_register, preflight, receive, InFlight, Policy};
-use super::{ApiError, ApiResult};
-use crate::api::UploadView;
 use crate::daemon::Node;
+use nexus_api::server::error::{ApiError, ApiResult};
+use nexus_api::server::listener::{client_of, ClientAddr};
+use nexus_api::types::UploadView;
 
 /// Sessions open at once, all clients together. Each holds at most one partial chunk
 /// in memory (256 KiB), so this bounds them to 64 MiB.
 pub(crate) const MAX_SESSIONS: usize = 256;
 /// Sessions one client address may hold open at once: as many as it may have
 /// connections (`nexus put` of many files at once opens one each).
-pub(crate) const MAX_SESSIONS_PER_CLIENT: usize = super::listener::MAX_CONNECTIONS_PER_CLIENT;
+pub(crate) const MAX_SESSIONS_PER_CLIENT: usize =
+    nexus_api::server::listener::MAX_CONNECTIONS_PER_CLIENT;
 /// A session not used for this long is given up and its bytes discarded.
 pub(crate) const SESSION_LEASE: Duration = Duration::from_secs(10 * 60);
 /// The request header saying where appended bytes start.
 pub(crate) const UPLOAD_OFFSET: &str = "upload-offset";
-
-/// The client address of a request, as the accept loop saw it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
 /// Open upload sessions by id.
 #[derive(Default)]
@@ -272,11 +270,6 @@ pub(super) struct OpenQuery {
     epochs: Option<u64>,
     /// `replicated` (default), `erasure` or `das`.
     policy: Option<String>,
-}
-
-/// The client address of a request (loopback when the accept loop did not say).
-pub(super) fn client_of(addr: Option<Extension<ClientAddr>>) -> IpAddr {
-    addr.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(ClientAddr(ip))| ip)
 }
 
 /// `POST /v1/uploads`: opens a session once everything a put checks before its body

@@ -11,9 +11,9 @@ use reqwest::{Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 /// The node the CLI talks to when neither `--node` nor `NEXUS_NODE` says otherwise.
-pub(crate) const DEFAULT_NODE: &str = "http://127.0.0.1:7100";
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:7100";
 
-use crate::api::ErrorBody;
+use crate::types::ErrorBody;
 
 /// How long a request is asked again of a node that answers it is busy.
 const BUSY_RETRY_FOR: Duration = Duration::from_secs(120);
@@ -23,14 +23,14 @@ const MAX_PAUSE: Duration = Duration::from_secs(4);
 
 /// A node's API at `base`.
 #[derive(Clone)]
-pub(crate) struct NodeClient {
+pub struct NodeClient {
     base: Url,
     http: reqwest::Client,
 }
 
 impl NodeClient {
     /// A client for the node at `base` (e.g. [`DEFAULT_NODE`]).
-    pub(crate) fn new(base: &str) -> Result<NodeClient> {
+    pub fn new(base: &str) -> Result<NodeClient> {
         let base = Url::parse(base).map_err(|e| anyhow!("{base:?} is not a node URL: {e}"))?;
         Ok(NodeClient {
             base,
@@ -39,11 +39,12 @@ impl NodeClient {
     }
 
     /// The HTTP client, to build a request sent once with [`NodeClient::attempt_once`].
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
-    pub(crate) fn url(&self, path: &str) -> Result<Url> {
+    /// The URL of API path `path` on this node.
+    pub fn url(&self, path: &str) -> Result<Url> {
         self.base
             .join(path)
             .map_err(|e| anyhow!("bad API path {path}: {e}"))
@@ -51,7 +52,7 @@ impl NodeClient {
 
     /// Sends a request built by `build` (again, while the node says it is busy), mapping
     /// transport and API errors.
-    pub(crate) async fn send(
+    pub async fn send(
         &self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response> {
@@ -59,7 +60,7 @@ impl NodeClient {
     }
 
     /// Like [`NodeClient::send`], telling a broken connection from the node's answer.
-    pub(crate) async fn attempt(
+    pub async fn attempt(
         &self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, Failure> {
@@ -78,7 +79,7 @@ impl NodeClient {
     }
 
     /// Sends `request` once (for a body that cannot be sent again), mapping errors.
-    pub(crate) async fn attempt_once(
+    pub async fn attempt_once(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<Response, Failure> {
@@ -121,7 +122,7 @@ impl NodeClient {
     }
 
     /// GETs `path` and decodes the JSON answer.
-    pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path)?;
         let response = self.send(|http| http.get(url.clone())).await?;
         response
@@ -133,7 +134,7 @@ impl NodeClient {
 
 /// Why a request got no successful answer.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// The node was unreachable or the connection broke.
     Transport(anyhow::Error),
     /// The node answered with an error.
@@ -151,14 +152,14 @@ impl Failure {
     /// Whether the node turned the request away for now, before doing anything with it:
     /// too many connections from this address, or one of this client's requests of the
     /// same kind still in progress. Asking again later is safe.
-    pub(crate) fn is_busy(&self) -> bool {
+    pub fn is_busy(&self) -> bool {
         matches!(self, Failure::Answer { status, kind, .. }
             if *status == StatusCode::TOO_MANY_REQUESTS
                 && (kind == "too_many_connections" || kind == "busy"))
     }
 
     /// The sentence for the user.
-    pub(crate) fn into_error(self) -> anyhow::Error {
+    pub fn into_error(self) -> anyhow::Error {
         match self {
             Failure::Transport(e) | Failure::Answer { error: e, .. } => e,
         }

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// Uploads received at once, all clients together.
-pub(crate) const MAX_UPLOADS: usize = 128;
+pub const MAX_UPLOADS: usize = 128;
 /// Bytes per second an upload must average after its grace period.
-pub(crate) const MIN_UPLOAD_RATE: u64 = 64 << 10;
+pub const MIN_UPLOAD_RATE: u64 = 64 << 10;
 /// The rate asked of a client holding more than its share while others wait.
-pub(crate) const SCARCE_UPLOAD_RATE: u64 = 1 << 20;
+pub const SCARCE_UPLOAD_RATE: u64 = 1 << 20;
 
 #[derive(Debug, Default)]
 struct State {
@@ -58,7 +58,7 @@ impl State {
 
 /// The budget.
 #[derive(Debug)]
-pub(crate) struct WriteSlots {
+pub struct WriteSlots {
     total: usize,
     state: Mutex<State>,
     changed: Notify,
@@ -72,7 +72,7 @@ impl Default for WriteSlots {
 
 impl WriteSlots {
     /// A budget of `total` uploads at once.
-    pub(crate) fn new(total: usize) -> WriteSlots {
+    pub fn new(total: usize) -> WriteSlots {
         WriteSlots {
             total,
             state: Mutex::new(State::default()),
@@ -85,7 +85,7 @@ impl WriteSlots {
     }
 
     /// Waits until `client` may receive one more upload, and takes the slot.
-    pub(crate) async fn acquire(self: &Arc<Self>, client: IpAddr) -> Slot {
+    pub async fn acquire(self: &Arc<Self>, client: IpAddr) -> Slot {
         let mut waiting = false;
         loop {
             let notified = self.changed.notified();
@@ -113,7 +113,7 @@ impl WriteSlots {
 
 /// One upload's place in the budget, given back when dropped.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub struct Slot {
     slots: Arc<WriteSlots>,
     client: IpAddr,
 }
@@ -121,7 +121,7 @@ pub(crate) struct Slot {
 impl Slot {
     /// The rate this upload must keep now: the minimum, or [`SCARCE_UPLOAD_RATE`] while
     /// another client waits and this one holds more than its share.
-    pub(crate) fn rate_floor(&self) -> u64 {
+    pub fn rate_floor(&self) -> u64 {
         let state = self.slots.lock();
         let scarce = state.waiting.keys().any(|c| *c != self.client);
         if scarce && state.held_by(&self.client) > state.fair_share(self.slots.total) {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -19,13 +19,23 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 /// A request's headers must arrive within this, or its connection is closed.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections one client address may hold open at once.
-pub(crate) const MAX_CONNECTIONS_PER_CLIENT: usize = 128;
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 128;
 /// Connections open at once, all clients together.
-pub(crate) const MAX_CONNECTIONS: usize = 512;
+pub const MAX_CONNECTIONS: usize = 512;
 /// How long requests in flight may finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client address of a request, as the accept loop saw it (an extension of every
+/// request it serves).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The client address of a request (loopback when the accept loop did not say).
+pub fn client_of(addr: Option<Extension<ClientAddr>>) -> IpAddr {
+    addr.map_or(IpAddr::from([127, 0, 0, 1]), |Extension(ClientAddr(ip))| ip)
+}
 
 /// Open connections, per client address and in all.
 #[derive(Debug, Default)]
@@ -70,11 +80,7 @@ impl Drop for Counted {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
 /// finish (for at most ten seconds).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
     let count = Arc::new(ConnectionCount::default());
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -100,7 +106,7 @@ pub(crate) async fn serve(
             continue;
         };
         // Handlers learn the client's address (per-client bounds of upload sessions).
-        let address = super::uploads::ClientAddr(client.ip());
+        let address = ClientAddr(client.ip());
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(address);

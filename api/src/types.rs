@@ -2,7 +2,7 @@
 
 use nexus_consensus::EngineStatus;
 
-use crate::daemon::{Series, Summary};
+use crate::stats::{Series, Summary};
 use nexus_storage::ledger::{
     Account, Amount, ComputeProver, Epoch, LedgerParams, Orchestrator, Provider,
 };
@@ -11,235 +11,278 @@ use serde::{Deserialize, Serialize};
 
 /// Where a resumable upload (`/v1/uploads/{id}`) stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct UploadView {
+pub struct UploadView {
     /// The session's id, which resumes it.
-    pub(crate) upload: String,
+    pub upload: String,
     /// Bytes received so far: the next request sends from here.
-    pub(crate) offset: u64,
+    pub offset: u64,
     /// Bytes the upload declared.
-    pub(crate) size: u64,
+    pub size: u64,
     /// Policy the blob is registered with once complete.
-    pub(crate) policy: String,
+    pub policy: String,
     /// Seconds left before an unused session is given up.
-    pub(crate) lease_secs: u64,
+    pub lease_secs: u64,
 }
 
 /// Returned by `PUT /v1/blobs` once the blob is stored, persisted and registered in a
 /// final block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Receipt {
+pub struct Receipt {
     /// The blob's identity.
-    pub(crate) blob_id: BlobId,
+    pub blob_id: BlobId,
     /// Its size in bytes.
-    pub(crate) size: u64,
+    pub size: u64,
     /// The final block that registers it.
-    pub(crate) height: Height,
+    pub height: Height,
     /// That block's header hash.
-    pub(crate) block_hash: BlockHash,
+    pub block_hash: BlockHash,
     /// Position of the registration in the block.
-    pub(crate) index: u32,
+    pub index: u32,
     /// The node's finalized height when it answered (at or above `height`).
-    pub(crate) finalized_height: Height,
+    pub finalized_height: Height,
     /// The validator that proposed the block.
-    pub(crate) proposer: PublicKey,
+    pub proposer: PublicKey,
     /// How the network keeps it (`replicated`, `erasure` or `das`).
-    pub(crate) policy: String,
+    pub policy: String,
     /// For a `das` blob: how long this node took to encode it (cells and proofs), in ms.
     #[serde(default)]
-    pub(crate) encode_ms: Option<u64>,
+    pub encode_ms: Option<u64>,
 }
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Status {
-    pub(crate) peer_id: String,
-    pub(crate) listen_addrs: Vec<String>,
-    pub(crate) peers: Vec<String>,
-    pub(crate) banned_peers: Vec<String>,
+pub struct Status {
+    /// The node's libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it listens on for peers.
+    pub listen_addrs: Vec<String>,
+    /// Peers connected now.
+    pub peers: Vec<String>,
+    /// Peers banned for misbehaviour.
+    pub banned_peers: Vec<String>,
     /// This node's validator key, if it takes part in consensus.
-    pub(crate) validator: Option<PublicKey>,
+    pub validator: Option<PublicKey>,
     /// The node's ledger account.
-    pub(crate) account: PublicKey,
-    pub(crate) balance: Amount,
-    pub(crate) epoch: Option<Epoch>,
-    pub(crate) state_root: Option<Digest>,
+    pub account: PublicKey,
+    /// The account's balance.
+    pub balance: Amount,
+    /// The ledger's epoch at the tip.
+    pub epoch: Option<Epoch>,
+    /// The ledger's state root at the tip.
+    pub state_root: Option<Digest>,
     /// The chain's id.
-    pub(crate) chain_id: Option<String>,
+    pub chain_id: Option<String>,
     /// Validators in the committee.
-    pub(crate) validators: Option<usize>,
-    pub(crate) genesis: Option<BlockHash>,
+    pub validators: Option<usize>,
+    /// The chain's genesis hash.
+    pub genesis: Option<BlockHash>,
     /// The finalized height: the last block this node holds, final with its proof.
-    pub(crate) height: Option<Height>,
+    pub height: Option<Height>,
     /// The highest height this node knows of: proposed blocks (on validators) or final
     /// blocks announced by peers that it is still fetching.
-    pub(crate) latest_height: Option<Height>,
-    pub(crate) tip_hash: Option<BlockHash>,
-    pub(crate) blobs_complete: u64,
-    pub(crate) blobs_partial: u64,
-    pub(crate) used_bytes: u64,
+    pub latest_height: Option<Height>,
+    /// The hash of the finalized tip's header.
+    pub tip_hash: Option<BlockHash>,
+    /// Blobs this node holds whole.
+    pub blobs_complete: u64,
+    /// Blobs this node holds part of (still fetching).
+    pub blobs_partial: u64,
+    /// Bytes of blob content stored.
+    pub used_bytes: u64,
     /// Uploads waiting for their registration (not served, collected if never registered).
     #[serde(default)]
-    pub(crate) staged_bytes: u64,
+    pub staged_bytes: u64,
     /// Uploads still being received (open resumable sessions included).
     #[serde(default)]
-    pub(crate) receiving_bytes: u64,
-    pub(crate) capacity: Option<u64>,
-    pub(crate) disk_bytes: u64,
+    pub receiving_bytes: u64,
+    /// The storage quota, if the operator set one.
+    pub capacity: Option<u64>,
+    /// Bytes the data dir takes on disk.
+    pub disk_bytes: u64,
     /// Chunks found corrupt on disk since start, discarded and fetched again from peers.
-    pub(crate) corrupt_chunks_found: u64,
+    pub corrupt_chunks_found: u64,
     /// What keeps the node from doing its job (a full disk, a store that cannot write);
     /// empty when healthy.
     #[serde(default)]
-    pub(crate) problems: Vec<String>,
+    pub problems: Vec<String>,
     /// Bytes of verified chunk data fetched from peers since start.
-    pub(crate) bytes_fetched: u64,
+    pub bytes_fetched: u64,
     /// Cells of block payloads this node keeps as a custodian.
-    pub(crate) custody_cells: u64,
+    pub custody_cells: u64,
 }
 
 /// `GET /v1/blocks/{height}/cells`: a block's extended grid as one node sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct GridView {
+pub struct GridView {
     /// The block.
-    pub(crate) height: Height,
+    pub height: Height,
     /// Its DataRoot (hex).
-    pub(crate) root: String,
+    pub root: String,
     /// Dimensions of the code.
-    pub(crate) dims: u8,
+    pub dims: u8,
     /// Bytes of payload.
-    pub(crate) data_len: u64,
+    pub data_len: u64,
     /// One string per extended row, one character per cell: `H` held by the node, `S`
     /// sampled from a peer and verified, `M` asked for and missing, `.` not checked.
-    pub(crate) rows: Vec<String>,
+    pub rows: Vec<String>,
 }
 
 /// `GET /v1/blobs/{id}/info`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct BlobInfo {
-    pub(crate) blob_id: BlobId,
-    pub(crate) size: u64,
+pub struct BlobInfo {
+    /// The blob's id.
+    pub blob_id: BlobId,
+    /// Its size in bytes.
+    pub size: u64,
     /// This node holds the blob whole.
-    pub(crate) complete: bool,
+    pub complete: bool,
     /// Chunks of a copy this node should hold still missing (none for a `das` blob, which
     /// this node keeps as custody cells unless it was put through it).
-    pub(crate) missing_chunks: u64,
-    pub(crate) registered_at: Option<Height>,
+    pub missing_chunks: u64,
+    /// The final block that registers it, once one does.
+    pub registered_at: Option<Height>,
     /// The policy it is registered with, once it is.
     #[serde(default)]
-    pub(crate) policy: Option<String>,
+    pub policy: Option<String>,
 }
 
 /// Every error response: a machine-readable kind and a sentence for people.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ErrorBody {
-    pub(crate) kind: String,
-    pub(crate) error: String,
+pub struct ErrorBody {
+    /// Machine-readable kind (`not_found`, `busy`, `disk_full`...).
+    pub kind: String,
+    /// What went wrong and what to do, for people.
+    pub error: String,
 }
 
 /// `GET /v1/accounts/{key}`: an account and its roles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AccountView {
-    pub(crate) key: PublicKey,
-    pub(crate) account: Account,
-    pub(crate) orchestrator: Option<Orchestrator>,
-    pub(crate) provider: Option<Provider>,
+pub struct AccountView {
+    /// The account's key.
+    pub key: PublicKey,
+    /// Its balance and nonce.
+    pub account: Account,
+    /// Its orchestrator record, if it is one.
+    pub orchestrator: Option<Orchestrator>,
+    /// Its provider record, if it is one.
+    pub provider: Option<Provider>,
     /// Its compute offer (delegator, orchestrator), if it made one.
-    pub(crate) compute: Option<ComputeProver>,
+    pub compute: Option<ComputeProver>,
     /// Bytes of shards placed on this account's providers, if it is an orchestrator.
-    pub(crate) stored_bytes: u64,
+    pub stored_bytes: u64,
 }
 
 /// `GET /v1/ledger`: the ledger at the tip.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct LedgerView {
-    pub(crate) height: Height,
-    pub(crate) epoch: Epoch,
-    pub(crate) state_root: Digest,
-    pub(crate) total_supply: u128,
-    pub(crate) escrow: Amount,
-    pub(crate) burned: Amount,
-    pub(crate) slashed: Amount,
-    pub(crate) params: LedgerParams,
-    pub(crate) orchestrators: Vec<(PublicKey, Orchestrator)>,
+pub struct LedgerView {
+    /// The tip's height.
+    pub height: Height,
+    /// The epoch at the tip.
+    pub epoch: Epoch,
+    /// The state root at the tip.
+    pub state_root: Digest,
+    /// Every token: balances, stakes, escrow and sinks.
+    pub total_supply: u128,
+    /// Fees held for blobs' future epochs.
+    pub escrow: Amount,
+    /// Fees burned.
+    pub burned: Amount,
+    /// Stake slashed.
+    pub slashed: Amount,
+    /// The ledger's parameters.
+    pub params: LedgerParams,
+    /// Every orchestrator.
+    pub orchestrators: Vec<(PublicKey, Orchestrator)>,
 }
 
 /// `GET /v1/chain`: what a verifier trusts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ChainView {
+pub struct ChainView {
     /// The genesis header.
-    pub(crate) genesis: nexus_consensus::Header,
+    pub genesis: nexus_consensus::Header,
     /// The chain spec it names.
-    pub(crate) spec: nexus_consensus::ChainSpec,
+    pub spec: nexus_consensus::ChainSpec,
 }
 
 /// `GET /v1/validator`: a validator's view of consensus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ValidatorView {
+pub struct ValidatorView {
     /// The engine's state.
-    pub(crate) engine: EngineStatus,
+    pub engine: EngineStatus,
     /// The finalized height.
-    pub(crate) finalized_height: Option<Height>,
+    pub finalized_height: Option<Height>,
     /// Blocks validated and not final yet.
-    pub(crate) pending_blocks: usize,
+    pub pending_blocks: usize,
     /// Proposal-to-commit times of this validator's recent blocks, in ms.
-    pub(crate) commit_ms: Option<Summary>,
+    pub commit_ms: Option<Summary>,
     /// Times to build its recent proposals without data, in ms.
-    pub(crate) build_ms: Option<Summary>,
+    pub build_ms: Option<Summary>,
     /// Times to build its recent proposals carrying a das blob, in ms.
-    pub(crate) build_with_data_ms: Option<Summary>,
+    pub build_with_data_ms: Option<Summary>,
     /// The commit times themselves (most recent 4,096) and how many were ever taken.
-    pub(crate) commits: Series,
+    pub commits: Series,
 }
 
 /// `POST /v1/transactions` answer: where the node's transaction was included.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct TxReceipt {
-    pub(crate) height: Height,
-    pub(crate) index: u32,
+pub struct TxReceipt {
+    /// The final block that includes it.
+    pub height: Height,
+    /// Its position in the block.
+    pub index: u32,
 }
 
 /// `POST /v1/compute/jobs` body: a program and an input (registered blobs) to prove.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct JobRequest {
-    pub(crate) program: nexus_storage::BlobId,
-    pub(crate) input: nexus_storage::BlobId,
-    pub(crate) max_cycles: u64,
+pub struct JobRequest {
+    /// The program (a registered RV32IM ELF).
+    pub program: nexus_storage::BlobId,
+    /// Its input.
+    pub input: nexus_storage::BlobId,
+    /// Most cycles the run may take.
+    pub max_cycles: u64,
     /// Paid to whoever anchors the proven result.
-    pub(crate) reward: u64,
+    pub reward: u64,
     /// Blocks the job may take before it expires.
-    pub(crate) lifetime: u64,
+    pub lifetime: u64,
 }
 
 /// `POST /v1/compute/jobs` answer: the job, final in block `height`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct JobReceipt {
-    pub(crate) job: nexus_storage::Digest,
-    pub(crate) height: Height,
-    pub(crate) segments: u32,
-    pub(crate) cycles: u64,
-    pub(crate) program_commit: String,
+pub struct JobReceipt {
+    /// The job's id.
+    pub job: nexus_storage::Digest,
+    /// The final block that records it.
+    pub height: Height,
+    /// Segments the run was cut into.
+    pub segments: u32,
+    /// Cycles the run took.
+    pub cycles: u64,
+    /// The program's commitment the proof must state (hex).
+    pub program_commit: String,
 }
 
 /// `GET /v1/compute/jobs/{id}` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct JobView {
-    pub(crate) id: nexus_storage::Digest,
+pub struct JobView {
+    /// The job's id.
+    pub id: nexus_storage::Digest,
     /// The node's final height.
-    pub(crate) height: Height,
+    pub height: Height,
     /// The ledger's record.
-    pub(crate) job: nexus_storage::ledger::ComputeJob,
+    pub job: nexus_storage::ledger::ComputeJob,
     /// The peer id of the node whose view `drive` is (the job's driver).
     #[serde(default)]
-    pub(crate) driver: Option<String>,
+    pub driver: Option<String>,
     /// The proof tree as its driver sees it (none if no driver answered).
-    pub(crate) drive: Option<crate::daemon::DriveView>,
+    pub drive: Option<nexus_compute::progress::DriveView>,
     /// The peer id (the `/p2p/` part of a node's peer address) of every prover the
     /// ledger lists, by account key.
     #[serde(default)]
-    pub(crate) provers: std::collections::BTreeMap<String, String>,
+    pub provers: std::collections::BTreeMap<String, String>,
 }
 
 /// Response header of a `das` blob download: cells fetched from peers to rebuild it.
-pub(crate) const CELLS_FETCHED: &str = "x-nexus-cells-fetched";
+pub const CELLS_FETCHED: &str = "x-nexus-cells-fetched";
 /// Response header of a `das` blob download: bytes received for those cells.
-pub(crate) const CELL_BYTES_FETCHED: &str = "x-nexus-cell-bytes-fetched";
+pub const CELL_BYTES_FETCHED: &str = "x-nexus-cell-bytes-fetched";
