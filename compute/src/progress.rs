@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tree::{NodeRef, ProofTree};
+
 /// A driven job's proof tree as its driver sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriveView {
@@ -32,4 +34,58 @@ pub struct NodeView {
     pub prover: Option<String>,
     /// Attempt number (each failure moves the node on).
     pub attempt: u32,
+}
+
+impl DriveView {
+    /// The view of `tree` before anything is proven, in phase `phase`.
+    pub fn waiting(tree: &ProofTree, phase: &str) -> DriveView {
+        DriveView {
+            phase: phase.into(),
+            levels: (0..tree.depth()).map(|l| tree.width(l)).collect(),
+            nodes: tree
+                .nodes()
+                .map(|n| NodeView {
+                    level: n.level,
+                    index: n.index,
+                    state: "waiting".into(),
+                    prover: None,
+                    attempt: 0,
+                })
+                .collect(),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    /// A view that says only what the driver is doing (no tree known yet).
+    pub fn phase_only(phase: String) -> DriveView {
+        DriveView {
+            phase,
+            levels: Vec::new(),
+            nodes: Vec::new(),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    /// Sets what the view shows of node `n`.
+    pub fn set(&mut self, n: NodeRef, state: &str, prover: Option<String>, attempt: u32) {
+        if let Some(v) = self.node_mut(n) {
+            v.state = state.into();
+            v.prover = prover;
+            v.attempt = attempt;
+        }
+    }
+
+    /// The attempt the view shows for node `n`.
+    pub fn attempt(&self, n: NodeRef) -> u32 {
+        self.nodes
+            .iter()
+            .find(|v| v.level == n.level && v.index == n.index)
+            .map_or(0, |v| v.attempt)
+    }
+
+    fn node_mut(&mut self, n: NodeRef) -> Option<&mut NodeView> {
+        self.nodes
+            .iter_mut()
+            .find(|v| v.level == n.level && v.index == n.index)
+    }
 }

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use nexus_compute::progress::{DriveView, NodeView};
+use nexus_compute::drive::{lease, Drive, DriveProver, Outputs};
+use nexus_compute::progress::DriveView;
 use nexus_compute::zkvm::{NodeProof, UniversalProof};
-use nexus_compute::{driver, Action, Input, JobId, NodeRef, Progress, ProverId, Schedule};
+use nexus_compute::{driver, JobId, NodeRef, ProverId};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
 use nexus_storage::ledger::{
@@ -29,10 +30,6 @@ use super::prover::{prove_requested, Asker};
 use super::{prover_id, provers, Prover};
 use crate::daemon::{http, submit, Node};
 
-/// Blocks a prover has for one node before it moves on.
-const ATTEMPT_BLOCKS: u64 = 1200;
-/// Blocks a driver has for a job before the next orchestrator takes over.
-const DRIVER_LEASE_BLOCKS: u64 = 3600;
 /// Blocks a closed job's view is still shown (and served to peers) after it closed.
 const VIEW_KEPT_BLOCKS: u64 = 7200;
 /// Blocks between two sweeps of the journal for the proofs of closed jobs.
@@ -103,7 +100,7 @@ pub(crate) async fn drive_loop(node: Arc<Node>) {
 
 /// The orchestrator among `orchestrators` whose lease on job `id` covers `height`: it
 /// drives the job then (the rendezvous ranking of `nexus_compute::driver`, a new one each
-/// [`DRIVER_LEASE_BLOCKS`] blocks without a result).
+/// [`nexus_compute::drive::DRIVER_LEASE_BLOCKS`] blocks without a result).
 fn driver_at<'a>(
     orchestrators: &'a [Prover],
     id: &Digest,
@@ -111,8 +108,7 @@ fn driver_at<'a>(
     height: u64,
 ) -> Option<&'a Prover> {
     let ids: Vec<ProverId> = orchestrators.iter().map(|o| o.id).collect();
-    let lease = (height.saturating_sub(job.submitted) / DRIVER_LEASE_BLOCKS) as u32;
-    let chosen = driver(&JobId(id.0), &ids, lease)?;
+    let chosen = driver(&JobId(id.0), &ids, lease(job.submitted, height))?;
     orchestrators.iter().find(|o| o.id == chosen)
 }
 
@@ -204,11 +200,11 @@ async fn drive(node: &Arc<Node>, id: Digest) -> Result<()> {
     anchor(node, id, &prepared, proof, &record).await
 }
 
-/// Proves the root of `prepared`'s tree: the nodes of `kept` that check out count as
-/// proven (by the prover `record` names) and the failures `record` counted go on counting,
-/// the schedule hands out the rest, every proof that comes back is checked (and kept) with
-/// its receipt before the schedule hears of it, and the record is kept after every change.
-/// Returns the root's proof and the record: who proved what, with their receipts.
+/// Proves the root of `prepared`'s tree by the rules of [`Drive`]: the nodes of `kept`
+/// that check out count as proven (by the prover `record` names), every proof that comes
+/// back is checked (and kept) with its receipt before the drive hears of it, and the record
+/// is kept whenever the drive says it changed. Returns the root's proof and the record:
+/// who proved what, with their receipts.
 async fn prove_root(
     node: &Arc<Node>,
     zkvm: &Arc<nexus_compute::zkvm::Zkvm>,
@@ -216,7 +212,7 @@ async fn prove_root(
     id: Digest,
     height: u64,
     kept: BTreeMap<NodeRef, Vec<u8>>,
-    mut record: DriveRecord,
+    record: DriveRecord,
 ) -> Result<(NodeProof, DriveRecord)> {
     let tip = node.store.tip().context("no chain")?;
     let (delegators, orchestrators) = provers(&tip.ledger);
@@ -225,148 +221,111 @@ async fn prove_root(
         .chain(&orchestrators)
         .map(|p| (p.id, (p.peer, p.account)))
         .collect();
-    let account_of = |p: &ProverId| peers.get(p).map(|(_, a)| a.to_string());
     let me = node.account.public();
     let chain = tip.ledger.chain();
-    // Receipts of proofs checked, until the schedule counts the node proven by them.
-    let mut arrived: HashMap<(NodeRef, ProverId), Signature> = HashMap::new();
-    let mut view = new_view(prepared);
-    let mut proofs: BTreeMap<NodeRef, NodeProof> = BTreeMap::new();
+    let mut usable = BTreeMap::new();
     for (n, bytes) in kept {
         if !prepared.tree.contains(n) {
             continue;
         }
         match checked(zkvm, prepared, n, bytes).await {
             Ok(proof) => {
-                set_node(&mut view, n, "proven", record.proven_by.get(&n).cloned(), 0);
-                proofs.insert(n, proof);
+                usable.insert(n, proof);
             }
             Err(why) => tracing::warn!(job = %id, node = ?n, "a kept proof is not usable: {why}"),
         }
     }
-    record.proven_by.retain(|n, _| proofs.contains_key(n));
-    record.receipts.retain(|n, _| proofs.contains_key(n));
-    if !proofs.is_empty() {
-        tracing::info!(job = %id, kept = proofs.len(), "resuming with kept proofs");
+    if !usable.is_empty() {
+        tracing::info!(job = %id, kept = usable.len(), "resuming with kept proofs");
     }
-    let progress = Progress {
-        proven: proofs.keys().copied().collect(),
-        failures: record.failures.clone(),
-    };
-    let (mut schedule, mut actions) = Schedule::start(
+    let (mut drive, mut out) = Drive::start(
         JobId(id.0),
         prepared.tree.clone(),
-        delegators.iter().map(|p| p.id).collect(),
-        orchestrators.iter().map(|p| p.id).collect(),
-        ATTEMPT_BLOCKS,
+        &drive_provers(&delegators),
+        &drive_provers(&orchestrators),
         height,
-        &progress,
+        usable,
+        record,
     )?;
     let (outcomes, mut answers) = mpsc::channel::<Outcome>(64);
     let mut blocks = node.new_block.subscribe();
-    view.phase = "proving".into();
     loop {
-        let mut done = false;
-        let mut recorded = false;
-        for action in actions.drain(..) {
-            match action {
-                Action::Assign {
-                    node: n,
-                    to,
-                    attempt,
-                    ..
-                } => {
-                    let (peer, account) = peers.get(&to).copied().context("unknown prover")?;
-                    set_node(&mut view, n, "assigned", Some(account.to_string()), attempt);
-                    let children = prepared
-                        .tree
-                        .children(n)
-                        .iter()
-                        .map(|c| proofs.get(c).map(NodeProof::to_bytes))
-                        .collect::<Option<Vec<_>>>()
-                        .context("a child of an assigned node has no proof")?;
-                    ask(node, id, n, to, peer, children, outcomes.clone());
-                }
-                Action::Proven { node: n, by } => {
-                    let account = account_of(&by);
-                    let attempt = attempt_of(&view, n);
-                    set_node(&mut view, n, "proven", account.clone(), attempt);
-                    if let Some(account) = account {
-                        record.proven_by.insert(n, account);
-                    }
-                    if let Some(receipt) = arrived.remove(&(n, by)) {
-                        record.receipts.insert(n, receipt);
-                    }
-                    recorded = true;
-                }
-                Action::Failed {
-                    node: n,
-                    by,
-                    reason,
-                } => {
-                    let account = account_of(&by).unwrap_or_default();
-                    tracing::warn!(job = %id, node = ?n, prover = %account, ?reason, "prover failed a node");
-                    recorded = true;
-                }
-                Action::Ignored { .. } => {}
-                Action::Done => done = true,
-            }
+        for (n, to) in &out.asks {
+            let (peer, _) = peers.get(to).copied().context("unknown prover")?;
+            let children = drive
+                .children(*n)
+                .context("a child of an assigned node has no proof")?
+                .into_iter()
+                .map(NodeProof::to_bytes)
+                .collect();
+            ask(node, id, *n, *to, peer, children, outcomes.clone());
         }
-        view.failures = schedule
-            .failures()
-            .iter()
-            .map(|(p, n)| (account_of(p).unwrap_or_default(), *n))
-            .collect();
+        for (n, prover, reason) in &out.failed {
+            tracing::warn!(job = %id, node = ?n, %prover, ?reason, "prover failed a node");
+        }
         // On disk before it is shown: what the view shows proven survives a crash.
-        if recorded {
-            record.failures.clone_from(schedule.failures());
-            keep(node, &id, Keep::Record(record.clone())).await;
+        if out.record_changed {
+            keep(node, &id, Keep::Record(drive.record().clone())).await;
         }
-        publish(node, &id, &view);
-        if done {
+        publish(node, &id, drive.view());
+        if out.done {
             break;
         }
-        tokio::select! {
+        out = tokio::select! {
             Some((n, by, outcome)) = answers.recv() => {
-                let (proof, receipt) = match outcome {
-                    Ok((bytes, receipt)) => (checked(zkvm, prepared, n, bytes).await, receipt),
-                    Err(why) => (Err(why), None),
+                let outcome = match outcome {
+                    Ok((bytes, receipt)) => checked(zkvm, prepared, n, bytes)
+                        .await
+                        .map(|proof| (proof, receipt)),
+                    Err(why) => Err(why),
                 };
-                let valid = match proof {
-                    Ok(proof) => {
+                let outcome = match outcome {
+                    Ok((proof, receipt)) => {
                         let message = receipt_message(&chain, &id, &me, n);
-                        match (receipt, peers.get(&by)) {
-                            (Some(sig), Some((_, key))) if key.verify(&message.0, &sig) => {
-                                arrived.insert((n, by), sig);
+                        let receipt = match (receipt, peers.get(&by)) {
+                            (Some(sig), Some((_, key))) if key.verify(&message.0, &sig) => Some(sig),
+                            (None, _) => None,
+                            _ => {
+                                tracing::warn!(job = %id, node = ?n, "a proof came with a receipt that is not its prover's: it goes uncredited");
+                                None
                             }
-                            (None, _) => {}
-                            _ => tracing::warn!(job = %id, node = ?n, "a proof came with a receipt that is not its prover's: it goes uncredited"),
-                        }
+                        };
                         keep(node, &id, Keep::Node(n, proof.to_bytes())).await;
-                        proofs.insert(n, proof);
-                        true
+                        Ok((proof, receipt))
                     }
                     Err(why) => {
                         tracing::warn!(job = %id, node = ?n, "no usable proof: {why}");
-                        false
+                        Err(why)
                     }
                 };
                 let height = node.store.tip().map_or(height, |t| t.header.height.0);
-                actions = schedule.step(Input::Proof { node: n, by, valid, height });
+                drive.on_proof(n, by, outcome, height)
             }
-            _ = blocks.changed() => {
-                let Some(tip) = node.store.tip() else { continue };
-                if tip.ledger.job(&id).is_none_or(|j| j.state != JobState::Open) {
-                    bail!("the job closed meanwhile");
+            _ = blocks.changed() => match node.store.tip() {
+                None => Outputs::default(),
+                Some(tip) => {
+                    if tip.ledger.job(&id).is_none_or(|j| j.state != JobState::Open) {
+                        bail!("the job closed meanwhile");
+                    }
+                    drive.on_height(tip.header.height.0)
                 }
-                actions = schedule.step(Input::Tick { height: tip.header.height.0 });
-            }
-        }
+            },
+        };
     }
-    let root = proofs
-        .remove(&prepared.tree.root())
-        .context("the root is proven but its proof is missing")?;
-    Ok((root, record))
+    drive
+        .into_root()
+        .context("the root is proven but its proof is missing")
+}
+
+/// `provers` as the drive names them.
+fn drive_provers(provers: &[Prover]) -> Vec<DriveProver> {
+    provers
+        .iter()
+        .map(|p| DriveProver {
+            id: p.id,
+            account: p.account.to_string(),
+        })
+        .collect()
 }
 
 /// The credits a result carries: for every prover the ledger still lists, the nodes it
@@ -577,47 +536,7 @@ async fn checked(
     .map_err(|e| e.to_string())?
 }
 
-/// The view of `prepared`'s tree before anything is proven.
-fn new_view(prepared: &Prepared) -> DriveView {
-    let tree = &prepared.tree;
-    DriveView {
-        phase: String::new(),
-        levels: (0..tree.depth()).map(|l| tree.width(l)).collect(),
-        nodes: tree
-            .nodes()
-            .map(|n| NodeView {
-                level: n.level,
-                index: n.index,
-                state: "waiting".into(),
-                prover: None,
-                attempt: 0,
-            })
-            .collect(),
-        failures: BTreeMap::new(),
-    }
-}
-
-/// Sets what `view` shows of node `n`.
-fn set_node(view: &mut DriveView, n: NodeRef, state: &str, prover: Option<String>, attempt: u32) {
-    if let Some(v) = view
-        .nodes
-        .iter_mut()
-        .find(|v| v.level == n.level && v.index == n.index)
-    {
-        v.state = state.into();
-        v.prover = prover;
-        v.attempt = attempt;
-    }
-}
-
-/// The attempt `view` shows for node `n`.
-fn attempt_of(view: &DriveView, n: NodeRef) -> u32 {
-    view.nodes
-        .iter()
-        .find(|v| v.level == n.level && v.index == n.index)
-        .map_or(0, |v| v.attempt)
-}
-
+/// Shows `view` as this node's view of job `id`.
 fn publish(node: &Node, id: &Digest, view: &DriveView) {
     node.compute
         .drives
@@ -626,17 +545,15 @@ fn publish(node: &Node, id: &Digest, view: &DriveView) {
         .insert(*id, view.clone());
 }
 
+/// Sets what the view of job `id` says the driver is doing.
 fn set_phase(node: &Node, id: &Digest, phase: String) {
     let mut drives = node
         .compute
         .drives
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let view = drives.entry(*id).or_insert_with(|| DriveView {
-        phase: String::new(),
-        levels: Vec::new(),
-        nodes: Vec::new(),
-        failures: BTreeMap::new(),
-    });
-    view.phase = phase;
+    drives
+        .entry(*id)
+        .or_insert_with(|| DriveView::phase_only(String::new()))
+        .phase = phase;
 }

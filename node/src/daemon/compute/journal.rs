@@ -30,17 +30,8 @@ pub(crate) struct Kept {
     pub(crate) record: DriveRecord,
 }
 
-/// A driver's record of a job beside its proofs: the prover of each node proven, the
-/// receipts of those proven by others, and the failures counted per prover.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct DriveRecord {
-    /// The account key of the prover of each proven node.
-    pub(crate) proven_by: BTreeMap<NodeRef, String>,
-    /// The receipt of each node another prover proved (checked when it arrived).
-    pub(crate) receipts: BTreeMap<NodeRef, Signature>,
-    /// Failures per prover.
-    pub(crate) failures: BTreeMap<ProverId, u32>,
-}
+/// A driver's record of a job beside its proofs, with BLS receipts.
+pub(crate) type DriveRecord = nexus_compute::drive::DriveRecord<Signature>;
 
 /// [`DriveRecord`] as written: JSON objects take only string keys.
 #[derive(Serialize, Deserialize)]
@@ -54,56 +45,55 @@ struct RecordFile {
     failures: BTreeMap<String, u32>,
 }
 
-impl DriveRecord {
-    fn encode(&self) -> Vec<u8> {
-        let file = RecordFile {
-            proven_by: self
-                .proven_by
-                .iter()
-                .map(|(n, who)| (format!("{}-{}", n.level, n.index), who.clone()))
-                .collect(),
-            receipts: self
-                .receipts
-                .iter()
-                .map(|(n, sig)| (format!("{}-{}", n.level, n.index), hex::encode(sig.0)))
-                .collect(),
-            failures: self
-                .failures
-                .iter()
-                .map(|(p, count)| (hex::encode(p.0), *count))
-                .collect(),
-        };
-        serde_json::to_vec(&file).expect("a map of strings encodes")
-    }
+/// `record` as written to its file.
+fn encode_record(record: &DriveRecord) -> Vec<u8> {
+    let file = RecordFile {
+        proven_by: record
+            .proven_by
+            .iter()
+            .map(|(n, who)| (format!("{}-{}", n.level, n.index), who.clone()))
+            .collect(),
+        receipts: record
+            .receipts
+            .iter()
+            .map(|(n, sig)| (format!("{}-{}", n.level, n.index), hex::encode(sig.0)))
+            .collect(),
+        failures: record
+            .failures
+            .iter()
+            .map(|(p, count)| (hex::encode(p.0), *count))
+            .collect(),
+    };
+    serde_json::to_vec(&file).expect("a map of strings encodes")
+}
 
-    /// The record in `bytes`; entries that do not parse are dropped.
-    fn decode(bytes: &[u8]) -> DriveRecord {
-        let Ok(file) = serde_json::from_slice::<RecordFile>(bytes) else {
-            return DriveRecord::default();
-        };
-        DriveRecord {
-            proven_by: file
-                .proven_by
-                .into_iter()
-                .filter_map(|(n, who)| Some((parse_node(&n)?, who)))
-                .collect(),
-            receipts: file
-                .receipts
-                .into_iter()
-                .filter_map(|(n, sig)| {
-                    let bytes: [u8; 96] = hex::decode(sig).ok()?.try_into().ok()?;
-                    Some((parse_node(&n)?, Signature(bytes)))
-                })
-                .collect(),
-            failures: file
-                .failures
-                .into_iter()
-                .filter_map(|(p, count)| {
-                    let id: [u8; 32] = hex::decode(p).ok()?.try_into().ok()?;
-                    Some((ProverId(id), count))
-                })
-                .collect(),
-        }
+/// The record in `bytes`; entries that do not parse are dropped.
+fn decode_record(bytes: &[u8]) -> DriveRecord {
+    let Ok(file) = serde_json::from_slice::<RecordFile>(bytes) else {
+        return DriveRecord::default();
+    };
+    DriveRecord {
+        proven_by: file
+            .proven_by
+            .into_iter()
+            .filter_map(|(n, who)| Some((parse_node(&n)?, who)))
+            .collect(),
+        receipts: file
+            .receipts
+            .into_iter()
+            .filter_map(|(n, sig)| {
+                let bytes: [u8; 96] = hex::decode(sig).ok()?.try_into().ok()?;
+                Some((parse_node(&n)?, Signature(bytes)))
+            })
+            .collect(),
+        failures: file
+            .failures
+            .into_iter()
+            .filter_map(|(p, count)| {
+                let id: [u8; 32] = hex::decode(p).ok()?.try_into().ok()?;
+                Some((ProverId(id), count))
+            })
+            .collect(),
     }
 }
 
@@ -135,7 +125,7 @@ impl ProofJournal {
 
     /// Keeps `record` as `job`'s record, replacing the last one.
     pub(crate) fn keep_record(&self, job: &Digest, record: &DriveRecord) -> std::io::Result<()> {
-        write_whole(&self.job_dir(job), RECORD, &record.encode())
+        write_whole(&self.job_dir(job), RECORD, &encode_record(record))
     }
 
     /// What is kept for `job`; files that are not ours, too large or unreadable are skipped.
@@ -158,7 +148,7 @@ impl ProofJournal {
             if name == SEALED {
                 kept.sealed = Some(bytes);
             } else if name == RECORD {
-                kept.record = DriveRecord::decode(&bytes);
+                kept.record = decode_record(&bytes);
             } else if let Some(n) = parse_node_file(&name) {
                 kept.nodes.insert(n, bytes);
             }
