@@ -9,7 +9,7 @@
 //! knows the node set computes the same answer with no lookup, and a node joining or
 //! leaving moves only the groups it wins or loses.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use nexus_das::params::CELLS_PER_ROW;
 use nexus_das::Coord;
@@ -129,6 +129,54 @@ impl<N: AsRef<[u8]> + Clone + Eq> Custody<N> {
     pub fn holds(&self, node: &N, coord: Coord) -> bool {
         self.custodians(coord).any(|n| n == node)
     }
+
+    /// Every cell `node` keeps of a grid of `rows` extended rows: the whole columns of its
+    /// groups.
+    pub fn cells_of(&self, node: &N, rows: u32) -> Vec<Coord> {
+        self.groups_of(node)
+            .into_iter()
+            .flat_map(|g| self.params.columns(g).collect::<Vec<_>>())
+            .flat_map(|column| (0..rows).map(move |row| Coord { row, column }))
+            .collect()
+    }
+
+    /// How to fetch the cells at `coords` from `peers`: batches of at most `per_request`
+    /// cells of one custody group, each with the peers to ask in order — the group's
+    /// custodians among `peers` first, then every other peer in an order rotated by the
+    /// group, so that the load spreads when custodians are missing.
+    pub fn fetch_plan(
+        &self,
+        coords: &[Coord],
+        peers: &[N],
+        per_request: usize,
+    ) -> Vec<(Vec<N>, Vec<Coord>)> {
+        let mut by_group: BTreeMap<u16, Vec<Coord>> = BTreeMap::new();
+        for &c in coords {
+            by_group.entry(self.params.group_of(c)).or_default().push(c);
+        }
+        let mut batches = Vec::new();
+        for (group, cells) in by_group {
+            let mut order: Vec<N> = cells
+                .first()
+                .map(|&c| {
+                    self.custodians(c)
+                        .filter(|n| peers.contains(n))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let shift = usize::from(group) % peers.len().max(1);
+            for p in peers[shift..].iter().chain(&peers[..shift]) {
+                if !order.contains(p) {
+                    order.push(p.clone());
+                }
+            }
+            for batch in cells.chunks(per_request.max(1)) {
+                batches.push((order.clone(), batch.to_vec()));
+            }
+        }
+        batches
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +230,55 @@ mod tests {
             let before: HashSet<u16> = a.groups_of(node).into_iter().collect();
             assert!(grown.groups_of(node).iter().all(|g| before.contains(g)));
         }
+    }
+
+    #[test]
+    fn a_node_keeps_whole_columns_of_its_groups() {
+        let params = CustodyParams::DEFAULT;
+        let custody = Custody::new(params, 3, nodes(6));
+        let me = nodes(6)[2].clone();
+        let cells = custody.cells_of(&me, 8);
+        let groups = custody.groups_of(&me);
+        let columns_per_group = CELLS_PER_ROW / usize::from(params.groups);
+        assert_eq!(cells.len(), groups.len() * columns_per_group * 8);
+        assert!(cells.iter().all(|c| custody.holds(&me, *c) && c.row < 8));
+        assert!(custody.cells_of(&vec![9u8; 38], 8).is_empty());
+    }
+
+    #[test]
+    fn a_fetch_plan_asks_custodians_first_and_covers_every_cell_once() {
+        let params = CustodyParams::DEFAULT;
+        let all = nodes(6);
+        let custody = Custody::new(params, 3, all.clone());
+        // This node (the last) asks the five others.
+        let peers = &all[..5];
+        let coords: Vec<Coord> = (0..4)
+            .flat_map(|row| (0..CELLS_PER_ROW as u16).map(move |column| Coord { row, column }))
+            .collect();
+        let plan = custody.fetch_plan(&coords, peers, 10);
+        let mut covered: Vec<Coord> = plan.iter().flat_map(|(_, c)| c.clone()).collect();
+        covered.sort_by_key(|c| (c.row, c.column));
+        let mut expected = coords.clone();
+        expected.sort_by_key(|c| (c.row, c.column));
+        assert_eq!(covered, expected);
+        for (order, cells) in &plan {
+            assert!(cells.len() <= 10);
+            let group = params.group_of(cells[0]);
+            assert!(
+                cells.iter().all(|c| params.group_of(*c) == group),
+                "one group per batch"
+            );
+            assert_eq!(order.len(), peers.len(), "every peer is a fallback");
+            let custodians: Vec<&Vec<u8>> = custody
+                .custodians(cells[0])
+                .filter(|n| peers.contains(n))
+                .collect();
+            let first: Vec<&Vec<u8>> = order.iter().take(custodians.len()).collect();
+            assert_eq!(first, custodians, "custodians are asked first");
+        }
+        assert!(custody
+            .fetch_plan(&coords, &[], 10)
+            .iter()
+            .all(|(o, _)| o.is_empty()));
     }
 }

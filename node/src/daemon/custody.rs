@@ -2,7 +2,7 @@
 //! cells; every storage node keeps the cells of its custody groups, fetched from peers and
 //! verified against the block's DataRoot; and anyone's cell requests are answered.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,14 +82,7 @@ pub(crate) fn custody_at(node: &Node, nodes: &[Vec<u8>], height: Height) -> Cust
 
 /// The cells of a grid laid out as `layout` that this node keeps.
 pub(crate) fn wanted(custody: &Custody<Vec<u8>>, me: &[u8], layout: &CodeParams) -> Vec<Coord> {
-    let params = custody.params();
-    let rows = layout.extended_rows() as u32;
-    custody
-        .groups_of(&me.to_vec())
-        .into_iter()
-        .flat_map(|g| params.columns(g).collect::<Vec<_>>())
-        .flat_map(|column| (0..rows).map(move |row| Coord { row, column }))
-        .collect()
+    custody.cells_of(&me.to_vec(), layout.extended_rows() as u32)
 }
 
 /// Answers a cell request from memory (recent blocks encoded or reconstructed here) or
@@ -303,34 +296,18 @@ pub(crate) async fn fetch_verified(
     let mut nodes: Vec<Vec<u8>> = peers.iter().map(|p| p.to_bytes()).collect();
     nodes.push(node.net.peer_id().to_bytes());
     let custody = custody_at(node, &nodes, height);
-    let mut by_group: BTreeMap<u16, Vec<Coord>> = BTreeMap::new();
-    for &c in coords {
-        by_group
-            .entry(custody.params().group_of(c))
-            .or_default()
-            .push(c);
-    }
-    let mut batches: Vec<(Vec<PeerId>, Vec<Coord>)> = Vec::new();
-    for (group, cells) in by_group {
-        let mut order: Vec<PeerId> = cells
-            .first()
-            .map(|&c| custody.custodians(c).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|id| PeerId::from_bytes(id).ok())
-            .filter(|p| peers.contains(p))
-            .collect();
-        // The rest in an order that differs per group, to spread the load.
-        let shift = usize::from(group) % peers.len().max(1);
-        for p in peers[shift..].iter().chain(&peers[..shift]) {
-            if !order.contains(p) {
-                order.push(*p);
-            }
-        }
-        for batch in cells.chunks(MAX_CELLS_PER_REQUEST) {
-            batches.push((order.clone(), batch.to_vec()));
-        }
-    }
+    let peer_bytes: Vec<Vec<u8>> = peers.iter().map(|p| p.to_bytes()).collect();
+    let batches: Vec<(Vec<PeerId>, Vec<Coord>)> = custody
+        .fetch_plan(coords, &peer_bytes, MAX_CELLS_PER_REQUEST)
+        .into_iter()
+        .map(|(order, cells)| {
+            let order = order
+                .iter()
+                .filter_map(|id| PeerId::from_bytes(id).ok())
+                .collect();
+            (order, cells)
+        })
+        .collect();
     let banned: Mutex<HashSet<PeerId>> = Mutex::new(HashSet::new());
     let found: Vec<Vec<Sample>> = futures::stream::iter(batches)
         .map(|(order, batch)| fetch_batch(node, (height, data), order, batch, &banned))
