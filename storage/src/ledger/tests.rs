@@ -692,3 +692,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn credits_for_receipts_are_what_the_ledger_accepts_and_skip_unlisted_provers() {
+    let mut s = genesis(4);
+    for i in [1, 2] {
+        let offer = TxKind::OfferCompute {
+            delegator: true,
+            orchestrator: false,
+            node: vec![i],
+        };
+        apply(&mut s, i, offer).expect("offer");
+    }
+    let job = Digest::of(&[b"a job"]);
+    let anchorer = pk(4);
+    let node = |level: u16, index: u32| nexus_compute::NodeRef { level, index };
+    let receipt = |i: u8, n: nexus_compute::NodeRef| {
+        let message = receipt_message(&s.chain(), &job, &anchorer, n);
+        (n, pk(i), key(i).sign(&message.0))
+    };
+    // Prover 3 offers no compute: its receipt earns nothing.
+    let receipts = vec![
+        receipt(2, node(0, 1)),
+        receipt(1, node(1, 0)),
+        receipt(1, node(0, 0)),
+        receipt(3, node(0, 2)),
+    ];
+    let credits = s.credits_for(receipts);
+    let mut provers = vec![pk(1), pk(2)];
+    provers.sort();
+    assert_eq!(
+        credits.iter().map(|c| c.prover).collect::<Vec<_>>(),
+        provers,
+        "listed provers only, in account order"
+    );
+    for credit in &credits {
+        assert!(
+            credit.nodes.windows(2).all(|w| w[0] < w[1]),
+            "nodes in order"
+        );
+        let messages: Vec<Digest> = credit
+            .nodes
+            .iter()
+            .map(|n| receipt_message(&s.chain(), &job, &anchorer, *n))
+            .collect();
+        let refs: Vec<&[u8]> = messages.iter().map(|m| &m.0[..]).collect();
+        assert!(credit.prover.verify_aggregate(&refs, &credit.signature));
+    }
+    let of_1 = credits
+        .iter()
+        .find(|c| c.prover == pk(1))
+        .expect("prover 1");
+    assert_eq!(of_1.nodes, vec![node(0, 0), node(1, 0)]);
+    assert!(s.credits_for(Vec::new()).is_empty());
+}

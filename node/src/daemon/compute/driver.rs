@@ -17,10 +17,7 @@ use nexus_compute::zkvm::{NodeProof, UniversalProof};
 use nexus_compute::{driver, JobId, NodeRef, ProverId};
 use nexus_net::protocol::proofs::{ProveRequest, ProveResponse};
 use nexus_net::PeerId;
-use nexus_storage::ledger::{
-    receipt_message, ComputeJob, Credit, JobState, LedgerState, TxKind, MAX_CREDITED_NODES,
-    MAX_CREDITS,
-};
+use nexus_storage::ledger::{receipt_message, ComputeJob, Credit, JobState, LedgerState, TxKind};
 use nexus_storage::{Digest, PublicKey, Signature};
 use tokio::sync::mpsc;
 
@@ -328,40 +325,13 @@ fn drive_provers(provers: &[Prover]) -> Vec<DriveProver> {
         .collect()
 }
 
-/// The credits a result carries: for every prover the ledger still lists, the nodes it
-/// proved for this driver with their receipts aggregated, in the order the ledger takes
-/// them; provers beyond [`MAX_CREDITS`] or nodes beyond [`MAX_CREDITED_NODES`] go
-/// uncredited (their shares stay with the driver).
+/// The credits a result carries: the nodes `record` holds receipts of, by their provers,
+/// as the ledger at the tip takes them ([`LedgerState::credits_for`]).
 fn credits(record: &DriveRecord, ledger: &LedgerState) -> Vec<Credit> {
-    let mut by_prover: BTreeMap<PublicKey, Vec<(NodeRef, Signature)>> = BTreeMap::new();
-    for (n, receipt) in &record.receipts {
-        let Some(account) = record
-            .proven_by
-            .get(n)
-            .and_then(|a| a.parse::<PublicKey>().ok())
-        else {
-            continue;
-        };
-        if ledger.prover(&account).is_none() {
-            continue;
-        }
-        by_prover.entry(account).or_default().push((*n, *receipt));
-    }
-    let mut budget = MAX_CREDITED_NODES;
-    let mut out = Vec::new();
-    for (prover, mut nodes) in by_prover.into_iter().take(MAX_CREDITS) {
-        nodes.truncate(budget);
-        budget -= nodes.len();
-        let Some(signature) = nexus_consensus::keys::aggregate(nodes.iter().map(|(_, s)| s)) else {
-            continue;
-        };
-        out.push(Credit {
-            prover,
-            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
-            signature,
-        });
-    }
-    out
+    ledger.credits_for(record.receipts.iter().filter_map(|(n, receipt)| {
+        let prover = record.proven_by.get(n)?.parse::<PublicKey>().ok()?;
+        Some((*n, prover, *receipt))
+    }))
 }
 
 /// The kept sealed proof, if it verifies for this job's program and public value.

@@ -7,6 +7,8 @@
 //! Every verdict here is a function of the transaction and the state: the memos below only
 //! skip recomputing a verification whose every input is in their key.
 
+use std::collections::BTreeMap;
+
 use nexus_compute::{
     binding::{beneficiary, public_value},
     NodeRef, ProofTree, TreeShape,
@@ -15,7 +17,7 @@ use nexus_consensus::ChainTag;
 
 use super::{add, LedgerEvent, LedgerState};
 use crate::blob::BlobId;
-use crate::keys::PublicKey;
+use crate::keys::{PublicKey, Signature};
 use crate::ledger::tx::{Transaction, TxError, TxKind, MAX_PROGRAM_BYTES};
 use crate::ledger::types::{
     Amount, ComputeJob, ComputeProver, Credit, JobResult, JobState, Payout,
@@ -355,6 +357,39 @@ impl LedgerState {
             .verify_universal(proof, job.program_commit, expected)
             .map_err(TxError::BadProof)?;
         self.check_credits(id, job, sender, credits)
+    }
+
+    /// The credits a result may carry for `receipts` (a node, its prover, the prover's
+    /// checked receipt): per prover this ledger lists, its nodes in order with their
+    /// receipts aggregated, provers in account order — what [`Self::check_credits`]
+    /// accepts. Provers beyond [`MAX_CREDITS`] and nodes beyond [`MAX_CREDITED_NODES`] go
+    /// uncredited (their shares stay with the anchorer).
+    pub fn credits_for(
+        &self,
+        receipts: impl IntoIterator<Item = (NodeRef, PublicKey, Signature)>,
+    ) -> Vec<Credit> {
+        let mut by_prover: BTreeMap<PublicKey, BTreeMap<NodeRef, Signature>> = BTreeMap::new();
+        for (node, prover, receipt) in receipts {
+            if self.provers.contains_key(&prover) {
+                by_prover.entry(prover).or_default().insert(node, receipt);
+            }
+        }
+        let mut budget = MAX_CREDITED_NODES;
+        let mut credits = Vec::new();
+        for (prover, nodes) in by_prover.into_iter().take(MAX_CREDITS) {
+            let nodes: Vec<(NodeRef, Signature)> = nodes.into_iter().take(budget).collect();
+            let Some(signature) = nexus_consensus::keys::aggregate(nodes.iter().map(|(_, s)| s))
+            else {
+                continue;
+            };
+            budget -= nodes.len();
+            credits.push(Credit {
+                prover,
+                nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+                signature,
+            });
+        }
+        credits
     }
 
     /// Credits name registered provers once each, in account order; nodes of the job's
