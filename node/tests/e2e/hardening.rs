@@ -1,12 +1,11 @@
 //! Abuse and load with real `nexus` processes on loopback: many concurrent puts through
 //! one node.
 
-mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const PUTS: usize = 40;
 

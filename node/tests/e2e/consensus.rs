@@ -5,11 +5,10 @@
 //! block's data never gets that block finalized, and light clients never call it
 //! available.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Validators of the test network.
 const VALIDATORS: usize = 4;

@@ -3,7 +3,6 @@
 //! every custodian of at least a quarter of the cells (and the proposer, which holds the
 //! whole encoding in memory) has been stopped.
 
-mod support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
-use support::*;
+use crate::support::*;
 
 const NODES: usize = 8;
 const BLOB: usize = 3 << 20;

@@ -1,13 +1,12 @@
 //! The CLI's and the HTTP API's answers to bad input, missing data and full disks, on a
 //! real node process; and `nexus devnet` started and stopped as a user would.
 
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()

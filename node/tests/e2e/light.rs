@@ -1,14 +1,13 @@
 //! Season ∞ end to end: blocks carry KZG-committed data, storage nodes keep their custody
 //! cells, and light clients (`nexus light`) sample every block and report it available.
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// A `nexus light` process whose report lines go to a file.
 /// Custody fetched only once blocks are final: what a withholding uploader then holds back

@@ -1,12 +1,11 @@
 //! Storage season 2 end to end: a blob stored with the `erasure` policy is spread as k+m
 //! shards over distinct providers of one orchestrator, and survives losing any m of them.
 
-mod support;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// These tests run a dozen processes each; one at a time keeps their timing honest on
 /// two cores.

@@ -3,7 +3,6 @@
 //! before any byte, bounded per client and in all, usable only by the client that opened
 //! them, and refuse bytes at the wrong offset or beyond the declared size.
 
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// A TCP proxy to a node's API that cuts the first `PATCH` after `cut` bytes of it (as a
 /// dropped connection would) and passes everything else.

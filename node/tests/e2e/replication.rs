@@ -2,11 +2,10 @@
 //! every block, recover from crashes, survive peers that serve corrupted chunks, and free
 //! what expired blobs held.
 
-mod support;
 
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const CHUNK: usize = 256 * 1024;
 

@@ -1,11 +1,10 @@
 //! The season-2 ledger on real node processes: orchestrators, providers, transfers, clear
 //! rejections, and every node reaching the proposer's state root for the same blocks.
 
-mod support;
 
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
