@@ -1,7 +1,6 @@
 //! The CLI's and the HTTP API's answers to bad input, missing data and full disks, on a
 //! real node process; and `nexus devnet` started and stopped as a user would.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

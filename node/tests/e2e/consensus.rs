@@ -5,7 +5,6 @@
 //! block's data never gets that block finalized, and light clients never call it
 //! available.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

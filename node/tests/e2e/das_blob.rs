@@ -3,14 +3,13 @@
 //! every custodian of at least a quarter of the cells (and the proposer, which holds the
 //! whole encoding in memory) has been stopped.
 
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::*;
 use nexus_net::PeerId;
 use nexus_sampler::{Custody, CustodyParams};
-use crate::support::*;
 
 const NODES: usize = 8;
 const BLOB: usize = 3 << 20;

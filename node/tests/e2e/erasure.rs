@@ -1,7 +1,6 @@
 //! Storage season 2 end to end: a blob stored with the `erasure` policy is spread as k+m
 //! shards over distinct providers of one orchestrator, and survives losing any m of them.
 
-
 use std::sync::Mutex;
 use std::time::Duration;
 

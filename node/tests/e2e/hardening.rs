@@ -1,7 +1,6 @@
 //! Abuse and load with real `nexus` processes on loopback: many concurrent puts through
 //! one node.
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

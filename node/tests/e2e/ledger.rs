@@ -1,7 +1,6 @@
 //! The season-2 ledger on real node processes: orchestrators, providers, transfers, clear
 //! rejections, and every node reaching the proposer's state root for the same blocks.
 
-
 use std::time::Duration;
 
 use crate::support::*;

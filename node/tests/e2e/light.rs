@@ -1,7 +1,6 @@
 //! Season ∞ end to end: blocks carry KZG-committed data, storage nodes keep their custody
 //! cells, and light clients (`nexus light`) sample every block and report it available.
 
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;

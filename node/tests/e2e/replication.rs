@@ -2,7 +2,6 @@
 //! every block, recover from crashes, survive peers that serve corrupted chunks, and free
 //! what expired blobs held.
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -3,7 +3,6 @@
 //! before any byte, bounded per client and in all, usable only by the client that opened
 //! them, and refuse bytes at the wrong offset or beyond the declared size.
 
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
